@@ -1,0 +1,83 @@
+"""The unit of work that flows through the pipeline: one partition of source images and the samples made
+from them, plus what each stage kept, dropped and why. Operators turn a WorkBatch into a WorkBatch."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from datagen.schema import Sample
+
+
+@dataclass
+class SourceImage:
+    uri: str
+    source_id: str  # content digest of the raw bytes
+    image: np.ndarray  # HxWx3 uint8 RGB, already limited to max_side
+    caption: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)  # original size, format, ...
+
+
+@dataclass
+class StageStats:
+    seconds: float = 0.0
+    items_in: int = 0
+    samples_out: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (not errors: e.g. "no person")
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def merge(self, other: "StageStats") -> None:
+        self.seconds += other.seconds
+        self.items_in += other.items_in
+        self.samples_out += other.samples_out
+        for k, v in other.skipped.items():
+            self.skip(k, v)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 4), "items_in": self.items_in, "samples_out": self.samples_out, "skipped": dict(self.skipped)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "StageStats":
+        return cls(d.get("seconds", 0.0), d.get("items_in", 0), d.get("samples_out", 0), dict(d.get("skipped", {})))
+
+
+@dataclass
+class QuarantineRow:
+    uri: str
+    reason: str
+    stage: str
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"uri": self.uri, "reason": self.reason, "stage": self.stage, "detail": self.detail}
+
+
+@dataclass
+class WorkBatch:
+    partition: str  # e.g. "img-00012": names its shards and its done-marker
+    spec: dict[str, Any]  # what the partition holds before decoding (URIs, tar slice, pairs, ...)
+    seed: int
+    recipe: str  # recipe fingerprint, part of every sample key
+    items: list[SourceImage] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    quarantine: list[QuarantineRow] = field(default_factory=list)
+    stats: dict[str, StageStats] = field(default_factory=dict)
+
+    def stage(self, name: str) -> StageStats:
+        if name not in self.stats:
+            self.stats[name] = StageStats()
+        return self.stats[name]
+
+    def rng(self, *parts: Any) -> np.random.Generator:
+        """A generator seeded by the recipe seed and `parts` (e.g. source id and operator name): the same
+        inputs and recipe give the same random choices, whatever partition or worker they land on."""
+        return np.random.default_rng(derive_seed(self.seed, *parts))
+
+
+def derive_seed(seed: int, *parts: Any) -> int:
+    h = hashlib.sha256(repr((seed,) + parts).encode()).digest()
+    return int.from_bytes(h[:8], "little")

@@ -1,0 +1,228 @@
+"""Recipes: YAML files validated into typed config, with `key=value` overrides.
+A bad recipe fails before any work, naming the key, the value and what is allowed."""
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A recipe problem; the message names the key, the value and what is allowed."""
+
+
+class Section(BaseModel):
+    """Base of every config class: unknown keys are errors, and defaults live here, not in recipes."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(Section):
+    path: str = Field("builtin:photos", description="folder, tar (or folder of tars), parquet/CSV list, fsspec URI, or builtin:photos")
+    format: Literal["auto", "folder", "tar", "parquet", "csv", "builtin"] = "auto"
+    path_column: str = "path"
+    caption_column: Optional[str] = "caption"
+    extensions: list[str] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+    max_pixels: int = Field(64_000_000, gt=0, description="decompression-bomb cap on width*height before decoding")
+    max_bytes: int = Field(64 << 20, gt=0, description="largest encoded file accepted")
+    min_side: int = Field(64, ge=1)
+    max_aspect: float = Field(4.0, ge=1.0)
+    max_side: int = Field(1024, ge=16, description="decoded images are downscaled so their long side is at most this")
+    images_per_partition: int = Field(32, ge=1, description="images per unit of work; one partition -> one or more shards")
+    limit: Optional[int] = Field(None, ge=1, description="use only the first N inputs (after sorting)")
+
+
+class OutputConfig(Section):
+    dir: str = "out/demo"
+    samples_per_shard: int = Field(1000, ge=1)
+    target_shard_mb: float = Field(512, gt=0)
+    image_format: Literal["jpg", "png", "webp"] = "jpg"
+    jpeg_quality: int = Field(95, ge=1, le=100)
+
+
+class RuntimeConfig(Section):
+    executor: Literal["ray", "local"] = Field("ray", description="ray: Ray Data streaming; local: the same stages in a plain loop")
+    address: Optional[str] = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
+    num_cpus: Optional[int] = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
+    progress: bool = True
+    max_task_retries: int = Field(3, ge=0, description="retries of a failed partition before its error is recorded")
+
+
+class Recipe(Section):
+    name: str = "datagen"
+    seed: int = 0
+    input: InputConfig = InputConfig()
+    output: OutputConfig = OutputConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    # operator name -> that operator's config (validated against the operator registry)
+    operators: dict[str, Any] = {}
+    # further sections (instructions, pairing, lcu, ...) registered by their modules
+    sections: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    def section(self, name: str) -> Any:
+        return self.sections[name]
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the samples (not where they go or how they are executed)."""
+        d = self.model_dump(mode="json", exclude={"output": {"dir"}, "runtime": True})
+        d["input"].pop("path", None)
+        d["operators"] = {k: v.model_dump(mode="json") for k, v in self.operators.items()}
+        d["sections"] = {k: v.model_dump(mode="json") for k, v in sorted(self.sections.items())}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_SECTIONS: dict[str, type[Section]] = {}
+
+
+def register_section(name: str, cls: type[Section]) -> type[Section]:
+    """Modules add top-level recipe sections (for example `instructions`, `pairing`) with their own config class."""
+    if name in Recipe.model_fields or (name in _SECTIONS and _SECTIONS[name] is not cls):
+        raise ValueError(f"recipe section {name!r} is already defined")
+    _SECTIONS[name] = cls
+    return cls
+
+
+def registered_sections() -> dict[str, type[Section]]:
+    from datagen import registry
+
+    registry.discover()
+    return dict(_SECTIONS)
+
+
+# YAML ------------------------------------------------------------------------------------------------------
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that also refuses explicit tags (!foo, !!python/...): recipes are plain data."""
+
+
+def _refuse_tag(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> Any:
+    raise ConfigError(f"YAML tags are not allowed in recipes: {node.tag!r} at line {node.start_mark.line + 1}")
+
+
+_StrictLoader.add_multi_constructor("!", _refuse_tag)
+_StrictLoader.add_multi_constructor("tag:yaml.org,2002:python/", _refuse_tag)
+
+
+def load_yaml(text: str, origin: str = "<recipe>") -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{origin}: not valid YAML: {e}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.sub=value")
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r} has an empty key")
+    value = load_yaml(raw, f"override {key}") if raw.strip() else ""
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = raw
+        for k in keys[:-1]:
+            nxt = node.get(k)
+            if nxt is None:
+                nxt = node[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {k!r} is a value, not a section")
+            node = nxt
+        node[keys[-1]] = value
+    return raw
+
+
+# Validation with readable errors ----------------------------------------------------------------------------
+def _allowed(cls: type[BaseModel], loc: tuple) -> str:
+    """Describe what is allowed at `loc` inside `cls`: the field's type, or the known keys of a section."""
+    model: Any = cls
+    for part in loc[:-1]:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return ""
+        model = fields[part].annotation
+        model = next((a for a in typing.get_args(model) if isinstance(a, type) and issubclass(a, BaseModel)), model)
+    fields = getattr(model, "model_fields", None)
+    if not fields:
+        return ""
+    last = loc[-1]
+    if last in fields:
+        ann = fields[last].annotation
+        desc = fields[last].description
+        return f"expected {_type_name(ann)}" + (f" ({desc})" if desc else "")
+    return "allowed keys: " + ", ".join(k for k in fields if k != "sections")
+
+
+def _type_name(ann: Any) -> str:
+    origin = typing.get_origin(ann)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(ann))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", object)):
+        return " or ".join(_type_name(a) for a in typing.get_args(ann))
+    return getattr(ann, "__name__", str(ann))
+
+
+def validate_section(cls: type[BaseModel], data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}: expected a mapping of keys, got {data!r}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            key = ".".join([prefix, *map(str, loc)]) if prefix else ".".join(map(str, loc))
+            value = err.get("input")
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                lines.append(f"{key}: unknown key; {_allowed(cls, loc)}")
+            else:
+                allowed = _allowed(cls, loc)
+                lines.append(f"{key}={value!r}: {msg}" + (f"; {allowed}" if allowed else ""))
+        raise ConfigError("invalid recipe:\n  " + "\n  ".join(lines)) from None
+
+
+def build_recipe(raw: dict[str, Any]) -> Recipe:
+    from datagen import registry
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a recipe is a mapping of sections, got {type(raw).__name__}")
+    raw = dict(raw)
+    sections = registered_sections()
+    section_data = {name: raw.pop(name) for name in list(raw) if name in sections}
+    operators_raw = raw.pop("operators", None) or {}
+    recipe = validate_section(Recipe, raw, "")
+    if not isinstance(operators_raw, dict):
+        raise ConfigError(f"operators: expected a mapping of operator name -> config, got {operators_raw!r}")
+    ops = {}
+    known = registry.operator_names()
+    for name, data in operators_raw.items():
+        if name not in known:
+            raise ConfigError(f"operators.{name}: unknown operator; allowed: {', '.join(sorted(known))}")
+        ops[name] = validate_section(registry.get_operator(name).Config, data, f"operators.{name}")
+    recipe.operators = ops
+    recipe.sections = {name: validate_section(cls, section_data.get(name), name) for name, cls in sorted(sections.items())}
+    return recipe
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"recipe file {str(p)!r} does not exist")
+        raw = load_yaml(p.read_text(), str(p)) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: a recipe is a mapping of sections")
+    raw = apply_overrides(raw, overrides or [])
+    return build_recipe(raw)

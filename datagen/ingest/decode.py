@@ -1,0 +1,110 @@
+"""Decode one input into an RGB array under limits: a byte cap, a pixel cap checked before decoding
+(decompression bombs), a minimum side and a maximum aspect ratio; EXIF orientation applied; CMYK, 16-bit,
+alpha, palette and animated inputs converted to 8-bit RGB. A refused input raises RejectedInput(reason)."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# We check pixel counts ourselves before decoding, with the recipe's cap and a quarantine reason.
+Image.MAX_IMAGE_PIXELS = None
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Stable reason codes: reviewers filter quarantine.parquet on them.
+EMPTY = "empty_file"
+TOO_MANY_BYTES = "file_too_large"
+NOT_AN_IMAGE = "not_an_image"
+TRUNCATED = "truncated_or_corrupt"
+TOO_MANY_PIXELS = "too_many_pixels"
+TOO_SMALL = "too_small"
+EXTREME_ASPECT = "extreme_aspect_ratio"
+UNREADABLE = "unreadable"
+UNSAFE_MEMBER = "unsafe_tar_member"
+
+
+class RejectedInput(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im)
+        # 16-bit data (PNG/TIFF) often arrives as mode I; scale by the container's range, not the content's
+        top = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        gray = np.clip(arr.astype(np.float32) * (255.0 / top), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        gray = ((arr - lo) / (hi - lo + 1e-12) * 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P":
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    min_side: int,
+    max_aspect: float,
+    max_side: int,
+) -> tuple[np.ndarray, dict]:
+    """Bytes -> (HxWx3 uint8 RGB limited to max_side, metadata). Raises RejectedInput."""
+    if len(data) == 0:
+        raise RejectedInput(EMPTY, "zero bytes")
+    if len(data) > max_bytes:
+        raise RejectedInput(TOO_MANY_BYTES, f"{len(data)} bytes > max_bytes {max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise RejectedInput(NOT_AN_IMAGE, "no image format recognised") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise RejectedInput(UNREADABLE, str(e)) from None
+    with im:
+        fmt = im.format or ""
+        w, h = im.size
+        if w * h > max_pixels:
+            raise RejectedInput(TOO_MANY_PIXELS, f"{w}x{h} = {w * h} pixels > max_pixels {max_pixels}")
+        n_frames = getattr(im, "n_frames", 1)
+        try:
+            if n_frames > 1:
+                im.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im.load()
+                im = ImageOps.exif_transpose(im)
+            rgb = _to_rgb(im)
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+            raise RejectedInput(TRUNCATED, str(e)) from None
+        mode = im.mode
+    h, w = rgb.shape[:2]
+    if min(w, h) < min_side:
+        raise RejectedInput(TOO_SMALL, f"{w}x{h}: shorter side < min_side {min_side}")
+    aspect = max(w, h) / min(w, h)
+    if aspect > max_aspect:
+        raise RejectedInput(EXTREME_ASPECT, f"{w}x{h}: aspect {aspect:.2f} > max_aspect {max_aspect}")
+    if max(w, h) > max_side:
+        s = max_side / max(w, h)
+        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    meta = {"format": fmt, "mode": mode, "orig_width": w, "orig_height": h, "frames": n_frames}
+    return np.ascontiguousarray(rgb), meta

@@ -1,0 +1,69 @@
+"""What every operator is: a plain class that turns a WorkBatch into a WorkBatch and knows nothing of Ray.
+It declares its resources and batch size; `setup` loads models once per worker; `process` does the work."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from datagen.batch import WorkBatch
+from datagen.config import Section
+
+log = logging.getLogger(__name__)
+
+
+class OperatorConfig(Section):
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of an operator needs. The runtime maps these onto Ray tasks or an actor pool."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    gpu_memory_gb: float = 0.0
+    batch_size: int = 16  # images per model call inside a partition
+    concurrency: int | None = None  # actors in the pool (None: as many as the cluster allows)
+
+
+class Operator:
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    Config: ClassVar[type[OperatorConfig]] = OperatorConfig
+    # True when the operator holds a model or other state worth loading once: it then runs as an actor pool.
+    stateful: ClassVar[bool] = False
+
+    def __init__(self, config: OperatorConfig | None = None, **context: Any):
+        self.config = config if config is not None else self.Config()
+        self.context = context  # recipe-level facts (seed, recipe fingerprint, ...), never models
+
+    def resources(self) -> Resources:
+        return Resources()
+
+    def setup(self) -> None:
+        """Load models; runs on the worker, never on the driver."""
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """Parameters recorded in every sample's provenance."""
+        return self.config.model_dump(mode="json", exclude={"enabled"})
+
+    def describe(self) -> str:
+        """One line for the logs: what algorithm or checkpoint this operator runs."""
+        return f"{self.name} v{self.version}"
+
+    def __call__(self, batch: WorkBatch) -> WorkBatch:
+        """Run `process` and account for it in the batch's per-stage stats."""
+        stats = batch.stage(self.name)
+        items_before = len(batch.items)
+        samples_before = len(batch.samples)
+        t0 = time.perf_counter()
+        out = self.process(batch)
+        stats.seconds += time.perf_counter() - t0
+        stats.items_in += items_before
+        stats.samples_out += len(out.samples) - samples_before
+        return out

@@ -1,0 +1,360 @@
+"""The data contract: Condition Units (CU), Long-context CUs (LCU), their webdataset layout and index columns.
+Every other module imports field names, member names and task names from here; nothing else defines them.
+
+A CU (ACE, arXiv 2410.00086) is ``{T, V}``: an instruction T and input frames ``[[I1;M1] ... [IN;MN]]``
+plus a target image. A mask is HxW uint8 where 255 means "edit this region"; a missing mask means all ones.
+An LCU is an ordered list of CU turns, history first and the current turn last.
+
+One webdataset sample per CU or LCU::
+
+    KEY.json                 the record below (schema, turns, provenance); no pickle members, ever
+    KEY.t0.in0.jpg           turn 0, input 0 (jpg/png/webp for photos; png for condition maps)
+    KEY.t0.in0.mask.png      its mask, only when it is not all ones
+    KEY.t0.target.jpg        turn 0 target (the last turn's target is the sample's target)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+SCHEMA_VERSION = "datagen.cu/1"
+
+# Member naming --------------------------------------------------------------------------------------------
+JSON_MEMBER = "json"
+PHOTO_FORMATS = ("jpg", "png", "webp")
+# Extensions that can never appear in a shard: they would be unpickled by some readers.
+FORBIDDEN_EXTENSIONS = ("pyd", "pickle", "pkl", "pth", "pt", "npy", "npz")
+
+# Frame roles decide the encoding: condition maps and masks are stored losslessly.
+ROLE_PHOTO = "photo"
+ROLE_CONDITION = "condition"
+ROLES = (ROLE_PHOTO, ROLE_CONDITION)
+
+# Directions of a task: a condition is used both ways (analysis: image -> map, generation: map -> image).
+DIRECTION_ANALYSIS = "analysis"
+DIRECTION_GENERATION = "generation"
+DIRECTION_EDIT = "edit"
+DIRECTION_REFERENCE = "reference"
+DIRECTION_TEXT = "text"
+DIRECTIONS = (DIRECTION_ANALYSIS, DIRECTION_GENERATION, DIRECTION_EDIT, DIRECTION_REFERENCE, DIRECTION_TEXT)
+
+KIND_CU = "cu"
+KIND_LCU = "lcu"
+
+
+def input_member(turn: int, index: int, ext: str) -> str:
+    return f"t{turn}.in{index}.{ext}"
+
+
+def input_mask_member(turn: int, index: int) -> str:
+    return f"t{turn}.in{index}.mask.png"
+
+
+def target_member(turn: int, ext: str) -> str:
+    return f"t{turn}.target.{ext}"
+
+
+def target_mask_member(turn: int) -> str:
+    return f"t{turn}.target.mask.png"
+
+
+# Tasks (ACE taxonomy) ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str  # ACE's task name; the value of the `task` field and index column
+    group: str  # one of TASK_GROUPS
+    direction: str
+
+
+TASK_GROUPS = (
+    "text_guided_generation",
+    "low_level_analysis",
+    "controllable_generation",
+    "semantic_editing",
+    "element_editing",
+    "repainting",
+    "layer_editing",
+    "reference_generation",
+    "multi_turn",
+)
+
+# condition id -> (analysis task name, generation task name). Names of analysis tasks follow ACE's code.
+CONDITION_TASKS: dict[str, tuple[str, str]] = {
+    "segmentation": ("Image Segmentation", "Segmentation-guided Generation"),
+    "depth": ("Depth Estimation", "Depth-guided Generation"),
+    "pose": ("Pose Estimation", "Pose-guided Generation"),
+    "mosaic": ("Mosaic", "Image Demosaicing"),
+    "degradation": ("Image Degradation", "Image Restoration"),
+    "grayscale": ("Grayscale", "Image Colorization"),
+    "canny": ("Edge map Extraction", "Edge-guided Generation"),
+    "doodle": ("Doodle Extraction", "Doodle-guided Generation"),
+    "contour": ("Contour Extraction", "Contour-guided Generation"),
+    "scribble": ("Scribble Extraction", "Scribble-guided Generation"),
+}
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(name: str, group: str, direction: str) -> TaskSpec:
+    if group not in TASK_GROUPS:
+        raise ValueError(f"task group {group!r} not in {TASK_GROUPS}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction {direction!r} not in {DIRECTIONS}")
+    spec = TASKS.get(name)
+    if spec is not None and spec != TaskSpec(name, group, direction):
+        raise ValueError(f"task {name!r} registered twice with different specs")
+    TASKS[name] = TaskSpec(name, group, direction)
+    return TASKS[name]
+
+
+for _cond, (_ana, _gen) in CONDITION_TASKS.items():
+    register_task(_ana, "low_level_analysis", DIRECTION_ANALYSIS)
+    register_task(_gen, "controllable_generation", DIRECTION_GENERATION)
+for _name, _group, _dir in (
+    ("Inpainting", "repainting", DIRECTION_EDIT),
+    ("Outpainting", "repainting", DIRECTION_EDIT),
+    ("Facial Editing", "semantic_editing", DIRECTION_EDIT),
+    ("Style Transfer", "semantic_editing", DIRECTION_EDIT),
+    ("Add Object", "element_editing", DIRECTION_EDIT),
+    ("Remove Object", "element_editing", DIRECTION_EDIT),
+    ("General Editing", "element_editing", DIRECTION_EDIT),
+    ("Reference Generation", "reference_generation", DIRECTION_REFERENCE),
+    ("Text-to-Image", "text_guided_generation", DIRECTION_TEXT),
+    ("Multi-turn Editing", "multi_turn", DIRECTION_EDIT),
+):
+    register_task(_name, _group, _dir)
+
+
+def condition_task(condition: str, direction: str) -> str:
+    """The ACE task name for a low-level condition used in one direction."""
+    analysis, generation = CONDITION_TASKS[condition]
+    if direction == DIRECTION_ANALYSIS:
+        return analysis
+    if direction == DIRECTION_GENERATION:
+        return generation
+    raise ValueError(f"condition direction must be analysis or generation, got {direction!r}")
+
+
+# Image indicators ------------------------------------------------------------------------------------------
+INDICATOR_RE = re.compile(r"\{image(\d?)\}")
+
+
+def indicators(text: str) -> list[str]:
+    """Indicators in order of appearance: '' for ``{image}``, '1'..'9' for ``{imageN}``."""
+    return INDICATOR_RE.findall(text)
+
+
+def indicator_problems(text: str, n_images: int) -> list[str]:
+    """Why the indicators of `text` do not fit a sample with `n_images` input images (empty when they do).
+
+    ``{image}`` is the current input and needs at least one input; ``{imageN}`` needs N <= n_images.
+    ``{image0}`` does not exist in ACE's convention.
+    """
+    problems = []
+    for ref in indicators(text):
+        if ref == "":
+            if n_images < 1:
+                problems.append("{image} used but the sample has no input image")
+        else:
+            n = int(ref)
+            if n < 1 or n > n_images:
+                problems.append(f"{{image{n}}} used but the sample has {n_images} input image(s)")
+    return problems
+
+
+def rewrite_history_indicator(text: str, turn_index: int) -> str:
+    """ACE's chat convention: in turn i>0 of a chain, an earlier turn's ``{image}`` becomes ``{image<i>}``."""
+    if turn_index <= 0:
+        return text
+    return text.replace("{image}", "{image%d}" % turn_index)
+
+
+# In-memory records -----------------------------------------------------------------------------------------
+@dataclass
+class Frame:
+    """One image of a CU with its mask. image: HxWx3 uint8 RGB; mask: HxW uint8 (255 = edit) or None = all ones."""
+
+    image: np.ndarray
+    mask: np.ndarray | None = None
+    role: str = ROLE_PHOTO
+
+    def __post_init__(self) -> None:
+        if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
+            raise ValueError(f"Frame.image must be HxWx3 uint8, got {self.image.dtype} {self.image.shape}")
+        if self.mask is not None:
+            if self.mask.dtype != np.uint8 or self.mask.shape != self.image.shape[:2]:
+                raise ValueError(
+                    f"Frame.mask must be HxW uint8 matching the image, got {self.mask.dtype} {self.mask.shape}"
+                )
+            if bool((self.mask == 255).all()):
+                self.mask = None  # all ones is the default; do not store it
+        if self.role not in ROLES:
+            raise ValueError(f"Frame.role must be one of {ROLES}, got {self.role!r}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+    def mask_or_ones(self) -> np.ndarray:
+        if self.mask is None:
+            return np.full(self.image.shape[:2], 255, np.uint8)
+        return self.mask
+
+
+@dataclass
+class Turn:
+    """One Condition Unit: instruction, ordered inputs (each with a mask), target, and what task made it."""
+
+    task: str
+    direction: str
+    inputs: list[Frame]
+    target: Frame
+    instruction: str = ""
+    instruction_method: str = ""  # template | llm_rewrite | captioner | mllm_difference | fallback_template
+    caption: str = ""  # a caption of the target, when known; the instruction stage may use it
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; known tasks: {sorted(TASKS)}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+
+
+@dataclass
+class Provenance:
+    """Where a sample came from and how: enough to reproduce it or drop everything one rule made."""
+
+    sources: list[str]  # source URIs, in input order
+    source_ids: list[str]  # content digests of the sources
+    operator: str
+    operator_version: str
+    params: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    recipe: str = ""  # recipe fingerprint
+    variant: int = 0  # index when one operator makes several samples from the same sources
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sources": list(self.sources),
+            "source_ids": list(self.source_ids),
+            "operator": self.operator,
+            "operator_version": self.operator_version,
+            "params": self.params,
+            "scores": self.scores,
+            "recipe": self.recipe,
+            "variant": self.variant,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Provenance":
+        return cls(
+            sources=list(d["sources"]),
+            source_ids=list(d["source_ids"]),
+            operator=d["operator"],
+            operator_version=d["operator_version"],
+            params=dict(d.get("params", {})),
+            scores={k: float(v) for k, v in d.get("scores", {}).items()},
+            recipe=d.get("recipe", ""),
+            variant=int(d.get("variant", 0)),
+        )
+
+
+@dataclass
+class Sample:
+    """A CU (one turn) or an LCU (several turns, history first). The last turn is the current one."""
+
+    turns: list[Turn]
+    provenance: Provenance
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.turns:
+            raise ValueError("a sample needs at least one turn")
+        if not self.key:
+            self.key = sample_key(self.provenance, [(t.task, t.direction) for t in self.turns])
+
+    @property
+    def kind(self) -> str:
+        return KIND_CU if len(self.turns) == 1 else KIND_LCU
+
+    @property
+    def current(self) -> Turn:
+        return self.turns[-1]
+
+    @property
+    def task(self) -> str:
+        return self.current.task
+
+    @property
+    def direction(self) -> str:
+        return self.current.direction
+
+    def n_images_visible(self, turn_index: int) -> int:
+        """Input images visible to a turn's instruction: all inputs of history turns plus its own."""
+        return sum(len(t.inputs) for t in self.turns[: turn_index + 1])
+
+    def indicator_problems(self) -> list[str]:
+        out = []
+        for i, t in enumerate(self.turns):
+            for p in indicator_problems(t.instruction, self.n_images_visible(i)):
+                out.append(f"turn {i}: {p}")
+        return out
+
+
+def sample_key(provenance: Provenance, turn_tasks: Iterable[tuple[str, str]]) -> str:
+    """Stable key from content and recipe: same sources, operator, parameters and recipe give the same key."""
+    payload = json.dumps(
+        {
+            "source_ids": provenance.source_ids,
+            "operator": provenance.operator,
+            "version": provenance.operator_version,
+            "params": provenance.params,
+            "recipe": provenance.recipe,
+            "variant": provenance.variant,
+            "turns": list(turn_tasks),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def content_id(data: bytes, name: str = "") -> str:
+    """Identity of a source image: its raw bytes and its name relative to the input root (so two copies under
+    different names are two sources, while moving the whole collection keeps every key)."""
+    return hashlib.sha1(data + b"\0" + name.encode()).hexdigest()
+
+
+# The parquet index -------------------------------------------------------------------------------------------
+INDEX_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("shard", pa.string()),
+        ("kind", pa.string()),
+        ("task", pa.string()),
+        ("task_group", pa.string()),
+        ("direction", pa.string()),
+        ("n_turns", pa.int32()),
+        ("n_inputs", pa.int32()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("instruction", pa.string()),
+        ("instruction_method", pa.string()),
+        ("sources", pa.list_(pa.string())),
+        ("operator", pa.string()),
+        ("operator_version", pa.string()),
+        ("params", pa.string()),  # JSON
+        ("scores", pa.string()),  # JSON
+        ("bytes", pa.int64()),
+    ]
+)
+INDEX_COLUMNS = tuple(INDEX_SCHEMA.names)
+
+QUARANTINE_SCHEMA = pa.schema([("uri", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("detail", pa.string())])

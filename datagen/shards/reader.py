@@ -1,0 +1,47 @@
+"""Read datagen shards back: iterate samples of a shard folder with upstream webdataset, decoded into Samples
+through the contract in datagen.schema. The same member dict that plain `webdataset.WebDataset(url)` yields."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import webdataset as wds
+
+from datagen.schema import Sample
+from datagen.shards.codec import decode_sample
+
+
+def shard_paths(root: str | Path) -> list[Path]:
+    """Completed shards only: a tar counts once its stats file (written last) exists."""
+    root = Path(root)
+    return sorted(p for p in root.glob("*.tar") if p.with_suffix(".stats.json").exists())
+
+
+def iter_raw(urls: list[str] | str) -> Iterator[dict]:
+    ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
+    yield from ds
+
+
+def iter_samples(root_or_urls: str | Path | list[str]) -> Iterator[Sample]:
+    if isinstance(root_or_urls, (str, Path)) and Path(root_or_urls).is_dir():
+        urls = [str(p) for p in shard_paths(root_or_urls)]
+    elif isinstance(root_or_urls, (str, Path)):
+        urls = [str(root_or_urls)]
+    else:
+        urls = list(root_or_urls)
+    if not urls:
+        return
+    for raw in iter_raw(urls):
+        yield decode_sample(raw)
+
+
+def read_index(root: str | Path) -> pa.Table:
+    """The concatenated parquet index of every completed shard in a folder."""
+    tables = [pq.read_table(p.with_suffix(".parquet")) for p in shard_paths(root)]
+    if not tables:
+        from datagen.schema import INDEX_SCHEMA
+
+        return INDEX_SCHEMA.empty_table()
+    return pa.concat_tables(tables)

@@ -1,0 +1,74 @@
+"""The run summary: counts per task, quarantined inputs by reason, per-stage throughput, overall throughput.
+Built from the partition done-markers, so a resumed run reports the whole job, not just its last part."""
+from __future__ import annotations
+
+from typing import Any
+
+from datagen.batch import StageStats
+
+
+def aggregate(markers: list[dict[str, Any]]) -> dict[str, Any]:
+    tasks: dict[str, int] = {}
+    quarantine: dict[str, int] = {}
+    stages: dict[str, StageStats] = {}
+    shards = samples = entries = items = nbytes = 0
+    for m in markers:
+        entries += m.get("entries", 0)
+        items += m.get("items", 0)
+        samples += m["samples"]
+        shards += len(m["shards"])
+        nbytes += sum(s["bytes"] for s in m["shards"])
+        for k, v in m["tasks"].items():
+            tasks[k] = tasks.get(k, 0) + v
+        for k, v in m["quarantine"].items():
+            quarantine[k] = quarantine.get(k, 0) + v
+        for k, v in m["stages"].items():
+            stages.setdefault(k, StageStats()).merge(StageStats.from_json(v))
+    stage_rows = {}
+    for k, st in stages.items():
+        row = st.to_json()
+        row["items_per_s"] = round(st.items_in / st.seconds, 2) if st.seconds > 0 else None
+        stage_rows[k] = row
+    return {
+        "partitions": len(markers),
+        "inputs": entries,
+        "decoded": items,
+        "samples": samples,
+        "shards": shards,
+        "bytes": nbytes,
+        "tasks": dict(sorted(tasks.items())),
+        "quarantined": sum(quarantine.values()),
+        "quarantine_reasons": dict(sorted(quarantine.items())),
+        "stages": stage_rows,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = []
+    inv = summary.get("invocation", {})
+    lines.append(f"run {summary.get('name', '')}: {summary['samples']} samples in {summary['shards']} shards "
+                 f"({summary['bytes'] / 1e6:.1f} MB) from {summary['decoded']}/{summary['inputs']} inputs; "
+                 f"{summary['quarantined']} quarantined")
+    if inv:
+        if inv.get("nothing_to_do"):
+            lines.append("  nothing to do: every partition was already complete")
+        else:
+            lines.append(f"  this invocation: {inv['partitions_done']} partitions in {inv['seconds']:.1f}s, "
+                         f"{inv['samples_per_s']:.1f} samples/s, {inv['inputs_per_s']:.1f} images/s")
+    if summary["tasks"]:
+        lines.append("  samples per task:")
+        w = max(len(t) for t in summary["tasks"])
+        for t, n in summary["tasks"].items():
+            lines.append(f"    {t:<{w}}  {n}")
+    if summary["quarantine_reasons"]:
+        lines.append("  quarantined by reason:")
+        for r, n in summary["quarantine_reasons"].items():
+            lines.append(f"    {r:<24}  {n}")
+    if summary["stages"]:
+        lines.append("  stages (worker seconds, items in, samples out, items/s):")
+        w = max(len(s) for s in summary["stages"])
+        for s, st in summary["stages"].items():
+            ips = f"{st['items_per_s']:.1f}" if st["items_per_s"] else "-"
+            skipped = f"  skipped {st['skipped']}" if st["skipped"] else ""
+            lines.append(f"    {s:<{w}}  {st['seconds']:>8.2f}s  {st['items_in']:>6}  {st['samples_out']:>6}  {ips:>8}{skipped}")
+    return "\n".join(lines)

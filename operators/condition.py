@@ -1,0 +1,85 @@
+"""The shared shape of the ten low-level condition operators: compute a condition map from a photo, then emit
+one CU per enabled direction (analysis: photo -> map; controllable generation: map -> photo).
+A condition module only implements `make_condition`."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from datagen import schema
+from datagen.batch import WorkBatch
+from datagen.operator import Operator, OperatorConfig
+from datagen.schema import Frame, Provenance, Sample, Turn
+
+
+class SkipImage(Exception):
+    """This image cannot give this condition (for example: no person for pose). Counted with its reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConditionConfig(OperatorConfig):
+    directions: list[Literal["analysis", "generation"]] = ["analysis", "generation"]
+
+
+class ConditionOperator(Operator):
+    condition: ClassVar[str] = ""
+    Config: ClassVar[type[ConditionConfig]] = ConditionConfig
+    role = "maker"  # makes samples from source images
+
+    def make_condition(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        """Photo (HxWx3 uint8 RGB) -> (condition map HxWx3 uint8, per-image parameters drawn from rng)."""
+        raise NotImplementedError
+
+    def make_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]) -> list[tuple[np.ndarray, dict] | SkipImage]:
+        """Batched form; model-backed operators override this to run the model on a whole batch at once."""
+        out: list[tuple[np.ndarray, dict] | SkipImage] = []
+        for image, rng in zip(images, rngs):
+            try:
+                out.append(self.make_condition(image, rng))
+            except SkipImage as s:
+                out.append(s)
+        return out
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        stats = batch.stage(self.name)
+        bs = max(1, self.resources().batch_size)
+        params = self.params()
+        directions = list(self.config.directions)
+        for start in range(0, len(batch.items), bs):
+            items = batch.items[start : start + bs]
+            rngs = [batch.rng(it.source_id, self.name) for it in items]
+            for item, res in zip(items, self.make_conditions([it.image for it in items], rngs)):
+                if isinstance(res, SkipImage):
+                    stats.skip(res.reason)
+                    continue
+                cmap, drawn = res
+                photo = Frame(item.image)
+                cond = Frame(cmap, role=schema.ROLE_CONDITION)
+                prov = Provenance(
+                    sources=[item.uri],
+                    source_ids=[item.source_id],
+                    operator=self.name,
+                    operator_version=self.version,
+                    params={**params, **drawn},
+                    recipe=batch.recipe,
+                )
+                for d in directions:
+                    inputs, target = ([photo], cond) if d == schema.DIRECTION_ANALYSIS else ([cond], photo)
+                    turn = Turn(
+                        task=schema.condition_task(self.condition, d),
+                        direction=d,
+                        inputs=inputs,
+                        target=target,
+                        caption=item.caption,
+                    )
+                    batch.samples.append(Sample(turns=[turn], provenance=prov))
+        return batch
+
+
+def gray3(gray: np.ndarray) -> np.ndarray:
+    """HxW uint8 -> HxWx3 uint8: condition maps are stored as RGB like every frame."""
+    return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))

@@ -1,0 +1,20 @@
+"""Grayscale condition (OpenCV luma): analysis = make the photo grayscale; generation = colorize it."""
+from __future__ import annotations
+
+import cv2
+
+from datagen.registry import register
+from operators.condition import ConditionOperator, gray3
+
+
+@register
+class Grayscale(ConditionOperator):
+    name = "grayscale"
+    condition = "grayscale"
+    version = "1"
+
+    def describe(self) -> str:
+        return "grayscale: OpenCV RGB->luma (classical)"
+
+    def make_condition(self, image, rng):
+        return gray3(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)), {}
