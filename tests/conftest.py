@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny real images, tiny shard folders, one local Ray per test session, and no network."""
+from __future__ import annotations
+
+import os
+
+# No hub access at test time: every model is made by the test, saved, and loaded from a local path.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from datagen.ingest.listing import builtin_photos  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def photo_paths() -> list[Path]:
+    """Real photographs shipped in scikit-image / scikit-learn (see datagen/ingest/listing.py)."""
+    return [Path(p) for _, p in builtin_photos()]
+
+
+def load_photo(name: str = "astronaut.png", side: int = 128) -> np.ndarray:
+    """A real photo as HxWx3 uint8 RGB, long side `side`."""
+    path = next(Path(p) for rel, p in builtin_photos() if rel.endswith("/" + name))
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    h, w = bgr.shape[:2]
+    s = side / max(h, w)
+    bgr = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    return load_photo()
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path, photo_paths: list[Path]) -> Path:
+    """A folder of a few real photos, downscaled (fast to process)."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    for p in photo_paths[:6]:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        s = 160 / max(img.shape[:2])
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(d / (p.stem + ".png")), img)
+    return d
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded local Ray for the whole session (starting Ray takes seconds)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
