@@ -52,6 +52,11 @@ class Operator:
         """Parameters recorded in every sample's provenance."""
         return self.config.model_dump(mode="json", exclude={"enabled"})
 
+    def unavailable_reason(self) -> str | None:
+        """Why this operator cannot run with its config (for example: no checkpoint set for a model that has no
+        classical fallback). The job then leaves it out and says so plainly in the log; None means it runs."""
+        return None
+
     def describe(self) -> str:
         """One line for the logs: what algorithm or checkpoint this operator runs."""
         return f"{self.name} v{self.version}"

@@ -20,6 +20,9 @@ QUARANTINE_DIR = "_quarantine"  # one parquet per partition, merged into quarant
 PLAN_DIR = "_plan"  # the frozen partition plan of each job in this output folder
 RUN_FILE = "run.json"
 QUARANTINE_FILE = "quarantine.parquet"
+# Reviewer decisions: keys listed here (column `key`, optional `reason`) are dropped by readers and trainers,
+# and removed for good by `datagen filter`.
+DROPPED_KEYS_FILE = "dropped_keys.parquet"
 
 
 class UnsafePathError(ValueError):

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -32,7 +32,15 @@ class Job:
     output: OutputConfig
     seed: int
     recipe: str
-    notes: list[str] = field(default_factory=list)
+    # what happens to a finished partition; the default commits its shards and done-marker. A job that makes
+    # something other than samples (for example feature parquet files) passes its own, which must write its own
+    # done-marker (paths.partition_marker) last and return a JSON-able dict with at least "partition".
+    finish: Callable[[WorkBatch, "Job"], dict[str, Any]] | None = None
+
+    def complete(self, batch: WorkBatch) -> dict[str, Any]:
+        if self.finish is not None:
+            return self.finish(batch, self)
+        return commit_partition(batch, self.out_dir, self.output)
 
     def new_batch(self, spec: dict[str, Any]) -> WorkBatch:
         return WorkBatch(partition=spec["name"], spec=spec, seed=self.seed, recipe=self.recipe)
@@ -92,7 +100,7 @@ def execute_local(job: Job) -> Iterator[dict[str, Any]]:
         op.setup()
     for spec in job.partitions:
         batch = _run_stages(job.stages, job.new_batch(spec))
-        yield commit_partition(batch, job.out_dir, job.output)
+        yield job.complete(batch)
 
 
 # Ray Data ------------------------------------------------------------------------------------------------
@@ -111,7 +119,7 @@ class _TaskStages:
         batch = self.job.new_batch(json.loads(row["spec"])) if self.first else row["batch"]
         batch = _run_stages(self.ops, batch)
         if self.last:
-            return {"result": json.dumps(commit_partition(batch, self.job.out_dir, self.job.output))}
+            return {"result": json.dumps(self.job.complete(batch))}
         return {"batch": batch}
 
 

@@ -30,7 +30,12 @@ def enabled_operators(recipe: Recipe, role: str) -> list[Operator]:
     for name, cfg in recipe.operators.items():
         cls = registry.get_operator(name)
         if getattr(cls, "role", "") == role and cfg.enabled:
-            ops.append(cls(cfg, seed=recipe.seed))
+            op = cls(cfg, seed=recipe.seed)
+            why = op.unavailable_reason()
+            if why:
+                log.warning("operator %s is OFF: %s", name, why)
+                continue
+            ops.append(op)
     return ops
 
 

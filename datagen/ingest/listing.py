@@ -28,6 +28,28 @@ BUILTIN_PHOTOS = {
 }
 
 
+# Short alt-text captions of the shipped photos, as a web collection would carry them.
+BUILTIN_CAPTIONS = {
+    "skimage/astronaut.png": "a smiling astronaut in a spacesuit in front of a flag",
+    "skimage/chelsea.png": "a tabby cat looking to the side",
+    "skimage/coffee.png": "a cup of coffee on a saucer seen from above",
+    "skimage/motorcycle_left.png": "a red motorcycle parked in a cluttered room",
+    "skimage/motorcycle_right.png": "a red motorcycle parked in a cluttered room",
+    "skimage/rocket.jpg": "a rocket on its launch pad under a blue sky",
+    "skimage/camera.png": "a photographer with a camera on a tripod",
+    "skimage/hubble_deep_field.jpg": "distant galaxies in deep space",
+    "skimage/retina.jpg": "the retina of a human eye with its blood vessels",
+    "skimage/ihc.png": "stained tissue under a microscope",
+    "skimage/moon.png": "the cratered surface of the moon",
+    "skimage/coins.png": "old coins on a dark background",
+    "skimage/brick.png": "a brick wall",
+    "skimage/grass.png": "a patch of grass",
+    "skimage/gravel.png": "gravel stones on the ground",
+    "sklearn/china.jpg": "a traditional Chinese temple behind trees",
+    "sklearn/flower.jpg": "a close-up of a blooming flower",
+}
+
+
 def builtin_photos() -> list[tuple[str, str]]:
     """(stable relative name, local path) of each shipped photo."""
     import skimage.data
@@ -132,7 +154,7 @@ def list_entries(cfg: InputConfig) -> list[dict[str, Any]]:
     if path.startswith("builtin:"):
         if path != "builtin:photos":
             raise ConfigError(f"input.path={path!r}: the only builtin input is builtin:photos")
-        entries = [{"uri": "file://" + p, "rel": rel} for rel, p in builtin_photos()]
+        entries = [{"uri": "file://" + p, "rel": rel, "caption": BUILTIN_CAPTIONS.get(rel, "")} for rel, p in builtin_photos()]
     else:
         fs, root = fsspec.core.url_to_fs(path)
         fmt = cfg.format if cfg.format != "auto" else _detect_format(path, fs)
