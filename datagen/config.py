@@ -50,7 +50,7 @@ class RuntimeConfig(Section):
     address: Optional[str] = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: Optional[int] = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
     progress: bool = True
-    max_task_retries: int = Field(3, ge=0, description="retries of a failed partition before its error is recorded")
+    max_task_retries: int = Field(3, ge=0, description="retries of a partition whose worker died (tasks) or actor restarts")
 
 
 class Recipe(Section):
@@ -143,6 +143,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 # Validation with readable errors ----------------------------------------------------------------------------
 def _allowed(cls: type[BaseModel], loc: tuple) -> str:
     """Describe what is allowed at `loc` inside `cls`: the field's type, or the known keys of a section."""
+    if not loc:
+        return ""
     model: Any = cls
     for part in loc[:-1]:
         fields = getattr(model, "model_fields", None)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -193,6 +194,8 @@ def execute_ray(job: Job, runtime: RuntimeConfig) -> Iterator[dict[str, Any]]:
     # commit (the shard write) always runs as a task after the last stage
     if not groups or groups[-1][0]:
         groups.append((False, []))
+    # Retry limits have no named parameter in Ray Data; they travel as remote args, which Ray flags as deprecated.
+    warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)
     for gi, (stateful, ops) in enumerate(groups):
         first, last = gi == 0, gi == len(groups) - 1
         name = "+".join(op.name for op in ops) or "commit"
@@ -206,7 +209,7 @@ def execute_ray(job: Job, runtime: RuntimeConfig) -> Iterator[dict[str, Any]]:
                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n),
                 num_cpus=cpus,
                 num_gpus=r.num_gpus,
-                max_restarts=-1,
+                max_restarts=runtime.max_task_retries,
                 max_task_retries=runtime.max_task_retries,
             )
         else:

@@ -17,22 +17,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from datagen.ingest.listing import builtin_photos  # noqa: E402
+from datagen.testing import load_photo  # noqa: E402,F401  (re-exported for tests)
 
 
 @pytest.fixture(scope="session")
 def photo_paths() -> list[Path]:
     """Real photographs shipped in scikit-image / scikit-learn (see datagen/ingest/listing.py)."""
     return [Path(p) for _, p in builtin_photos()]
-
-
-def load_photo(name: str = "astronaut.png", side: int = 128) -> np.ndarray:
-    """A real photo as HxWx3 uint8 RGB, long side `side`."""
-    path = next(Path(p) for rel, p in builtin_photos() if rel.endswith("/" + name))
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    h, w = bgr.shape[:2]
-    s = side / max(h, w)
-    bgr = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture
