@@ -123,6 +123,12 @@ def run(recipe: Recipe, progress: bool | None = None) -> dict[str, Any]:
             "samples_per_s": round(inv_samples / seconds, 2) if seconds > 0 else 0.0,
             "inputs_per_s": round(inv_inputs / seconds, 2) if seconds > 0 else 0.0,
         }
+        mix = recipe.operators.get("task_mix")
+        if mix is not None and mix.enabled and mix.weights:
+            from datagen.shards.reader import read_index
+            from operators.task_mix import mix_report
+
+            summary["mix"] = mix_report(mix.weights, read_index(out).select(["task", "kind"]).to_pylist())
         if done_now or not (out / paths.RUN_FILE).exists():
             paths.atomic_write_json(out / paths.RUN_FILE, summary)
     log.debug("summary\n%s", format_summary(summary))

@@ -64,6 +64,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  quarantined by reason:")
         for r, n in summary["quarantine_reasons"].items():
             lines.append(f"    {r:<24}  {n}")
+    if summary.get("mix"):
+        lines.append("  task mix (target -> achieved):")
+        for k, m in summary["mix"].items():
+            lines.append(f"    {k:<24}  {m['target']:.1%} -> {m['achieved']:.1%}  ({m['samples']} samples)")
     if summary["stages"]:
         lines.append("  stages (worker seconds, items in, samples out, items/s):")
         w = max(len(s) for s in summary["stages"])

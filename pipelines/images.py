@@ -43,7 +43,14 @@ def stages(recipe: Recipe) -> list[Operator]:
     makers = enabled_operators(recipe, "maker")
     if not makers:
         return []
-    return [ReadImages(recipe.input), *makers, *enabled_operators(recipe, "filter"), *build_instruction_stages(recipe)]
+    return [
+        ReadImages(recipe.input),
+        *makers,
+        *enabled_operators(recipe, "filter"),
+        *build_instruction_stages(recipe),
+        *enabled_operators(recipe, "composer"),  # LCU chains compose finished CUs
+        *enabled_operators(recipe, "mix"),  # task proportions, last
+    ]
 
 
 register_job(JobSpec(name=JOB, order=10, plan=plan, stages=stages))

@@ -1,0 +1,95 @@
+"""Long-context CUs: chain a source image's CUs into multi-turn samples (condition -> photo -> analysis -> back),
+each turn's input being the previous turn's output, with up to `max_history` earlier rounds before the current one.
+Runs after the instruction stage and copies each turn's instruction, rewriting history indicators as ACE's chat does."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import ClassVar
+
+from pydantic import Field
+
+from datagen import schema
+from datagen.batch import WorkBatch
+from datagen.operator import Operator, OperatorConfig
+from datagen.registry import register
+from datagen.schema import Provenance, Sample, Turn
+
+
+class LcuChainsConfig(OperatorConfig):
+    max_history: int = Field(2, ge=1, le=8, description="m: earlier rounds kept before the current turn")
+    min_turns: int = Field(2, ge=2, description="chains shorter than this are not emitted")
+    per_image: int = Field(1, ge=1, le=8, description="chains drawn per source image")
+
+
+def _copy_turn(turn: Turn, instruction: str) -> Turn:
+    return Turn(task=turn.task, direction=turn.direction, inputs=turn.inputs, target=turn.target,
+                instruction=instruction, instruction_method=turn.instruction_method, caption=turn.caption)
+
+
+@register
+class LcuChains(Operator):
+    name = "lcu_chains"
+    version = "1"
+    role = "composer"  # runs after instructions: composes finished CUs into LCUs
+    Config: ClassVar[type[LcuChainsConfig]] = LcuChainsConfig
+
+    def describe(self) -> str:
+        c = self.config
+        return f"lcu_chains: up to {c.max_history} history rounds, {c.per_image} chain(s) per image"
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        c = self.config
+        stats = batch.stage(self.name)
+        by_source: dict[str, list[Sample]] = defaultdict(list)
+        for s in batch.samples:
+            if s.kind == schema.KIND_CU and len(s.provenance.source_ids) == 1:
+                by_source[s.provenance.source_ids[0]].append(s)
+        new: list[Sample] = []
+        for sid, samples in sorted(by_source.items()):
+            # CUs whose target is the source photo, and analysis CUs that start from it (by operator)
+            to_photo = sorted((s for s in samples if s.direction != schema.DIRECTION_ANALYSIS
+                               and s.current.target.role == schema.ROLE_PHOTO), key=lambda s: s.key)
+            analysis = {s.provenance.operator: s for s in samples if s.direction == schema.DIRECTION_ANALYSIS}
+            inverse = {s.provenance.operator: s for s in samples if s.direction == schema.DIRECTION_GENERATION}
+            if not to_photo or not analysis:
+                stats.skip("no chainable CUs")
+                continue
+            rng = batch.rng(sid, self.name)
+            for variant in range(c.per_image):
+                chain = [to_photo[int(rng.integers(len(to_photo)))]]
+                ops = sorted(analysis)
+                rng.shuffle(ops)
+                for op in ops:
+                    if len(chain) >= c.max_history + 1:
+                        break
+                    chain.append(analysis[op])  # photo -> condition
+                    if len(chain) < c.max_history + 1 and op in inverse:
+                        chain.append(inverse[op])  # condition -> photo again
+                if len(chain) < c.min_turns:
+                    stats.skip("chain too short")
+                    continue
+                new.append(self._compose(chain, batch, variant))
+        batch.samples.extend(new)
+        return batch
+
+    def _compose(self, chain: list[Sample], batch: WorkBatch, variant: int) -> Sample:
+        last = len(chain) - 1
+        turns = []
+        for i, s in enumerate(chain):
+            text = s.current.instruction
+            # history turns i>0 name their input {image<i>}; the first and the current turn keep {image}
+            if 0 < i < last:
+                text = schema.rewrite_history_indicator(text, i)
+            turns.append(_copy_turn(s.current, text))
+        first = chain[0].provenance
+        prov = Provenance(
+            sources=list(first.sources),
+            source_ids=list(first.source_ids),
+            operator=self.name,
+            operator_version=self.version,
+            params={"turn_keys": [s.key for s in chain], "turn_operators": [s.provenance.operator for s in chain],
+                    "max_history": self.config.max_history},
+            recipe=batch.recipe,
+            variant=variant,
+        )
+        return Sample(turns=turns, provenance=prov)
