@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	$(UV) pip uninstall --python $(PY) opencv-python opencv-contrib-python opencv-python-headless opencv-contrib-python-headless
 	$(UV) pip install --python $(PY) --no-deps --reinstall $(OPENCV)
 	$(PY) -c "import cv2, torch, torchvision, ray, faiss, open_clip; print('cv2', cv2.__version__, '| torch', torch.__version__, '| ray', ray.__version__)"
+	@# Headless Chromium renders the reviewers' contact sheet in the tests (Debian's package; needs root or sudo).
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	touch $(STAMP)
 
 demo: install

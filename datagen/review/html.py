@@ -1,0 +1,131 @@
+"""The reviewer's contact sheet: one self-contained HTML file (images inlined) with a stratified sample per task,
+every frame and mask, instructions with their image indicators highlighted, and provenance. Reviewers flag samples
+or whole rules and export the marks as JSON for `datagen filter`."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+
+import cv2
+import numpy as np
+
+from datagen import schema
+from datagen.schema import Frame, Sample
+from datagen.shards.codec import encode_image
+
+THUMB = 224
+_IND = re.compile(r"(\{image\d?\})")
+
+
+def _thumb_uri(image: np.ndarray, lossless: bool) -> str:
+    h, w = image.shape[:2]
+    s = min(1.0, THUMB / max(h, w))
+    if s < 1.0:
+        image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    ext = "png" if lossless else "jpg"
+    data = encode_image(image, ext, 85)
+    return f"data:image/{'png' if lossless else 'jpeg'};base64,{base64.b64encode(data).decode()}"
+
+
+def highlight(text: str) -> str:
+    """Escape an instruction and wrap each {image}/{imageN} indicator in <mark>."""
+    return "".join(f'<mark class="ind">{html.escape(p)}</mark>' if _IND.fullmatch(p) else html.escape(p)
+                   for p in _IND.split(text))
+
+
+def _frame(frame: Frame, label: str) -> str:
+    lossless = frame.role == schema.ROLE_CONDITION
+    parts = [f'<figure><img src="{_thumb_uri(frame.image, lossless)}" alt="{html.escape(label)}">'
+             f"<figcaption>{html.escape(label)}</figcaption></figure>"]
+    if frame.mask is not None:
+        parts.append(f'<figure><img src="{_thumb_uri(frame.mask, True)}" alt="mask of {html.escape(label)}">'
+                     f"<figcaption>mask ({html.escape(label)})</figcaption></figure>")
+    return "".join(parts)
+
+
+def _card(sample: Sample) -> str:
+    prov = sample.provenance
+    rows = []
+    n_before = 0
+    for ti, turn in enumerate(sample.turns):
+        frames = []
+        for ii, f in enumerate(turn.inputs):
+            frames.append(_frame(f, f"input {n_before + ii + 1}" + (" ({image})" if ti == len(sample.turns) - 1 and ii == 0 else "")))
+        frames.append(_frame(turn.target, "target"))
+        n_before += len(turn.inputs)
+        rows.append(
+            f'<div class="turn"><div class="meta">turn {ti} · {html.escape(turn.task)} · {turn.direction} · '
+            f"{html.escape(turn.instruction_method)}</div>"
+            f'<p class="instr">{highlight(turn.instruction)}</p><div class="frames">{"".join(frames)}</div></div>'
+        )
+    params = html.escape(json.dumps(prov.params, sort_keys=True)[:600])
+    sources = "<br>".join(html.escape(s) for s in prov.sources)
+    data = html.escape(json.dumps({"key": sample.key, "task": sample.task, "operator": prov.operator}))
+    return (
+        f'<section class="card" data-sample="{data}"><header><code>{sample.key}</code> · {sample.kind.upper()} · '
+        f"{html.escape(sample.task)}</header>{''.join(rows)}"
+        f'<details><summary>provenance</summary><table><tr><th>operator</th><td>{html.escape(prov.operator)} '
+        f"v{html.escape(prov.operator_version)}</td></tr><tr><th>params</th><td><code>{params}</code></td></tr>"
+        f"<tr><th>scores</th><td>{html.escape(json.dumps(prov.scores))}</td></tr>"
+        f"<tr><th>sources</th><td>{sources}</td></tr></table></details>"
+        f'<footer><label><input type="checkbox" class="flag"> flag sample</label> '
+        f'<label><input type="checkbox" class="flag-rule"> flag everything {html.escape(prov.operator)} made</label> '
+        f'<input class="reason" placeholder="reason"></footer></section>'
+    )
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
+h2{border-bottom:2px solid #ccc;padding-bottom:.2em;margin-top:2em}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8em;margin:.8em 0}
+.card header{font-weight:600;margin-bottom:.4em}.meta{color:#666;font-size:.85em}
+.frames{display:flex;flex-wrap:wrap;gap:.5em}figure{margin:0}figure img{max-height:180px;border:1px solid #ccc}
+figcaption{font-size:.8em;color:#555;text-align:center}.instr{font-size:1.05em}
+mark.ind{background:#ffe08a;border-radius:3px;padding:0 .15em;font-family:monospace}
+.turn{border-left:3px solid #eee;padding-left:.6em;margin:.4em 0}footer{margin-top:.5em}
+#bar{position:sticky;top:0;background:#222;color:#fff;padding:.5em 1em;z-index:2}
+#bar button{margin-left:1em}
+"""
+
+SCRIPT = """
+function collect(){
+  const marks=[];
+  document.querySelectorAll('.card').forEach(c=>{
+    const d=JSON.parse(c.dataset.sample), reason=c.querySelector('.reason').value;
+    if(c.querySelector('.flag').checked) marks.push({key:d.key, task:d.task, operator:d.operator, reason:reason});
+    if(c.querySelector('.flag-rule').checked) marks.push({rule:{operator:d.operator}, reason:reason});
+  });
+  return {dataset: document.body.dataset.dataset, marks: marks};
+}
+function exportMarks(){
+  const blob=new Blob([JSON.stringify(collect(),null,2)],{type:'application/json'});
+  const a=document.createElement('a'); a.href=URL.createObjectURL(blob); a.download='marks.json'; a.click();
+}
+window.addEventListener('load',()=>{
+  const imgs=[...document.images], ok=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;
+  const s=document.getElementById('status');
+  s.dataset.loaded=ok; s.dataset.total=imgs.length; s.textContent=ok+' of '+imgs.length+' images loaded';
+});
+"""
+
+
+def render(dataset: str, strata: dict[str, list[Sample]], summary: dict | None = None) -> str:
+    n = sum(len(v) for v in strata.values())
+    toc = "".join(f'<li><a href="#s{i}">{html.escape(name)}</a> ({len(samples)})</li>'
+                  for i, (name, samples) in enumerate(strata.items()))
+    body = "".join(
+        f'<h2 id="s{i}">{html.escape(name)}</h2>' + "".join(_card(s) for s in samples)
+        for i, (name, samples) in enumerate(strata.items())
+    )
+    head = f"<p>{n} samples from <code>{html.escape(dataset)}</code>, stratified by task.</p>"
+    if summary:
+        head += f"<p>run: {summary.get('samples', '?')} samples, {summary.get('quarantined', '?')} inputs quarantined.</p>"
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>datagen review</title>"
+        f"<style>{STYLE}</style></head><body data-dataset='{html.escape(dataset)}'>"
+        "<div id='bar'>datagen review · <span id='status'>loading…</span>"
+        "<button onclick='exportMarks()'>export marks (marks.json)</button></div>"
+        f"{head}<ul>{toc}</ul>{body}<script>{SCRIPT}</script></body></html>"
+    )
