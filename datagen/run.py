@@ -131,5 +131,8 @@ def run(recipe: Recipe, progress: bool | None = None) -> dict[str, Any]:
             summary["mix"] = mix_report(mix.weights, read_index(out).select(["task", "kind"]).to_pylist())
         if done_now or not (out / paths.RUN_FILE).exists():
             paths.atomic_write_json(out / paths.RUN_FILE, summary)
+            from datagen.report import write_report
+
+            write_report(out, summary)
     log.debug("summary\n%s", format_summary(summary))
     return summary

@@ -9,6 +9,7 @@ from datagen.batch import StageStats
 
 def aggregate(markers: list[dict[str, Any]]) -> dict[str, Any]:
     tasks: dict[str, int] = {}
+    lcu_tasks: dict[str, int] = {}
     quarantine: dict[str, int] = {}
     stages: dict[str, StageStats] = {}
     shards = samples = entries = items = nbytes = 0
@@ -20,6 +21,8 @@ def aggregate(markers: list[dict[str, Any]]) -> dict[str, Any]:
         nbytes += sum(s["bytes"] for s in m["shards"])
         for k, v in m["tasks"].items():
             tasks[k] = tasks.get(k, 0) + v
+        for k, v in m.get("lcu_tasks", {}).items():
+            lcu_tasks[k] = lcu_tasks.get(k, 0) + v
         for k, v in m["quarantine"].items():
             quarantine[k] = quarantine.get(k, 0) + v
         for k, v in m["stages"].items():
@@ -37,6 +40,8 @@ def aggregate(markers: list[dict[str, Any]]) -> dict[str, Any]:
         "shards": shards,
         "bytes": nbytes,
         "tasks": dict(sorted(tasks.items())),
+        "lcu_tasks": dict(sorted(lcu_tasks.items())),
+        "lcu_samples": sum(lcu_tasks.values()),
         "quarantined": sum(quarantine.values()),
         "quarantine_reasons": dict(sorted(quarantine.items())),
         "stages": stage_rows,
@@ -58,8 +63,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["tasks"]:
         lines.append("  samples per task:")
         w = max(len(t) for t in summary["tasks"])
+        lcu = summary.get("lcu_tasks", {})
         for t, n in summary["tasks"].items():
-            lines.append(f"    {t:<{w}}  {n}")
+            lines.append(f"    {t:<{w}}  {n}" + (f"  ({lcu[t]} multi-turn)" if t in lcu else ""))
     if summary["quarantine_reasons"]:
         lines.append("  quarantined by reason:")
         for r, n in summary["quarantine_reasons"].items():

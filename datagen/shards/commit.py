@@ -35,8 +35,11 @@ def commit_partition(batch: WorkBatch, out_dir: str | Path, output: OutputConfig
             paths.partition_quarantine(out, batch.partition), pa.Table.from_pylist(q_rows, schema=schema.QUARANTINE_SCHEMA)
         )
     tasks: dict[str, int] = {}
+    lcu_tasks: dict[str, int] = {}
     for s in batch.samples:
         tasks[s.task] = tasks.get(s.task, 0) + 1
+        if s.kind == schema.KIND_LCU:
+            lcu_tasks[s.task] = lcu_tasks.get(s.task, 0) + 1
     reasons: dict[str, int] = {}
     for q in batch.quarantine:
         reasons[q.reason] = reasons.get(q.reason, 0) + 1
@@ -46,6 +49,7 @@ def commit_partition(batch: WorkBatch, out_dir: str | Path, output: OutputConfig
         "items": len(batch.items),
         "samples": len(batch.samples),
         "tasks": dict(sorted(tasks.items())),
+        "lcu_tasks": dict(sorted(lcu_tasks.items())),  # the multi-turn share of `tasks`
         "quarantine": dict(sorted(reasons.items())),
         "shards": shards,
         "stages": {k: v.to_json() for k, v in batch.stats.items()},

@@ -1,0 +1,97 @@
+"""The run report: samples per task as a bar chart coloured by ACE task group (like ACE's task-distribution
+figure), quarantine reasons and per-stage throughput; written as OUT/report.png and a self-contained report.html."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from datagen import paths, schema
+
+
+def render_png(summary: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = summary.get("tasks", {})
+    stages = {k: v for k, v in summary.get("stages", {}).items() if v.get("items_per_s")}
+    reasons = summary.get("quarantine_reasons", {})
+    fig, axes = plt.subplots(1, 3, figsize=(16, max(4, 0.32 * len(tasks) + 1.5)),
+                             gridspec_kw={"width_ratios": [2.2, 1, 1]})
+    groups = list(schema.TASK_GROUPS)
+    cmap = plt.get_cmap("tab10")
+    names = sorted(tasks, key=lambda t: (groups.index(schema.TASKS[t].group) if t in schema.TASKS else 99, t))
+    colors = [cmap(groups.index(schema.TASKS[t].group) % 10) if t in schema.TASKS else "gray" for t in names]
+    ax = axes[0]
+    lcu = summary.get("lcu_tasks", {})
+    ax.barh(names, [tasks[t] for t in names], color=colors)
+    ax.barh(names, [lcu.get(t, 0) for t in names], color="none", edgecolor="black", hatch="//", label="multi-turn (LCU)")
+    ax.invert_yaxis()
+    ax.set_title(f"samples per task ({summary.get('samples', 0)} in all)")
+    seen = []
+    for t, c in zip(names, colors):
+        g = schema.TASKS[t].group if t in schema.TASKS else "other"
+        if g not in seen:
+            seen.append(g)
+            ax.bar(0, 0, color=c, label=g.replace("_", " "))
+    if seen:
+        ax.legend(loc="lower right", fontsize=8)
+    ax = axes[1]
+    if reasons:
+        ax.barh(list(reasons), list(reasons.values()), color="firebrick")
+        ax.invert_yaxis()
+    else:
+        ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=14)
+        ax.set_axis_off()
+    ax.set_title(f"quarantined inputs ({summary.get('quarantined', 0)})")
+    ax = axes[2]
+    if stages:
+        ax.barh(list(stages), [v["items_per_s"] for v in stages.values()], color="seagreen")
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+    ax.set_title("items/s per stage worker")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _table(rows: dict[str, Any], head: tuple[str, str]) -> str:
+    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+    return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
+
+
+def write_report(out_dir: str | Path, summary: dict[str, Any] | None = None) -> Path:
+    out = Path(out_dir)
+    if summary is None:
+        summary = json.loads((out / paths.RUN_FILE).read_text())
+    png = render_png(summary)
+    paths.atomic_write_bytes(out / "report.png", png)
+    mix = summary.get("mix") or {}
+    mix_rows = {k: f"target {v['target']:.1%}, achieved {v['achieved']:.1%} ({v['samples']})" for k, v in mix.items()}
+    stage_rows = {k: f"{v['items_in']} in, {v['samples_out']} out, {v['seconds']:.2f}s, "
+                     f"{v['items_per_s'] or '-'} items/s" for k, v in summary.get("stages", {}).items()}
+    inv = summary.get("invocation", {})
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>datagen run report</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}</style></head><body>"
+        f"<h1>run {html.escape(str(summary.get('name', '')))}</h1>"
+        f"<p>{summary.get('samples')} samples in {summary.get('shards')} shards from {summary.get('decoded')} of "
+        f"{summary.get('inputs')} inputs; {summary.get('quarantined')} quarantined. Last invocation: "
+        f"{inv.get('seconds', '?')} s, {inv.get('inputs_per_s', '?')} images/s, {inv.get('samples_per_s', '?')} samples/s.</p>"
+        f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
+        f"<h2>samples per task</h2>{_table(summary.get('tasks', {}), ('task', 'samples'))}"
+        + (f"<h2>task mix</h2>{_table(mix_rows, ('key', 'target / achieved'))}" if mix_rows else "")
+        + f"<h2>quarantine</h2>{_table(summary.get('quarantine_reasons', {}), ('reason', 'inputs'))}"
+        f"<h2>stages</h2>{_table(stage_rows, ('stage', 'work'))}</body></html>"
+    )
+    path = out / "report.html"
+    paths.atomic_write_bytes(path, page.encode())
+    return path
