@@ -358,3 +358,46 @@ INDEX_SCHEMA = pa.schema(
 INDEX_COLUMNS = tuple(INDEX_SCHEMA.names)
 
 QUARANTINE_SCHEMA = pa.schema([("uri", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("detail", pa.string())])
+
+# Pairing artefacts (issue 3) -------------------------------------------------------------------------------
+# OUT/features/feat-NNNNN.parquet: one row per decoded source image, keyed by source_id.
+FEATURES_DIR = "features"
+FEATURES_SCHEMA = pa.schema(
+    [
+        ("source_id", pa.string()),
+        ("uri", pa.string()),
+        ("entry", pa.string()),  # JSON: how to fetch the image again (uri, rel, tar member)
+        ("caption", pa.string()),
+        ("width", pa.int32()),  # original size, before any downscaling
+        ("height", pa.int32()),
+        ("encoder", pa.string()),  # what made `embedding` (operator describe line)
+        ("embedding", pa.list_(pa.float16())),  # L2-normalised
+        ("face_count", pa.int16()),  # -1: faces not detected for this run
+        ("face_embedding", pa.list_(pa.float16())),  # L2-normalised ArcFace embedding; null unless exactly one face
+        ("keypoints", pa.binary()),  # float32 x,y pairs (object consistency)
+        ("descriptors", pa.binary()),  # uint8 ORB descriptors, 32 bytes each
+        ("dhash", pa.binary()),  # 256-bit difference hash (near-duplicate cleaning)
+    ]
+)
+# OUT/pairs.parquet: every kept pair; one row group per partition of the pairs job.
+PAIRS_FILE = "pairs.parquet"
+PAIRS_SCHEMA = pa.schema(
+    [
+        ("uri_a", pa.string()),  # input image
+        ("uri_b", pa.string()),  # target image
+        ("source_id_a", pa.string()),
+        ("source_id_b", pa.string()),
+        ("entry_a", pa.string()),
+        ("entry_b", pa.string()),
+        ("caption_a", pa.string()),
+        ("caption_b", pa.string()),
+        ("task", pa.string()),
+        ("route", pa.string()),  # the pairing route (task score + band) that made the set
+        ("set_id", pa.string()),
+        ("set_size", pa.int32()),
+        ("cluster", pa.int32()),
+        ("linked", pa.bool_()),  # True: the pair is itself a kept link; False: joined through the set
+        ("score_pass1", pa.float32()),  # encoder cosine
+        ("score_pass2", pa.float32()),  # the route's task score (NaN for routes without one)
+    ]
+)

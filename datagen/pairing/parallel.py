@@ -1,0 +1,21 @@
+"""Fan the global pairing step out: the same function over many inputs, as Ray tasks when the recipe runs on Ray
+(large shared arrays are put in the object store once), or in a plain loop for runtime.executor=local."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from datagen.config import RuntimeConfig
+
+
+def parallel_map(fn: Callable[..., Any], items: Sequence[Any], runtime: RuntimeConfig, num_cpus: float = 1, num_gpus: float = 0, **shared: Any) -> list[Any]:
+    """[fn(item, **shared) for item in items], in order."""
+    if runtime.executor == "local" or len(items) <= 1:
+        return [fn(item, **shared) for item in items]
+    import ray
+
+    from datagen.runtime import init_ray
+
+    init_ray(runtime)
+    refs = {k: ray.put(v) for k, v in shared.items()}
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=runtime.max_task_retries)(fn)
+    return ray.get([remote.remote(item, **refs) for item in items])

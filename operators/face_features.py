@@ -1,0 +1,98 @@
+"""Face features for the facial-editing route: insightface's detector and ArcFace recognizer from a local model pack
+(for example buffalo_l). Stores how many faces each image has and, for images with exactly one, its L2-normalised
+ArcFace embedding; pass 2 links only images with exactly one face (ACE's rule) by the cosine of these embeddings."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+from pydantic import Field
+
+from datagen.operator import OperatorConfig, Resources
+from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING, FeatureOperator
+from datagen.registry import register
+
+log = logging.getLogger(__name__)
+
+
+class FaceFeaturesConfig(OperatorConfig):
+    model_pack: Optional[str] = Field(None, description="folder of an insightface model pack (detector + recognition ONNX files)")
+    det_size: int = Field(640, ge=32, description="detector input side (ignored by packs with a fixed input size)")
+    det_thresh: float = Field(0.5, gt=0, lt=1)
+    min_face: int = Field(32, ge=1, description="faces whose box is smaller than this (pixels) are not counted")
+    device: str = Field("auto", description="auto (CUDA when onnxruntime-gpu sees one), cpu or cuda")
+    num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime
+
+    have = onnxruntime.get_available_providers()
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in have:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+@register
+class FaceFeatures(FeatureOperator):
+    name = "face_features"
+    version = "1"
+    stateful = True
+    Config: ClassVar[type[FaceFeaturesConfig]] = FaceFeaturesConfig
+
+    def __init__(self, config: FaceFeaturesConfig | None = None, **context: Any):
+        super().__init__(config, **context)
+        self._app = None
+
+    def unavailable_reason(self) -> str | None:
+        p = self.config.model_pack
+        if not p:
+            return "face_features.model_pack is not set (an insightface model pack folder, e.g. buffalo_l)"
+        if not os.path.isdir(os.path.expanduser(p)):
+            return f"face_features.model_pack={p!r}: no such folder"
+        return None
+
+    def resources(self) -> Resources:
+        gpus = self.config.num_gpus
+        if gpus is None:
+            gpus = 0.0
+            try:
+                import ray
+
+                if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0 and self.config.device != "cpu":
+                    gpus = 1.0
+            except ImportError:
+                pass
+        return Resources(num_cpus=1, num_gpus=gpus, batch_size=16)
+
+    def describe(self) -> str:
+        return f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one face kept"
+
+    def setup(self) -> None:
+        from insightface.app import FaceAnalysis
+
+        c = self.config
+        providers = _providers(c.device)
+        app = FaceAnalysis(name=os.path.expanduser(c.model_pack or ""), allowed_modules=["detection", "recognition"], providers=providers)
+        if "recognition" not in app.models:
+            raise RuntimeError(f"face_features.model_pack={c.model_pack!r} has a detector but no ArcFace recognition model")
+        ctx = 0 if providers[0] == "CUDAExecutionProvider" else -1
+        app.prepare(ctx_id=ctx, det_thresh=c.det_thresh, det_size=(c.det_size, c.det_size))
+        self._app = app
+        log.info("face_features loaded %s with %s", c.model_pack, providers[0])
+
+    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        if self._app is None:
+            self.setup()
+        out = []
+        for im in images:
+            bgr = np.ascontiguousarray(im[..., ::-1])  # insightface works on OpenCV's BGR
+            faces = [f for f in self._app.get(bgr) if min(f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) >= self.config.min_face]
+            emb = None
+            if len(faces) == 1 and getattr(faces[0], "embedding", None) is not None:
+                e = np.asarray(faces[0].embedding, np.float32)
+                emb = e / max(float(np.linalg.norm(e)), 1e-12)
+            out.append({META_FACE_COUNT: len(faces), META_FACE_EMBEDDING: emb})
+        return out

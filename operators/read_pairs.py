@@ -1,0 +1,47 @@
+"""First stage of the pairs job: read the partition's row group of OUT/pairs.parquet and decode both images of
+every pair (each image once per partition) through the same reader, limits and quarantine as the images job."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from datagen import schema
+from datagen.batch import WorkBatch
+from datagen.config import InputConfig
+from datagen.ingest.read import ReadImages
+from datagen.operator import Operator, Resources
+
+PAIR_ROWS = "pair_rows"  # WorkBatch.spec key holding the partition's pair rows once read
+
+
+class ReadPairs(Operator):
+    name = "read_pairs"
+    version = "1"
+
+    def __init__(self, input_config: InputConfig, out_dir: str | Path, **context: Any):
+        super().__init__(None, **context)
+        self.reader = ReadImages(input_config)
+        self.pairs_file = Path(out_dir).resolve() / schema.PAIRS_FILE
+
+    def resources(self) -> Resources:
+        return Resources(num_cpus=1)
+
+    def describe(self) -> str:
+        return f"read_pairs: pairs from {self.pairs_file}, both images decoded"
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        rows = pq.ParquetFile(self.pairs_file).read_row_group(int(batch.spec["row_group"])).to_pylist()
+        entries: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            for side in ("a", "b"):
+                uri = r[f"uri_{side}"]
+                if uri not in entries:
+                    entry = json.loads(r[f"entry_{side}"]) if r[f"entry_{side}"] else {"uri": uri}
+                    entry["caption"] = r[f"caption_{side}"] or ""
+                    entries[uri] = entry
+        batch.spec[PAIR_ROWS] = rows
+        batch.spec["entries"] = [entries[u] for u in sorted(entries)]
+        return self.reader.process(batch)
