@@ -1,11 +1,42 @@
-"""Which instruction stages a job runs, from the recipe's `instructions` section."""
+"""Which instruction stages a job runs, from the recipe's `instructions` section: templates first (every turn
+gets one; it is the fallback of every other method), then the model-backed methods, then rewrites of what is
+still a template. A model stage that cannot run (no checkpoint, vllm not installed) is left out, said plainly."""
 from __future__ import annotations
+
+import logging
 
 from datagen.config import Recipe
 from datagen.operator import Operator
+from operators.instructions.config import InstructionsConfig
+
+log = logging.getLogger(__name__)
+
+
+def instructions_config(recipe: Recipe) -> InstructionsConfig:
+    cfg = recipe.sections.get("instructions")
+    return cfg if isinstance(cfg, InstructionsConfig) else InstructionsConfig()
 
 
 def build_instruction_stages(recipe: Recipe) -> list[Operator]:
+    from operators.instructions.captioner import CaptionerInstructions
+    from operators.instructions.difference import DifferenceInstructions
+    from operators.instructions.rewrites import RewriteInstructions
     from operators.instructions.templates import TemplateInstructions
 
-    return [TemplateInstructions(seed=recipe.seed)]
+    cfg = instructions_config(recipe)
+    stages: list[Operator] = [TemplateInstructions(cfg.template, seed=recipe.seed)]
+    wanted = [
+        ("captioner", CaptionerInstructions, cfg.captioner),
+        ("mllm_difference", DifferenceInstructions, cfg.mllm_difference),
+        ("rewrite", RewriteInstructions, cfg.rewrite),
+    ]
+    for method, cls, sub in wanted:
+        if method not in cfg.methods:
+            continue
+        op = cls(sub, seed=recipe.seed)
+        why = op.unavailable_reason()
+        if why:
+            log.warning("instructions method %s is OFF: %s; those samples keep their template instructions", method, why)
+            continue
+        stages.append(op)
+    return stages

@@ -1,39 +1,129 @@
-"""Template instructions: the first of ACE's three instruction methods. Every sample without an instruction
-gets one drawn from its task's bank, seeded by the sample key so that reruns pick the same phrasing."""
+"""Template instructions, the first of ACE's three methods and every sample's fallback: a phrasing drawn from
+the task's bank (seeded by the sample key, so reruns pick the same one), filled with the caption when known."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from datagen import schema
 from datagen.batch import WorkBatch, derive_seed
 from datagen.operator import Operator
 from datagen.registry import register
-from operators.instructions.template_bank import GENERIC, TEMPLATES
+from datagen.schema import indicator_problems, indicators
+from operators.instructions.config import TemplateConfig
+from operators.instructions.grammar import compile_pattern
+from operators.instructions.records import TEMPLATE, emu_record, set_turn_record
+from operators.instructions.template_bank import EMU_EDIT_KIND, TEMPLATES
+from operators.instructions.text import clean_caption, sentence_case, shift_indicators
 
-METHOD = "template"
+# Used for a task without a bank (one added later): generic but correct phrasing, with the indicator placed.
+GENERIC: dict[str, list[str]] = {
+    schema.DIRECTION_ANALYSIS: ["[Produce|Compute|Give me] the {task} [result|output] [for|of] {image}.", "[Apply|Run|Perform] {task} [on|to] {image}."],
+    schema.DIRECTION_GENERATION: ["[Generate|Create|Render] [an image|a photo] from {image} ({task}).", "[Use|Take] {image} as the condition for {task} and [generate|render] [an image|a photo]."],
+    schema.DIRECTION_EDIT: ["[Edit|Change] {image}: {task}.", "[Apply|Perform] {task} [on|to] {image}."],
+    schema.DIRECTION_REFERENCE: ["[Using|With] {image1} as [a|the] reference, [create|generate] a related image ({task})."],
+    schema.DIRECTION_TEXT: ["[Generate|Create] an image of {caption}.", "[Generate|Create|Render] an image."],
+}
 
 
-def fill_template(task: str, direction: str, caption: str, seed: int) -> str:
-    bank = TEMPLATES.get(task) or [t.replace("{task}", task.lower()) for t in GENERIC.get(direction, GENERIC["edit"])]
-    usable = bank if caption else [t for t in bank if "{caption}" not in t]
-    if not usable:
-        usable = [t.replace("{caption}", "the scene") for t in bank]
-    choice = usable[seed % len(usable)]
-    return choice.replace("{caption}", caption.strip().rstrip(".")) if caption else choice
+@dataclass(frozen=True)
+class Filled:
+    text: str
+    template_id: str  # "TASK#line.phrasing"
+    used_caption: bool
+
+
+def bank(task: str, direction: str) -> list[str]:
+    lines = TEMPLATES.get(task)
+    if lines:
+        return lines
+    return [t.replace("{task}", task.lower()) for t in GENERIC.get(direction, GENERIC[schema.DIRECTION_EDIT])]
+
+
+def _fits(line: str, n_inputs: int) -> bool:
+    refs = indicators(line)
+    if n_inputs == 0:
+        return not refs
+    return bool(refs) and not indicator_problems(line, n_inputs)
+
+
+def usable_lines(task: str, direction: str, n_inputs: int, has_caption: bool) -> tuple[list[int], list[int]]:
+    """(line indices without a caption slot, with one) whose indicators fit a turn with n_inputs inputs. With
+    several inputs, lines that name the most inputs win, so no input goes unmentioned when a line can name it."""
+    lines = bank(task, direction)
+    fit = [i for i, ln in enumerate(lines) if _fits(ln, n_inputs)]
+    if not fit:
+        # a bank written for another input count: take every line and let the indicator check below decide
+        fit = list(range(len(lines)))
+    if n_inputs >= 2:
+        span = {i: len(set(indicators(lines[i]))) for i in fit}
+        best = max(span.values())
+        fit = [i for i in fit if span[i] == best]
+    plain = [i for i in fit if "{caption}" not in lines[i]]
+    captioned = [i for i in fit if "{caption}" in lines[i]] if has_caption else []
+    return plain, captioned
+
+
+def fill_template(task: str, direction: str, caption: str, seed: int, n_inputs: int = 1, offset: int = 0,
+                  prefer_caption: float = 0.6, max_caption_words: int = 32) -> Filled:
+    """One instruction for a turn: `offset` is the number of images earlier turns of a chain show before this one."""
+    rng = np.random.default_rng(seed)
+    cap = clean_caption(caption, max_caption_words)
+    plain, captioned = usable_lines(task, direction, n_inputs, bool(cap))
+    # without an input image the caption is the whole content: always use it when there is one
+    if captioned and (not plain or n_inputs == 0 or rng.random() < prefer_caption):
+        pool = captioned
+    elif plain:
+        pool = plain
+    else:
+        # only caption lines and no caption (e.g. Text-to-Image without alt text): say "a scene" rather than nothing
+        pool, cap = [i for i in range(len(bank(task, direction))) if "{caption}" in bank(task, direction)[i]], "a scene"
+    # lines weigh by the square root of their phrasing count: every frame shows up, small lines do not repeat
+    weights = np.sqrt([compile_pattern(bank(task, direction)[i]).size for i in pool])
+    line_index = int(pool[int(rng.choice(len(pool), p=weights / weights.sum()))])
+    pattern = compile_pattern(bank(task, direction)[line_index])
+    k = int(rng.integers(pattern.size))
+    text = pattern.phrasing(k)
+    used_caption = "{caption}" in text
+    if used_caption:
+        text = text.replace("{caption}", cap)
+    text = shift_indicators(sentence_case(text), offset)
+    return Filled(text, f"{task}#{line_index}.{k}", used_caption)
 
 
 @register
 class TemplateInstructions(Operator):
     name = "template_instructions"
-    version = "1"
+    version = "2"
     role = "instruction"
+    Config: ClassVar[type[TemplateConfig]] = TemplateConfig
 
     def describe(self) -> str:
-        return "template_instructions: per-task template bank"
+        n = sum(compile_pattern(ln).size for lines in TEMPLATES.values() for ln in lines)
+        return f"template_instructions: per-task template bank ({len(TEMPLATES)} tasks, {n} phrasings), filled with captions"
 
     def process(self, batch: WorkBatch) -> WorkBatch:
+        c = self.config
         for sample in batch.samples:
             for i, turn in enumerate(sample.turns):
                 if turn.instruction:
                     continue
-                seed = derive_seed(batch.seed, sample.key, i, METHOD)
-                turn.instruction = fill_template(turn.task, turn.direction, turn.caption, seed)
-                turn.instruction_method = METHOD
+                n_before = sample.n_images_visible(i) - len(turn.inputs)
+                filled = fill_template(turn.task, turn.direction, turn.caption, derive_seed(batch.seed, sample.key, i, TEMPLATE),
+                                       n_inputs=len(turn.inputs), offset=n_before, prefer_caption=c.prefer_caption,
+                                       max_caption_words=c.max_caption_words)
+                text = filled.text
+                if 0 < i < len(sample.turns) - 1:
+                    # a history turn of a chain composed before this stage: ACE's chat convention, as lcu_chains does
+                    text = schema.rewrite_history_indicator(text, i)
+                turn.instruction = text
+                turn.instruction_method = TEMPLATE
+                record = {"method": TEMPLATE, "template": filled.template_id}
+                if turn.task in EMU_EDIT_KIND:
+                    emu = emu_record(edit=EMU_EDIT_KIND[turn.task], output=clean_caption(turn.caption) if turn.direction != schema.DIRECTION_ANALYSIS else "")
+                    if emu:
+                        record["emu_edit"] = emu
+                set_turn_record(sample, i, record)
         return batch

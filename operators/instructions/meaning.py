@@ -1,0 +1,61 @@
+"""Does a rewrite still say what its template said? Same indicators (as a multiset), the task's key terms kept,
+and close enough in embedding space; and is it new? Far enough from the template and every earlier rewrite."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from datagen.schema import INDICATOR_RE, indicators
+from operators.instructions.template_bank import TASK_TERMS
+from operators.instructions.text import MAX_CHARS
+
+
+def meaning_problem(task: str, source: str, candidate: str) -> str | None:
+    """The text-level checks (the embedding checks need vectors; see select_rewrites)."""
+    if not candidate.strip():
+        return "empty"
+    if Counter(indicators(candidate)) != Counter(indicators(source)):
+        return "indicators_changed"
+    if "{" in INDICATOR_RE.sub("", candidate) or "}" in INDICATOR_RE.sub("", candidate):
+        return "stray_braces"
+    if len(candidate) > MAX_CHARS or len(candidate.split()) > 3 * len(source.split()) + 10:
+        return "too_long"
+    terms = TASK_TERMS.get(task)
+    if terms and re.search(terms, source, re.IGNORECASE) and not re.search(terms, candidate, re.IGNORECASE):
+        return "task_terms_lost"
+    return None
+
+
+@dataclass
+class Selection:
+    kept: list[str]
+    rejected: dict[str, int]  # reason -> count
+
+
+def select_rewrites(task: str, source: str, candidates: list[str], vectors: np.ndarray, n: int,
+                    max_similarity: float, min_similarity: float) -> Selection:
+    """Greedy, in candidate order: keep a candidate when it passes the text checks, is at least min_similarity
+    to the source (meaning kept) and below max_similarity to the source and to every rewrite kept so far.
+    vectors: unit rows, the source first, then one per candidate."""
+    kept: list[str] = []
+    kept_vecs = [vectors[0]]
+    rejected: Counter = Counter()
+    for cand, vec in zip(candidates, vectors[1:]):
+        if len(kept) >= n:
+            break
+        why = meaning_problem(task, source, cand)
+        if why is None:
+            sims = np.stack(kept_vecs) @ vec
+            if float(sims[0]) < min_similarity:
+                why = "meaning_drift"
+            elif float(sims.max()) >= max_similarity:
+                why = "not_distinct"
+        if why:
+            rejected[why] += 1
+            continue
+        kept.append(cand)
+        kept_vecs.append(vec)
+    return Selection(kept, dict(rejected))

@@ -1,0 +1,148 @@
+"""Rewrites, ACE's second method: N rewrites of each template instruction, each distinct from the template and
+every earlier rewrite (text-embedding similarity), kept only if indicators and the task's meaning survive.
+The rewriter is the classical rule-based paraphraser (embedded default) or an LLM through any chat backend."""
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+
+from datagen.batch import WorkBatch, derive_seed
+from datagen.operator import Operator, Resources
+from datagen.registry import register
+from datagen.schema import Sample
+from operators.instructions.backends.base import ChatRequest, make_backend
+from operators.instructions.config import RewriteConfig
+from operators.instructions.embedder import TextEmbedder
+from operators.instructions.meaning import select_rewrites
+from operators.instructions.paraphrase import RuleParaphraser
+from operators.instructions.prompts import rewrite_prompt
+from operators.instructions.records import (
+    FALLBACK_TEMPLATE,
+    LLM_REWRITE,
+    RULE_REWRITE,
+    TEMPLATE,
+    count_fallback,
+    update_turn_record,
+)
+from operators.instructions.text import normalize_answer
+
+log = logging.getLogger(__name__)
+
+
+def parse_rewrites(answer: str) -> list[str]:
+    """One rewrite per line of an LLM answer; list markers, quotes and prefixes removed, indicators untouched."""
+    out = []
+    for line in answer.splitlines():
+        text = normalize_answer(line, n_inputs=0)
+        if text and text not in out:
+            out.append(text)
+    return out
+
+
+@register
+class RewriteInstructions(Operator):
+    name = "rewrite_instructions"
+    version = "1"
+    role = "instruction"
+    stateful = True  # holds the embedder (and the LLM for rewriter=llm)
+    Config: ClassVar[type[RewriteConfig]] = RewriteConfig
+
+    def __init__(self, config: RewriteConfig | None = None, **context):
+        super().__init__(config, **context)
+        c = self.config
+        self.paraphraser = RuleParaphraser()
+        self.embedder = TextEmbedder(c.embedder)
+        self.backend = make_backend(c.backend) if c.rewriter == "llm" and c.backend is not None else None
+
+    def unavailable_reason(self) -> str | None:
+        if self.backend is not None:
+            return self.backend.unavailable_reason()
+        return None
+
+    def resources(self) -> Resources:
+        if self.backend is None:
+            return Resources(num_cpus=1.0, batch_size=256)
+        b = self.config.backend
+        return Resources(num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors)
+
+    def setup(self) -> None:
+        self.embedder.setup()
+        if self.backend is not None:
+            self.backend.setup()
+
+    def describe(self) -> str:
+        c = self.config
+        who = f"LLM {self.backend.describe()}" if self.backend is not None else "classical rule-based paraphraser (verb/object grammar, request frames; no weights)"
+        return (f"rewrite_instructions: {c.n} rewrites per template by {who}; distinct below cosine {c.max_similarity}, "
+                f"meaning kept above {c.min_similarity}, embeddings from {self.embedder.describe()}")
+
+    def _eligible(self, batch: WorkBatch) -> list[tuple[Sample, int]]:
+        tasks = set(self.config.tasks)
+        return [
+            (s, i)
+            for s in batch.samples
+            for i, t in enumerate(s.turns)
+            if t.instruction_method == TEMPLATE and t.instruction and ("*" in tasks or t.task in tasks)
+        ]
+
+    def _llm_candidates(self, batch: WorkBatch, jobs: list[tuple[Sample, int]]) -> list[list[str] | str]:
+        """Per job: candidate rewrites, or the reason the model gave none."""
+        c = self.config
+        reqs = [
+            ChatRequest([rewrite_prompt(s.turns[i].instruction, c.candidates, s.turns[i].task)], seed=derive_seed(batch.seed, s.key, i, self.name))
+            for s, i in jobs
+        ]
+        try:
+            results = self.backend.chat(reqs)
+        except Exception as err:  # noqa: BLE001 - any backend failure means templates for this batch, not lost samples
+            log.warning("partition %s: rewrite backend failed: %s: %s", batch.partition, type(err).__name__, err)
+            return [f"backend_error:{type(err).__name__}"] * len(jobs)
+        return [parse_rewrites(r.text) if r.ok else r.error for r in results]
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        c = self.config
+        stats = batch.stage(self.name)
+        jobs = self._eligible(batch)
+        if not jobs:
+            return batch
+        rngs = [np.random.default_rng(derive_seed(batch.seed, s.key, i, self.name)) for s, i in jobs]
+        if self.backend is None:
+            cands: list[list[str] | str] = [self.paraphraser.candidates(s.turns[i].instruction, rng, c.candidates) for (s, i), rng in zip(jobs, rngs)]
+        else:
+            cands = self._llm_candidates(batch, jobs)
+        texts: list[str] = []
+        for (s, i), cl in zip(jobs, cands):
+            texts.append(s.turns[i].instruction)
+            if isinstance(cl, list):
+                texts.extend(cl)
+        vecs = self.embedder.encode(texts)
+        pos = 0
+        method = LLM_REWRITE if self.backend is not None else RULE_REWRITE
+        for (s, i), cl, rng in zip(jobs, cands, rngs):
+            turn = s.turns[i]
+            source = turn.instruction
+            if isinstance(cl, str):  # the model failed: keep the template, say so
+                pos += 1
+                turn.instruction_method = FALLBACK_TEMPLATE
+                count_fallback(batch, self.name, cl)
+                update_turn_record(s, i, method=FALLBACK_TEMPLATE, fallback=cl)
+                continue
+            sel = select_rewrites(turn.task, source, cl, vecs[pos : pos + 1 + len(cl)], c.n, c.max_similarity, c.min_similarity)
+            pos += 1 + len(cl)
+            for why, k in sel.rejected.items():
+                stats.skip(f"rejected_rewrite:{why}", k)
+            if not sel.kept:
+                if self.backend is not None:
+                    turn.instruction_method = FALLBACK_TEMPLATE
+                    count_fallback(batch, self.name, "no_usable_rewrite")
+                    update_turn_record(s, i, method=FALLBACK_TEMPLATE, fallback="no_usable_rewrite")
+                else:
+                    stats.skip("kept_template:no_distinct_rewrite")
+                continue
+            choice = sel.kept[0] if c.choose == "first" else sel.kept[int(rng.integers(len(sel.kept)))]
+            turn.instruction = choice
+            turn.instruction_method = method
+            update_turn_record(s, i, method=method, source=source, alternates=sel.kept, rewriter=c.rewriter)
+        return batch

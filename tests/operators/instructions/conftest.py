@@ -1,0 +1,195 @@
+"""Fixtures for the instruction tests: a tiny InternVL (the real transformers architecture, random weights) with
+a byte-level BPE tokenizer trained here on our own prompts and templates, saved and loaded like any checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<IMG_CONTEXT>{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
+
+
+def _corpus() -> list[str]:
+    from datagen import schema
+    from operators.instructions.prompts import captioner_prompt, difference_prompt, image_header
+    from operators.instructions.templates import fill_template
+
+    lines = [captioner_prompt(1), captioner_prompt(2), difference_prompt(), image_header(3)]
+    for t, spec in schema.TASKS.items():
+        for k in range(12):
+            lines.append(fill_template(t, spec.direction, "a tabby cat on a red sofa", k, n_inputs=0 if spec.direction == "text" else 1).text)
+    return lines * 3
+
+
+def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        InternVLVideoProcessor,
+        InternVLVisionConfig,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+    )
+    from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
+                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
+                                  video_token="<video>", chat_template=CHAT_TEMPLATE)
+    image_seq = 4  # (56 / 14)^2 patches, pixel-shuffled by 0.5
+    processor = InternVLProcessor(image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=False),
+                                  tokenizer=tok, video_processor=InternVLVideoProcessor(), image_seq_length=image_seq,
+                                  chat_template=CHAT_TEMPLATE)
+    vision = InternVLVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=56, patch_size=14)
+    text = Qwen2Config(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       intermediate_size=128, max_position_embeddings=1024)
+    cfg = InternVLConfig(vision_config=vision, text_config=text, image_token_id=tok.context_image_token_id, image_seq_length=image_seq)
+    import torch
+
+    torch.manual_seed(0)
+    model = InternVLForConditionalGeneration(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_internvl(tmp_path_factory) -> Path:
+    return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl"))
+
+
+# A local OpenAI-compatible endpoint that misbehaves on purpose ------------------------------------------------------
+KINDS = ("ok", "http500", "slow", "malformed", "drop", "unusable", "flaky")
+BAD_KINDS = {"http500", "slow", "malformed", "drop", "unusable"}
+
+
+class ChatServer:
+    """Answers /v1/chat/completions on 127.0.0.1. The i-th distinct request body gets KINDS[i % len(KINDS)] for
+    every attempt (so retries see the same behaviour), except `flaky`, which fails once with a 500 and then
+    answers. `kinds` maps body digest -> kind, so a test knows how many requests had to fall back."""
+
+    def __init__(self, slow_s: float = 1.5, kinds: tuple[str, ...] = KINDS):
+        import hashlib
+        import json
+        import socket
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.kinds: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): that is the point of a slow answer
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                digest = hashlib.sha1(raw).hexdigest()
+                with server.lock:
+                    if digest not in server.kinds:
+                        server.kinds[digest] = kinds[len(server.kinds) % len(kinds)]
+                    kind = server.kinds[digest]
+                    server.attempts[digest] = server.attempts.get(digest, 0) + 1
+                    attempt = server.attempts[digest]
+                    n = len(server.kinds)
+                if kind == "http500" or (kind == "flaky" and attempt == 1):
+                    return self._send(500, b'{"error": "internal"}')
+                if kind == "slow":
+                    time.sleep(slow_s)
+                    return self._send(200, json.dumps(_completion(answer(json.loads(raw), n))).encode())
+                if kind == "malformed":
+                    return self._send(200, b'{"choices": [{"message": {"content": "trunc')
+                if kind == "drop":
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return None
+                if kind == "unusable":
+                    return self._send(200, json.dumps(_completion("I'm sorry, I cannot help with that.")).encode())
+                return self._send(200, json.dumps(_completion(answer(json.loads(raw), n))).encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def bad(self) -> int:
+        return sum(1 for k in self.kinds.values() if k in BAD_KINDS)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _completion(text: str) -> dict:
+    return {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+
+
+def _user_text(body: dict) -> str:
+    content = body["messages"][-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(c.get("text", "") for c in content if c["type"] == "text")
+
+
+def answer(body: dict, n: int) -> str:
+    """What a cooperative model would say to each of our prompts (n makes answers distinct)."""
+    import json
+
+    text = _user_text(body)
+    if "Rewrite it in" in text:
+        src = text.split("):\n", 1)[1].split("\n", 1)[0].strip()
+        low = src[0].lower() + src[1:].rstrip(".")
+        return f"1. Could you {low}?\n2. I'd like you to {low}, please.\n3. Do something nice with the picture.\n- {src}"
+    if "Compare Image-1 and Image-2" in text:
+        return f"Common: the same scene and layout. Differences: Image-2 is a finished colour photograph ({n})."
+    if "An input image was edited" in text:
+        return json.dumps({"instruction": f"Turn {{image}} into a finished colour photograph, version {n}.", "edit": "global",
+                           "edited_object": "the whole picture", "original_object": "a sketch", "output": "a colour photo"})
+    return f"Instruction: Make Image-1 look like the finished photo, version {n}."
+
+
+@pytest.fixture
+def chat_server():
+    servers = []
+
+    def start(**kw) -> ChatServer:
+        s = ChatServer(**kw)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
