@@ -50,6 +50,8 @@ class RuntimeConfig(Section):
     address: Optional[str] = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: Optional[int] = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
     progress: bool = True
+    actor_pools: list[str] = Field(default_factory=list, description="operator names to run as actor pools even "
+                                   "though they hold no model (for example an operator with a costly setup)")
     max_task_retries: int = Field(3, ge=0, description="retries of a partition whose worker died (tasks) or actor restarts")
 
 

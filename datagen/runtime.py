@@ -136,11 +136,11 @@ class _ActorStage:
         return self.inner(row)
 
 
-def _groups(stages: list[Operator]) -> list[tuple[bool, list[Operator]]]:
+def _groups(stages: list[Operator], actor_pools: tuple[str, ...] = ()) -> list[tuple[bool, list[Operator]]]:
     """Split the stage list into (stateful?, ops) runs: stateless neighbours fuse, each stateful op stands alone."""
     groups: list[tuple[bool, list[Operator]]] = []
     for op in stages:
-        if op.stateful or op.resources().num_gpus > 0:
+        if op.stateful or op.resources().num_gpus > 0 or op.name in actor_pools:
             groups.append((True, [op]))
         elif groups and not groups[-1][0]:
             groups[-1][1].append(op)
@@ -188,7 +188,7 @@ def execute_ray(job: Job, runtime: RuntimeConfig) -> Iterator[dict[str, Any]]:
     ctx.enable_progress_bars = runtime.progress
     ctx.verbose_progress = False
     total_cpus = float(ray.cluster_resources().get("CPU", 1))
-    groups = _groups(job.stages)
+    groups = _groups(job.stages, tuple(runtime.actor_pools))
     plan = actor_cpu_plan([g[1][0] for g in groups if g[0]], total_cpus)
     ds = ray.data.from_items([{"spec": json.dumps(p)} for p in job.partitions], override_num_blocks=len(job.partitions))
     # commit (the shard write) always runs as a task after the last stage

@@ -1,0 +1,127 @@
+"""Fault tolerance on a real Ray cluster on loopback: a multi-node run (and `ray job submit`) gives the keys of a
+local run; a worker node killed mid-run and an actor killed mid-run still end with exactly those keys."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from datagen.config import load_recipe
+from datagen.run import run
+from datagen.shards.reader import read_index
+from datagen.shards.validate import validate_dir
+
+pytestmark = pytest.mark.slow
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _overrides(inp, out, *extra):
+    return [f"input.path={inp}", f"output.dir={out}", "runtime.progress=false", "input.images_per_partition=1",
+            "input.max_side=96", *extra]
+
+
+def _keys(out: Path) -> list[str]:
+    return sorted(read_index(out).column("key").to_pylist())
+
+
+@pytest.fixture
+def reference(tmp_path, photo_dir):
+    ref = tmp_path / "ref"
+    run(load_recipe("configs/demo.yaml", _overrides(photo_dir, ref, "runtime.executor=local")))
+    return _keys(ref)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A head node and one worker node (tagged with resource `victim`), both on 127.0.0.1."""
+    port, dash = _free_port(), _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                    "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                    '--resources={"victim": 1}', "--disable-usage-stats"], check=True, env=env, capture_output=True,
+                   timeout=180)
+    try:
+        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "env": env}
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _datagen(args, env, **kw):
+    return subprocess.Popen([sys.executable, "-m", "datagen.cli", "run", "configs/demo.yaml", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _wait_markers(out: Path, n: int, proc, timeout=300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((out / "_progress").glob("*.done.json"))) >= n:
+            return
+        time.sleep(0.05)
+
+
+def test_multi_node_run_and_job_submit_match_local(tmp_path, photo_dir, reference, cluster):
+    out = tmp_path / "multi"
+    proc = _datagen(_overrides(photo_dir, out) + ["--address", cluster["address"]], cluster["env"])
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    assert _keys(out) == reference and validate_dir(out)[1] == []
+    nodes = json.loads(subprocess.run([sys.executable, "-c", (
+        "import ray, json; ray.init(address='%s', log_to_driver=False); "
+        "print(json.dumps([n['Alive'] for n in ray.nodes()]))") % cluster["address"]],
+        capture_output=True, text=True, env=cluster["env"], timeout=120).stdout.strip().splitlines()[-1])
+    assert nodes == [True, True]
+    job_out = tmp_path / "job"
+    sub = subprocess.run([RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable, "-m",
+                          "datagen.cli", "run", str(Path("configs/demo.yaml").resolve()),
+                          *_overrides(photo_dir, job_out)],
+                         capture_output=True, text=True, env=cluster["env"], timeout=600, cwd=Path.cwd())
+    assert sub.returncode == 0, (sub.stdout + sub.stderr)[-3000:]
+    assert _keys(job_out) == reference
+
+
+def test_worker_node_killed_mid_run(tmp_path, photo_dir, reference, cluster):
+    out = tmp_path / "out"
+    proc = _datagen(_overrides(photo_dir, out) + ["--address", cluster["address"]], cluster["env"])
+    _wait_markers(out, 2, proc)
+    victims = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "raylet" in p.info["cmdline"][0]
+               and any("victim" in a for a in p.info["cmdline"])]
+    assert victims, "worker node's raylet not found"
+    for v in victims:
+        for child in v.children(recursive=True):
+            child.kill()
+        v.kill()
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    assert _keys(out) == reference and validate_dir(out)[1] == []
+
+
+def test_actor_killed_mid_run(tmp_path, photo_dir, reference):
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    proc = _datagen(_overrides(photo_dir, out, "runtime.num_cpus=2", "runtime.actor_pools=[canny]"), env,
+                    start_new_session=True)
+    _wait_markers(out, 2, proc)
+    actors = [p for p in psutil.process_iter(["cmdline"])
+              if p.info["cmdline"] and "_ActorStage" in " ".join(p.info["cmdline"])]
+    assert actors, "no actor process found"
+    for a in actors:
+        a.send_signal(signal.SIGKILL)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    assert _keys(out) == reference and validate_dir(out)[1] == []
