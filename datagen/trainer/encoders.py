@@ -114,17 +114,20 @@ class TextEncoder:
 
 
 _WORD_RE = re.compile(r"\S+")
+_PART_RE = re.compile(r"\w+|[^\w\s]")
 
 
 def tiny_unigram_vocab(corpus: Iterable[str], max_words: int = 2000) -> list[tuple[str, float]]:
     """A SentencePiece-style unigram vocabulary counted from a corpus: T5's special pieces, every printable
     ASCII character (with and without the word-start mark) so any text tokenises, then the corpus's frequent
-    words; scores are log relative frequencies, as a unigram LM's are."""
+    word and punctuation pieces (the first piece of a word carries the word-start mark); scores are log
+    relative frequencies, as a unigram LM's are."""
     words: Counter[str] = Counter()
     chars: Counter[str] = Counter()
     for text in corpus:
         for w in _WORD_RE.findall(text):
-            words["\u2581" + w] += 1
+            for i, part in enumerate(_PART_RE.findall(w)):
+                words[("\u2581" if i == 0 else "") + part] += 1
             chars.update(w)
     total = sum(words.values()) + sum(chars.values()) + 1
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from datagen.schema import Sample
+from datagen.schema import INDICATOR_RE, Sample, rewrite_history_indicator
 from datagen.trainer.buckets import Bucket, fit_to_bucket
 from datagen.trainer.models import INDICATOR_NONE, INDICATOR_TARGET, FrameLayout, indicator_id
 from datagen.trainer.tokens import tokenize_instruction
@@ -32,9 +32,14 @@ class TrainExample:
 
 
 def to_example(sample: Sample, bucket: Bucket, max_inputs: int) -> TrainExample:
+    """Indicators follow the data contract: input images are numbered 1.. over all turns, history first (what
+    schema.indicator_problems checks ``{imageN}`` against); ``{image}`` is the first input of the text's own
+    turn; and in a history turn i>0, the ``{image<i>}`` that schema.rewrite_history_indicator made of that
+    turn's ``{image}`` still names the turn's own input."""
     images, masks, frame_text, frame_ind, is_target = [], [], [], [], []
     texts, text_inds = [], []
-    n = 0  # input images numbered 1.. over all turns, history first: the numbering of {imageN}
+    n = 0
+    last = len(sample.turns) - 1
     for ti, turn in enumerate(sample.turns):
         first_of_turn = n + 1
         for frame in turn.inputs:
@@ -48,12 +53,15 @@ def to_example(sample: Sample, bucket: Bucket, max_inputs: int) -> TrainExample:
             is_target.append(False)
         ind = {str(k): indicator_id(k) for k in range(1, n + 1)}
         ind[""] = indicator_id(first_of_turn) if turn.inputs else INDICATOR_NONE
+        if 0 < ti < last and turn.inputs:
+            rewritten = INDICATOR_RE.findall(rewrite_history_indicator("{image}", ti))[0]
+            ind[rewritten] = indicator_id(first_of_turn)
         texts.append(turn.instruction)
         text_inds.append(ind)
     cur = sample.current.target
     images.append(fit_to_bucket(cur.image, bucket))
     masks.append(fit_to_bucket(cur.mask_or_ones(), bucket, nearest=True))
-    frame_text.append(len(sample.turns) - 1)
+    frame_text.append(last)
     frame_ind.append(INDICATOR_TARGET)
     is_target.append(True)
     return TrainExample(sample.key, np.stack(images), np.stack(masks), frame_text, frame_ind, is_target, texts, text_inds)
