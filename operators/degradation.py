@@ -190,5 +190,10 @@ class Degradation(ConditionOperator):
     def describe(self) -> str:
         return "degradation: Real-ESRGAN second-order blur/resize/noise/JPEG + sinc, OpenCV/numpy (classical)"
 
+    def params(self):
+        # every draw that shaped the image is recorded per sample; the ranges it was drawn from are recipe-level
+        # (in the recipe fingerprint) and would only repeat ~1 KB of constants in every index row
+        return {}
+
     def make_condition(self, image, rng):
         return Degrader(self.config, rng).run(image)
