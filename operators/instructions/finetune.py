@@ -15,6 +15,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+ENCODED_CACHE = 2048  # encoded examples kept in memory
 # the language model's linear layers (Qwen2/InternLM2-style names); the vision tower stays frozen
 DEFAULT_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 
@@ -178,12 +179,16 @@ def finetune_captioner(cfg: FinetuneConfig) -> FinetuneResult:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     result = FinetuneResult(steps=0, examples=len(examples))
     order: list[int] = []
+    cache: dict[int, dict] = {}
     step_loss, micro = 0.0, 0
     while result.steps < total:
         if not order:
             order = list(range(len(examples)))
             random.shuffle(order)
-        batch = encode_example(processor, examples[order.pop()], cfg.max_patches)
+        idx = order.pop()
+        batch = cache.get(idx) or encode_example(processor, examples[idx], cfg.max_patches)
+        if len(cache) < ENCODED_CACHE:
+            cache[idx] = batch  # small sets run many epochs: decode and tile each example once
         batch = {k: v.to(device) for k, v in batch.items()}
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(model.dtype)

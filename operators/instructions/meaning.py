@@ -59,3 +59,26 @@ def select_rewrites(task: str, source: str, candidates: list[str], vectors: np.n
         kept.append(cand)
         kept_vecs.append(vec)
     return Selection(kept, dict(rejected))
+
+
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"\{image\d?\}|[a-z0-9']+", text.lower()))
+
+
+def lexical_order(source: str, candidates: list[str]) -> list[str]:
+    """Candidates reordered so that each next one shares the fewest words with the source and those before it
+    (greedy max-min Jaccard distance). Embedding is the expensive check: trying the lexically most different
+    candidates first means fewer of them need embedding before n distinct rewrites are found."""
+    seen = [_tokens(source)]
+    toks = {c: _tokens(c) for c in candidates}
+    left = list(candidates)
+    out: list[str] = []
+    while left:
+        def closeness(c: str) -> float:
+            return max(len(toks[c] & s) / max(1, len(toks[c] | s)) for s in seen)
+
+        best = min(left, key=closeness)  # ties keep the generator's (seeded) order
+        out.append(best)
+        seen.append(toks[best])
+        left.remove(best)
+    return out

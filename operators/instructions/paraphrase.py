@@ -76,9 +76,21 @@ IMPERATIVE = set(
 _FRONT_RE = re.compile(r"^(?P<head>.+\S) (?:of|in|from|for|on|to|onto|into) (?P<img>\x00\d\x00)$")
 _PLEASE_RE = re.compile(r"^please,? |,? please(?=[.?!]*$)", re.IGNORECASE)
 _GROUP_RES = [
-    (group, re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(group, key=len, reverse=True)) + r")\b", re.IGNORECASE))
+    # not inside hyphenated words ("re-render" is not "render")
+    (group, re.compile(r"(?<![-\w])(" + "|".join(re.escape(w) for w in sorted(group, key=len, reverse=True)) + r")(?![-\w])", re.IGNORECASE))
     for group in SYNONYMS
 ]
+
+
+SUBST = "\x01"  # marks a substituted word until articles agree with it
+_A_AN_RE = re.compile(r"\b([Aa])n? \x01(?=(\w))")
+
+
+def _articles(text: str) -> str:
+    """a/an agreement where a substitution changed the next word ("a region" -> "an area"); words that came
+    from the input (captions: "a uniform") are left as they were."""
+    text = _A_AN_RE.sub(lambda m: m.group(1) + ("n" if m.group(2).lower() in "aeiou" else "") + " ", text)
+    return text.replace(SUBST, "")
 
 
 def _lower_first(s: str) -> str:
@@ -116,10 +128,10 @@ class RuleParaphraser:
                 if rng.random() >= p:
                     return m.group(0)
                 others = [w for w in group if w.lower() != m.group(0).lower()]
-                return _match_case(others[int(rng.integers(len(others)))], m.group(0))
+                return SUBST + _match_case(others[int(rng.integers(len(others)))], m.group(0))
 
             text = rx.sub(sub, text)
-        return text
+        return _articles(text)
 
     def _frame(self, clause: str, rng: np.random.Generator) -> str:
         frame = FRAMES[int(rng.integers(len(FRAMES)))]

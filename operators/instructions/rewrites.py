@@ -15,7 +15,7 @@ from datagen.schema import Sample
 from operators.instructions.backends.base import ChatRequest, make_backend
 from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
-from operators.instructions.meaning import select_rewrites
+from operators.instructions.meaning import Selection, lexical_order, select_rewrites
 from operators.instructions.paraphrase import RuleParaphraser
 from operators.instructions.prompts import rewrite_prompt
 from operators.instructions.records import (
@@ -101,6 +101,33 @@ class RewriteInstructions(Operator):
             return [f"backend_error:{type(err).__name__}"] * len(jobs)
         return [parse_rewrites(r.text) if r.ok else r.error for r in results]
 
+    def _select(self, jobs: list[tuple[Sample, int]], cands: list[list[str] | str]) -> list[Selection | None]:
+        """Greedy selection per job. Embedding dominates the cost, so the first n+2 candidates are embedded for
+        every job at once and the rest only for jobs still short of n; greedy order makes this the same result
+        as embedding everything (the embedder caches what it has seen)."""
+        c = self.config
+        out: list[Selection | None] = [None] * len(jobs)
+        for limit in (c.n + 2, None):
+            todo = [k for k, cl in enumerate(cands) if isinstance(cl, list) and (out[k] is None or len(out[k].kept) < c.n)]
+            if limit is None:
+                todo = [k for k in todo if len(cands[k]) > c.n + 2]
+            if not todo:
+                continue
+            texts: list[str] = []
+            for k in todo:
+                s, i = jobs[k]
+                texts.append(s.turns[i].instruction)
+                texts.extend(cands[k][:limit])
+            vecs = self.embedder.encode(texts)
+            pos = 0
+            for k in todo:
+                s, i = jobs[k]
+                cl = cands[k][:limit]
+                out[k] = select_rewrites(s.turns[i].task, s.turns[i].instruction, cl, vecs[pos : pos + 1 + len(cl)], c.n,
+                                         c.max_similarity, c.min_similarity)
+                pos += 1 + len(cl)
+        return out
+
     def process(self, batch: WorkBatch) -> WorkBatch:
         c = self.config
         stats = batch.stage(self.name)
@@ -112,25 +139,17 @@ class RewriteInstructions(Operator):
             cands: list[list[str] | str] = [self.paraphraser.candidates(s.turns[i].instruction, rng, c.candidates) for (s, i), rng in zip(jobs, rngs)]
         else:
             cands = self._llm_candidates(batch, jobs)
-        texts: list[str] = []
-        for (s, i), cl in zip(jobs, cands):
-            texts.append(s.turns[i].instruction)
-            if isinstance(cl, list):
-                texts.extend(cl)
-        vecs = self.embedder.encode(texts)
-        pos = 0
+        cands = [lexical_order(s.turns[i].instruction, cl) if isinstance(cl, list) else cl for (s, i), cl in zip(jobs, cands)]
+        selections = self._select(jobs, cands)
         method = LLM_REWRITE if self.backend is not None else RULE_REWRITE
-        for (s, i), cl, rng in zip(jobs, cands, rngs):
+        for (s, i), cl, rng, sel in zip(jobs, cands, rngs, selections):
             turn = s.turns[i]
             source = turn.instruction
             if isinstance(cl, str):  # the model failed: keep the template, say so
-                pos += 1
                 turn.instruction_method = FALLBACK_TEMPLATE
                 count_fallback(batch, self.name, cl)
                 update_turn_record(s, i, method=FALLBACK_TEMPLATE, fallback=cl)
                 continue
-            sel = select_rewrites(turn.task, source, cl, vecs[pos : pos + 1 + len(cl)], c.n, c.max_similarity, c.min_similarity)
-            pos += 1 + len(cl)
             for why, k in sel.rejected.items():
                 stats.skip(f"rejected_rewrite:{why}", k)
             if not sel.kept:

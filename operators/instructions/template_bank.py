@@ -236,7 +236,7 @@ TEMPLATES.update(
 # Regex (case-insensitive) of words a phrasing of the task must keep; a rewrite without one lost the task.
 # Generic edit tasks have none: their meaning is carried by the indicators and the caption.
 _MAP_TERMS = {
-    "segmentation": r"segment|region|colou?r-coded|partition|parts",
+    "segmentation": r"segment|region|area|colou?r-coded|partition|parts",
     "depth": r"depth|distance|near|far|3d",
     "pose": r"pose|skeleton|keypoint|stick|posture|joints|body",
     "canny": r"edge|canny|outline|contour|line|boundar",

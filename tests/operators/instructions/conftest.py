@@ -54,7 +54,8 @@ def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
                                   chat_template=CHAT_TEMPLATE)
     vision = InternVLVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=56, patch_size=14)
     text = Qwen2Config(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                       intermediate_size=128, max_position_embeddings=1024)
+                       intermediate_size=128, max_position_embeddings=1024,
+                       initializer_range=0.3)  # larger than the default so a few LoRA steps can move the logits
     cfg = InternVLConfig(vision_config=vision, text_config=text, image_token_id=tok.context_image_token_id, image_seq_length=image_seq)
     import torch
 
@@ -170,9 +171,14 @@ def answer(body: dict, n: int) -> str:
 
     text = _user_text(body)
     if "Rewrite it in" in text:
+        import numpy as np
+
+        from operators.instructions.paraphrase import RuleParaphraser
+
         src = text.split("):\n", 1)[1].split("\n", 1)[0].strip()
-        low = src[0].lower() + src[1:].rstrip(".")
-        return f"1. Could you {low}?\n2. I'd like you to {low}, please.\n3. Do something nice with the picture.\n- {src}"
+        lines = RuleParaphraser().candidates(src, np.random.default_rng(n), 4)
+        # numbered like a chat model would, plus one line that lost the indicator and one copy of the source
+        return "\n".join(f"{k + 1}. {ln}" for k, ln in enumerate(lines)) + "\n5. Do something nice with the picture.\n- " + src
     if "Compare Image-1 and Image-2" in text:
         return f"Common: the same scene and layout. Differences: Image-2 is a finished colour photograph ({n})."
     if "An input image was edited" in text:
