@@ -38,6 +38,9 @@ class KMeansConfig(Section):
     min_cluster_size: int = Field(64, ge=1, description="K shrinks to n_images // this for small inputs (logged)")
     train_sample: int = Field(1_000_000, ge=1, description="embeddings drawn (seeded) to train K-means; all are assigned")
     iterations: int = Field(20, ge=1)
+    init: Literal["auto", "kmeans++", "random"] = Field("auto", description="seeding: greedy k-means++ (auto: up to 5000 clusters) or faiss's random")
+    init_size: int = Field(10_000, ge=1, description="rows the k-means++ seeding looks at")
+    redo: int = Field(1, ge=1, description="independent runs; the best objective is kept")
     gpu: Literal["auto", "on", "off"] = Field("auto", description="faiss GPU index when faiss was built with GPUs")
     clusters_per_task: int = Field(64, ge=1, description="clusters handled by one union-find task")
 

@@ -26,6 +26,13 @@ from datagen.pairing.unionfind import UnionFind
 log = logging.getLogger(__name__)
 
 
+ABOVE_BAND = "clean: pair joined through its set but above the band (near-identical)"
+
+
+def above_band(score: float, band: Band) -> bool:
+    return bool(score > band.high or (score == band.high and not band.include_high))
+
+
 @dataclass
 class GroupTask:
     group: int
@@ -117,6 +124,10 @@ def run_group(task: GroupTask) -> dict[str, Any]:
                     else:
                         s1 = float(np.dot(x[ga], x[gb]))
                         s2 = float(link_scores(route.score, feats, np.array([ga]), np.array([gb]), np.array([s1]))[0][0]) if route.score != SCORE_NONE else s1
+                        # joined through the set, but itself too similar: the two are one photo, not a pair
+                        if above_band(s1, task.band) or above_band(s2, route.band):
+                            rstats["skipped"][ABOVE_BAND] = rstats["skipped"].get(ABOVE_BAND, 0) + 1
+                            continue
                     if flip:
                         ga, gb = gb, ga
                     rows.append(

@@ -40,27 +40,74 @@ def normalize(x: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
     return np.ascontiguousarray(x / np.maximum(n, 1e-12), dtype=np.float32)
 
 
-def train_spherical(x: np.ndarray, k: int, iterations: int = 20, seed: int = 0, gpus: int = 0) -> tuple[np.ndarray, float]:
-    """Centroids (k x d, unit length) of unit-length rows `x`, and the final objective (sum of cosine similarities)."""
+KMEANSPP_MAX_K = 5000  # above this, k-means++ seeding costs more than it gives; faiss's random seeding is used
+
+
+def kmeanspp_seeds(x: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
+    """Greedy k-means++ seeding (as scikit-learn does it) of unit rows `x`: each new seed is the best of `trials`
+    candidates drawn with probability proportional to the squared distance to the nearest seed so far."""
+    n = len(x)
+    trials = trials or 2 + int(np.log(k))
+    first = int(rng.integers(n))
+    chosen = [first]
+    closest = np.maximum(0.0, 2.0 - 2.0 * (x @ x[first])).astype(np.float64)
+    for _ in range(1, k):
+        pot = closest.sum()
+        if pot <= 0:  # fewer distinct points than seeds
+            chosen.append(int(rng.integers(n)))
+            continue
+        cand = np.minimum(np.searchsorted(np.cumsum(closest), rng.random(trials) * pot), n - 1)
+        d = np.maximum(0.0, 2.0 - 2.0 * (x @ x[cand].T))
+        new = np.minimum(closest[:, None], d)
+        best = int(np.argmin(new.sum(axis=0)))
+        closest = new[:, best]
+        chosen.append(int(cand[best]))
+    return np.ascontiguousarray(x[chosen], dtype=np.float32)
+
+
+def train_spherical(
+    x: np.ndarray,
+    k: int,
+    iterations: int = 20,
+    seed: int = 0,
+    gpus: int = 0,
+    init: str = "auto",
+    init_size: int = 10_000,
+    redo: int = 1,
+) -> tuple[np.ndarray, float]:
+    """Centroids (k x d, unit length) of unit-length rows `x`, and the objective (sum of cosines to the nearest
+    centroid, higher is better) of the best of `redo` runs. init: "kmeans++" (greedy, on `init_size` rows),
+    "random" (faiss's), or "auto" (k-means++ up to KMEANSPP_MAX_K clusters)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     k = max(1, min(k, len(x)))
     if k == 1:
         c = normalize(x.mean(axis=0, keepdims=True))
         return c, float((x @ c[0]).sum())
-    km = faiss.Kmeans(
-        x.shape[1],
-        k,
-        niter=iterations,
-        spherical=True,
-        seed=int(seed % (2**31 - 1)),
-        gpu=gpus if gpus else False,
-        max_points_per_centroid=max(1, -(-len(x) // k)),  # we sample ourselves; faiss must not subsample again
-        min_points_per_centroid=1,
-        verbose=False,
-    )
-    km.train(x)
-    obj = float(km.obj[-1]) if km.obj is not None and len(km.obj) else float("nan")
-    return np.ascontiguousarray(km.centroids, dtype=np.float32), obj
+    use_pp = init == "kmeans++" or (init == "auto" and k <= KMEANSPP_MAX_K)
+    best: tuple[np.ndarray, float] | None = None
+    for r in range(redo):
+        rng = np.random.default_rng([seed, r])
+        km = faiss.Kmeans(
+            x.shape[1],
+            k,
+            niter=iterations,
+            spherical=True,
+            seed=int((seed + r) % (2**31 - 1)),
+            gpu=gpus if gpus else False,
+            max_points_per_centroid=max(1, -(-len(x) // k)),  # we sample ourselves; faiss must not subsample again
+            min_points_per_centroid=1,
+            verbose=False,
+        )
+        if use_pp:
+            sub = x if len(x) <= max(init_size, 3 * k) else x[rng.choice(len(x), size=max(init_size, 3 * k), replace=False)]
+            km.train(x, init_centroids=kmeanspp_seeds(sub, k, rng))
+        else:
+            km.train(x)
+        obj = float(km.obj[-1]) if km.obj is not None and len(km.obj) else float("-inf")
+        if best is None or obj > best[1]:
+            best = (np.ascontiguousarray(km.centroids, dtype=np.float32), obj)
+    assert best is not None
+    return best
 
 
 class Assigner:

@@ -152,7 +152,8 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
     center = sample.mean(axis=0).astype(np.float32) if center_on else None
     k = effective_clusters(n_total, cfg.kmeans.clusters, cfg.kmeans.min_cluster_size)
     t1 = time.perf_counter()
-    centroids, objective = train_spherical(normalize(sample, center), k, cfg.kmeans.iterations, recipe.seed, gpus)
+    km = cfg.kmeans
+    centroids, objective = train_spherical(normalize(sample, center), k, km.iterations, recipe.seed, gpus, km.init, km.init_size, km.redo)
     k = len(centroids)
     t2 = time.perf_counter()
     np.savez(work / "kmeans.npz", centroids=centroids, center=center if center is not None else np.zeros(0, np.float32))

@@ -1,0 +1,195 @@
+"""Pairing at scale on synthetic clustered embeddings (unit vectors: topics -> groups of related images -> images):
+faiss spherical K-means (what the pairs job runs) against scikit-learn's MiniBatchKMeans, compared at the same K on
+the same partition-quality measures, and in-cluster band search + union-find against the all-pairs peer (exact
+blockwise cosine over the whole collection, then union-find). Prints one table per size, the trend, and peak memory.
+
+    python bench/bench_pairing_scale.py [--sizes 20000,100000,300000,1000000] [--dim 768] [--allpairs-max 50000]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+from datagen.pairing.config import Band  # noqa: E402
+from datagen.pairing.kmeans import Assigner, train_spherical  # noqa: E402
+from datagen.pairing.search import band_links  # noqa: E402
+from datagen.pairing.unionfind import UnionFind  # noqa: E402
+
+BAND = Band(low=0.75, high=0.97)  # the SigLIP default band of the pairing recipe
+
+
+def synthetic(n: int, dim: int, group_size: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n unit vectors shaped like a photo collection's embeddings: groups of `group_size` related images (pairwise
+    cosine ~0.85, inside BAND) around group centres; groups belong to topics of very unequal sizes (log-normal), and
+    topics to a few broad themes, so that clusters touch as real ones do. Returns (x float32, group id)."""
+    rng = np.random.default_rng(seed)
+    n_groups = n // group_size
+    n_topics = max(2, n_groups // 100)
+    n_themes = max(1, n_topics // 50)
+    themes = rng.standard_normal((n_themes, dim), dtype=np.float32)
+    themes /= np.linalg.norm(themes, axis=1, keepdims=True)
+    topics = themes[rng.integers(0, n_themes, n_topics)] + 1.2 * rng.standard_normal((n_topics, dim), dtype=np.float32) / np.sqrt(dim)
+    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+    weights = rng.lognormal(0.0, 1.0, n_topics)
+    weights /= weights.sum()
+    x = np.empty((n_groups * group_size, dim), np.float32)
+    gid = np.repeat(np.arange(n_groups), group_size)
+    chunk = 16384
+    for s in range(0, n_groups, chunk):
+        e = min(n_groups, s + chunk)
+        gc_ = topics[rng.choice(n_topics, e - s, p=weights)] + rng.standard_normal((e - s, dim), dtype=np.float32) / np.sqrt(dim)
+        gc_ /= np.linalg.norm(gc_, axis=1, keepdims=True)
+        m = np.repeat(gc_, group_size, axis=0) + 0.42 * rng.standard_normal(((e - s) * group_size, dim), dtype=np.float32) / np.sqrt(dim)
+        m /= np.linalg.norm(m, axis=1, keepdims=True)
+        x[s * group_size : e * group_size] = m
+    return x, gid
+
+
+def partition_quality(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[float, float]:
+    """(inertia per point: mean squared distance to the cluster's mean, mean cosine to the cluster's direction) of
+    a partition, so that methods whose centroids are scaled differently are judged on the same footing."""
+    import scipy.sparse as sp
+
+    n = len(x)
+    onehot = sp.csr_matrix((np.ones(n, np.float32), (labels, np.arange(n))), shape=(k, n))
+    counts = np.asarray(onehot.sum(axis=1)).ravel()
+    sums = onehot @ x
+    means = sums / np.maximum(counts, 1)[:, None]
+    inertia = (1.0 - (np.linalg.norm(means, axis=1) ** 2)) @ counts / n  # sum ||x - mean||^2 = count (1 - |mean|^2) for unit x
+    cos = np.linalg.norm(sums, axis=1).sum() / n
+    return float(inertia), float(cos)
+
+
+def rss_gb() -> float:
+    return psutil.Process().memory_info().rss / 2**30
+
+
+def faiss_kmeans(x: np.ndarray, k: int, iters: int, sample: int) -> tuple[np.ndarray, float]:
+    rng = np.random.default_rng(0)
+    train = x[np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))]
+    c, _ = train_spherical(train, k, iters, seed=0)
+    labels, _ = Assigner(c)(x)
+    return labels, 0.0
+
+
+def sklearn_kmeans(x: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.cluster import MiniBatchKMeans
+
+    km = MiniBatchKMeans(n_clusters=k, batch_size=4096, random_state=0, n_init=1)
+    km.fit(x)
+    return km.labels_
+
+
+def in_cluster_pairing(x: np.ndarray, labels: np.ndarray) -> tuple[set[tuple[int, int]], int]:
+    order = np.argsort(labels, kind="stable")
+    lab = labels[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    ends = np.r_[starts[1:], len(lab)]
+    links = []
+    for s, e in zip(starts, ends):
+        i, j, _ = band_links(x[order[s:e]], BAND, "range", 16)
+        links.append(np.stack([order[s:e][i], order[s:e][j]], axis=1))
+    li = np.concatenate(links) if links else np.zeros((0, 2), np.int64)
+    uf = UnionFind(len(x))
+    uf.union_all(li.tolist())
+    return {(int(min(a, b)), int(max(a, b))) for a, b in li}, len(uf.sets())
+
+
+def all_pairs(x: np.ndarray, block: int = 4096) -> tuple[set[tuple[int, int]], int]:
+    """The peer: every pair of the collection scored (blockwise x @ x.T), band kept, union-find."""
+    links = []
+    for s in range(0, len(x), block):
+        sims = x[s : s + block] @ x.T
+        r, c = np.nonzero((sims >= BAND.low) & (sims < BAND.high))
+        r = r + s
+        keep = r < c
+        links.append(np.stack([r[keep], c[keep]], axis=1))
+    li = np.concatenate(links)
+    uf = UnionFind(len(x))
+    uf.union_all(li.tolist())
+    return {(int(a), int(b)) for a, b in li}, len(uf.sets())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", default="20000,100000,300000,1000000")
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--per-cluster", type=int, default=1000, help="K = n / this (tens of thousands at 100M images)")
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--train-sample", type=int, default=256, help="K-means training points per cluster (faiss's default)")
+    ap.add_argument("--allpairs-max", type=int, default=50000, help="largest n for the all-pairs peer (quadratic; extrapolated above)")
+    ap.add_argument("--sklearn-max", type=int, default=1000000)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    avail = psutil.virtual_memory().available / 2**30
+    print(f"threads: {os.cpu_count()} cores; memory available {avail:.1f} GiB; dim {args.dim}; band {BAND.describe()}")
+    rows = []
+    allpairs_rate = None
+    for n in sizes:
+        need = n * args.dim * 4 * 2.5 / 2**30
+        if need > avail * 0.8:
+            print(f"n={n}: needs ~{need:.1f} GiB, skipped (largest that fits is below)")
+            continue
+        gc.collect()
+        x, gid = synthetic(n, args.dim)
+        n = len(x)
+        k = max(1, n // args.per_cluster)
+        r: dict = {"n": n, "k": k}
+        t = time.perf_counter()
+        labels, _ = faiss_kmeans(x, k, args.iters, args.train_sample * k)
+        r["faiss_s"] = time.perf_counter() - t
+        r["faiss_inertia"], r["faiss_cos"] = partition_quality(x, labels, k)
+        if n <= args.sklearn_max:
+            t = time.perf_counter()
+            sk = sklearn_kmeans(x, k)
+            r["sk_s"] = time.perf_counter() - t
+            r["sk_inertia"], r["sk_cos"] = partition_quality(x, sk, k)
+        t = time.perf_counter()
+        ours, r["sets"] = in_cluster_pairing(x, labels)
+        r["pair_s"] = time.perf_counter() - t
+        r["links"] = len(ours)
+        truth = {(int(a), int(b)) for g in range(n // 4) for a, b in [(4 * g + i, 4 * g + j) for i in range(4) for j in range(i + 1, 4)]}
+        r["true_recall"] = len(ours & truth) / len(truth)
+        if n <= args.allpairs_max:
+            t = time.perf_counter()
+            peer, r["peer_sets"] = all_pairs(x)
+            r["allpairs_s"] = time.perf_counter() - t
+            allpairs_rate = r["allpairs_s"] / n**2
+            r["recall_vs_allpairs"] = len(ours & peer) / max(1, len(peer))
+        elif allpairs_rate is not None:
+            r["allpairs_s_est"] = allpairs_rate * n**2
+        r["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        rows.append(r)
+        del x, gid, labels
+        print(f"n={n:>8} k={k:>5}: faiss {r['faiss_s']:.1f}s inertia {r['faiss_inertia']:.4f} | sklearn "
+              + (f"{r['sk_s']:.1f}s inertia {r['sk_inertia']:.4f}" if "sk_s" in r else "-")
+              + f" | pairing {r['pair_s']:.1f}s links {r['links']} | all-pairs "
+              + (f"{r['allpairs_s']:.1f}s" if "allpairs_s" in r else (f"~{r['allpairs_s_est']:.0f}s (est.)" if "allpairs_s_est" in r else "-"))
+              + f" | peak {r['peak_gb']:.1f} GiB", flush=True)
+    print("\nK-means (same K; partition inertia = mean squared distance to the cluster mean, lower is better; cos = mean cosine to the cluster direction)")
+    print(f"{'n':>9} {'K':>6} {'faiss s':>8} {'inertia':>8} {'cos':>6} {'sklearn s':>10} {'inertia':>8} {'cos':>6} {'speed-up':>8}")
+    for r in rows:
+        sk = (f"{r['sk_s']:>10.1f} {r['sk_inertia']:>8.4f} {r['sk_cos']:>6.3f} {r['sk_s'] / r['faiss_s']:>7.1f}x") if "sk_s" in r else f"{'-':>10} {'-':>8} {'-':>6} {'-':>8}"
+        print(f"{r['n']:>9} {r['k']:>6} {r['faiss_s']:>8.1f} {r['faiss_inertia']:>8.4f} {r['faiss_cos']:>6.3f} {sk}")
+    print("\nPairing (pass 1 + union-find): in-cluster band search vs the all-pairs peer")
+    print(f"{'n':>9} {'ours s':>8} {'links':>9} {'recall(true)':>12} {'all-pairs s':>12} {'recall vs all-pairs':>19} {'speed-up':>9} {'peak GiB':>9}")
+    for r in rows:
+        ap_s = r.get("allpairs_s", r.get("allpairs_s_est"))
+        ap_txt = "-" if ap_s is None else (f"{ap_s:.1f}" if "allpairs_s" in r else f"~{ap_s:.0f} est.")
+        rec = f"{r['recall_vs_allpairs']:.3f}" if "recall_vs_allpairs" in r else "-"
+        su = "-" if ap_s is None else f"{ap_s / r['pair_s']:.0f}x"
+        print(f"{r['n']:>9} {r['pair_s']:>8.1f} {r['links']:>9} {r['true_recall']:>12.3f} {ap_txt:>12} {rec:>19} {su:>9} {r['peak_gb']:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The features and pairs jobs end to end on the labelled set the repo carries: pairs.parquet, CU samples of the
+route tasks in valid shards, mostly right pairs covering most groups, several clusters and groups of clusters,
+SigLIP through the features job, pairing plainly off without an encoder, and a rerun that does nothing."""
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from datagen import registry, schema
+from datagen.config import load_recipe
+from datagen.pairing.features import FEATURES_ROLE
+from datagen.pairing.quality import LABELLED_SET, evaluate, read_labels
+from datagen.run import run
+from datagen.shards.reader import read_index
+from datagen.shards.validate import validate_dir
+
+
+def recipe(out, *extra, executor="local"):
+    r = load_recipe("configs/demo.yaml", [f"input.path={LABELLED_SET}", f"output.dir={out}", f"runtime.executor={executor}",
+                                          "runtime.progress=false", "input.max_side=384", "input.images_per_partition=8",
+                                          "instructions.methods=[template]", *extra])
+    for name, cfg in r.operators.items():
+        if getattr(registry.get_operator(name), "role", "") != FEATURES_ROLE:
+            cfg.enabled = False  # the images job is off: these tests are about pairing
+    return r
+
+
+def pairs_of(out):
+    return pq.read_table(out / schema.PAIRS_FILE).to_pylist()
+
+
+def test_demo_pairing_on_the_labelled_set(tmp_path):
+    out = tmp_path / "out"
+    summary = run(recipe(out))
+    table = pq.read_table(out / schema.PAIRS_FILE)
+    assert table.schema.equals(schema.PAIRS_SCHEMA)
+    rows = table.to_pylist()
+    q = evaluate([(r["uri_a"], r["uri_b"]) for r in rows], read_labels())
+    assert q["precision"] >= 0.8 and q["groups_covered"] >= 6, q
+    assert {r["task"] for r in rows} <= {"General Editing", "Reference Generation"}
+    assert all(r["score_pass1"] >= 0.55 and r["uri_a"] != r["uri_b"] for r in rows)
+    # the features files: float16, L2-normalised, keyed by source id
+    feats = pq.read_table(next((out / schema.FEATURES_DIR).glob("*.parquet")))
+    assert feats.schema.field("embedding").type.value_type == "halffloat"
+    e = np.asarray(feats.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32).reshape(feats.num_rows, -1)
+    assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=2e-3)
+    assert all("classical" in t for t in feats.column("encoder").to_pylist())
+    # one CU per pair, with both images, in valid shards
+    n, problems = validate_dir(out)
+    assert not problems
+    index = read_index(out).to_pylist()
+    paired = [r for r in index if r["operator"] == "pair_samples"]
+    assert len(paired) == len(rows) == summary["tasks"].get("General Editing", 0) + summary["tasks"].get("Reference Generation", 0)
+    assert all(r["n_inputs"] == 1 and r["instruction"] for r in paired)
+    by_sources = {tuple(r["sources"]) for r in paired}
+    assert {(r["uri_a"], r["uri_b"]) for r in rows} == by_sources
+    plan = json.loads((out / "_pairing" / "summary.json").read_text())
+    assert plan["clusters"] == 1 and plan["clusters_asked"] == 1000  # 28 images: K shrinks
+    again = run(recipe(out))
+    assert again["invocation"]["nothing_to_do"] is True
+
+
+def test_several_clusters_and_groups_of_clusters(tmp_path):
+    out = tmp_path / "out"
+    run(recipe(out, "pairing.kmeans.clusters=6", "pairing.kmeans.min_cluster_size=2", "pairing.kmeans.clusters_per_task=2",
+               "pairing.pairs_per_partition=4"))
+    plan = json.loads((out / "_pairing" / "summary.json").read_text())
+    assert plan["clusters"] == 6 and plan["groups"] >= 2
+    rows = pairs_of(out)
+    q = evaluate([(r["uri_a"], r["uri_b"]) for r in rows], read_labels())
+    assert q["precision"] >= 0.8 and q["groups_covered"] >= 4, q
+    # a set never spans clusters, and each partition of the pairs job is one row group of pairs.parquet
+    assert all(len({r["cluster"]}) == 1 for r in rows)
+    sets = {}
+    for r in rows:
+        sets.setdefault(r["set_id"], set()).add(r["cluster"])
+    assert all(len(c) == 1 for c in sets.values())
+    pf = pq.ParquetFile(out / schema.PAIRS_FILE)
+    plan_file = json.loads((out / "_plan" / "pairs.json").read_text())
+    assert [p["pairs"] for p in plan_file["partitions"]] == [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)]
+    assert not (out / "_pairing" / "buckets").exists()
+
+
+def test_siglip_encoder_through_the_features_job(tmp_path):
+    from datagen.pairing.tiny_models import make_tiny_siglip
+
+    tiny = make_tiny_siglip(tmp_path / "siglip")
+    out = tmp_path / "out"
+    run(recipe(out, "pairing.encoder=siglip_features", f"operators.siglip_features.pretrained={tiny['local_dir']}",
+               "input.limit=6"))
+    feats = pq.read_table(sorted((out / schema.FEATURES_DIR).glob("*.parquet"))[0])
+    assert feats.num_rows == 6 and len(feats.column("embedding")[0]) == 32
+    assert all("open_clip" in t for t in feats.column("encoder").to_pylist())
+    assert (out / schema.PAIRS_FILE).exists()
+
+
+def test_pairing_is_plainly_off_without_an_encoder(tmp_path, caplog):
+    out = tmp_path / "out"
+    run(recipe(out, "pairing.encoder=siglip_features", "input.limit=4"))
+    assert "pairing is OFF" in caplog.text and "pretrained is not set" in caplog.text
+    assert not (out / schema.FEATURES_DIR).exists() and not (out / schema.PAIRS_FILE).exists()
+    run(recipe(tmp_path / "off", "pairing.enabled=false", "input.limit=4"))
+    assert not (tmp_path / "off" / schema.PAIRS_FILE).exists()
+
+
+@pytest.mark.slow
+def test_ray_executor_makes_the_same_pairs_as_the_plain_loop(tmp_path, ray_local):
+    run(recipe(tmp_path / "local"))
+    run(recipe(tmp_path / "ray", "pairing.kmeans.clusters_per_task=1", executor="ray"))
+    key = lambda rows: sorted((r["uri_a"], r["uri_b"], r["task"]) for r in rows)  # noqa: E731
+    assert key(pairs_of(tmp_path / "local")) == key(pairs_of(tmp_path / "ray"))
+    assert read_index(tmp_path / "ray").num_rows == read_index(tmp_path / "local").num_rows
