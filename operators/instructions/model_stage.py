@@ -89,7 +89,7 @@ class ModelInstructionStage(Operator):
         source = turn.instruction
         turn.instruction = text
         turn.instruction_method = self.method
-        update_turn_record(sample, i, method=self.method, source=source, **(record or {}))
+        update_turn_record(sample, i, method=self.method, source=source, model=self.backend_config.model, **(record or {}))
         return True
 
     def fallback(self, batch: WorkBatch, job: Job, reason: str, answer: str | None = None) -> None:
@@ -97,5 +97,5 @@ class ModelInstructionStage(Operator):
         turn = sample.turns[i]
         turn.instruction_method = FALLBACK_TEMPLATE  # the template text written before this stage stays
         count_fallback(batch, self.name, reason)
-        update_turn_record(sample, i, method=FALLBACK_TEMPLATE, fallback=reason, tried=self.method,
+        update_turn_record(sample, i, method=FALLBACK_TEMPLATE, fallback=reason, tried=self.method, model=self.backend_config.model,
                            answer=(answer[:200] if answer else None))

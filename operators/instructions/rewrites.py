@@ -163,5 +163,7 @@ class RewriteInstructions(Operator):
             choice = sel.kept[0] if c.choose == "first" else sel.kept[int(rng.integers(len(sel.kept)))]
             turn.instruction = choice
             turn.instruction_method = method
-            update_turn_record(s, i, method=method, source=source, alternates=sel.kept, rewriter=c.rewriter)
+            update_turn_record(s, i, method=method, source=source, alternates=sel.kept, rewriter=c.rewriter,
+                               model=c.backend.model if self.backend is not None else None,
+                               checks={"max_similarity": c.max_similarity, "min_similarity": c.min_similarity})
         return batch
