@@ -69,10 +69,11 @@ def tree_rss(pid: int) -> tuple[int, int]:
 
 
 def measure(inp: Path, out: Path, args) -> dict:
-    cmd = [sys.executable, "-m", "datagen.cli", "run", "configs/demo.yaml", f"input.path={inp}", f"output.dir={out}",
-           f"runtime.executor={args.executor}", "runtime.progress=false", f"input.images_per_partition={args.per_partition}",
-           "input.min_side=32", "pairing.enabled=false", "operators.canny.enabled=false",
-           "operators.lcu_chains.enabled=false", "output.samples_per_shard=5000"]
+    # the lean recipe with grayscale only: this measures the streaming machinery, not an operator's working set
+    cmd = [sys.executable, "-m", "datagen.cli", "run", "tests/tiny_recipe.yaml", f"input.path={inp}", f"output.dir={out}",
+           f"runtime.executor={args.executor}", f"input.images_per_partition={args.per_partition}", "input.max_side=64",
+           "input.min_side=32", "operators.canny.enabled=false", "operators.lcu_chains.enabled=false",
+           "output.samples_per_shard=5000"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

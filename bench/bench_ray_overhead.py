@@ -33,7 +33,7 @@ def make_inputs(root: Path, copies: int) -> int:
 
 
 def one(executor: str, inp: Path, out: Path, args) -> dict:
-    overrides = [f"input.path={inp}", f"output.dir={out}", f"runtime.executor={executor}", "runtime.progress=false",
+    overrides = [f"input.path={inp}", f"output.dir={out}", f"runtime.executor={executor}", "runtime.progress=false", "pairing.enabled=false", "instructions.methods=[template]",
                  f"input.max_side={args.max_side}", f"input.images_per_partition={args.per_partition}"]
     recipe = load_recipe("configs/demo.yaml", overrides)
     keep = set(args.operators.split(",")) if args.operators else set(recipe.operators)

@@ -26,8 +26,8 @@ def run_once(inp: Path, out: Path, executor: str, cpus: int, args) -> dict:
 
     ops = [f"operators.{n}.enabled=false" for n in ("lcu_chains",)]
     cmd = [sys.executable, "-m", "datagen.cli", "run", "configs/demo.yaml", f"input.path={inp}", f"output.dir={out}",
-           f"runtime.executor={executor}", f"runtime.num_cpus={cpus}", "runtime.progress=false",
-           f"input.max_side={args.max_side}", f"input.images_per_partition={args.per_partition}", "pairing.enabled=false",
+           f"runtime.executor={executor}", f"runtime.num_cpus={cpus}", "runtime.progress=false", "pairing.enabled=false", "instructions.methods=[template]",
+           f"input.max_side={args.max_side}", f"input.images_per_partition={args.per_partition}",
            *ops]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

@@ -28,7 +28,8 @@ def _free_port() -> int:
 
 
 def _overrides(inp, out, *extra):
-    return [f"input.path={inp}", f"output.dir={out}", "runtime.progress=false", "input.images_per_partition=1",
+    return [f"input.path={inp}", f"output.dir={out}", "runtime.executor=ray", "runtime.progress=false",
+            "input.images_per_partition=1",
             "input.max_side=96", *extra]
 
 
@@ -39,7 +40,7 @@ def _keys(out: Path) -> list[str]:
 @pytest.fixture
 def reference(tmp_path, photo_dir):
     ref = tmp_path / "ref"
-    run(load_recipe("configs/demo.yaml", _overrides(photo_dir, ref, "runtime.executor=local")))
+    run(load_recipe("tests/tiny_recipe.yaml", _overrides(photo_dir, ref, "runtime.executor=local")))
     return _keys(ref)
 
 
@@ -62,7 +63,7 @@ def cluster(tmp_path):
 
 
 def _datagen(args, env, **kw):
-    return subprocess.Popen([sys.executable, "-m", "datagen.cli", "run", "configs/demo.yaml", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "datagen.cli", "run", "tests/tiny_recipe.yaml", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -87,7 +88,7 @@ def test_multi_node_run_and_job_submit_match_local(tmp_path, photo_dir, referenc
     assert nodes == [True, True]
     job_out = tmp_path / "job"
     sub = subprocess.run([RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable, "-m",
-                          "datagen.cli", "run", str(Path("configs/demo.yaml").resolve()),
+                          "datagen.cli", "run", str(Path("tests/tiny_recipe.yaml").resolve()),
                           *_overrides(photo_dir, job_out)],
                          capture_output=True, text=True, env=cluster["env"], timeout=600, cwd=Path.cwd())
     assert sub.returncode == 0, (sub.stdout + sub.stderr)[-3000:]

@@ -18,7 +18,7 @@ def shards(tmp_path_factory, photo_paths):
     for p in photo_paths[:4]:
         shutil.copy(p, inp / p.name)
     out = tmp_path_factory.mktemp("shards")
-    run(load_recipe("configs/demo.yaml", [f"input.path={inp}", f"output.dir={out}", "runtime.executor=local",
+    run(load_recipe("tests/tiny_recipe.yaml", [f"input.path={inp}", f"output.dir={out}", "runtime.executor=local",
                                           "runtime.progress=false", "input.max_side=96"]))
     return out
 

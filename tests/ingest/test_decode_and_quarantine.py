@@ -15,7 +15,7 @@ from datagen.testing import make_hostile_corpus
 
 
 def _recipe(tmp_path, path, *extra):
-    return load_recipe("configs/demo.yaml", [f"input.path={path}", f"output.dir={tmp_path / 'out'}",
+    return load_recipe("tests/tiny_recipe.yaml", [f"input.path={path}", f"output.dir={tmp_path / 'out'}",
                                              "runtime.executor=local", "runtime.progress=false",
                                              "input.images_per_partition=4", *extra])
 

@@ -10,7 +10,7 @@ from datagen.shards.validate import validate_dir
 
 
 def _run(tmp_path, photo_dir, *extra):
-    r = load_recipe("configs/demo.yaml", [f"input.path={photo_dir}", f"output.dir={tmp_path / 'out'}",
+    r = load_recipe("tests/tiny_recipe.yaml", [f"input.path={photo_dir}", f"output.dir={tmp_path / 'out'}",
                                           "runtime.executor=local", "runtime.progress=false", "input.max_side=96",
                                           "operators.grayscale.enabled=true", "operators.canny.enabled=true",
                                           "operators.lcu_chains.enabled=true", *extra])

@@ -7,7 +7,7 @@ from datagen.run import run
 
 
 def _recipe(tmp_path, photo_dir, *extra):
-    return load_recipe("configs/demo.yaml", [f"input.path={photo_dir}", f"output.dir={tmp_path / 'out'}",
+    return load_recipe("tests/tiny_recipe.yaml", [f"input.path={photo_dir}", f"output.dir={tmp_path / 'out'}",
                                              "runtime.executor=local", "runtime.progress=false", "input.max_side=96",
                                              "input.images_per_partition=6", "operators.grayscale.enabled=true",
                                              "operators.canny.enabled=true", *extra])

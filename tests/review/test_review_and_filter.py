@@ -21,7 +21,7 @@ from datagen.shards.validate import validate_dir
 @pytest.fixture
 def shards(tmp_path, photo_dir):
     out = tmp_path / "out"
-    run(load_recipe("configs/demo.yaml", [f"input.path={photo_dir}", f"output.dir={out}", "runtime.executor=local",
+    run(load_recipe("tests/tiny_recipe.yaml", [f"input.path={photo_dir}", f"output.dir={out}", "runtime.executor=local",
                                           "runtime.progress=false", "input.max_side=96", "output.samples_per_shard=10"]))
     return out
 
