@@ -217,7 +217,7 @@ class Turn:
     inputs: list[Frame]
     target: Frame
     instruction: str = ""
-    instruction_method: str = ""  # template | llm_rewrite | captioner | mllm_difference | fallback_template
+    instruction_method: str = ""  # template | rule_rewrite | llm_rewrite | captioner | mllm_difference | fallback_template
     caption: str = ""  # a caption of the target, when known; the instruction stage may use it
 
     def __post_init__(self) -> None:
