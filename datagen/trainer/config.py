@@ -78,6 +78,9 @@ class TrainerConfig(Section):
     keep_checkpoints: int = Field(2, ge=1)
     preview_every: int = Field(0, ge=0, description="0: previews only at the end of the run")
     compile: bool = Field(False, description="torch.compile the DiT")
+    cpu_threads: Optional[int] = Field(
+        None, ge=1, description="torch threads per process on CPU; None: OMP_NUM_THREADS, else the cores left per process after data workers"
+    )
     record_keys: bool = Field(False, description="write OUTPUT/keys/rank-R.jsonl: the sample keys of every step (data audits)")
     seed: Optional[int] = Field(None, description="defaults to the recipe seed")
 

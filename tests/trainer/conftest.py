@@ -14,8 +14,10 @@ def shard_dir(tmp_path_factory) -> Path:
     from datagen.run import run
 
     out = tmp_path_factory.mktemp("trainer_shards") / "demo"
+    # template instructions and no photo pairing: the slow model-backed stages add nothing the trainer needs
     run(load_recipe("configs/demo.yaml", [f"output.dir={out}", "input.limit=6", "input.max_side=128",
-                                          "runtime.executor=local", "runtime.progress=false"]))
+                                          "runtime.executor=local", "runtime.progress=false",
+                                          "pairing.enabled=false", "instructions.methods=[template]"]))
     return out
 
 
