@@ -2,7 +2,7 @@
 task, each with its score and band), the per-set cap and the cleaning filters. Defaults fit the demo; recipes override."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
@@ -41,7 +41,7 @@ class KMeansConfig(Section):
     init: Literal["auto", "kmeans++", "random"] = Field("auto", description="seeding: greedy k-means++ (auto: up to 5000 clusters) or faiss's random")
     init_size: int = Field(10_000, ge=1, description="rows the k-means++ seeding looks at")
     redo: int = Field(1, ge=1, description="independent runs; the best objective is kept")
-    gpu: Literal["auto", "on", "off"] = Field("auto", description="faiss GPU index when faiss was built with GPUs")
+    gpu: Union[bool, Literal["auto"]] = Field("auto", description="faiss GPU indexes: true, false, or auto (when faiss has GPUs)")
     clusters_per_task: int = Field(64, ge=1, description="clusters handled by one union-find task")
 
 

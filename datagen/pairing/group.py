@@ -17,7 +17,7 @@ from datagen import paths, schema
 from datagen.batch import derive_seed
 from datagen.pairing.band import in_band
 from datagen.pairing.config import SCORE_NONE, Band, PairingConfig, RouteConfig
-from datagen.pairing.kmeans import normalize
+from datagen.pairing.kmeans import faiss_gpus, normalize
 from datagen.pairing.pairs import clean_members, set_pairs
 from datagen.pairing.pass2 import GroupFeatures, link_scores
 from datagen.pairing.search import band_links
@@ -43,7 +43,7 @@ class GroupTask:
     config: PairingConfig
     routes: list[tuple[str, RouteConfig]]
     seed: int
-    gpus: int = 0
+    gpu: bool | str = "auto"  # faiss GPU indexes for the in-cluster search (kmeans.gpu)
 
 
 def _add(d: dict[str, int], other: dict[str, int]) -> None:
@@ -82,8 +82,9 @@ def run_group(task: GroupTask) -> dict[str, Any]:
         stats["clusters"] = len(starts)
         # pass 1, cluster by cluster: the search never leaves a cluster
         li, lj, ls = [], [], []
+        gpus = faiss_gpus(task.gpu)
         for s, e in zip(starts, ends):
-            i, j, sim = band_links(x[s:e], task.band, cfg.pass1.search, cfg.pass1.max_neighbors, task.gpus)
+            i, j, sim = band_links(x[s:e], task.band, cfg.pass1.search, cfg.pass1.max_neighbors, gpus)
             li.append(i + s), lj.append(j + s), ls.append(sim)
         i = np.concatenate(li) if li else np.empty(0, np.int64)
         j = np.concatenate(lj) if lj else np.empty(0, np.int64)

@@ -10,13 +10,13 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def faiss_gpus(mode: str = "auto") -> int:
+def faiss_gpus(mode: bool | str = "auto") -> int:
     """GPUs faiss may use: 0 when off, when faiss is the CPU build, or when none are visible."""
-    if mode == "off":
+    if mode is False:
         return 0
     n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if mode == "on" and n == 0:
-        log.warning("kmeans.gpu=on but this faiss has no GPU (faiss-cpu, or no visible GPU); using the CPU index")
+    if mode is True and n == 0:
+        log.warning("pairing.kmeans.gpu=true but this faiss has no GPU (faiss-cpu, or no visible GPU); using CPU indexes")
     return n
 
 

@@ -7,9 +7,22 @@ from typing import Any, Callable, Sequence
 from datagen.config import RuntimeConfig
 
 
+def task_gpus(runtime: RuntimeConfig, wanted: bool | str) -> float:
+    """GPUs to ask for per task: 1 when the recipe runs on a Ray cluster that has GPUs and faiss may use them."""
+    if runtime.executor == "local" or wanted is False:
+        return 0.0
+    import ray
+
+    from datagen.runtime import init_ray
+
+    init_ray(runtime)
+    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
 def parallel_map(fn: Callable[..., Any], items: Sequence[Any], runtime: RuntimeConfig, num_cpus: float = 1, num_gpus: float = 0, **shared: Any) -> list[Any]:
-    """[fn(item, **shared) for item in items], in order."""
-    if runtime.executor == "local" or len(items) <= 1:
+    """[fn(item, **shared) for item in items], in order. A single CPU item runs in this process; work that wants a
+    GPU always goes to a Ray task, since the driver of a cluster job often has none."""
+    if runtime.executor == "local" or (len(items) <= 1 and not num_gpus):
         return [fn(item, **shared) for item in items]
     import ray
 

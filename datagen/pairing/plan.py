@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 
 from datagen import paths, registry, schema
 from datagen.config import Recipe
-from datagen.pairing.config import SCORE_FACE, Band, PairingConfig, RouteConfig
+from datagen.pairing.config import SCORE_FACE, Band, KMeansConfig, PairingConfig, RouteConfig
 from datagen.pairing.features import features_files
 from datagen.pairing.group import GroupTask, run_group
 from datagen.pairing.kmeans import Assigner, effective_clusters, faiss_gpus, normalize, train_spherical
-from datagen.pairing.parallel import parallel_map
+from datagen.pairing.parallel import parallel_map, task_gpus
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,20 @@ def _sample_file(item: tuple[str, np.ndarray]) -> np.ndarray:
     return _embeddings(path, rows)
 
 
-def _assign_file(item: tuple[str, str], centroids: np.ndarray, center: np.ndarray | None, clusters_per_task: int, gpus: int) -> dict[int, int]:
+def _train(sample: np.ndarray, k: int, cfg: KMeansConfig, seed: int) -> tuple[np.ndarray, float, int]:
+    """(centroids, objective, GPUs used): runs wherever the GPU is (a Ray task on clusters)."""
+    gpus = faiss_gpus(cfg.gpu)
+    centroids, objective = train_spherical(sample, k, cfg.iterations, seed, gpus, cfg.init, cfg.init_size, cfg.redo)
+    return centroids, objective, gpus
+
+
+def _assign_file(item: tuple[str, str], centroids: np.ndarray, center: np.ndarray | None, clusters_per_task: int, gpu: bool | str) -> dict[int, int]:
     """Cluster every row of one features file and write it into the bucket of its group of clusters."""
     path, bucket_dir = item
     table = pq.read_table(path)
     if table.num_rows == 0:
         return {}
-    ids, sims = Assigner(centroids, gpus)(normalize(_embeddings(path), center))
+    ids, sims = Assigner(centroids, faiss_gpus(gpu))(normalize(_embeddings(path), center))
     table = table.append_column("cluster", pa.array(ids.astype(np.int32))).append_column("cluster_cosine", pa.array(sims.astype(np.float32)))
     groups = ids // clusters_per_task
     counts = {}
@@ -139,7 +146,7 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
         paths.atomic_write_json(work / SUMMARY_FILE, summary)
         return []
     band, center_on = encoder_defaults(cfg)
-    gpus = faiss_gpus(cfg.kmeans.gpu)
+    gpu_tasks = task_gpus(recipe.runtime, cfg.kmeans.gpu)
 
     # 1. a seeded sample trains K-means (and gives the collection mean when centring)
     rng = np.random.default_rng(recipe.seed)
@@ -152,16 +159,16 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
     center = sample.mean(axis=0).astype(np.float32) if center_on else None
     k = effective_clusters(n_total, cfg.kmeans.clusters, cfg.kmeans.min_cluster_size)
     t1 = time.perf_counter()
-    km = cfg.kmeans
-    centroids, objective = train_spherical(normalize(sample, center), k, km.iterations, recipe.seed, gpus, km.init, km.init_size, km.redo)
+    centroids, objective, gpus = parallel_map(_train, [normalize(sample, center)], recipe.runtime, num_gpus=gpu_tasks,
+                                              k=k, cfg=cfg.kmeans, seed=recipe.seed)[0]
     k = len(centroids)
     t2 = time.perf_counter()
     np.savez(work / "kmeans.npz", centroids=centroids, center=center if center is not None else np.zeros(0, np.float32))
 
     # 2. assign every image; bucket rows by group of clusters (one union-find task per group)
     bucket_dir = work / "buckets"
-    per_file = parallel_map(_assign_file, [(f, str(bucket_dir)) for f in files], recipe.runtime,
-                            centroids=centroids, center=center, clusters_per_task=cfg.kmeans.clusters_per_task, gpus=gpus)
+    per_file = parallel_map(_assign_file, [(f, str(bucket_dir)) for f in files], recipe.runtime, num_gpus=gpu_tasks,
+                            centroids=centroids, center=center, clusters_per_task=cfg.kmeans.clusters_per_task, gpu=cfg.kmeans.gpu)
     group_sizes: dict[int, int] = {}
     for c in per_file:
         for g, n in c.items():
@@ -179,11 +186,11 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
             config=cfg,
             routes=routes,
             seed=recipe.seed,
-            gpus=gpus,
+            gpu=cfg.kmeans.gpu,
         )
         for g in sorted(group_sizes)
     ]
-    group_stats = parallel_map(_run_group, tasks, recipe.runtime)
+    group_stats = parallel_map(_run_group, tasks, recipe.runtime, num_gpus=gpu_tasks)
     t4 = time.perf_counter()
 
     # 4. one pairs file; its row groups are the pairs job's partitions

@@ -106,8 +106,11 @@ def test_pairing_is_plainly_off_without_an_encoder(tmp_path, caplog):
 
 @pytest.mark.slow
 def test_ray_executor_makes_the_same_pairs_as_the_plain_loop(tmp_path, ray_local):
-    run(recipe(tmp_path / "local"))
-    run(recipe(tmp_path / "ray", "pairing.kmeans.clusters_per_task=1", executor="ray"))
+    # several clusters, one union-find task per cluster: sampling, assignment and groups all run as Ray tasks
+    several = ["pairing.kmeans.clusters=4", "pairing.kmeans.min_cluster_size=2", "pairing.kmeans.clusters_per_task=1"]
+    run(recipe(tmp_path / "local", *several))
+    run(recipe(tmp_path / "ray", *several, executor="ray"))
+    assert json.loads((tmp_path / "ray" / "_pairing" / "summary.json").read_text())["groups"] == 4
     key = lambda rows: sorted((r["uri_a"], r["uri_b"], r["task"]) for r in rows)  # noqa: E731
     assert key(pairs_of(tmp_path / "local")) == key(pairs_of(tmp_path / "ray"))
     assert read_index(tmp_path / "ray").num_rows == read_index(tmp_path / "local").num_rows
