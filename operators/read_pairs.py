@@ -6,15 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import QuarantineRow, WorkBatch
 from datagen.config import InputConfig
 from datagen.ingest.read import ReadImages
 from datagen.operator import Operator, Resources
 
 PAIR_ROWS = "pair_rows"  # WorkBatch.spec key holding the partition's pair rows once read
+PAIRS_UNREADABLE = "pairs_unreadable"
 
 
 class ReadPairs(Operator):
@@ -33,7 +35,14 @@ class ReadPairs(Operator):
         return f"read_pairs: pairs from {self.pairs_file}, both images decoded"
 
     def process(self, batch: WorkBatch) -> WorkBatch:
-        rows = pq.ParquetFile(self.pairs_file).read_row_group(int(batch.spec["row_group"])).to_pylist()
+        rg = int(batch.spec["row_group"])
+        try:
+            rows = pq.ParquetFile(self.pairs_file).read_row_group(rg).to_pylist()
+        except (OSError, IndexError, pa.ArrowException) as err:
+            # the whole partition is lost: say so as data, with where it came from
+            batch.quarantine.append(QuarantineRow(f"{self.pairs_file}#row_group={rg}", PAIRS_UNREADABLE, self.name, f"{type(err).__name__}: {err}"))
+            batch.spec[PAIR_ROWS] = []
+            return batch
         entries: dict[str, dict[str, Any]] = {}
         for r in rows:
             for side in ("a", "b"):

@@ -1,8 +1,9 @@
 """The features and pairs jobs end to end on the labelled set the repo carries: pairs.parquet, CU samples of the
 route tasks in valid shards, mostly right pairs covering most groups, several clusters and groups of clusters,
-SigLIP through the features job, pairing plainly off without an encoder, and a rerun that does nothing."""
+SigLIP and the face route through both jobs, pairing plainly off without an encoder, and a rerun that does nothing."""
 import json
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -11,9 +12,11 @@ from datagen import registry, schema
 from datagen.config import load_recipe
 from datagen.pairing.features import FEATURES_ROLE
 from datagen.pairing.quality import LABELLED_SET, evaluate, read_labels
+from datagen.pairing.tiny_models import bright_cells, make_tiny_face_pack, make_tiny_siglip
 from datagen.run import run
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
+from operators.face_features import FaceFeatures, FaceFeaturesConfig
 
 
 def recipe(out, *extra, executor="local"):
@@ -83,8 +86,6 @@ def test_several_clusters_and_groups_of_clusters(tmp_path):
 
 
 def test_siglip_encoder_through_the_features_job(tmp_path):
-    from datagen.pairing.tiny_models import make_tiny_siglip
-
     tiny = make_tiny_siglip(tmp_path / "siglip")
     out = tmp_path / "out"
     run(recipe(out, "pairing.encoder=siglip_features", f"operators.siglip_features.pretrained={tiny['local_dir']}",
@@ -114,3 +115,35 @@ def test_ray_executor_makes_the_same_pairs_as_the_plain_loop(tmp_path, ray_local
     key = lambda rows: sorted((r["uri_a"], r["uri_b"], r["task"]) for r in rows)  # noqa: E731
     assert key(pairs_of(tmp_path / "local")) == key(pairs_of(tmp_path / "ray"))
     assert read_index(tmp_path / "ray").num_rows == read_index(tmp_path / "local").num_rows
+
+
+def test_face_route_through_both_jobs(tmp_path):
+    pack = make_tiny_face_pack(tmp_path / "pack")
+    photos = tmp_path / "faces"
+    photos.mkdir()
+    op = FaceFeatures(FaceFeaturesConfig(model_pack=str(pack), min_face=8))
+    op.setup()
+    ref = op.compute([bright_cells([(1, 1)])])[0]["pairing.face_embedding"]
+    v = next(float(v) for v in np.arange(0.3, 0.95, 0.05)
+             if 0.82 < float(op.compute([bright_cells([(1, 1)], variation=float(v))])[0]["pairing.face_embedding"] @ ref) < 0.88)
+    images = {"p0.png": bright_cells([(1, 1)]), "p1.png": bright_cells([(2, 2)], variation=v, variation_seed=3),
+              "q0.png": bright_cells([(1, 1)], identity=5), "two.png": bright_cells([(1, 1), (2, 3)])}
+    for name, img in images.items():
+        cv2.imwrite(str(photos / name), img[..., ::-1])
+    out = tmp_path / "out"
+    r = load_recipe("configs/demo.yaml", [f"input.path={photos}", f"output.dir={out}", "runtime.executor=local", "runtime.progress=false",
+                                          "instructions.methods=[template]", "pairing.routes.general_editing.enabled=false",
+                                          "pairing.routes.reference_generation.enabled=false", "pairing.routes.facial_editing.enabled=true",
+                                          f"operators.face_features.model_pack={pack}", "operators.face_features.min_face=8",
+                                          "pairing.pass1.band={low: -1.0, high: 2.0}", "pairing.clean.min_side=64"])
+    for name, cfg in r.operators.items():
+        if getattr(registry.get_operator(name), "role", "") != FEATURES_ROLE:
+            cfg.enabled = False
+    run(r)
+    feats = pq.read_table(next((out / schema.FEATURES_DIR).glob("*.parquet"))).to_pylist()
+    assert sorted((f["uri"].rsplit("/", 1)[-1], f["face_count"]) for f in feats) == [("p0.png", 1), ("p1.png", 1), ("q0.png", 1), ("two.png", 2)]
+    rows = pairs_of(out)
+    assert [sorted(p[k].rsplit("/", 1)[-1] for k in ("uri_a", "uri_b")) for p in rows] == [["p0.png", "p1.png"]]
+    assert rows[0]["task"] == "Facial Editing" and 0.8 < rows[0]["score_pass2"] < 0.9
+    index = read_index(out).to_pylist()
+    assert [x["task"] for x in index] == ["Facial Editing"]
