@@ -85,6 +85,12 @@ class Batch:
     def n_samples(self) -> int:
         return self.layout.n_samples
 
+    def pin_memory(self) -> "Batch":
+        """Called by the DataLoader (pin_memory=True on GPU) so the copy to the device can overlap compute."""
+        self.pixels = self.pixels.pin_memory()
+        self.masks = self.masks.pin_memory()
+        return self
+
     def to(self, device: torch.device) -> "Batch":
         return Batch(
             self.keys,

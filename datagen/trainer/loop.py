@@ -240,7 +240,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
             for micro in range(tcfg.grad_accum):
                 batch = next(batches)
                 position.update(batch.meta)
-                step_keys.append(batch.keys)
+                step_keys.append({"epoch": batch.meta["epoch"], "stream": batch.meta["stream"], "keys": batch.keys})
                 batch = batch.to(device)
                 sync = micro == tcfg.grad_accum - 1
                 ctx = wrapped.no_sync() if (strategy == "ddp" and not sync) else nullcontext()
@@ -266,7 +266,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
             if not math.isfinite(step_loss):
                 raise FloatingPointError(f"loss is {step_loss} at step {step}; lower optim.lr or check the data")
             if keys_file is not None:
-                keys_file.write(json.dumps({"step": step, "epoch": batch.meta["epoch"], "stream": batch.meta["stream"], "keys": step_keys}) + "\n")
+                keys_file.write(json.dumps({"step": step, "batches": step_keys}) + "\n")
                 keys_file.flush()
             window["loss"] += step_loss
             window["n"] += 1

@@ -38,8 +38,8 @@ def test_two_rank_ddp_ranks_see_disjoint_samples(shard_dir, tmp_path):
         assert [r["step"] for r in rows] == list(range(1, 25))
         by_epoch = defaultdict(list)
         for r in rows:
-            for keys in r["keys"]:
-                by_epoch[r["epoch"]].extend(keys)
+            for b in r["batches"]:
+                by_epoch[b["epoch"]].extend(b["keys"])
         seen[rank] = by_epoch
     all_keys = set(read_index(shard_dir).column("key").to_pylist())
     held = set(holdout_keys(list_shards(str(shard_dir)), 2, seed=0))
