@@ -3,7 +3,7 @@ and, within a stream, samples through a seeded buffer; shards (or, with fewer sh
 split by rank and worker so no sample is seen twice in an epoch; samples are batched by aspect-ratio bucket.
 
 Every stream is a pure function of (seed, epoch, stream id), so its position is one number, the batches it has
-produced in the epoch: a resumed stream replays the epoch's plan from the shard indexes and tar headers without
+produced in the epoch: a resumed stream replays the epoch's plan, re-reading its shards up to that point without
 decoding images, and continues with the next batch. Reviewer-dropped and held-out keys are counted skips."""
 from __future__ import annotations
 
