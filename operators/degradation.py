@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.signal import fftconvolve
 
 from datagen.registry import register
 from operators.blur_kernels import KERNEL_TYPES, random_mixed_kernel, sinc_kernel
@@ -80,6 +79,8 @@ def blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT_101)
     r = k.shape[0] // 2
     padded = np.pad(img, ((r, r), (r, r), (0, 0)), mode="reflect")
+    from scipy.signal import fftconvolve  # scipy.signal costs ~1.4 s to import: only when a large kernel is drawn
+
     return fftconvolve(padded, k[::-1, ::-1, None], mode="valid", axes=(0, 1)).astype(np.float32)
 
 

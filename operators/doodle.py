@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 from pydantic import Field, model_validator
-from skimage.morphology import skeletonize
 
 from datagen.registry import register
 from operators.condition import ConditionOperator, gray3
@@ -85,6 +84,8 @@ def strokes_from_edges(edges: np.ndarray, c: DoodleConfig, pen_radius: float) ->
     d = cv2.GaussianBlur(d, (0, 0), c.blur_sigma * scale)
     d = np.where(d > 4, 1, 0).astype(np.uint8)
     d = _drop_small(d, c.min_blob_area * scale * scale)
+    from skimage.morphology import skeletonize  # imported on first use: keeps operator discovery light
+
     skeleton = _drop_small(skeletonize(d > 0).astype(np.uint8), c.min_stroke_length * scale)
     r = max(1, int(round(pen_radius * scale)))
     pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))

@@ -7,7 +7,6 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import webdataset as wds
 
 from datagen.schema import Sample
 from datagen.shards.codec import decode_sample
@@ -20,6 +19,8 @@ def shard_paths(root: str | Path) -> list[Path]:
 
 
 def iter_raw(urls: list[str] | str) -> Iterator[dict]:
+    import webdataset as wds  # imports torch: keep it off the import path of workers that never read shards
+
     ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
     yield from ds
 
