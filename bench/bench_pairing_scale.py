@@ -85,7 +85,7 @@ def faiss_kmeans(x: np.ndarray, k: int, iters: int, per_cluster: int, redo: int 
 
 
 # faiss settings tried in turn until its inertia is at most scikit-learn's: (training rows per cluster, runs)
-LADDER = [(256, 1), (1024, 1), (10**9, 1), (10**9, 3)]
+LADDER = [(256, 1), (512, 1), (1024, 1), (10**9, 1), (10**9, 3)]
 
 
 def sklearn_kmeans(x: np.ndarray, k: int) -> np.ndarray:
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--per-cluster", type=int, default=1000, help="K = n / this (tens of thousands at 100M images)")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--allpairs-max", type=int, default=50000, help="largest n for the all-pairs peer (quadratic; extrapolated above)")
+    ap.add_argument("--ladder-max-s", type=float, default=300, help="stop trying costlier faiss settings after one takes this long")
     ap.add_argument("--sklearn-max", type=int, default=1000000, help="largest n for scikit-learn (its time grows fastest)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -165,7 +166,7 @@ def main() -> None:
                 labels = lab  # the recipe's settings drive the pairing below
                 r["faiss_s"], r["faiss_inertia"], r["faiss_cos"] = sec, inertia, cos
             r["match"] = (f"{min(per_cluster * k, n)} rows x{redo}", sec, inertia, cos)
-            if "sk_inertia" not in r or inertia <= r["sk_inertia"]:
+            if "sk_inertia" not in r or inertia <= r["sk_inertia"] or sec > args.ladder_max_s:
                 break
         t = time.perf_counter()
         ours, r["sets"] = in_cluster_pairing(x, labels)

@@ -1,8 +1,5 @@
-"""Object consistency, the pass-2 score of the editing and reference routes: the share of local features of the
-image with fewer features that have a geometrically consistent match in the other image (ORB keypoints, mutual
-nearest neighbours under Lowe's ratio test, then RANSAC on the fundamental matrix, so that 3-D viewpoint changes
-count). High: the same objects and scene, seen alike; low but non-zero: the same object in a new framing or context;
-zero: no shared rigid object (textures and look-alikes share colours, not geometry)."""
+"""Object consistency, the pass-2 score of the editing and reference routes: how much of the same rigid object or
+scene two images share, by geometric verification of ORB keypoint matches (the measure is defined on object_consistency)."""
 from __future__ import annotations
 
 import cv2
@@ -41,8 +38,14 @@ def object_consistency(
     ransac_px: float = 1.5,
     min_inliers: int = 12,
 ) -> tuple[float, int]:
-    """(score in [0, 1], inlier count) for two (xy, descriptors) sets. Fewer than `min_inliers` geometric inliers
-    scores 0: a handful of chance matches always fits some fundamental matrix."""
+    """(score in [0, 1], inlier count) for two (xy, descriptors) sets.
+
+    The score is the share of the keypoints of the image with fewer keypoints that have a geometrically consistent
+    match in the other: mutual nearest neighbours under Lowe's ratio test, then RANSAC (MAGSAC) on the fundamental
+    matrix, so 3-D viewpoint changes count as consistent. High: the same objects and scene seen alike (an edit, a
+    nearby frame, a stereo view); low but non-zero: the same object in a new framing or context (a crop, a zoom);
+    zero: no shared rigid object (textures and look-alikes share colours, not geometry). Fewer than `min_inliers`
+    inliers scores 0: a handful of chance matches always fits some fundamental matrix."""
     (xa, da), (xb, db) = a, b
     if len(da) < 8 or len(db) < 8:
         return 0.0, 0
