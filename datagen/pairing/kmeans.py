@@ -1,10 +1,10 @@
 """Spherical K-means with faiss: trained on a seeded sample of the embeddings, then every embedding assigned to its
-nearest centroid. Uses faiss's GPU index when faiss has GPUs, faiss-cpu otherwise; K shrinks for small inputs."""
+nearest centroid. Uses faiss's GPU index when faiss has GPUs, faiss-cpu otherwise; K shrinks for small inputs.
+faiss is imported where it is used, so that discovering operators stays light."""
 from __future__ import annotations
 
 import logging
 
-import faiss
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -14,6 +14,8 @@ def faiss_gpus(mode: bool | str = "auto") -> int:
     """GPUs faiss may use: 0 when off, when faiss is the CPU build, or when none are visible."""
     if mode is False:
         return 0
+    import faiss
+
     n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if mode is True and n == 0:
         log.warning("pairing.kmeans.gpu=true but this faiss has no GPU (faiss-cpu, or no visible GPU); using CPU indexes")
@@ -83,6 +85,8 @@ def train_spherical(
     if k == 1:
         c = normalize(x.mean(axis=0, keepdims=True))
         return c, float((x @ c[0]).sum())
+    import faiss
+
     use_pp = init == "kmeans++" or (init == "auto" and k <= KMEANSPP_MAX_K)
     best: tuple[np.ndarray, float] | None = None
     for r in range(redo):
@@ -114,6 +118,8 @@ class Assigner:
     """Nearest centroid by inner product (cosine for unit rows), on the GPU when available."""
 
     def __init__(self, centroids: np.ndarray, gpus: int = 0):
+        import faiss
+
         self.index = faiss.IndexFlatIP(centroids.shape[1])
         self.index.add(np.ascontiguousarray(centroids, dtype=np.float32))
         if gpus:

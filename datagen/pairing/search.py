@@ -2,7 +2,6 @@
 found with a faiss range or kNN search over that cluster only (never all pairs of the collection)."""
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
 from datagen.pairing.band import in_band
@@ -19,6 +18,8 @@ def band_links(x: np.ndarray, band: Band, mode: str = "range", max_neighbors: in
     empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
     if m < 2:
         return empty
+    import faiss
+
     x = np.ascontiguousarray(x, dtype=np.float32)
     index = faiss.IndexFlatIP(x.shape[1])
     if gpus:
