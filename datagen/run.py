@@ -114,7 +114,7 @@ def run(recipe: Recipe, progress: bool | None = None) -> dict[str, Any]:
             merge_quarantine(out)
         seconds = time.perf_counter() - t0
         summary = {"name": recipe.name, "recipe": recipe.fingerprint(), "output": str(out), **aggregate(all_markers)}
-        inv_inputs = sum(m.get("entries", 0) for m in fresh)
+        inv_inputs = sum(m.get("entries", 0) for m in fresh if m["partition"].startswith("img-"))
         inv_samples = sum(m["samples"] for m in fresh)
         summary["invocation"] = {
             "nothing_to_do": done_now == 0,

@@ -33,14 +33,8 @@ class Job:
     output: OutputConfig
     seed: int
     recipe: str
-    # what happens to a finished partition; the default commits its shards and done-marker. A job that makes
-    # something other than samples (for example feature parquet files) passes its own, which must write its own
-    # done-marker (paths.partition_marker) last and return a JSON-able dict with at least "partition".
-    finish: Callable[[WorkBatch, "Job"], dict[str, Any]] | None = None
-
     def complete(self, batch: WorkBatch) -> dict[str, Any]:
-        if self.finish is not None:
-            return self.finish(batch, self)
+        """Commit a finished partition: its shards (if it made samples), quarantine rows, then its done-marker."""
         return commit_partition(batch, self.out_dir, self.output)
 
     def new_batch(self, spec: dict[str, Any]) -> WorkBatch:

@@ -7,15 +7,18 @@ from typing import Any
 from datagen.batch import StageStats
 
 
-def aggregate(markers: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate(markers: list[dict[str, Any]], input_prefix: str = "img-") -> dict[str, Any]:
+    """Totals over done-markers. `inputs`/`decoded` count the per-image job's partitions only: later jobs (features,
+    pairs) read the same photos again and would count them twice."""
     tasks: dict[str, int] = {}
     lcu_tasks: dict[str, int] = {}
     quarantine: dict[str, int] = {}
     stages: dict[str, StageStats] = {}
     shards = samples = entries = items = nbytes = 0
     for m in markers:
-        entries += m.get("entries", 0)
-        items += m.get("items", 0)
+        if m["partition"].startswith(input_prefix):
+            entries += m.get("entries", 0)
+            items += m.get("items", 0)
         samples += m["samples"]
         shards += len(m["shards"])
         nbytes += sum(s["bytes"] for s in m["shards"])

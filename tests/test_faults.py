@@ -44,22 +44,39 @@ def reference(tmp_path, photo_dir):
     return _keys(ref)
 
 
+def _stop_cluster(temp_dir: str) -> None:
+    """Kill only this cluster's processes (their command lines name its temp dir). `ray stop` would also kill
+    any other Ray on the machine, such as the test session's own local Ray, and with it the pytest process."""
+    procs = [p for p in psutil.process_iter(["cmdline"]) if p.pid != os.getpid()
+             and any(temp_dir in a for a in (p.info["cmdline"] or []))]
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+
 @pytest.fixture
 def cluster(tmp_path):
-    """A head node and one worker node (tagged with resource `victim`), both on 127.0.0.1."""
+    """A head node and one worker node (tagged with resource `victim`), both on 127.0.0.1, in their own temp dir."""
+    import tempfile
+
     port, dash = _free_port(), _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                    "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
-    subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                    '--resources={"victim": 1}', "--disable-usage-stats"], check=True, env=env, capture_output=True,
-                   timeout=180)
     try:
-        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "env": env}
+        subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                        f"--temp-dir={temp_dir}", "--disable-usage-stats"], check=True, env=env, capture_output=True,
+                       timeout=180)
+        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                        '--resources={"victim": 1}', f"--temp-dir={temp_dir}", "--disable-usage-stats"], check=True,
+                       env=env, capture_output=True, timeout=180)
+        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "env": env, "temp_dir": temp_dir}
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_cluster(temp_dir)
 
 
 def _datagen(args, env, **kw):
@@ -80,17 +97,22 @@ def test_multi_node_run_and_job_submit_match_local(tmp_path, photo_dir, referenc
     proc = _datagen(_overrides(photo_dir, out) + ["--address", cluster["address"]], cluster["env"])
     log, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, log[-3000:]
-    assert _keys(out) == reference and validate_dir(out)[1] == []
+    assert _keys(out) == reference, (set(_keys(out)) ^ set(reference), log[-3000:])
+    assert validate_dir(out)[1] == []
     nodes = json.loads(subprocess.run([sys.executable, "-c", (
         "import ray, json; ray.init(address='%s', log_to_driver=False); "
         "print(json.dumps([n['Alive'] for n in ray.nodes()]))") % cluster["address"]],
         capture_output=True, text=True, env=cluster["env"], timeout=120).stdout.strip().splitlines()[-1])
     assert nodes == [True, True]
     job_out = tmp_path / "job"
-    sub = subprocess.run([RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable, "-m",
-                          "datagen.cli", "run", str(Path("tests/tiny_recipe.yaml").resolve()),
-                          *_overrides(photo_dir, job_out)],
-                         capture_output=True, text=True, env=cluster["env"], timeout=600, cwd=Path.cwd())
+    for _ in range(30):  # the head's job agent comes up a little after `ray start` returns
+        sub = subprocess.run([RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable, "-m",
+                              "datagen.cli", "run", str(Path("tests/tiny_recipe.yaml").resolve()),
+                              *_overrides(photo_dir, job_out)],
+                             capture_output=True, text=True, env=cluster["env"], timeout=600, cwd=Path.cwd())
+        if "No available agent" not in sub.stdout + sub.stderr:
+            break
+        time.sleep(2)
     assert sub.returncode == 0, (sub.stdout + sub.stderr)[-3000:]
     assert _keys(job_out) == reference
 
@@ -100,7 +122,7 @@ def test_worker_node_killed_mid_run(tmp_path, photo_dir, reference, cluster):
     proc = _datagen(_overrides(photo_dir, out) + ["--address", cluster["address"]], cluster["env"])
     _wait_markers(out, 2, proc)
     victims = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "raylet" in p.info["cmdline"][0]
-               and any("victim" in a for a in p.info["cmdline"])]
+               and any("victim" in a for a in p.info["cmdline"]) and any(cluster["temp_dir"] in a for a in p.info["cmdline"])]
     assert victims, "worker node's raylet not found"
     for v in victims:
         for child in v.children(recursive=True):
