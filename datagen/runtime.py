@@ -10,7 +10,7 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from datagen.batch import QuarantineRow, WorkBatch
 from datagen.config import OutputConfig, RuntimeConfig
@@ -219,5 +219,3 @@ def execute(job: Job, runtime: RuntimeConfig) -> Iterator[dict[str, Any]]:
         return execute_local(job)
     return execute_ray(job, runtime)
 
-
-ProgressFn = Callable[[dict[str, Any]], None]
