@@ -16,6 +16,7 @@ from braceexpand import braceexpand
 
 from datagen.config import ConfigError, InputConfig
 from datagen.ingest.decode import UNSAFE_MEMBER
+from datagen.schema import FORBIDDEN_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ def _tar_entries(fs: fsspec.AbstractFileSystem, tar_path: str, cfg: InputConfig)
                 continue
             base, ext = (name.rsplit(".", 1) + [""])[:2]
             ext = ext.lower()
+            if ext in FORBIDDEN_EXTENSIONS:  # pickled objects: never loaded, refused where reviewers can see it
+                entries.append({"uri": f"{uri}#{name}", "reject": UNSAFE_MEMBER, "detail": f"pickle-capable member .{ext}"})
+                continue
             if ext == "txt" and m.size < 65536:
                 fh = tar.extractfile(m)
                 captions[base] = fh.read().decode("utf-8", "replace").strip() if fh else ""

@@ -52,6 +52,10 @@ def _tar_of(folder, tar_path, with_caption=True, evil=False):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 t.addfile(info, io.BytesIO(data))
+            pkl = b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00N."
+            info = tarfile.TarInfo("000000000.pyd")
+            info.size = len(pkl)
+            t.addfile(info, io.BytesIO(pkl))
             link = tarfile.TarInfo("link.png")
             link.type = tarfile.SYMTYPE
             link.linkname = "/etc/passwd"
@@ -66,9 +70,10 @@ def test_webdataset_tar_input_with_captions_and_unsafe_members(tmp_path, photo_d
     assert len(good) == len(list(photo_dir.iterdir()))
     assert all(e["caption"].startswith("caption of ") for e in good)
     rejected = {e["uri"].rsplit("#", 1)[-1]: e["reject"] for e in entries if e.get("reject")}
-    assert rejected == {"../escape.png": "unsafe_tar_member", "/abs/path.png": "unsafe_tar_member", "link.png": "unsafe_tar_member"}
+    assert rejected == {"../escape.png": "unsafe_tar_member", "/abs/path.png": "unsafe_tar_member",
+                        "link.png": "unsafe_tar_member", "000000000.pyd": "unsafe_tar_member"}
     summary = run(_recipe(tmp_path, tar_path))
-    assert summary["decoded"] == len(good) and summary["quarantine_reasons"] == {"unsafe_tar_member": 3}
+    assert summary["decoded"] == len(good) and summary["quarantine_reasons"] == {"unsafe_tar_member": 4}
     # nothing was written outside the output folder
     assert not (tmp_path / "escape.png").exists() and not (tmp_path.parent / "escape.png").exists()
 
