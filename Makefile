@@ -29,10 +29,11 @@ demo: install
 	$(VENV)/bin/datagen stats $(DEMO_OUT)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not cluster"
+	$(PY) -m pytest -q -m cluster
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not cluster"
 
 bench: install
 	$(PY) bench/run_all.py

@@ -2,6 +2,7 @@
 local run; a worker node killed mid-run and an actor killed mid-run still end with exactly those keys."""
 import json
 import os
+from contextlib import contextmanager
 import signal
 import socket
 import subprocess
@@ -17,7 +18,9 @@ from datagen.run import run
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
 
-pytestmark = pytest.mark.slow
+# `cluster` tests run in their own pytest process (see the Makefile): a Ray started in-process by other tests
+# shares the machine's dashboard agents and node IP with these loopback clusters and confuses them.
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -57,9 +60,9 @@ def _stop_cluster(temp_dir: str) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """A head node and one worker node (tagged with resource `victim`), both on 127.0.0.1, in their own temp dir."""
+@contextmanager
+def _cluster(workers: int):
+    """A head node and `workers` worker nodes (tagged with resource `victim`) on 127.0.0.1, in their own temp dir."""
     import tempfile
 
     port, dash = _free_port(), _free_port()
@@ -71,12 +74,19 @@ def cluster(tmp_path):
                         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
                         f"--temp-dir={temp_dir}", "--disable-usage-stats"], check=True, env=env, capture_output=True,
                        timeout=180)
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                        '--resources={"victim": 1}', f"--temp-dir={temp_dir}", "--disable-usage-stats"], check=True,
-                       env=env, capture_output=True, timeout=180)
+        for _ in range(workers):
+            subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                            '--resources={"victim": 1}', f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+                           check=True, env=env, capture_output=True, timeout=180)
         yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "env": env, "temp_dir": temp_dir}
     finally:
         _stop_cluster(temp_dir)
+
+
+@pytest.fixture
+def cluster():
+    with _cluster(workers=1) as c:
+        yield c
 
 
 def _datagen(args, env, **kw):
@@ -92,7 +102,7 @@ def _wait_markers(out: Path, n: int, proc, timeout=300) -> None:
         time.sleep(0.05)
 
 
-def test_multi_node_run_and_job_submit_match_local(tmp_path, photo_dir, reference, cluster):
+def test_multi_node_run_matches_local(tmp_path, photo_dir, reference, cluster):
     out = tmp_path / "multi"
     proc = _datagen(_overrides(photo_dir, out) + ["--address", cluster["address"]], cluster["env"])
     log, _ = proc.communicate(timeout=600)
@@ -104,17 +114,21 @@ def test_multi_node_run_and_job_submit_match_local(tmp_path, photo_dir, referenc
         "print(json.dumps([n['Alive'] for n in ray.nodes()]))") % cluster["address"]],
         capture_output=True, text=True, env=cluster["env"], timeout=120).stdout.strip().splitlines()[-1])
     assert nodes == [True, True]
-    job_out = tmp_path / "job"
-    for _ in range(30):  # the head's job agent comes up a little after `ray start` returns
-        sub = subprocess.run([RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable, "-m",
-                              "datagen.cli", "run", str(Path("tests/tiny_recipe.yaml").resolve()),
-                              *_overrides(photo_dir, job_out)],
-                             capture_output=True, text=True, env=cluster["env"], timeout=600, cwd=Path.cwd())
-        if "No available agent" not in sub.stdout + sub.stderr:
-            break
-        time.sleep(2)
-    assert sub.returncode == 0, (sub.stdout + sub.stderr)[-3000:]
-    assert _keys(job_out) == reference
+
+
+def test_ray_job_submit_matches_local(tmp_path, photo_dir, reference):
+    with _cluster(workers=0) as cluster:
+        job_out = tmp_path / "job"
+        for _ in range(30):  # the head's job agent comes up a little after `ray start` returns
+            sub = subprocess.run([RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable, "-m",
+                                  "datagen.cli", "run", str(Path("tests/tiny_recipe.yaml").resolve()),
+                                  *_overrides(photo_dir, job_out)],
+                                 capture_output=True, text=True, env=cluster["env"], timeout=600, cwd=Path.cwd())
+            if "No available agent" not in sub.stdout + sub.stderr:
+                break
+            time.sleep(2)
+        assert sub.returncode == 0, (sub.stdout + sub.stderr)[-3000:]
+        assert _keys(job_out) == reference
 
 
 def test_worker_node_killed_mid_run(tmp_path, photo_dir, reference, cluster):
