@@ -27,7 +27,9 @@ class FaceFeaturesConfig(OperatorConfig):
 
 
 def _providers(device: str) -> list[str]:
-    import onnxruntime
+    from datagen.optional import require
+
+    onnxruntime = require("onnxruntime")
 
     have = onnxruntime.get_available_providers()
     if device in ("auto", "cuda") and "CUDAExecutionProvider" in have:
@@ -71,7 +73,9 @@ class FaceFeatures(FeatureOperator):
         return f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one face kept"
 
     def setup(self) -> None:
-        from insightface.app import FaceAnalysis
+        from datagen.optional import require
+
+        FaceAnalysis = require("insightface.app").FaceAnalysis
 
         c = self.config
         providers = _providers(c.device)

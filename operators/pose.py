@@ -34,7 +34,9 @@ class PoseConfig(ModelOnlyConfig):
 def _ort_device(device: str) -> str:
     if device != "auto":
         return device
-    import onnxruntime as ort
+    from datagen.optional import require
+
+    ort = require("onnxruntime")
 
     return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
 
@@ -80,7 +82,10 @@ class Pose(ConditionOperator):
             # rtmlib would treat a missing path as a URL to download; on our machines that must be an error
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"pose checkpoint {path!r} does not exist")
-        from rtmlib import YOLOX, RTMPose
+        from datagen.optional import require
+
+        rtmlib = require("rtmlib")
+        YOLOX, RTMPose = rtmlib.YOLOX, rtmlib.RTMPose
 
         device = _ort_device(c.device)
         self._det = YOLOX(

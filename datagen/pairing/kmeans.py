@@ -7,6 +7,8 @@ import logging
 
 import numpy as np
 
+from datagen.optional import require
+
 log = logging.getLogger(__name__)
 
 
@@ -14,7 +16,7 @@ def faiss_gpus(mode: bool | str = "auto") -> int:
     """GPUs faiss may use: 0 when off, when faiss is the CPU build, or when none are visible."""
     if mode is False:
         return 0
-    import faiss
+    faiss = require("faiss")
 
     n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if mode is True and n == 0:
@@ -85,7 +87,7 @@ def train_spherical(
     if k == 1:
         c = normalize(x.mean(axis=0, keepdims=True))
         return c, float((x @ c[0]).sum())
-    import faiss
+    faiss = require("faiss")
 
     use_pp = init == "kmeans++" or (init == "auto" and k <= KMEANSPP_MAX_K)
     best: tuple[np.ndarray, float] | None = None
@@ -118,7 +120,7 @@ class Assigner:
     """Nearest centroid by inner product (cosine for unit rows), on the GPU when available."""
 
     def __init__(self, centroids: np.ndarray, gpus: int = 0):
-        import faiss
+        faiss = require("faiss")
 
         self.index = faiss.IndexFlatIP(centroids.shape[1])
         self.index.add(np.ascontiguousarray(centroids, dtype=np.float32))

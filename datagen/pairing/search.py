@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from datagen.pairing.band import in_band
+from datagen.optional import require
 from datagen.pairing.config import Band
 
 # faiss compares in float32; ask for a hair below the band so the exact test below decides the edge
@@ -18,7 +19,7 @@ def band_links(x: np.ndarray, band: Band, mode: str = "range", max_neighbors: in
     empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
     if m < 2:
         return empty
-    import faiss
+    faiss = require("faiss")
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     index = faiss.IndexFlatIP(x.shape[1])
