@@ -2,8 +2,24 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 UV      := $(VENV)/bin/uv
-STAMP   := $(VENV)/.installed
 OPENCV  := opencv-contrib-python-headless==4.12.0.88
+# Extras: cpu,dev here and in CI; on a CUDA node `make install EXTRAS=gpu` or `EXTRAS=gpu,vllm` (README "Install").
+EXTRAS  ?= cpu,dev
+comma   := ,
+STAMP   := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
+# rtmlib and insightface name the CPU onnxruntime (and opencv-python) in their metadata: installed without their
+# dependencies (datagen's base ones cover them), so nothing pulls a CPU onnxruntime over onnxruntime-gpu. Keep these
+# pins equal to the `cpu` extra and datagen/optional.py (tests/test_packaging.py checks).
+ONNX_APPS := rtmlib==0.0.16 insightface==2.1
+# faiss and onnxruntime: one build of each. The other extra's distributions go before installing, and the kept ones
+# are reinstalled, since uninstalling a distribution that shares their files would leave holes in them.
+ifneq (,$(filter gpu,$(subst $(comma), ,$(EXTRAS))))
+  OTHER_BUILDS := faiss-cpu onnxruntime
+  KEEP_BUILDS  := faiss-gpu-cu12 onnxruntime-gpu
+else
+  OTHER_BUILDS := faiss-gpu-cu12 onnxruntime-gpu
+  KEEP_BUILDS  := faiss-cpu onnxruntime
+endif
 DEMO_OUT ?= out/demo
 
 .PHONY: install demo test test-fast bench clean
@@ -13,14 +29,19 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade uv
-	$(UV) pip install --python $(PY) -e '.[dev]'
-	@# insightface and rtmlib ask for opencv-python, controlnet_aux for the headless build: all write cv2/.
+	$(UV) pip uninstall --python $(PY) $(OTHER_BUILDS)
+	$(UV) pip install --python $(PY) -e '.[$(EXTRAS)]' $(addprefix --reinstall-package ,$(KEEP_BUILDS))
+	$(UV) pip install --python $(PY) --no-deps $(ONNX_APPS)
+	@# insightface and rtmlib ask for opencv-python, controlnet_aux and vLLM for the headless build: all write cv2/.
 	@# Remove every variant, then keep exactly one.
 	$(UV) pip uninstall --python $(PY) opencv-python opencv-contrib-python opencv-python-headless opencv-contrib-python-headless
 	$(UV) pip install --python $(PY) --no-deps --reinstall $(OPENCV)
-	$(PY) -c "import cv2, torch, torchvision, ray, faiss, open_clip; print('cv2', cv2.__version__, '| torch', torch.__version__, '| ray', ray.__version__)"
+	$(PY) -c "import cv2, torch, torchvision, ray, faiss, open_clip, onnxruntime, rtmlib, insightface; print('cv2', cv2.__version__, '| torch', torch.__version__, '| ray', ray.__version__, '| onnxruntime', onnxruntime.get_available_providers())"
+ifneq (,$(filter dev,$(subst $(comma), ,$(EXTRAS))))
 	@# Headless Chromium renders the reviewers' contact sheet in the tests (Debian's package; needs root or sudo).
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+endif
+	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 
 demo: install
