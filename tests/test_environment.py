@@ -1,4 +1,5 @@
-"""The environment `make install` builds: one OpenCV build (several packages ship their own cv2), torch pinned."""
+"""The environment `make install` builds: one OpenCV build (several packages ship their own cv2), one faiss and one
+onnxruntime build (CPU or GPU), torch pinned to the pair vLLM 0.33 requires."""
 from importlib import metadata
 
 
@@ -12,5 +13,13 @@ def test_torch_pair_is_pinned():
     import torch
     import torchvision
 
-    assert torch.__version__.split("+")[0] == "2.14.1"
-    assert torchvision.__version__.split("+")[0] == "0.29.1"
+    assert torch.__version__.split("+")[0] == "2.14.0"
+    assert torchvision.__version__.split("+")[0] == "0.29.0"
+
+
+def test_one_faiss_and_one_onnxruntime_build():
+    """faiss-cpu / faiss-gpu-cu12 and onnxruntime / onnxruntime-gpu write the same package: one of each."""
+    names = {d.metadata["Name"].lower().replace("_", "-") for d in metadata.distributions()}
+    faiss = sorted(n for n in names if n.startswith("faiss"))
+    ort = sorted(n for n in names if n.startswith("onnxruntime"))
+    assert len(faiss) == 1 and len(ort) == 1, (faiss, ort)
