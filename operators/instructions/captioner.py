@@ -18,6 +18,7 @@ class CaptionerInstructions(ModelInstructionStage):
     name = "captioner_instructions"
     version = "1"
     method = CAPTIONER
+    config_key = "instructions.captioner"
     Config: ClassVar[type[CaptionerConfig]] = CaptionerConfig
 
     def describe(self) -> str:

@@ -39,11 +39,14 @@ class DifferenceInstructions(ModelInstructionStage):
     name = "difference_instructions"
     version = "1"
     method = MLLM_DIFFERENCE
+    config_key = "instructions.mllm_difference"
     Config: ClassVar[type[DifferenceConfig]] = DifferenceConfig
 
     def __init__(self, config=None, **context):
         super().__init__(config, **context)
-        self.writer = make_backend(self.config.writer) if self.config.writer is not None else self.backend
+        # the writer reads the MLLM's description only: text in, so a text LLM (and no multimodal engine arguments)
+        self.writer = (make_backend(self.config.writer, images=False, key=f"{self.config_key}.writer")
+                       if self.config.writer is not None else self.backend)
 
     def unavailable_reason(self) -> str | None:
         return self.backend.unavailable_reason() or (self.writer.unavailable_reason() if self.writer is not self.backend else None)

@@ -155,7 +155,8 @@ def finetune_captioner(cfg: FinetuneConfig) -> FinetuneResult:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from operators.instructions.backends.transformers_local import load_model, resolve_device
+    from datagen.devices import resolve_device
+    from operators.instructions.backends.transformers_local import load_model
 
     t0 = time.perf_counter()
     random.seed(cfg.seed)

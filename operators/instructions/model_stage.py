@@ -22,10 +22,12 @@ class ModelInstructionStage(Operator):
     role = "instruction"
     stateful = True  # the backend (a model or a connection pool) lives as long as the worker
     method: ClassVar[str] = ""
+    config_key: ClassVar[str] = "instructions"  # the recipe key of this stage's section, for error messages
 
     def __init__(self, config=None, **context: Any):
         super().__init__(config, **context)
-        self.backend: ChatBackend = make_backend(self.backend_config)
+        # both model stages show the model the images: the backend needs an image-text model
+        self.backend: ChatBackend = make_backend(self.backend_config, images=True, key=f"{self.config_key}.backend")
 
     @property
     def backend_config(self) -> BackendConfig:

@@ -54,7 +54,9 @@ class RewriteInstructions(Operator):
         c = self.config
         self.paraphraser = RuleParaphraser()
         self.embedder = TextEmbedder(c.embedder)
-        self.backend = make_backend(c.backend) if c.rewriter == "llm" and c.backend is not None else None
+        # the rewriter sends text only: a text LLM, and no multimodal engine arguments
+        self.backend = (make_backend(c.backend, images=False, key="instructions.rewrite.backend")
+                        if c.rewriter == "llm" and c.backend is not None else None)
 
     def unavailable_reason(self) -> str | None:
         if self.backend is not None:
