@@ -1,5 +1,6 @@
-"""Fixtures for the instruction tests: a tiny InternVL (the real transformers architecture, random weights) with
-a byte-level BPE tokenizer trained here on our own prompts and templates, saved and loaded like any checkpoint."""
+"""Fixtures for the instruction tests: a tiny InternVL (the real transformers architecture, random weights) and a
+tiny Qwen2 text LLM, with a byte-level BPE tokenizer trained here on our own prompts and templates, saved and
+loaded like any checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,38 @@ def _corpus() -> list[str]:
     return lines * 3
 
 
-def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
+def _bpe(vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
+                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return bpe
+
+
+def build_tiny_qwen2_lm(out: Path, vocab_size: int = 600) -> Path:
+    """A 2-layer Qwen2ForCausalLM (the architecture of ace_full's Qwen2.5 rewriter) with a chat template: a text
+    LLM that loads through AutoTokenizer + AutoModelForCausalLM."""
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=_bpe(vocab_size), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  chat_template=CHAT_TEMPLATE)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=128, max_position_embeddings=2048, tie_word_embeddings=True,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
     from transformers import (
         InternVLConfig,
         InternVLForConditionalGeneration,
@@ -40,12 +71,7 @@ def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
     )
     from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+    tok = PreTrainedTokenizerFast(tokenizer_object=_bpe(vocab_size), eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                   start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
                                   video_token="<video>", chat_template=CHAT_TEMPLATE)
     image_seq = 4  # (56 / 14)^2 patches, pixel-shuffled by 0.5
@@ -71,6 +97,11 @@ def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
 @pytest.fixture(scope="session")
 def tiny_internvl(tmp_path_factory) -> Path:
     return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_text_llm(tmp_path_factory) -> Path:
+    return build_tiny_qwen2_lm(tmp_path_factory.mktemp("tiny_qwen2_lm"))
 
 
 # A local OpenAI-compatible endpoint that misbehaves on purpose ------------------------------------------------------
