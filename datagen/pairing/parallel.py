@@ -19,10 +19,12 @@ def task_gpus(runtime: RuntimeConfig, wanted: bool | str) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
-def parallel_map(fn: Callable[..., Any], items: Sequence[Any], runtime: RuntimeConfig, num_cpus: float = 1, num_gpus: float = 0, **shared: Any) -> list[Any]:
-    """[fn(item, **shared) for item in items], in order. A single CPU item runs in this process; work that wants a
-    GPU always goes to a Ray task, since the driver of a cluster job often has none."""
-    if runtime.executor == "local" or (len(items) <= 1 and not num_gpus):
+def parallel_map(fn: Callable[..., Any], items: Sequence[Any], runtime: RuntimeConfig, num_cpus: float = 1, num_gpus: float = 0,
+                 always_remote: bool = False, **shared: Any) -> list[Any]:
+    """[fn(item, **shared) for item in items], in order. A single CPU item runs in this process unless
+    `always_remote` (work that reads embeddings: under Ray the driver must never hold them); work that wants a GPU
+    always goes to a Ray task, since the driver of a cluster job often has none."""
+    if runtime.executor == "local" or (len(items) <= 1 and not num_gpus and not always_remote):
         return [fn(item, **shared) for item in items]
     import ray
 

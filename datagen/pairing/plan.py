@@ -1,12 +1,20 @@
 """The global step of the pairs job, run once when the job is planned: draw a seeded sample of the embeddings, train
 spherical K-means, assign every image and bucket it by group of clusters, run one union-find task per group, then
-merge the groups' pairs into OUT/pairs.parquet (one row group per partition of the pairs job) and summarise."""
+merge the groups' pairs into OUT/pairs.parquet (one row group per partition of the pairs job) and summarise.
+
+Under runtime.executor=ray the driver never holds embeddings: it reads the files' row counts (parquet footers), draws
+how many sample rows each file gives, and sends out paths and those counts. The training task reads its own sample,
+takes the collection mean, normalises and trains, and returns the K x d centroids; the assignment tasks read their
+runs of files and get the centroids once through the object store; the union-find tasks read their buckets. This
+module knows no operator: the caller (pipelines/pairing.py) passes pass 1's band and centring and the routes."""
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datagen import paths, registry, schema
+from datagen import paths, schema
+from datagen.batch import derive_seed
 from datagen.config import Recipe
-from datagen.pairing.config import SCORE_FACE, Band, KMeansConfig, PairingConfig, RouteConfig
+from datagen.pairing.config import Band, KMeansConfig, PairingConfig, RouteConfig
 from datagen.pairing.features import features_files
 from datagen.pairing.group import GroupTask, run_group
 from datagen.pairing.kmeans import Assigner, effective_clusters, faiss_gpus, normalize, train_spherical
@@ -27,71 +36,165 @@ log = logging.getLogger(__name__)
 WORK_DIR = "_pairing"  # intermediate files of the global step, and its summary
 SUMMARY_FILE = "summary.json"
 PREFIX = "pair"
+ASSIGN_ROWS = 32_768  # rows per assignment task (a run of whole files): one centroid index per run, not per file
+COUNT_FILES = 4_096  # features files whose footers one task reads for their row counts
+READ_THREADS = 8  # file reads in flight inside the training task
+_EXACT_MAX = 10**9  # numpy's multivariate hypergeometric sampler is exact below this many rows
 
 
-def encoder_defaults(cfg: PairingConfig) -> tuple[Band, bool]:
-    """Pass-1 band and centring: the recipe's, else the encoder's own defaults."""
-    cls = registry.get_operator(cfg.encoder)
-    band = cfg.pass1.band if cfg.pass1.band is not None else cls.default_band
-    center = cfg.pass1.center if cfg.pass1.center is not None else cls.default_center
-    return band, bool(center)
+def read_embeddings(path: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """float32 embeddings (n x d) of one features file, or of its `rows` only."""
+    return _embedding_matrix(pq.read_table(path, columns=["embedding"]), rows)
 
 
-def active_routes(recipe: Recipe) -> list[tuple[str, RouteConfig]]:
-    """Enabled routes whose task score can be computed with this recipe (the face route needs a face model pack)."""
-    cfg: PairingConfig = recipe.section("pairing")
-    out = []
-    for name, route in cfg.routes.items():
-        if not route.enabled:
-            continue
-        if route.score == SCORE_FACE:
-            from operators.face_features import FaceFeatures
+def _embedding_matrix(table: pa.Table, rows: np.ndarray | None = None) -> np.ndarray:
+    col = table.column("embedding").combine_chunks()
+    n = len(col)
+    if n == 0:
+        return np.zeros((0, 0), np.float32)
+    x = col.flatten().to_numpy(zero_copy_only=False).reshape(n, -1)  # float16, as stored
+    return np.asarray(x if rows is None else x[rows], np.float32)
 
-            op = FaceFeatures(recipe.operators.get("face_features"))
-            why = op.unavailable_reason()
-            if why:
-                log.warning("pairing route %s is OFF: %s", name, why)
-                continue
-        out.append((name, route))
+
+def _count_rows(files: list[str]) -> list[int]:
+    return [pq.ParquetFile(f).metadata.num_rows for f in files]
+
+
+def sample_counts(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """How many rows each file gives to a seeded uniform sample of `n` of all rows (without replacement): the
+    per-file counts of such a sample, drawn directly (multivariate hypergeometric), so that the rows themselves are
+    drawn inside each file and no global row index is ever built. Every row when `n` covers them all."""
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    if n >= total:
+        return counts.copy()
+    if total < _EXACT_MAX:
+        return rng.multivariate_hypergeometric(counts, n)
+    # numpy's exact sampler stops at 1e9 rows: halve the files until each part is below that, drawing the first
+    # half's share from the normal approximation of the hypergeometric (its error is far below one row there);
+    # the shares add up exactly, so the sample still has exactly n rows
+    half = len(counts) // 2
+    left, right = int(counts[:half].sum()), total - int(counts[:half].sum())
+    mean = n * left / total
+    sd = np.sqrt(n * (left / total) * (right / total) * (total - n) / (total - 1))
+    m = int(np.clip(np.rint(rng.normal(mean, sd)), max(0, n - right), min(n, left)))
+    return np.concatenate([sample_counts(counts[:half], m, rng), sample_counts(counts[half:], n - m, rng)])
+
+
+def sample_rows(path: str, count: int, m: int, seed: int) -> np.ndarray | None:
+    """The `m` rows (sorted) that the file at `path`, of `count` rows, gives to the sample; None: all of them.
+    Seeded by the recipe's seed and the file's name."""
+    if m >= count:
+        return None
+    rng = np.random.default_rng(derive_seed(seed, "kmeans_sample", Path(path).name))
+    return np.sort(rng.choice(count, size=m, replace=False))
+
+
+def read_sample(items: list[tuple[str, int, int]], seed: int, threads: int = READ_THREADS) -> np.ndarray:
+    """The K-means training sample, float32, (sum of m) x d, in file order; each (path, row count, m) gives its m
+    drawn rows. One array is allocated once and filled file by file (`threads` reads in flight): the sample exists
+    once, at 4 bytes a value, never as a list of parts plus their concatenation."""
+    if not items:
+        return np.zeros((0, 0), np.float32)
+    offsets = np.cumsum([0] + [m for _, _, m in items])
+
+    def rows_of(i: int) -> np.ndarray:
+        path, count, m = items[i]
+        x = read_embeddings(path, sample_rows(path, count, m, seed))
+        if len(x) != m:
+            raise ValueError(f"{path}: {len(x)} embeddings read where {m} were drawn (did the file change while planning?)")
+        return x
+
+    first = rows_of(0)
+    out = np.empty((int(offsets[-1]), first.shape[1]), np.float32)
+    out[: len(first)] = first
+    del first
+
+    def fill(i: int) -> None:
+        out[offsets[i] : offsets[i + 1]] = rows_of(i)
+
+    if len(items) > 1:
+        with ThreadPoolExecutor(max(1, min(threads, len(items) - 1))) as pool:
+            list(pool.map(fill, range(1, len(items))))
     return out
 
 
-def _embeddings(path: str, rows: np.ndarray | None = None) -> np.ndarray:
-    col = pq.read_table(path, columns=["embedding"]).column("embedding").combine_chunks()
-    if rows is not None:
-        col = col.take(pa.array(rows))
-    n = len(col)
-    flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), np.float32)
-    return flat.reshape(n, -1) if n else np.zeros((0, 0), np.float32)
+def normalize_inplace(x: np.ndarray, center: np.ndarray | None = None, chunk: int = 65_536) -> np.ndarray:
+    """kmeans.normalize without the copies: the same float32 operations (so the same bits) on `x` itself, a chunk
+    of rows at a time (the only temporaries are one chunk's squares and norms)."""
+    c = None if center is None else center.astype(np.float32)
+    for s in range(0, len(x), chunk):
+        part = x[s : s + chunk]
+        if c is not None:
+            part -= c
+        part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+    return x
 
 
-def _sample_file(item: tuple[str, np.ndarray]) -> np.ndarray:
-    path, rows = item
-    return _embeddings(path, rows)
+def _all_cores_for_faiss() -> None:
+    """Ray starts a task with OMP_NUM_THREADS = its num_cpus (1). The training task runs alone in its step, so faiss
+    may use every core of its node, as it did when training ran on the driver."""
+    try:
+        import faiss
+    except ImportError:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if hasattr(faiss, "omp_set_num_threads"):
+        faiss.omp_set_num_threads(max(1, cores))
 
 
-def _train(sample: np.ndarray, k: int, cfg: KMeansConfig, seed: int) -> tuple[np.ndarray, float, int]:
-    """(centroids, objective, GPUs used): runs wherever the GPU is (a Ray task on clusters)."""
+def _train(items: list[tuple[str, int, int]], k: int, cfg: KMeansConfig, seed: int, center_on: bool) -> tuple[np.ndarray, np.ndarray | None, float, int]:
+    """The K-means training task: reads its own seeded sample from the features files, takes the collection mean
+    (when centring), normalises in place and trains. Returns (centroids, centre or None, objective, GPUs used):
+    nothing of the sample's size leaves the task. Runs where the GPU is (a Ray task on clusters)."""
+    _all_cores_for_faiss()
+    x = read_sample(items, seed)
+    center = x.mean(axis=0).astype(np.float32) if center_on else None
+    normalize_inplace(x, center)
     gpus = faiss_gpus(cfg.gpu)
-    centroids, objective = train_spherical(sample, k, cfg.iterations, seed, gpus, cfg.init, cfg.init_size, cfg.redo)
-    return centroids, objective, gpus
+    centroids, objective = train_spherical(x, k, cfg.iterations, seed, gpus, cfg.init, cfg.init_size, cfg.redo)
+    return centroids, center, objective, gpus
 
 
-def _assign_file(item: tuple[str, str], centroids: np.ndarray, center: np.ndarray | None, clusters_per_task: int, gpu: bool | str) -> dict[int, int]:
-    """Cluster every row of one features file and write it into the bucket of its group of clusters."""
-    path, bucket_dir = item
-    table = pq.read_table(path)
-    if table.num_rows == 0:
+def _assign_files(item: tuple[list[str], str], centroids: np.ndarray, center: np.ndarray | None, clusters_per_task: int, gpu: bool | str) -> dict[int, int]:
+    """Cluster every row of a run of features files and write the rows into the buckets of their groups of clusters
+    (one bucket file per group, named after the run's first file). One centroid index serves the whole run."""
+    files, bucket_dir = item
+    assign = Assigner(centroids, faiss_gpus(gpu))
+    tables = []
+    for path in files:
+        table = pq.read_table(path)
+        if table.num_rows == 0:
+            continue
+        ids, sims = assign(normalize(_embedding_matrix(table), center))
+        tables.append(table.append_column("cluster", pa.array(ids.astype(np.int32))).append_column("cluster_cosine", pa.array(sims.astype(np.float32))))
+    if not tables:
         return {}
-    ids, sims = Assigner(centroids, faiss_gpus(gpu))(normalize(_embeddings(path), center))
-    table = table.append_column("cluster", pa.array(ids.astype(np.int32))).append_column("cluster_cosine", pa.array(sims.astype(np.float32)))
-    groups = ids // clusters_per_task
+    table = pa.concat_tables(tables)
+    del tables
+    groups = table.column("cluster").to_numpy() // clusters_per_task
     counts = {}
     for g in np.unique(groups):
         part = table.filter(pa.array(groups == g))
-        paths.atomic_write_parquet(Path(bucket_dir) / f"g-{int(g):05d}" / Path(path).name, part)
+        paths.atomic_write_parquet(Path(bucket_dir) / f"g-{int(g):05d}" / Path(files[0]).name, part)
         counts[int(g)] = part.num_rows
     return counts
+
+
+def runs_of_files(files: list[str], counts: np.ndarray, rows: int) -> list[list[str]]:
+    """Consecutive files, about `rows` rows a run and at least one file: the work of one assignment task."""
+    runs: list[list[str]] = []
+    cur: list[str] = []
+    n = 0
+    for f, c in zip(files, counts):
+        cur.append(f)
+        n += int(c)
+        if n >= rows:
+            runs.append(cur)
+            cur, n = [], 0
+    if cur:
+        runs.append(cur)
+    return runs
 
 
 def _run_group(task: GroupTask) -> dict[str, Any]:
@@ -127,7 +230,11 @@ def _merge(group_files: list[Path], out_file: Path, per_partition: int) -> list[
     return sizes
 
 
-def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
+
+def plan_pairs(recipe: Recipe, out_dir: Path, *, band: Band, center: bool, routes: list[tuple[str, RouteConfig]]) -> list[dict[str, Any]]:
+    """Plan the pairs job: its partitions (one row group of OUT/pairs.parquet each). `band` and `center`: pass 1's
+    cosine band and whether embeddings are centred on the collection mean (the recipe's, else the encoder's
+    defaults); `routes`: the pass-2 routes that can run with this recipe. pipelines/pairing.py decides all three."""
     cfg: PairingConfig = recipe.section("pairing")
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
@@ -136,41 +243,38 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
     if work.exists():
         shutil.rmtree(work)  # an interrupted plan: start the global step over (it is seeded, so it gives the same)
     work.mkdir(parents=True)
-    routes = active_routes(recipe)
-    counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
-    n_total = int(sum(counts))
+    chunks = [files[s : s + COUNT_FILES] for s in range(0, len(files), COUNT_FILES)]
+    counts = np.asarray([c for part in parallel_map(_count_rows, chunks, recipe.runtime) for c in part], np.int64)
+    n_total = int(counts.sum())
     summary: dict[str, Any] = {"images": n_total, "encoder": cfg.encoder, "routes": [n for n, _ in routes]}
     if n_total < 2 or not routes:
         log.warning("pairing: %d images with features and %d active routes; no pairs", n_total, len(routes))
         paths.atomic_write_parquet(out_dir / schema.PAIRS_FILE, schema.PAIRS_SCHEMA.empty_table())
         paths.atomic_write_json(work / SUMMARY_FILE, summary)
         return []
-    band, center_on = encoder_defaults(cfg)
     gpu_tasks = task_gpus(recipe.runtime, cfg.kmeans.gpu)
 
-    # 1. a seeded sample trains K-means (and gives the collection mean when centring)
-    rng = np.random.default_rng(recipe.seed)
+    # 1. a seeded sample trains K-means (and gives the collection mean when centring); the driver only says how many
+    # rows each file gives, the training task draws and reads them
     n_train = min(n_total, cfg.kmeans.train_sample)
-    chosen = np.sort(rng.choice(n_total, size=n_train, replace=False))
-    bounds = np.cumsum([0] + counts)
-    items = [(f, chosen[(chosen >= lo) & (chosen < hi)] - lo) for f, lo, hi in zip(files, bounds[:-1], bounds[1:])]
-    items = [(f, r) for f, r in items if len(r)]
-    sample = np.concatenate(parallel_map(_sample_file, items, recipe.runtime), axis=0)
-    center = sample.mean(axis=0).astype(np.float32) if center_on else None
+    per_file = sample_counts(counts, n_train, np.random.default_rng(recipe.seed))
+    items = [(f, int(c), int(m)) for f, c, m in zip(files, counts, per_file) if m]
     k = effective_clusters(n_total, cfg.kmeans.clusters, cfg.kmeans.min_cluster_size)
     t1 = time.perf_counter()
-    centroids, objective, gpus = parallel_map(_train, [normalize(sample, center)], recipe.runtime, num_gpus=gpu_tasks,
-                                              k=k, cfg=cfg.kmeans, seed=recipe.seed)[0]
+    centroids, center_vec, objective, gpus = parallel_map(_train, [items], recipe.runtime, num_gpus=gpu_tasks, always_remote=True,
+                                                          k=k, cfg=cfg.kmeans, seed=recipe.seed, center_on=center)[0]
+    del items, per_file
     k = len(centroids)
     t2 = time.perf_counter()
-    np.savez(work / "kmeans.npz", centroids=centroids, center=center if center is not None else np.zeros(0, np.float32))
+    np.savez(work / "kmeans.npz", centroids=centroids, center=center_vec if center_vec is not None else np.zeros(0, np.float32))
 
     # 2. assign every image; bucket rows by group of clusters (one union-find task per group)
     bucket_dir = work / "buckets"
-    per_file = parallel_map(_assign_file, [(f, str(bucket_dir)) for f in files], recipe.runtime, num_gpus=gpu_tasks,
-                            centroids=centroids, center=center, clusters_per_task=cfg.kmeans.clusters_per_task, gpu=cfg.kmeans.gpu)
+    runs = runs_of_files(files, counts, ASSIGN_ROWS)
+    per_run = parallel_map(_assign_files, [(r, str(bucket_dir)) for r in runs], recipe.runtime, num_gpus=gpu_tasks, always_remote=True,
+                           centroids=centroids, center=center_vec, clusters_per_task=cfg.kmeans.clusters_per_task, gpu=cfg.kmeans.gpu)
     group_sizes: dict[int, int] = {}
-    for c in per_file:
+    for c in per_run:
         for g, n in c.items():
             group_sizes[g] = group_sizes.get(g, 0) + n
     t3 = time.perf_counter()
@@ -182,7 +286,7 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
             files=sorted(str(p) for p in (bucket_dir / f"g-{g:05d}").glob("*.parquet")),
             out_file=str(work / "groups" / f"g-{g:05d}.parquet"),
             band=band,
-            center=center,
+            center=center_vec,
             config=cfg,
             routes=routes,
             seed=recipe.seed,
@@ -190,7 +294,7 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
         )
         for g in sorted(group_sizes)
     ]
-    group_stats = parallel_map(_run_group, tasks, recipe.runtime, num_gpus=gpu_tasks)
+    group_stats = parallel_map(_run_group, tasks, recipe.runtime, num_gpus=gpu_tasks, always_remote=True)
     t4 = time.perf_counter()
 
     # 4. one pairs file; its row groups are the pairs job's partitions
@@ -214,7 +318,8 @@ def plan_pairs(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
             "kmeans_objective": objective,
             "faiss_gpus": gpus,
             "pass1_band": band.describe(),
-            "centered": center_on,
+            "centered": center,
+            "assign_tasks": len(runs),
             "groups": len(tasks),
             "links_pass1": int(sum(g["links_pass1"] for g in group_stats)),
             "route_stats": routes_summary,
