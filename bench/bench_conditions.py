@@ -62,9 +62,9 @@ def rate(fn, photos: list[np.ndarray], seconds: float, trials: int = 3) -> float
 
 
 def ours(name: str, config=None):
-    from datagen import registry
+    from pipelines.catalog import OPERATORS
 
-    op = registry.get_operator(name)(config)
+    op = OPERATORS[name](config)
     op.setup()
 
     def run(photo, i):

@@ -31,8 +31,8 @@ from datagen.trainer.objectives import make_objective, training_loss  # noqa: E4
 
 
 def build_shards(out: Path, limit: int) -> None:
-    from datagen.config import load_recipe
-    from datagen.run import run
+    from pipelines import load_recipe
+    from pipelines import run
 
     run(load_recipe("configs/demo.yaml", [f"output.dir={out}", f"input.limit={limit}", "runtime.executor=local", "runtime.progress=false"]))
 

@@ -70,7 +70,7 @@ def tree_rss(pid: int) -> tuple[int, int]:
 
 def measure(inp: Path, out: Path, args) -> dict:
     # the lean recipe with grayscale only: this measures the streaming machinery, not an operator's working set
-    cmd = [sys.executable, "-m", "datagen.cli", "run", "tests/tiny_recipe.yaml", f"input.path={inp}", f"output.dir={out}",
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "tests/tiny_recipe.yaml", f"input.path={inp}", f"output.dir={out}",
            f"runtime.executor={args.executor}", f"input.images_per_partition={args.per_partition}", "input.max_side=64",
            "input.min_side=32", "operators.canny.enabled=false", "operators.lcu_chains.enabled=false",
            "output.samples_per_shard=5000"]

@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from datagen import registry, schema  # noqa: E402
-from datagen.config import load_recipe  # noqa: E402
-from datagen.pairing.features import FEATURES_ROLE  # noqa: E402
+from datagen import schema  # noqa: E402
+from datagen.operator import Role  # noqa: E402
+from pipelines.catalog import OPERATORS  # noqa: E402
+from pipelines import load_recipe, run  # noqa: E402
 from datagen.pairing.quality import LABELLED_SET, evaluate, read_labels  # noqa: E402
-from datagen.run import run  # noqa: E402
 
 PASS1_ONLY = [
     "pairing.routes.general_editing.score=none",
@@ -37,7 +37,7 @@ def pairing_run(out: Path, executor: str, extra: list[str]) -> dict:
                  "instructions.methods=[template]", *extra]
     recipe = load_recipe("configs/demo.yaml", overrides)
     for name, cfg in recipe.operators.items():
-        if getattr(registry.get_operator(name), "role", "") != FEATURES_ROLE:
+        if OPERATORS[name].role is not Role.FEATURES:
             cfg.enabled = False  # pairing only: the images job is off
     run(recipe, progress=False)
     rows = pq.read_table(out / schema.PAIRS_FILE, columns=["uri_a", "uri_b"]).to_pylist()

@@ -16,9 +16,8 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datagen.config import load_recipe  # noqa: E402
+from pipelines import load_recipe, run  # noqa: E402
 from datagen.ingest.listing import builtin_photos  # noqa: E402
-from datagen.run import run  # noqa: E402
 
 
 def make_inputs(root: Path, copies: int) -> int:

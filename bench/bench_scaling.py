@@ -25,7 +25,7 @@ def run_once(inp: Path, out: Path, executor: str, cpus: int, args) -> dict:
     import json
 
     ops = [f"operators.{n}.enabled=false" for n in ("lcu_chains",)]
-    cmd = [sys.executable, "-m", "datagen.cli", "run", "configs/demo.yaml", f"input.path={inp}", f"output.dir={out}",
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"input.path={inp}", f"output.dir={out}",
            f"runtime.executor={executor}", f"runtime.num_cpus={cpus}", "runtime.progress=false", "pairing.enabled=false", "instructions.methods=[template]",
            f"input.max_side={args.max_side}", f"input.images_per_partition={args.per_partition}",
            *ops]

@@ -1,5 +1,7 @@
-"""The `datagen` command: run a recipe, validate and summarise shard folders. Further subcommands are modules
-in datagen/commands/, each with `register(subparsers)` that adds its parser and sets `fn`."""
+"""The core of the `datagen` command: validate and summarise shard folders, plus the core's commands in
+datagen/commands/ (each module has `register(subparsers)` that adds its parser and sets `fn`). The program users run
+is pipelines/cli.py, which adds the commands that run pipelines (`run`, `conditions-sheet`, ...).
+Options may come anywhere: `datagen run RECIPE a=1 --address HOST:PORT b=2` takes both overrides."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +9,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from datagen.config import ConfigError, load_recipe
 
@@ -20,20 +22,6 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from datagen.run import run
-
-    overrides = list(args.overrides)
-    if args.address:
-        overrides.append(f"runtime.address={args.address}")
-    recipe = load_recipe(args.recipe, overrides)
-    summary = run(recipe)
-    from datagen.summary import format_summary
-
-    print(format_summary(summary))
-    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -73,16 +61,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+Register = Callable[[Any], None]
+
+
+def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    """The parser of the core's commands, plus those that `extra` registers (pipelines/cli.py adds its own)."""
     p = argparse.ArgumentParser(prog="datagen", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
-
-    r = sub.add_parser("run", help="run a recipe: datagen run configs/demo.yaml key=value ...")
-    r.add_argument("recipe", help="YAML recipe")
-    r.add_argument("overrides", nargs="*", help="key.sub=value overrides of any recipe key")
-    r.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
-    r.set_defaults(fn=cmd_run)
+    for register in extra:
+        register(sub)
 
     v = sub.add_parser("validate", help="check every shard of a folder against its index and stats")
     v.add_argument("dir")
@@ -104,8 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """argparse stops filling `overrides` at the first option; the key=value words after an option are taken here."""
+    args, rest = parser.parse_known_args(argv)
+    unknown = [w for w in rest if not (hasattr(args, "overrides") and "=" in w and not w.startswith("-"))]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:
+        args.overrides = [*args.overrides, *rest]
+    return args
+
+
+def main(argv: list[str] | None = None, extra: Sequence[Register] = ()) -> int:
+    args = parse(build_parser(extra), argv)
     _setup_logging(args.verbose)
     try:
         return args.fn(args)

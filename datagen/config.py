@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,6 +54,8 @@ class RuntimeConfig(Section):
     actor_pools: list[str] = Field(default_factory=list, description="operator names to run as actor pools even "
                                    "though they hold no model (for example an operator with a costly setup)")
     max_task_retries: int = Field(3, ge=0, description="retries of a partition whose worker died (tasks) or actor restarts")
+    actor_start_timeout_s: int = Field(900, ge=1, description="how long a model stage's first actors may take to start "
+                                       "(load their model) before the run fails for want of cluster resources")
 
 
 class Recipe(Section):
@@ -61,9 +64,9 @@ class Recipe(Section):
     input: InputConfig = InputConfig()
     output: OutputConfig = OutputConfig()
     runtime: RuntimeConfig = RuntimeConfig()
-    # operator name -> that operator's config (validated against the operator registry)
+    # operator name -> that operator's config (validated against the catalog's config classes)
     operators: dict[str, Any] = {}
-    # further sections (instructions, pairing, lcu, ...) registered by their modules
+    # further sections (instructions, pairing, ...) named by the catalog
     sections: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     def section(self, name: str) -> Any:
@@ -78,22 +81,18 @@ class Recipe(Section):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_SECTIONS: dict[str, type[Section]] = {}
+@dataclass(frozen=True)
+class Catalog:
+    """What a recipe may name: operator name -> its config class, and further top-level section -> its config class.
+    The core knows no operator; pipelines/ builds the catalog of the operators its jobs use and passes it in."""
 
+    operators: Mapping[str, type[Section]] = field(default_factory=dict)
+    sections: Mapping[str, type[Section]] = field(default_factory=dict)
 
-def register_section(name: str, cls: type[Section]) -> type[Section]:
-    """Modules add top-level recipe sections (for example `instructions`, `pairing`) with their own config class."""
-    if name in Recipe.model_fields or (name in _SECTIONS and _SECTIONS[name] is not cls):
-        raise ValueError(f"recipe section {name!r} is already defined")
-    _SECTIONS[name] = cls
-    return cls
-
-
-def registered_sections() -> dict[str, type[Section]]:
-    from datagen import registry
-
-    registry.discover()
-    return dict(_SECTIONS)
+    def __post_init__(self) -> None:
+        clash = set(self.sections) & set(Recipe.model_fields)
+        if clash:
+            raise ValueError(f"recipe sections {sorted(clash)} clash with the recipe's own keys")
 
 
 # YAML ------------------------------------------------------------------------------------------------------
@@ -196,30 +195,26 @@ def validate_section(cls: type[BaseModel], data: Any, prefix: str) -> Any:
         raise ConfigError("invalid recipe:\n  " + "\n  ".join(lines)) from None
 
 
-def build_recipe(raw: dict[str, Any]) -> Recipe:
-    from datagen import registry
-
+def build_recipe(raw: dict[str, Any], catalog: Catalog) -> Recipe:
     if not isinstance(raw, dict):
         raise ConfigError(f"a recipe is a mapping of sections, got {type(raw).__name__}")
     raw = dict(raw)
-    sections = registered_sections()
-    section_data = {name: raw.pop(name) for name in list(raw) if name in sections}
+    section_data = {name: raw.pop(name) for name in list(raw) if name in catalog.sections}
     operators_raw = raw.pop("operators", None) or {}
     recipe = validate_section(Recipe, raw, "")
     if not isinstance(operators_raw, dict):
         raise ConfigError(f"operators: expected a mapping of operator name -> config, got {operators_raw!r}")
     ops = {}
-    known = registry.operator_names()
     for name, data in operators_raw.items():
-        if name not in known:
-            raise ConfigError(f"operators.{name}: unknown operator; allowed: {', '.join(sorted(known))}")
-        ops[name] = validate_section(registry.get_operator(name).Config, data, f"operators.{name}")
+        if name not in catalog.operators:
+            raise ConfigError(f"operators.{name}: unknown operator; allowed: {', '.join(sorted(catalog.operators))}")
+        ops[name] = validate_section(catalog.operators[name], data, f"operators.{name}")
     recipe.operators = ops
-    recipe.sections = {name: validate_section(cls, section_data.get(name), name) for name, cls in sorted(sections.items())}
+    recipe.sections = {name: validate_section(cls, section_data.get(name), name) for name, cls in sorted(catalog.sections.items())}
     return recipe
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+def load_recipe(path: str | Path | None, overrides: list[str] | None, catalog: Catalog) -> Recipe:
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -229,4 +224,4 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a recipe is a mapping of sections")
     raw = apply_overrides(raw, overrides or [])
-    return build_recipe(raw)
+    return build_recipe(raw, catalog)

@@ -27,15 +27,25 @@ def assigned_gpus() -> Optional[list[str]]:
     return None if _ASSIGNED is None else list(_ASSIGNED)
 
 
-def has_gpu() -> bool:
-    """May this process use a GPU? Ray's assignment when there is one, else what torch sees."""
-    if _ASSIGNED is not None:
-        return bool(_ASSIGNED)
+def _cuda_visible() -> bool:
     try:
         import torch
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+def has_gpu() -> bool:
+    """May this process use a GPU? Only where Ray assigned one (when running under the runtime's Ray workers) and
+    CUDA really is there: a cluster that declares GPUs it does not have (`ray start --num-gpus N` on a CPU machine)
+    gets CPU, said once in the log."""
+    if _ASSIGNED is not None and not _ASSIGNED:
+        return False
+    if _cuda_visible():
+        return True
+    if _ASSIGNED:
+        log.warning("Ray assigned GPU %s to this worker but CUDA is not available here; running on CPU", ",".join(_ASSIGNED))
+    return False
 
 
 def resolve_device(requested: str = "auto") -> str:

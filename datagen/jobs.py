@@ -1,35 +1,30 @@
-"""Registry of the jobs a run executes in order (images, pairs, chains, ...). A job plans its partitions once
-(it may do global work first, such as clustering, and write under OUT) and names the stages of a partition."""
+"""What a job is: one pass over a set of partitions. A job plans its partitions once (it may do global work first,
+such as clustering, and write under OUT), names the stages of a partition in running order, and may add a section
+to the run summary. pipelines/ defines the jobs and their order; the core runs whatever list it is given."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-from datagen.config import Recipe
+from datagen.config import ConfigError, Recipe
 from datagen.operator import Operator
+
+Summarize = Callable[[Recipe, Path], Optional[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    name: str  # also the prefix-free name of its plan file: OUT/_plan/NAME.json
-    order: int  # jobs run by ascending order; a later job may read what an earlier one wrote
+    name: str  # also the name of its plan file: OUT/_plan/NAME.json
     plan: Callable[[Recipe, Path], list[dict[str, Any]]]  # partitions: [{"name": "img-00000", ...}, ...]
-    stages: Callable[[Recipe], list[Operator]]  # empty list: the job is off for this recipe
+    stages: Callable[[Recipe], list[Operator]]  # in running order; an empty list: the job is off for this recipe
+    summarize: Optional[Summarize] = None  # (recipe, out) -> {key: value} added to run.json after every job ran
 
 
-_JOBS: dict[str, JobSpec] = {}
-
-
-def register_job(spec: JobSpec) -> JobSpec:
-    if spec.name in _JOBS and _JOBS[spec.name] != spec:
-        raise ValueError(f"job {spec.name!r} registered twice")
-    _JOBS[spec.name] = spec
-    return spec
-
-
-def registered_jobs() -> list[JobSpec]:
-    from datagen import registry
-
-    registry.discover()
-    return sorted(_JOBS.values(), key=lambda j: (j.order, j.name))
+def check_stage_order(job: str, stages: list[Operator]) -> list[Operator]:
+    """Stages must keep the order of their roles (read, features, make, instruct, compose, mix, write): a stage list
+    out of that order is a bug in the pipeline module, said before any work."""
+    for a, b in zip(stages, stages[1:]):
+        if b.role.value < a.role.value:
+            raise ConfigError(f"job {job}: stage {b.name} ({b.role.name.lower()}) cannot run after {a.name} ({a.role.name.lower()})")
+    return stages

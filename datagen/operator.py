@@ -2,6 +2,7 @@
 It declares its resources and batch size; `setup` loads models once per worker; `process` does the work."""
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -17,6 +18,23 @@ class OperatorConfig(Section):
     enabled: bool = True
 
 
+class Role(enum.Enum):
+    """Where an operator sits in a job's stage list, in running order. The runtime isolates a failure per input
+    item for FEATURES/MAKE stages and per sample for the others; jobs check that their stage lists keep this order."""
+
+    READ = 1  # decode inputs into items (source photos, pairs)
+    FEATURES = 2  # per-image features for pairing; makes no samples
+    MAKE = 3  # make samples from items (conditions, repainting, pairs)
+    INSTRUCT = 4  # write instructions of finished samples
+    COMPOSE = 5  # compose finished CUs into LCUs
+    MIX = 6  # choose the task proportions of what ships
+    WRITE = 7  # write side outputs (feature files) before the commit
+
+    @property
+    def per_item(self) -> bool:
+        return self in (Role.FEATURES, Role.MAKE)
+
+
 @dataclass(frozen=True)
 class Resources:
     """What one worker of an operator needs. The runtime maps these onto Ray tasks or an actor pool."""
@@ -25,12 +43,15 @@ class Resources:
     num_gpus: float = 0.0
     gpu_memory_gb: float = 0.0
     batch_size: int = 16  # images per model call inside a partition
-    concurrency: int | None = None  # actors in the pool (None: as many as the cluster allows)
+    concurrency: int | None = None  # most actors in the pool (None: as many as the cluster holds)
+    # GPUs per actor when the cluster has any and num_gpus is 0 (a model that wants a GPU but runs on CPU too)
+    gpus_if_available: float = 0.0
 
 
 class Operator:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
+    role: ClassVar[Role] = Role.MAKE
     Config: ClassVar[type[OperatorConfig]] = OperatorConfig
     # True when the operator holds a model or other state worth loading once: it then runs as an actor pool.
     stateful: ClassVar[bool] = False

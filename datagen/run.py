@@ -9,15 +9,15 @@ import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datagen import paths, schema
 from datagen.config import ConfigError, Recipe
-from datagen.jobs import registered_jobs
-from datagen.runtime import Job, execute
+from datagen.jobs import JobSpec, check_stage_order
+from datagen.runtime import Job, execute, stage_plan
 from datagen.shards.commit import read_marker
 from datagen.summary import aggregate, format_summary
 
@@ -67,7 +67,9 @@ def merge_quarantine(out: Path) -> int:
     return table.num_rows
 
 
-def run(recipe: Recipe, progress: bool | None = None) -> dict[str, Any]:
+def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -> dict[str, Any]:
+    """Run `jobs` (in this order; a later job may read what an earlier one wrote) over the recipe. pipelines.run
+    calls this with datagen's own jobs."""
     out = Path(recipe.output.dir).resolve()
     show = recipe.runtime.progress if progress is None else progress
     t0 = time.perf_counter()
@@ -77,9 +79,10 @@ def run(recipe: Recipe, progress: bool | None = None) -> dict[str, Any]:
             log.info("removed %d temporary files left by an interrupted run", stale)
         all_markers: list[dict[str, Any]] = []
         fresh: list[dict[str, Any]] = []  # results of this invocation
-        for spec in registered_jobs():
+        job_plans: dict[str, list[dict[str, Any]]] = {}  # how each job's stages ran: tasks or actor pools, sizes
+        for spec in jobs:
             job_name = spec.name
-            stages = spec.stages(recipe)
+            stages = check_stage_order(job_name, spec.stages(recipe))
             if not stages:
                 log.info("job %s: no operator enabled, skipped", job_name)
                 continue
@@ -93,13 +96,17 @@ def run(recipe: Recipe, progress: bool | None = None) -> dict[str, Any]:
                     log.info("job %s stage %s", job_name, op.describe())
                 log.info("job %s: %d of %d partitions to do", job_name, len(pending), len(partitions))
                 job = Job(job_name, pending, stages, out, recipe.output, recipe.seed, recipe.fingerprint())
+                plans = stage_plan(job, recipe.runtime)
+                for sp in plans:
+                    log.info("job %s runs %s", job_name, sp.describe())
+                job_plans[job_name] = [sp.to_json() for sp in plans]
                 bar = None
                 if show:
                     from tqdm import tqdm
 
                     bar = tqdm(total=len(partitions), initial=len(partitions) - len(pending), desc=job_name, unit="part")
                 n_samples = 0
-                for result in execute(job, recipe.runtime):
+                for result in execute(job, recipe.runtime, plans):
                     markers[result["partition"]] = result
                     fresh.append(result)
                     n_samples += result["samples"]
@@ -123,12 +130,11 @@ def run(recipe: Recipe, progress: bool | None = None) -> dict[str, Any]:
             "samples_per_s": round(inv_samples / seconds, 2) if seconds > 0 else 0.0,
             "inputs_per_s": round(inv_inputs / seconds, 2) if seconds > 0 else 0.0,
         }
-        mix = recipe.operators.get("task_mix")
-        if mix is not None and mix.enabled and mix.weights:
-            from datagen.shards.reader import read_index
-            from operators.task_mix import mix_report
-
-            summary["mix"] = mix_report(mix.weights, read_index(out).select(["task", "kind"]).to_pylist())
+        if job_plans:
+            summary["invocation"]["stages"] = job_plans
+        for spec in jobs:
+            if spec.summarize is not None:
+                summary.update(spec.summarize(recipe, out) or {})
         if done_now or not (out / paths.RUN_FILE).exists():
             paths.atomic_write_json(out / paths.RUN_FILE, summary)
             from datagen.report import write_report

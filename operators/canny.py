@@ -6,7 +6,6 @@ from typing import ClassVar
 import cv2
 from pydantic import model_validator
 
-from datagen.registry import register
 from operators.condition import ConditionConfig, ConditionOperator, gray3
 
 
@@ -27,7 +26,6 @@ class CannyConfig(ConditionConfig):
         return self
 
 
-@register
 class Canny(ConditionOperator):
     name = "canny"
     condition = "canny"

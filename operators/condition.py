@@ -9,7 +9,7 @@ import numpy as np
 
 from datagen import schema
 from datagen.batch import WorkBatch
-from datagen.operator import Operator, OperatorConfig
+from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 
 
@@ -28,7 +28,7 @@ class ConditionConfig(OperatorConfig):
 class ConditionOperator(Operator):
     condition: ClassVar[str] = ""
     Config: ClassVar[type[ConditionConfig]] = ConditionConfig
-    role = "maker"  # makes samples from source images
+    role = Role.MAKE  # makes samples from source images
 
     def make_condition(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """Photo (HxWx3 uint8 RGB) -> (condition map HxWx3 uint8, per-image parameters drawn from rng)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from datagen.registry import register
 from operators.line_drawing import LineDrawingConfig, LineDrawingOperator
 from operators.xdog import XDoGParams
 
@@ -23,7 +22,6 @@ class ContourConfig(LineDrawingConfig):
     xdog: ContourXDoG = ContourXDoG()
 
 
-@register
 class Contour(LineDrawingOperator):
     name = "contour"
     condition = "contour"

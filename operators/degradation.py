@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
-from datagen.registry import register
 from operators.blur_kernels import KERNEL_TYPES, random_mixed_kernel, sinc_kernel
 from operators.condition import ConditionConfig, ConditionOperator
 
@@ -181,7 +180,6 @@ class Degrader:
         return out, {"stage1": s1, "stage2": s2, "final": final}
 
 
-@register
 class Degradation(ConditionOperator):
     name = "degradation"
     condition = "degradation"

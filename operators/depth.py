@@ -9,7 +9,6 @@ import numpy as np
 from pydantic import Field
 
 from datagen.operator import Resources
-from datagen.registry import register
 from operators.condition import ConditionOperator, gray3
 from operators.model_backend import ModelOnlyConfig, model_resources, provenance_params, resolve_device
 
@@ -31,7 +30,6 @@ def to_inverse_depth_u8(pred: np.ndarray, prediction: str) -> np.ndarray:
     return np.clip((d - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-@register
 class Depth(ConditionOperator):
     name = "depth"
     condition = "depth"

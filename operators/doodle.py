@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
-from datagen.registry import register
 from operators.condition import ConditionOperator, gray3
 from operators.hed import load_hed, soft_edges
 from operators.model_backend import ModelConditionConfig, model_resources, provenance_params, resolve_device, uses_model
@@ -92,7 +91,6 @@ def strokes_from_edges(edges: np.ndarray, c: DoodleConfig, pen_radius: float) ->
     return 255 - cv2.dilate(skeleton * 255, pen)
 
 
-@register
 class Doodle(ConditionOperator):
     name = "doodle"
     condition = "doodle"

@@ -10,9 +10,10 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
-from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING, FeatureOperator
-from datagen.registry import register
+from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING
+from operators.features import FeatureOperator
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ class FaceFeaturesConfig(OperatorConfig):
     det_size: int = Field(640, ge=32, description="detector input side (ignored by packs with a fixed input size)")
     det_thresh: float = Field(0.5, gt=0, lt=1)
     min_face: int = Field(32, ge=1, description="faces whose box is smaller than this (pixels) are not counted")
-    device: str = Field("auto", description="auto (CUDA when onnxruntime-gpu sees one), cpu or cuda")
+    device: str = Field("auto", description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda")
     num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
 
 
@@ -32,12 +33,11 @@ def _providers(device: str) -> list[str]:
     onnxruntime = require("onnxruntime")
 
     have = onnxruntime.get_available_providers()
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in have:
+    if resolve_device(device).startswith("cuda") and "CUDAExecutionProvider" in have:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
-@register
 class FaceFeatures(FeatureOperator):
     name = "face_features"
     version = "1"
@@ -57,17 +57,14 @@ class FaceFeatures(FeatureOperator):
         return None
 
     def resources(self) -> Resources:
-        gpus = self.config.num_gpus
-        if gpus is None:
-            gpus = 0.0
-            try:
-                import ray
-
-                if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0 and self.config.device != "cpu":
-                    gpus = 1.0
-            except ImportError:
-                pass
-        return Resources(num_cpus=1, num_gpus=gpus, batch_size=16)
+        c = self.config
+        if c.device == "cpu":
+            gpus, auto = 0.0, 0.0
+        elif c.num_gpus is not None:
+            gpus, auto = c.num_gpus, 0.0
+        else:  # one GPU per actor wherever the cluster has GPUs; the runtime decides
+            gpus, auto = 0.0, 1.0
+        return Resources(num_cpus=1, num_gpus=gpus, gpus_if_available=auto, batch_size=16)
 
     def describe(self) -> str:
         return f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one face kept"

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER, FeatureOperator
-from datagen.registry import register
+from datagen.pairing.features import META_EMBEDDING, META_ENCODER
+from operators.features import FeatureOperator
 
 
 class ClassicalFeaturesConfig(OperatorConfig):
@@ -76,7 +76,6 @@ def classical_descriptor(img: np.ndarray, side: int = 192, grid: int = 4, orient
     return _unit(np.concatenate([_unit(b) for b in blocks])).astype(np.float32)
 
 
-@register
 class ClassicalFeatures(FeatureOperator):
     name = "classical_features"
     version = "1"

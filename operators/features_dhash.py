@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from datagen.operator import Resources
-from datagen.pairing.features import META_DHASH, FeatureOperator
-from datagen.registry import register
+from datagen.pairing.features import META_DHASH
+from operators.features import FeatureOperator
 
 
 HASH_SIDE = 16  # 16 x 16 = 256 bits; 8 x 8 cannot tell an edited copy from a re-encode
@@ -22,7 +22,6 @@ def dhash(image: np.ndarray, side: int = HASH_SIDE) -> bytes:
     return np.packbits((small[:, 1:] > small[:, :-1]).ravel()).tobytes()
 
 
-@register
 class ImageDHash(FeatureOperator):
     name = "image_dhash"
     version = "1"

@@ -10,10 +10,11 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER, FeatureOperator
-from datagen.registry import register
+from datagen.pairing.features import META_EMBEDDING, META_ENCODER
+from operators.features import FeatureOperator
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ def load_vision_tower(model: str, pretrained: str, device: str, precision: str) 
     return visual, transform
 
 
-@register
 class SiglipFeatures(FeatureOperator):
     name = "siglip_features"
     version = "1"
@@ -84,34 +84,23 @@ class SiglipFeatures(FeatureOperator):
             return f"siglip_features.pretrained={p!r}: no such folder"
         return None
 
-    def _gpus(self) -> float:
-        if self.config.num_gpus is not None:
-            return self.config.num_gpus
-        if self.config.device == "cpu":
-            return 0.0
-        try:
-            import ray
-
-            if ray.is_initialized():
-                return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        except ImportError:
-            pass
-        import torch
-
-        return 1.0 if torch.cuda.is_available() else 0.0
-
     def resources(self) -> Resources:
-        return Resources(num_cpus=2, num_gpus=self._gpus(), batch_size=self.config.batch_size, concurrency=self.config.concurrency)
+        c = self.config
+        if c.device == "cpu":
+            gpus, auto = 0.0, 0.0
+        elif c.num_gpus is not None:
+            gpus, auto = c.num_gpus, 0.0
+        else:  # one GPU per actor wherever the cluster has GPUs; the runtime decides
+            gpus, auto = 0.0, 1.0
+        return Resources(num_cpus=2, num_gpus=gpus, gpus_if_available=auto, batch_size=c.batch_size, concurrency=c.concurrency)
 
     def describe(self) -> str:
         c = self.config
         return f"siglip_features: open_clip {c.model} weights {c.pretrained} ({c.precision}, {c.device}); vision tower only, no tokenizer"
 
     def setup(self) -> None:
-        import torch
-
         c = self.config
-        device = c.device if c.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(c.device)
         precision = c.precision if c.precision != "auto" else ("bf16" if device == "cuda" else "fp32")
         self._visual, self._transform = load_vision_tower(c.model, c.pretrained or "", device, precision)
         self._device = device

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import cv2
 
-from datagen.registry import register
 from operators.condition import ConditionOperator, gray3
 
 
-@register
 class Grayscale(ConditionOperator):
     name = "grayscale"
     condition = "grayscale"

@@ -10,8 +10,7 @@ from pydantic import Field
 
 from datagen import schema
 from datagen.batch import WorkBatch
-from datagen.operator import Operator, OperatorConfig
-from datagen.registry import register
+from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Provenance, Sample, Turn
 
 
@@ -26,11 +25,10 @@ def _copy_turn(turn: Turn, instruction: str) -> Turn:
                 instruction=instruction, instruction_method=turn.instruction_method, caption=turn.caption)
 
 
-@register
 class LcuChains(Operator):
     name = "lcu_chains"
     version = "1"
-    role = "composer"  # runs after instructions: composes finished CUs into LCUs
+    role = Role.COMPOSE  # runs after instructions: composes finished CUs into LCUs
     Config: ClassVar[type[LcuChainsConfig]] = LcuChainsConfig
 
     def describe(self) -> str:

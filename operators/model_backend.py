@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, model_validator
 
+from datagen.devices import resolve_device  # noqa: F401  (the condition operators resolve "auto" through it)
 from datagen.operator import Resources
 from operators.condition import ConditionConfig
 
@@ -19,7 +20,7 @@ class ModelConditionConfig(ConditionConfig):
 
     backend: Literal["classical", "model"] = Field("classical", description="classical: embedded algorithm; model: load `checkpoint`")
     checkpoint: Optional[str] = Field(None, description="local path (or hub id where the loader takes one) of the model weights")
-    device: str = Field("auto", description="auto (cuda when available), cpu, cuda, cuda:N")
+    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor when the model runs (cluster recipes set e.g. 0.25)")
     batch_size: int = Field(8, ge=1, description="images per model call")
 
@@ -34,7 +35,7 @@ class ModelOnlyConfig(ConditionConfig):
     """A condition that exists only as a model: without a checkpoint the operator is off."""
 
     checkpoint: Optional[str] = Field(None, description="local path or hub id of the model; unset means this condition is OFF")
-    device: str = Field("auto", description="auto (cuda when available), cpu, cuda, cuda:N")
+    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
     batch_size: int = Field(4, ge=1, description="images per model call")
 
@@ -51,14 +52,6 @@ def model_resources(config: Any) -> Resources:
 
 def provenance_params(config: Any) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude=EXECUTION_KEYS)
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def require_file(path: str, what: str) -> str:

@@ -7,7 +7,6 @@ from typing import ClassVar
 import cv2
 from pydantic import Field, model_validator
 
-from datagen.registry import register
 from operators.condition import ConditionConfig, ConditionOperator
 
 
@@ -30,7 +29,6 @@ def mosaic(image, block: int):
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-@register
 class Mosaic(ConditionOperator):
     name = "mosaic"
     condition = "mosaic"

@@ -8,9 +8,9 @@ import numpy as np
 from pydantic import Field
 
 from datagen.operator import OperatorConfig, Resources
-from datagen.pairing.features import META_DESCRIPTORS, META_KEYPOINTS, FeatureOperator
+from datagen.pairing.features import META_DESCRIPTORS, META_KEYPOINTS
+from operators.features import FeatureOperator
 from datagen.pairing.object_score import orb_keypoints, pack
-from datagen.registry import register
 
 
 class ObjectKeypointsConfig(OperatorConfig):
@@ -18,7 +18,6 @@ class ObjectKeypointsConfig(OperatorConfig):
     side: int = Field(384, ge=64, description="images are analysed at this long side")
 
 
-@register
 class ObjectKeypoints(FeatureOperator):
     name = "object_keypoints"
     version = "1"

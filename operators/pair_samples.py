@@ -8,11 +8,10 @@ from typing import Any
 
 from datagen import schema
 from datagen.batch import QuarantineRow, WorkBatch
-from datagen.operator import Operator, Resources
+from datagen.operator import Operator, Resources, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 from operators.read_pairs import PAIR_ROWS
 
-PAIR_ROLE = "pair_maker"  # not "maker": the images job must not run it
 IMAGE_MISSING = "pair: an image of the pair could not be read"
 BAD_PAIR = "pair_error"
 
@@ -20,7 +19,7 @@ BAD_PAIR = "pair_error"
 class PairSamples(Operator):
     name = "pair_samples"
     version = "1"
-    role = PAIR_ROLE
+    role = Role.MAKE  # the pairs job makes its CUs here; the images job never lists it
 
     def __init__(self, pairing_params: dict[str, Any] | None = None, **context: Any):
         super().__init__(None, **context)

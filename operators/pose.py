@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen.operator import Resources
-from datagen.registry import register
+from datagen.devices import resolve_device
 from operators.condition import ConditionOperator, SkipImage
 from operators.model_backend import ModelOnlyConfig, model_resources, provenance_params
 from operators.openpose_draw import coco_to_openpose, draw_bodies
@@ -32,16 +32,17 @@ class PoseConfig(ModelOnlyConfig):
 
 
 def _ort_device(device: str) -> str:
-    if device != "auto":
-        return device
+    """CUDA only where Ray assigned a GPU (datagen.devices) and onnxruntime has the CUDA provider (onnxruntime-gpu)."""
     from datagen.optional import require
 
     ort = require("onnxruntime")
 
-    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+    device = resolve_device(device)
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "cpu"
+    return device
 
 
-@register
 class Pose(ConditionOperator):
     name = "pose"
     condition = "pose"

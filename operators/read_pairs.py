@@ -13,7 +13,7 @@ from datagen import schema
 from datagen.batch import QuarantineRow, WorkBatch
 from datagen.config import InputConfig
 from datagen.ingest.read import ReadImages
-from datagen.operator import Operator, Resources
+from datagen.operator import Operator, Resources, Role
 
 PAIR_ROWS = "pair_rows"  # WorkBatch.spec key holding the partition's pair rows once read
 PAIRS_UNREADABLE = "pairs_unreadable"
@@ -21,6 +21,7 @@ PAIRS_UNREADABLE = "pairs_unreadable"
 
 class ReadPairs(Operator):
     name = "read_pairs"
+    role = Role.READ
     version = "1"
 
     def __init__(self, input_config: InputConfig, out_dir: str | Path, **context: Any):

@@ -9,8 +9,7 @@ from pydantic import Field, field_validator
 
 from datagen import schema
 from datagen.batch import WorkBatch
-from datagen.operator import Operator, OperatorConfig
-from datagen.registry import register
+from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 from operators.masks import BoxParams, OutpaintParams, StrokeParams, inpaint_mask, outpaint_mask
 
@@ -41,11 +40,10 @@ def masked_source(image: np.ndarray, mask: np.ndarray, fill: int) -> np.ndarray:
     return out
 
 
-@register
 class Repainting(Operator):
     name = "repainting"
     version = "1"
-    role = "maker"
+    role = Role.MAKE
     Config: ClassVar[type[RepaintingConfig]] = RepaintingConfig
 
     def describe(self) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from datagen.registry import register
 from operators.line_drawing import LineDrawingConfig, LineDrawingOperator
 from operators.xdog import XDoGParams
 
@@ -23,7 +22,6 @@ class ScribbleConfig(LineDrawingConfig):
     xdog: ScribbleXDoG = ScribbleXDoG()
 
 
-@register
 class Scribble(LineDrawingOperator):
     name = "scribble"
     condition = "scribble"

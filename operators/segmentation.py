@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from datagen.registry import register
 from operators.condition import ConditionOperator
 from operators.model_backend import ModelConditionConfig, model_resources, provenance_params, resolve_device, uses_model
 
@@ -65,7 +64,6 @@ def masks_to_labels(masks: list[np.ndarray], shape: tuple[int, int], max_regions
     return labels
 
 
-@register
 class Segmentation(ConditionOperator):
     name = "segmentation"
     condition = "segmentation"

@@ -10,8 +10,7 @@ from pydantic import Field, field_validator
 
 from datagen import schema
 from datagen.batch import WorkBatch
-from datagen.operator import Operator, OperatorConfig
-from datagen.registry import register
+from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Sample
 
 
@@ -55,11 +54,10 @@ def mix_report(weights: dict[str, float], rows: list[dict]) -> dict[str, dict[st
             for k, w in sorted(weights.items())}
 
 
-@register
 class TaskMix(Operator):
     name = "task_mix"
     version = "1"
-    role = "mix"  # the last stage before commit
+    role = Role.MIX  # the last stage before commit
     Config: ClassVar[type[TaskMixConfig]] = TaskMixConfig
 
     def describe(self) -> str:

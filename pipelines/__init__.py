@@ -1,0 +1,31 @@
+"""datagen's jobs, in the order a run executes them, and the recipe API bound to datagen's own operators:
+`load_recipe` / `build_recipe` validate against pipelines.catalog, `run` runs JOBS.
+
+    images   -> per-photo condition, repainting and LCU samples          (pipelines/images.py)
+    features -> per-photo pairing features                               (pipelines/features.py)
+    pairs    -> K-means + two-pass union-find, then one CU per pair      (pipelines/pairing.py)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from datagen import config
+from datagen import run as _run
+from datagen.config import Recipe
+from pipelines import features, images, pairing
+from pipelines.catalog import CATALOG
+
+JOBS = (images.JOB, features.JOB, pairing.JOB)
+
+
+def load_recipe(path: str | Path | None, overrides: Optional[list[str]] = None) -> Recipe:
+    return config.load_recipe(path, overrides, CATALOG)
+
+
+def build_recipe(raw: dict[str, Any]) -> Recipe:
+    return config.build_recipe(raw, CATALOG)
+
+
+def run(recipe: Recipe, progress: Optional[bool] = None) -> dict[str, Any]:
+    return _run.run(recipe, JOBS, progress)

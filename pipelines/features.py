@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from datagen import registry
 from datagen.config import Recipe
 from datagen.ingest.listing import list_entries, plan_partitions
 from datagen.ingest.read import ReadImages
-from datagen.jobs import JobSpec, register_job
+from datagen.jobs import JobSpec
 from datagen.operator import Operator
-from datagen.pairing.config import SCORE_FACE, SCORE_OBJECT, PairingConfig
+from datagen.pairing.config import SCORE_FACE, SCORE_OBJECT, PairingConfig, RouteConfig
 from datagen.pairing.features import WriteFeatures
-from datagen.pairing.plan import active_routes
+from operators.face_features import FaceFeatures
+from operators.features_dhash import ImageDHash
+from operators.object_consistency import ObjectKeypoints
+from pipelines.catalog import ENCODERS
 
 log = logging.getLogger(__name__)
 
-JOB = "features"
 PREFIX = "feat"
 
 
@@ -27,17 +28,13 @@ def plan(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
     return plan_partitions(list_entries(recipe.input), recipe.input.images_per_partition, PREFIX)
 
 
-def _operator(recipe: Recipe, name: str) -> Operator:
-    cls = registry.get_operator(name)
-    return cls(recipe.operators.get(name), seed=recipe.seed)
-
-
-def encoder(recipe: Recipe) -> Operator | None:
+def encoder(recipe: Recipe) -> Optional[Operator]:
     """The recipe's pairing encoder, or None (said plainly in the log) when pairing cannot run."""
     cfg: PairingConfig = recipe.section("pairing")
     if not cfg.enabled:
         return None
-    op = _operator(recipe, cfg.encoder)
+    cls = ENCODERS[cfg.encoder]
+    op = cls(recipe.operators.get(cfg.encoder), seed=recipe.seed)
     why = op.unavailable_reason() or (None if op.config.enabled else f"operators.{cfg.encoder}.enabled is false")
     if why:
         log.warning("pairing is OFF: encoder %s: %s", cfg.encoder, why)
@@ -45,19 +42,40 @@ def encoder(recipe: Recipe) -> Operator | None:
     return op
 
 
+def active_routes(recipe: Recipe) -> list[tuple[str, RouteConfig]]:
+    """Enabled routes whose task score can be computed with this recipe (the face route needs a face model pack)."""
+    cfg: PairingConfig = recipe.section("pairing")
+    out = []
+    for name, route in cfg.routes.items():
+        if not route.enabled:
+            continue
+        if route.score == SCORE_FACE:
+            why = FaceFeatures(recipe.operators.get(FaceFeatures.name)).unavailable_reason()
+            if why:
+                log.warning("pairing route %s is OFF: %s", name, why)
+                continue
+        out.append((name, route))
+    return out
+
+
 def stages(recipe: Recipe) -> list[Operator]:
     enc = encoder(recipe)
     if enc is None:
         return []
-    routes = active_routes(recipe)
-    ops: list[Operator] = [ReadImages(recipe.input), enc]
-    if any(r.score == SCORE_OBJECT for _, r in routes):
-        ops.append(_operator(recipe, "object_keypoints"))
-    if any(r.score == SCORE_FACE for _, r in routes):
-        ops.append(_operator(recipe, "face_features"))
-    ops.append(_operator(recipe, "image_dhash"))
-    ops.append(WriteFeatures(recipe.output.dir))
-    return ops
+    scores = {route.score for _, route in active_routes(recipe)}
+
+    def feature(cls: type[Operator]) -> Operator:
+        return cls(recipe.operators.get(cls.name), seed=recipe.seed)
+
+    # CPU features first: they fuse with the read into one task, and the model stages after them keep their GPUs busy
+    return [
+        ReadImages(recipe.input),
+        feature(ImageDHash),  # near-duplicate cleaning of the sets
+        *([feature(ObjectKeypoints)] if SCORE_OBJECT in scores else []),  # ORB, for pass 2 of the object routes
+        *([feature(FaceFeatures)] if SCORE_FACE in scores else []),  # faces, for pass 2 of the face route
+        enc,  # the image embedding that K-means and pass 1 use
+        WriteFeatures(recipe.output.dir),
+    ]
 
 
-register_job(JobSpec(name=JOB, order=15, plan=plan, stages=stages))
+JOB = JobSpec(name="features", plan=plan, stages=stages)

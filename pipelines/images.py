@@ -1,56 +1,68 @@
-"""The per-image job: read and decode each partition of source photos, run every enabled sample-making operator
-(conditions, repainting, ...), write instructions, commit shards. Partition names: img-00000, img-00001, ..."""
+"""The images job: read and decode each partition of source photos, make every enabled condition pair (both
+directions) and repainting sample, write instructions, chain CUs into LCUs, apply the task mix, commit shards.
+Partition names: img-00000, img-00001, ..."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from datagen import registry
 from datagen.config import Recipe
 from datagen.ingest.listing import list_entries, plan_partitions
 from datagen.ingest.read import ReadImages
-from datagen.jobs import JobSpec, register_job
+from datagen.jobs import JobSpec
 from datagen.operator import Operator
+from datagen.shards.reader import read_index
+from operators.canny import Canny
+from operators.contour import Contour
+from operators.degradation import Degradation
+from operators.depth import Depth
+from operators.doodle import Doodle
+from operators.grayscale import Grayscale
 from operators.instructions.stages import build_instruction_stages
+from operators.lcu_chains import LcuChains
+from operators.mosaic import Mosaic
+from operators.pose import Pose
+from operators.repainting import Repainting
+from operators.scribble import Scribble
+from operators.segmentation import Segmentation
+from operators.task_mix import TaskMix, mix_report
+from pipelines.build import configured, present
 
-log = logging.getLogger(__name__)
-
-JOB = "images"
 PREFIX = "img"
 
 
 def plan(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
-    entries = list_entries(recipe.input)
-    return plan_partitions(entries, recipe.input.images_per_partition, PREFIX)
-
-
-def enabled_operators(recipe: Recipe, role: str) -> list[Operator]:
-    ops = []
-    for name, cfg in recipe.operators.items():
-        cls = registry.get_operator(name)
-        if getattr(cls, "role", "") == role and cfg.enabled:
-            op = cls(cfg, seed=recipe.seed)
-            why = op.unavailable_reason()
-            if why:
-                log.warning("operator %s is OFF: %s", name, why)
-                continue
-            ops.append(op)
-    return ops
+    return plan_partitions(list_entries(recipe.input), recipe.input.images_per_partition, PREFIX)
 
 
 def stages(recipe: Recipe) -> list[Operator]:
-    makers = enabled_operators(recipe, "maker")
+    def op(cls: type[Operator]) -> Optional[Operator]:
+        return configured(recipe, cls)
+
+    makers = present(
+        # the ten low-level conditions (BRIEF.md's order), each both ways: analysis and controllable generation
+        op(Segmentation), op(Depth), op(Pose), op(Mosaic), op(Degradation),
+        op(Grayscale), op(Canny), op(Doodle), op(Contour), op(Scribble),
+        # repainting: inpainting and outpainting masks
+        op(Repainting),
+    )
     if not makers:
         return []
     return [
         ReadImages(recipe.input),
         *makers,
-        *enabled_operators(recipe, "filter"),
-        *build_instruction_stages(recipe),
-        *enabled_operators(recipe, "composer"),  # LCU chains compose finished CUs
-        *enabled_operators(recipe, "mix"),  # task proportions, last
+        *build_instruction_stages(recipe),  # templates, then captioner / MLLM difference / rewrites
+        *present(op(LcuChains)),  # compose finished CUs into multi-turn LCUs
+        *present(op(TaskMix)),  # task proportions, last before the commit
     ]
 
 
-register_job(JobSpec(name=JOB, order=10, plan=plan, stages=stages))
+def summarize(recipe: Recipe, out: Path) -> Optional[dict[str, Any]]:
+    """The task mix's target against what was achieved, when the recipe sets one."""
+    mix = recipe.operators.get(TaskMix.name)
+    if mix is None or not mix.enabled or not mix.weights:
+        return None
+    return {"mix": mix_report(mix.weights, read_index(out).select(["task", "kind"]).to_pylist())}
+
+
+JOB = JobSpec(name="images", plan=plan, stages=stages, summarize=summarize)

@@ -7,20 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from datagen.config import Recipe
-from datagen.jobs import JobSpec, register_job
+from datagen.jobs import JobSpec
 from datagen.operator import Operator
-from datagen.pairing.config import PairingConfig
-from datagen.pairing.plan import encoder_defaults, plan_pairs
+from datagen.pairing.config import Band, PairingConfig
+from datagen.pairing.plan import plan_pairs
 from operators.instructions.stages import build_instruction_stages
 from operators.pair_samples import PairSamples
 from operators.read_pairs import ReadPairs
-from pipelines.features import encoder
+from pipelines.catalog import ENCODERS
+from pipelines.features import active_routes, encoder
 
-JOB = "pairs"
+
+def encoder_defaults(cfg: PairingConfig) -> tuple[Band, bool]:
+    """Pass-1 band and centring: the recipe's, else the encoder's own defaults."""
+    cls = ENCODERS[cfg.encoder]
+    band = cfg.pass1.band if cfg.pass1.band is not None else cls.default_band
+    center = cfg.pass1.center if cfg.pass1.center is not None else cls.default_center
+    return band, bool(center)
 
 
 def plan(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
-    return plan_pairs(recipe, out_dir)
+    band, center = encoder_defaults(recipe.section("pairing"))
+    return plan_pairs(recipe, out_dir, band=band, center=center, routes=active_routes(recipe))
 
 
 def stages(recipe: Recipe) -> list[Operator]:
@@ -29,7 +37,11 @@ def stages(recipe: Recipe) -> list[Operator]:
     cfg: PairingConfig = recipe.section("pairing")
     band, centered = encoder_defaults(cfg)
     params = {"encoder": cfg.encoder, "pass1_band": band.describe(), "centered": centered}
-    return [ReadPairs(recipe.input, recipe.output.dir), PairSamples(params, seed=recipe.seed), *build_instruction_stages(recipe)]
+    return [
+        ReadPairs(recipe.input, recipe.output.dir),  # both images of each pair, fetched as the features job did
+        PairSamples(params, seed=recipe.seed),  # one CU per pair: input image a -> target image b
+        *build_instruction_stages(recipe),  # templates, then the instruction captioner / MLLM difference / rewrites
+    ]
 
 
-register_job(JobSpec(name=JOB, order=20, plan=plan, stages=stages))
+JOB = JobSpec(name="pairs", plan=plan, stages=stages)

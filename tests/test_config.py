@@ -1,7 +1,8 @@
 """Recipes: overrides reach any key; a bad key or value fails before work, naming the key and what is allowed."""
 import pytest
 
-from datagen.config import ConfigError, load_recipe, load_yaml
+from datagen.config import ConfigError, load_yaml
+from pipelines import load_recipe
 
 
 def test_demo_recipe_loads_with_overrides():

@@ -14,7 +14,7 @@ from datagen.shards.reader import shard_paths
 @pytest.mark.slow
 def test_demo_recipe_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    res = subprocess.run([sys.executable, "-m", "datagen.cli", "run", "configs/demo.yaml", f"output.dir={out}",
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}",
                           "runtime.progress=false"], capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-4000:]
     assert "samples per task" in res.stdout
@@ -36,6 +36,6 @@ def test_demo_recipe_end_to_end(tmp_path):
     val = subprocess.run([sys.executable, "-m", "datagen.cli", "validate", str(out)], capture_output=True, text=True)
     assert val.returncode == 0, val.stdout[-4000:]
     # a rerun is a no-op
-    again = subprocess.run([sys.executable, "-m", "datagen.cli", "run", "configs/demo.yaml", f"output.dir={out}",
+    again = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}",
                             "runtime.progress=false"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "nothing to do" in again.stdout

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from datagen.config import load_recipe
-from datagen.run import run
+from pipelines import load_recipe
+from pipelines import run
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
 
@@ -90,7 +90,7 @@ def cluster():
 
 
 def _datagen(args, env, **kw):
-    return subprocess.Popen([sys.executable, "-m", "datagen.cli", "run", "tests/tiny_recipe.yaml", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "tests/tiny_recipe.yaml", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -124,7 +124,7 @@ def test_ray_job_submit_matches_local(tmp_path, photo_dir, reference):
         job_out = tmp_path / "job"
         for _ in range(10):  # the head's job agent comes up a little after `ray start` returns
             sub = subprocess.run([RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable, "-m",
-                                  "datagen.cli", "run", str(Path("tests/tiny_recipe.yaml").resolve()),
+                                  "pipelines.cli", "run", str(Path("tests/tiny_recipe.yaml").resolve()),
                                   *_overrides(photo_dir, job_out)],
                                  capture_output=True, text=True, env=cluster["env"], timeout=600, cwd=Path.cwd())
             if "No available agent" not in sub.stdout + sub.stderr:

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from datagen.batch import WorkBatch
-from datagen.config import load_recipe
+from pipelines import load_recipe
 from datagen.runtime import Job, execute_local, run_stage
 from operators.grayscale import Grayscale
 from pipelines.images import plan, stages

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from datagen.config import ConfigError, load_recipe
-from datagen.run import run
+from datagen.config import ConfigError
+from pipelines import load_recipe
+from pipelines import run
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
 
@@ -71,7 +72,7 @@ def _kill_and_resume(tmp_path, photo_dir, executor, kill_after_markers):
     ref = tmp_path / "ref"
     run(recipe(ref, photo_dir))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "datagen.cli", "run", "tests/tiny_recipe.yaml", f"input.path={photo_dir}",
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "tests/tiny_recipe.yaml", f"input.path={photo_dir}",
            f"output.dir={out}", f"runtime.executor={executor}", "runtime.progress=false",
            "input.images_per_partition=1", "input.max_side=96", "runtime.num_cpus=2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -12,7 +12,7 @@ import fsspec
 from datagen.batch import QuarantineRow, SourceImage, WorkBatch
 from datagen.config import InputConfig
 from datagen.ingest.decode import TOO_MANY_BYTES, UNREADABLE, RejectedInput, decode_image
-from datagen.operator import Operator, Resources
+from datagen.operator import Operator, Resources, Role
 from datagen.schema import content_id
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class ReadImages(Operator):
     """Fetch and decode a partition's entries into SourceImages."""
 
     name = STAGE
+    role = Role.READ
     version = "1"
 
     def __init__(self, input_config: InputConfig, **context: Any):

@@ -7,7 +7,7 @@ from typing import Literal, Optional, Union
 from pydantic import Field, model_validator
 
 from datagen import schema
-from datagen.config import Section, register_section
+from datagen.config import Section
 
 ENCODERS = ("classical_features", "siglip_features")
 SCORE_NONE = "none"
@@ -114,5 +114,3 @@ class PairingConfig(Section):
     clean: CleanConfig = CleanConfig()
     pairs_per_partition: int = Field(200, ge=1, description="pairs per unit of work of the pairs job (one row group)")
 
-
-register_section("pairing", PairingConfig)

@@ -1,6 +1,6 @@
-"""The features job's shared parts: the base of per-image feature operators (results land in each SourceImage's
-meta under the keys below; one failing image is quarantined rather than losing its batch) and the stage that writes
-OUT/features/PARTITION.parquet (schema.FEATURES_SCHEMA) before the job's commit writes the done-marker."""
+"""The features job's contract: the SourceImage.meta keys where feature operators (operators/features.py) leave
+their results, and the stage that writes OUT/features/PARTITION.parquet (schema.FEATURES_SCHEMA) from them before the
+job's commit writes the done-marker."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from datagen import paths, schema
-from datagen.batch import QuarantineRow, SourceImage, WorkBatch
-from datagen.operator import Operator
+from datagen.batch import WorkBatch
+from datagen.operator import Operator, Role
 
 log = logging.getLogger(__name__)
 
@@ -25,44 +25,6 @@ META_FACE_EMBEDDING = "pairing.face_embedding"
 META_KEYPOINTS = "pairing.keypoints"
 META_DESCRIPTORS = "pairing.descriptors"
 META_DHASH = "pairing.dhash"
-
-FEATURE_ERROR = "feature_error"
-FEATURES_ROLE = "features"  # not "maker": the images job must never pick these up
-
-
-class FeatureOperator(Operator):
-    """Computes one kind of per-image feature for a whole batch of images at a time."""
-
-    role: ClassVar[str] = FEATURES_ROLE
-
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One dict of meta entries per image, in order."""
-        raise NotImplementedError
-
-    def process(self, batch: WorkBatch) -> WorkBatch:
-        bs = max(1, self.resources().batch_size)
-        kept: list[SourceImage] = []
-        for start in range(0, len(batch.items), bs):
-            chunk = batch.items[start : start + bs]
-            try:
-                results = self.compute([it.image for it in chunk])
-            except Exception as err:  # noqa: BLE001 - isolate the image that breaks the model, keep the others
-                log.warning("%s: batch failed (%s: %s); retrying image by image", self.name, type(err).__name__, err)
-                results = []
-                for it in chunk:
-                    try:
-                        results.append(self.compute([it.image])[0])
-                    except Exception as one:  # noqa: BLE001
-                        batch.quarantine.append(QuarantineRow(it.uri, FEATURE_ERROR, self.name, f"{type(one).__name__}: {one}"))
-                        results.append(None)
-            for it, res in zip(chunk, results):
-                if res is None:
-                    continue
-                it.meta.update(res)
-                kept.append(it)
-        batch.items = kept
-        return batch
-
 
 def entry_json(entry: dict[str, Any]) -> str:
     """What the pairs job needs to fetch the image again, exactly as the features job did."""
@@ -109,7 +71,7 @@ class WriteFeatures(Operator):
 
     name = "write_features"
     version = "1"
-    role = FEATURES_ROLE
+    role = Role.WRITE
 
     def __init__(self, out_dir: str | Path, **context: Any):
         super().__init__(None, **context)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from datagen.batch import WorkBatch
-from datagen.registry import register
 from operators.instructions.backends.base import ChatRequest
 from operators.instructions.config import CaptionerConfig
 from operators.instructions.model_stage import Job, ModelInstructionStage
@@ -13,7 +12,6 @@ from operators.instructions.prompts import captioner_request_parts
 from operators.instructions.records import CAPTIONER
 
 
-@register
 class CaptionerInstructions(ModelInstructionStage):
     name = "captioner_instructions"
     version = "1"

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from datagen import schema
-from datagen.config import Section, register_section
+from datagen.config import Section
 from operators.instructions.backends.base import BackendConfig
 
 # the natural-pair tasks the pairing job makes; the model-backed methods default to them
@@ -80,5 +80,3 @@ class InstructionsConfig(Section):
     captioner: CaptionerConfig = CaptionerConfig()
     mllm_difference: DifferenceConfig = DifferenceConfig()
 
-
-register_section("instructions", InstructionsConfig)

@@ -8,7 +8,6 @@ import re
 from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch
-from datagen.registry import register
 from datagen.schema import Sample, Turn
 from operators.instructions.backends.base import ChatRequest, make_backend
 from operators.instructions.config import DifferenceConfig
@@ -34,7 +33,6 @@ def parse_writer_answer(text: str) -> tuple[str, dict[str, Any]]:
     return text or "", {}
 
 
-@register
 class DifferenceInstructions(ModelInstructionStage):
     name = "difference_instructions"
     version = "1"

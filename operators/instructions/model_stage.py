@@ -7,7 +7,7 @@ import logging
 from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch, derive_seed
-from datagen.operator import Operator, Resources
+from datagen.operator import Operator, Resources, Role
 from datagen.schema import Sample, Turn
 from operators.instructions.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, make_backend
 from operators.instructions.records import FALLBACK_TEMPLATE, TEMPLATE, count_fallback, update_turn_record
@@ -19,7 +19,7 @@ Job = tuple[Sample, int]
 
 
 class ModelInstructionStage(Operator):
-    role = "instruction"
+    role = Role.INSTRUCT
     stateful = True  # the backend (a model or a connection pool) lives as long as the worker
     method: ClassVar[str] = ""
     config_key: ClassVar[str] = "instructions"  # the recipe key of this stage's section, for error messages

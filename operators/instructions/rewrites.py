@@ -9,8 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from datagen.batch import WorkBatch, derive_seed
-from datagen.operator import Operator, Resources
-from datagen.registry import register
+from datagen.operator import Operator, Resources, Role
 from datagen.schema import Sample
 from operators.instructions.backends.base import ChatRequest, make_backend
 from operators.instructions.config import RewriteConfig
@@ -41,11 +40,10 @@ def parse_rewrites(answer: str) -> list[str]:
     return out
 
 
-@register
 class RewriteInstructions(Operator):
     name = "rewrite_instructions"
     version = "1"
-    role = "instruction"
+    role = Role.INSTRUCT
     stateful = True  # holds the embedder (and the LLM for rewriter=llm)
     Config: ClassVar[type[RewriteConfig]] = RewriteConfig
 

@@ -9,8 +9,7 @@ import numpy as np
 
 from datagen import schema
 from datagen.batch import WorkBatch, derive_seed
-from datagen.operator import Operator
-from datagen.registry import register
+from datagen.operator import Operator, Role
 from datagen.schema import indicator_problems, indicators
 from operators.instructions.config import TemplateConfig
 from operators.instructions.grammar import compile_pattern
@@ -93,11 +92,10 @@ def fill_template(task: str, direction: str, caption: str, seed: int, n_inputs: 
     return Filled(text, f"{task}#{line_index}.{k}", used_caption)
 
 
-@register
 class TemplateInstructions(Operator):
     name = "template_instructions"
     version = "2"
-    role = "instruction"
+    role = Role.INSTRUCT
     Config: ClassVar[type[TemplateConfig]] = TemplateConfig
 
     def describe(self) -> str:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import torch
 
-from datagen.cli import main
-from datagen.commands.conditions_sheet import LABEL_H, SHEET_OPERATORS, compose_sheet, render_tiles
+from pipelines.cli import main
+from pipelines.commands.conditions_sheet import LABEL_H, SHEET_OPERATORS, compose_sheet, render_tiles
 from operators.informative_drawings import build_generator
 from tests.conftest import load_photo
 
@@ -38,7 +38,7 @@ def test_tiles_and_recipe_overrides(tmp_path):
     ckpt = tmp_path / "contour.pth"
     torch.manual_seed(0)
     torch.save(build_generator(ngf=4).state_dict(), ckpt)
-    from datagen.commands.conditions_sheet import _operator_configs
+    from pipelines.commands.conditions_sheet import _operator_configs
 
     configs = _operator_configs(None, ["operators.contour.backend=model", f"operators.contour.checkpoint={ckpt}", "operators.contour.device=cpu"])
     model_tiles = dict((t[0], t[1]) for t in render_tiles(image, configs))

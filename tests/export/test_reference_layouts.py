@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from datagen.config import load_recipe
+from pipelines import load_recipe
 from datagen.export.reference_layouts import ACE_PLUS_COLUMNS, export_ace, export_ace_plus, read_ace_plus
-from datagen.run import run
+from pipelines import run
 from datagen.shards.reader import iter_raw, read_index, shard_paths
 
 

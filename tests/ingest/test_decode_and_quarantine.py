@@ -9,8 +9,8 @@ import pytest
 
 from datagen.config import InputConfig
 from datagen.ingest.listing import list_entries
-from datagen.run import run
-from datagen.config import load_recipe
+from pipelines import run
+from pipelines import load_recipe
 from datagen.testing import make_hostile_corpus
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from datagen.batch import SourceImage, WorkBatch
-from datagen.config import ConfigError, load_recipe
+from datagen.config import ConfigError
+from pipelines import load_recipe
 from operators.canny import Canny, CannyConfig
 from tests.conftest import load_photo
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from datagen import schema
-from datagen.config import load_recipe
+from pipelines import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHT_FREE = ("canny", "grayscale", "mosaic", "degradation", "contour", "scribble", "doodle", "segmentation")
@@ -16,13 +16,13 @@ MODEL_BACKED = ("contour", "scribble", "doodle", "segmentation")
 
 
 def test_ace_full_enables_all_ten_with_checkpoints():
-    from datagen import registry
+    from pipelines.catalog import OPERATORS
 
     recipe = load_recipe(ROOT / "configs" / "ace_full.yaml")
     ops = recipe.operators
     assert set(schema.CONDITION_TASKS) | {"repainting"} <= set(ops)
     for name in schema.CONDITION_TASKS:
-        op = registry.get_operator(name)(ops[name])
+        op = OPERATORS[name](ops[name])
         assert ops[name].enabled and op.unavailable_reason() is None, name
     for name in MODEL_BACKED:
         assert ops[name].backend == "model" and ops[name].checkpoint, name
@@ -41,7 +41,7 @@ def test_demo_lists_the_weight_free_conditions_classically():
 
 @pytest.mark.slow
 def test_demo_output_holds_every_weight_free_condition_both_ways(tmp_path, caplog):
-    from datagen.run import run
+    from pipelines import run
     from datagen.shards.reader import iter_samples
 
     recipe = load_recipe(

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from datagen.batch import SourceImage, WorkBatch
-from datagen.config import ConfigError, load_recipe
+from datagen.config import ConfigError
+from pipelines import load_recipe
 from operators.contour import Contour, ContourConfig
 from operators.informative_drawings import build_generator
 from tests.conftest import load_photo

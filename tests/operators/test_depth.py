@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from datagen.batch import SourceImage, WorkBatch
-from datagen.config import load_recipe
+from pipelines import load_recipe
 from operators.depth import Depth, DepthConfig, to_inverse_depth_u8
 from tests.conftest import load_photo
 
@@ -88,14 +88,14 @@ def test_inverse_depth_rendering():
 
 
 def test_without_checkpoint_depth_is_off(caplog):
-    from pipelines.images import enabled_operators
+    from pipelines.images import stages
 
     op = Depth()
     assert "no depth checkpoint" in op.unavailable_reason()
     recipe = load_recipe(None, ["operators.depth.enabled=true", "operators.grayscale.enabled=true"])
     with caplog.at_level(logging.WARNING):
-        ops = enabled_operators(recipe, "maker")
-    assert [o.name for o in ops] == ["grayscale"]
+        ops = stages(recipe)
+    assert [o.name for o in ops][:2] == ["read", "grayscale"] and "depth" not in [o.name for o in ops]
     assert "operator depth is OFF" in caplog.text and "no classical default" in caplog.text
     with pytest.raises(ValueError, match="no depth checkpoint"):
         op.setup()

@@ -3,8 +3,8 @@ rewritten as ACE's chat code does ({image} -> {image<i>} for turns i>0 before th
 import numpy as np
 
 from datagen import schema
-from datagen.config import load_recipe
-from datagen.run import run
+from pipelines import load_recipe
+from pipelines import run
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from datagen.batch import SourceImage, WorkBatch
-from datagen.config import load_recipe
+from pipelines import load_recipe
 from operators.contour import Contour
 from operators.informative_drawings import build_generator
 from operators.scribble import Scribble, ScribbleConfig

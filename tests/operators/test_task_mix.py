@@ -2,8 +2,9 @@
 choice, and the run reports achieved against target."""
 import pytest
 
-from datagen.config import ConfigError, load_recipe
-from datagen.run import run
+from datagen.config import ConfigError
+from pipelines import load_recipe
+from pipelines import run
 
 
 def _recipe(tmp_path, photo_dir, *extra):

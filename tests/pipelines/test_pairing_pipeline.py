@@ -8,12 +8,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from datagen import registry, schema
-from datagen.config import load_recipe
-from datagen.pairing.features import FEATURES_ROLE
+from datagen import schema
+from datagen.operator import Role
+from pipelines import load_recipe
 from datagen.pairing.quality import LABELLED_SET, evaluate, read_labels
 from datagen.pairing.tiny_models import bright_cells, make_tiny_face_pack, make_tiny_siglip
-from datagen.run import run
+from pipelines import run
+from pipelines.catalog import OPERATORS
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
 from operators.face_features import FaceFeatures, FaceFeaturesConfig
@@ -24,7 +25,7 @@ def recipe(out, *extra, executor="local"):
                                           "runtime.progress=false", "input.max_side=384", "input.images_per_partition=8",
                                           "instructions.methods=[template]", *extra])
     for name, cfg in r.operators.items():
-        if getattr(registry.get_operator(name), "role", "") != FEATURES_ROLE:
+        if OPERATORS[name].role is not Role.FEATURES:
             cfg.enabled = False  # the images job is off: these tests are about pairing
     return r
 
@@ -137,7 +138,7 @@ def test_face_route_through_both_jobs(tmp_path):
                                           f"operators.face_features.model_pack={pack}", "operators.face_features.min_face=8",
                                           "pairing.pass1.band={low: -1.0, high: 2.0}", "pairing.clean.min_side=64"])
     for name, cfg in r.operators.items():
-        if getattr(registry.get_operator(name), "role", "") != FEATURES_ROLE:
+        if OPERATORS[name].role is not Role.FEATURES:
             cfg.enabled = False
     run(r)
     feats = pq.read_table(next((out / schema.FEATURES_DIR).glob("*.parquet"))).to_pylist()

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from datagen.config import load_recipe
+from pipelines import load_recipe
 from datagen.review.browser import dump_dom, screenshot
 from datagen.review.filter import filter_dir, load_marks
 from datagen.review.html import highlight
-from datagen.run import run
+from pipelines import run
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
 

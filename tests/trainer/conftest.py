@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from datagen.config import load_recipe
+from pipelines import load_recipe
 
 
 @pytest.fixture(scope="session")
 def shard_dir(tmp_path_factory) -> Path:
-    from datagen.run import run
+    from pipelines import run
 
     out = tmp_path_factory.mktemp("trainer_shards") / "demo"
     # template instructions and no photo pairing: the slow model-backed stages add nothing the trainer needs

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from datagen.cli import main
-from datagen.config import build_recipe
-from datagen.run import run
+from pipelines.cli import main
+from pipelines import build_recipe
+from pipelines import run
 from datagen.shards.reader import iter_samples
 from operators.instructions.backends.base import BackendConfig, ChatRequest, make_backend
 from operators.instructions.captioner_data import ANNOTATION, META, export_captioner_data

@@ -6,8 +6,8 @@ from collections import defaultdict
 
 import pytest
 
-from datagen.config import build_recipe, load_recipe
-from datagen.run import run
+from pipelines import build_recipe, load_recipe
+from pipelines import run
 from datagen.schema import KIND_CU, indicators
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir

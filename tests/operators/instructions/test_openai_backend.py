@@ -4,8 +4,8 @@ whole run completes with every sample kept, bad answers falling back to template
 import json
 import time
 
-from datagen.config import build_recipe
-from datagen.run import run
+from pipelines import build_recipe
+from pipelines import run
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir
 from operators.instructions.backends.base import BackendConfig, ChatRequest, make_backend

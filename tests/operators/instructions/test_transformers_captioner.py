@@ -5,7 +5,7 @@ vLLM is not installed here: its stage is left out with a plain reason."""
 import logging
 
 from datagen.batch import WorkBatch
-from datagen.config import build_recipe
+from pipelines import build_recipe
 from datagen.schema import Frame, Provenance, Sample, Turn
 from operators.instructions.backends.base import BackendConfig, ChatRequest, make_backend
 from operators.instructions.captioner import CaptionerInstructions

@@ -10,10 +10,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipelines.catalog import MAKERS, OPERATORS
+
 log = logging.getLogger(__name__)
 
 # The ten conditions in BRIEF.md's order, then repainting.
-SHEET_OPERATORS = ("segmentation", "depth", "pose", "mosaic", "degradation", "grayscale", "canny", "doodle", "contour", "scribble", "repainting")
+SHEET_OPERATORS = tuple(cls.name for cls in MAKERS)
 LABEL_H = 22
 
 
@@ -29,7 +31,7 @@ def load_rgb(path: str, max_side: int) -> np.ndarray:
 
 
 def _operator_configs(recipe_path: str | None, overrides: list[str]) -> dict[str, Any]:
-    from datagen.config import load_recipe
+    from pipelines import load_recipe
 
     recipe = load_recipe(recipe_path, overrides)
     return dict(recipe.operators)
@@ -37,12 +39,12 @@ def _operator_configs(recipe_path: str | None, overrides: list[str]) -> dict[str
 
 def render_tiles(image: np.ndarray, configs: dict[str, Any], seed: int = 0) -> list[tuple[str, np.ndarray | None, str]]:
     """(label, picture or None, note) per sheet entry: the photo, each condition map, each repainting input."""
-    from datagen import registry, schema
+    from datagen import schema
     from datagen.batch import SourceImage, WorkBatch
 
     tiles: list[tuple[str, np.ndarray | None, str]] = [("photo", image, "")]
     for name in SHEET_OPERATORS:
-        cls = registry.get_operator(name)
+        cls = OPERATORS[name]
         op = cls(configs.get(name), seed=seed)
         why = op.unavailable_reason()
         if why:

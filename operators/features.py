@@ -1,0 +1,50 @@
+"""The base of per-image feature operators for pairing (encoders, keypoints, faces, hashes): a batch of images at a
+time, results into each SourceImage's meta under datagen.pairing.features' keys; an image that breaks the model is
+quarantined with the error rather than losing its batch."""
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+
+from datagen.batch import QuarantineRow, SourceImage, WorkBatch
+from datagen.operator import Operator, Role
+
+log = logging.getLogger(__name__)
+
+FEATURE_ERROR = "feature_error"
+
+
+class FeatureOperator(Operator):
+    """Computes one kind of per-image feature for a whole batch of images at a time."""
+
+    role: ClassVar[Role] = Role.FEATURES
+
+    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        """One dict of meta entries per image, in order."""
+        raise NotImplementedError
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        bs = max(1, self.resources().batch_size)
+        kept: list[SourceImage] = []
+        for start in range(0, len(batch.items), bs):
+            chunk = batch.items[start : start + bs]
+            try:
+                results = self.compute([it.image for it in chunk])
+            except Exception as err:  # noqa: BLE001 - isolate the image that breaks the model, keep the others
+                log.warning("%s: batch failed (%s: %s); retrying image by image", self.name, type(err).__name__, err)
+                results = []
+                for it in chunk:
+                    try:
+                        results.append(self.compute([it.image])[0])
+                    except Exception as one:  # noqa: BLE001
+                        batch.quarantine.append(QuarantineRow(it.uri, FEATURE_ERROR, self.name, f"{type(one).__name__}: {one}"))
+                        results.append(None)
+            for it, res in zip(chunk, results):
+                if res is None:
+                    continue
+                it.meta.update(res)
+                kept.append(it)
+        batch.items = kept
+        return batch

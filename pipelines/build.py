@@ -1,0 +1,29 @@
+"""How a pipeline module turns the recipe into operator instances: an operator runs when the recipe lists it under
+`operators:` with `enabled: true` and it can run with its config; otherwise the log says plainly why it is off."""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from datagen.config import Recipe
+from datagen.operator import Operator
+
+log = logging.getLogger(__name__)
+
+
+def configured(recipe: Recipe, cls: type[Operator]) -> Optional[Operator]:
+    """An instance of `cls` with the recipe's config for it, or None when the recipe leaves it out or off."""
+    cfg = recipe.operators.get(cls.name)
+    if cfg is None or not cfg.enabled:
+        return None
+    op = cls(cfg, seed=recipe.seed)
+    why = op.unavailable_reason()
+    if why:
+        log.warning("operator %s is OFF: %s", cls.name, why)
+        return None
+    return op
+
+
+def present(*ops: Optional[Operator]) -> list[Operator]:
+    """The stage list without the operators that are off."""
+    return [op for op in ops if op is not None]

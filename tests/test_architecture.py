@@ -1,0 +1,67 @@
+"""Dependencies point one way: pipelines -> operators -> datagen (the core). The core imports nothing from operators/
+or pipelines/ (at any level, function-local imports and import_module calls included), operators import neither
+pipelines/ nor Ray (the runtime owns Ray), and each job's stage list keeps the order of its roles."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in a file, wherever it stands, plus import_module("...") calls."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append((node.lineno, node.module))
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            out.append((node.lineno, node.args[0].value))
+    return out
+
+
+def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for line, mod in imported_modules(path):
+            if mod.split(".")[0] in forbidden:
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {mod}")
+    return bad
+
+
+def test_the_core_imports_no_operator_and_no_pipeline():
+    assert offenders("datagen", ("operators", "pipelines")) == []
+
+
+def test_operators_import_neither_ray_nor_pipelines():
+    assert offenders("operators", ("ray", "pipelines")) == []
+
+
+def test_the_checker_sees_function_local_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from operators.x import y\n    import ray.data\n    importlib.import_module('pipelines.z')\n")
+    assert [m for _, m in imported_modules(f)] == ["operators.x", "ray.data", "pipelines.z"]
+
+
+@pytest.mark.parametrize("recipe", ["configs/demo.yaml", "configs/ace_full.yaml"])
+def test_every_job_stage_list_keeps_its_role_order(recipe):
+    from datagen.jobs import check_stage_order
+    from pipelines import JOBS, load_recipe
+
+    r = load_recipe(ROOT / recipe, ["instructions.methods=[template]"])  # the LLM stages need their models here
+    for job in JOBS:
+        stages = check_stage_order(job.name, job.stages(r))
+        assert all(a.role.value <= b.role.value for a, b in zip(stages, stages[1:]))
+
+
+def test_a_stage_list_out_of_role_order_is_refused():
+    from datagen.config import ConfigError
+    from datagen.jobs import check_stage_order
+    from operators.grayscale import Grayscale
+    from operators.lcu_chains import LcuChains
+
+    with pytest.raises(ConfigError, match="grayscale .make. cannot run after lcu_chains .compose."):
+        check_stage_order("images", [LcuChains(), Grayscale()])
