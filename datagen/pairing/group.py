@@ -17,7 +17,7 @@ from datagen import paths, schema
 from datagen.batch import derive_seed
 from datagen.pairing.band import in_band
 from datagen.pairing.config import SCORE_NONE, Band, PairingConfig, RouteConfig
-from datagen.pairing.kmeans import faiss_gpus, normalize
+from datagen.pairing.kmeans import faiss_gpus, normalize_inplace
 from datagen.pairing.pairs import clean_members, set_pairs
 from datagen.pairing.pass2 import GroupFeatures, link_scores
 from datagen.pairing.search import band_links
@@ -75,7 +75,7 @@ def run_group(task: GroupTask) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     if table.num_rows:
         feats = GroupFeatures(table)
-        x = normalize(feats.embeddings, task.center)
+        x = normalize_inplace(feats.embeddings, task.center)  # in place: the group's largest array exists once
         clusters = np.asarray(table.column("cluster").to_numpy(), np.int64)
         starts = np.flatnonzero(np.r_[True, clusters[1:] != clusters[:-1]])
         ends = np.r_[starts[1:], len(clusters)]

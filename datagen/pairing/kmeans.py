@@ -44,6 +44,20 @@ def normalize(x: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
     return np.ascontiguousarray(x / np.maximum(n, 1e-12), dtype=np.float32)
 
 
+def normalize_inplace(x: np.ndarray, center: np.ndarray | None = None, chunk: int = 8_192) -> np.ndarray:
+    """`normalize` without the copies: the same float32 operations (so the same bits) on `x` itself, a chunk
+    of rows at a time (the only temporaries are one chunk's squares and norms). `x`: a writable float32 array."""
+    if x.dtype != np.float32:
+        raise TypeError(f"normalize_inplace needs float32 rows, got {x.dtype}")
+    c = None if center is None else center.astype(np.float32)
+    for s in range(0, len(x), chunk):
+        part = x[s : s + chunk]
+        if c is not None:
+            part -= c
+        part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+    return x
+
+
 KMEANSPP_MAX_K = 5000  # above this, k-means++ seeding costs more than it gives; faiss's random seeding is used
 
 

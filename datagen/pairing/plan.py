@@ -28,7 +28,7 @@ from datagen.config import Recipe
 from datagen.pairing.config import Band, KMeansConfig, PairingConfig, RouteConfig
 from datagen.pairing.features import features_files
 from datagen.pairing.group import GroupTask, run_group
-from datagen.pairing.kmeans import Assigner, effective_clusters, faiss_gpus, normalize, train_spherical
+from datagen.pairing.kmeans import Assigner, effective_clusters, faiss_gpus, normalize, normalize_inplace, train_spherical
 from datagen.pairing.parallel import parallel_map, task_gpus
 
 log = logging.getLogger(__name__)
@@ -119,18 +119,6 @@ def read_sample(items: list[tuple[str, int, int]], seed: int, threads: int = REA
     return out
 
 
-def normalize_inplace(x: np.ndarray, center: np.ndarray | None = None, chunk: int = 65_536) -> np.ndarray:
-    """kmeans.normalize without the copies: the same float32 operations (so the same bits) on `x` itself, a chunk
-    of rows at a time (the only temporaries are one chunk's squares and norms)."""
-    c = None if center is None else center.astype(np.float32)
-    for s in range(0, len(x), chunk):
-        part = x[s : s + chunk]
-        if c is not None:
-            part -= c
-        part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
-    return x
-
-
 def _all_cores_for_faiss() -> None:
     """Ray starts a task with OMP_NUM_THREADS = its num_cpus (1). The training task runs alone in its step, so faiss
     may use every core of its node, as it did when training ran on the driver."""
@@ -202,7 +190,8 @@ def _run_group(task: GroupTask) -> dict[str, Any]:
 
 
 def _merge(group_files: list[Path], out_file: Path, per_partition: int) -> list[int]:
-    """Concatenate the groups' pairs into one parquet whose row groups are exactly the partitions."""
+    """Concatenate the groups' pairs into one parquet whose row groups are exactly the partitions, streaming: the
+    driver holds about one partition of pairs (plus one batch being read), never a whole group's."""
     sizes: list[int] = []
     tmp = out_file.with_name(out_file.name + paths.TMP_MARK + "merge")
     pending: list[pa.Table] = []
@@ -218,17 +207,16 @@ def _merge(group_files: list[Path], out_file: Path, per_partition: int) -> list[
                 table = table.slice(chunk.num_rows)
             pending, n_pending = ([table] if table.num_rows else []), table.num_rows
 
-        for f in group_files:
-            t = pq.read_table(f)
-            if t.num_rows:
-                pending.append(t)
-                n_pending += t.num_rows
-            if n_pending >= per_partition:
-                flush(False)
+        for f in group_files:  # a partition's worth of rows at a time: a group's pairs can be millions of rows
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=per_partition):
+                if batch.num_rows:
+                    pending.append(pa.Table.from_batches([batch]))
+                    n_pending += batch.num_rows
+                if n_pending >= per_partition:
+                    flush(False)
         flush(True)
     tmp.replace(out_file)
     return sizes
-
 
 
 def plan_pairs(recipe: Recipe, out_dir: Path, *, band: Band, center: bool, routes: list[tuple[str, RouteConfig]]) -> list[dict[str, Any]]:
@@ -321,6 +309,7 @@ def plan_pairs(recipe: Recipe, out_dir: Path, *, band: Band, center: bool, route
             "centered": center,
             "assign_tasks": len(runs),
             "groups": len(tasks),
+            "largest_group": max(group_sizes.values(), default=0),  # images: what sizes a union-find task's memory
             "links_pass1": int(sum(g["links_pass1"] for g in group_stats)),
             "route_stats": routes_summary,
             "pairs": int(sum(sizes)),

@@ -16,7 +16,7 @@ import datagen.pairing.plan as plan
 from datagen import schema
 from datagen.config import Recipe, RuntimeConfig
 from datagen.pairing.config import PairingConfig
-from datagen.pairing.kmeans import normalize
+from datagen.pairing.kmeans import normalize, normalize_inplace
 from tests.pairing.features_folder import embeddings, write_features
 
 
@@ -74,7 +74,7 @@ def test_task_side_sample_gives_the_bits_of_the_old_driver_side_gather(tmp_path)
         assert new.shape == (n, 40) and new.dtype == np.float32 and np.array_equal(new, old)
         center = new.mean(axis=0).astype(np.float32)
         assert np.array_equal(center, old.mean(axis=0).astype(np.float32))
-        assert np.array_equal(plan.normalize_inplace(new, center, chunk=100), normalize(old, center))
+        assert np.array_equal(normalize_inplace(new, center, chunk=100), normalize(old, center))
 
 
 def test_runs_of_files_cover_every_file_once_in_order():
