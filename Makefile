@@ -30,12 +30,14 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade uv
 	$(UV) pip uninstall --python $(PY) $(OTHER_BUILDS)
-	$(UV) pip install --python $(PY) -e '.[$(EXTRAS)]' $(addprefix --reinstall-package ,$(KEEP_BUILDS))
-	$(UV) pip install --python $(PY) --no-deps $(ONNX_APPS)
+	@# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (CI, these machines), every process, each Ray worker
+	@# included, would otherwise compile torch's and transformers' sources again at import (20 s per worker).
+	$(UV) pip install --python $(PY) --compile-bytecode -e '.[$(EXTRAS)]' $(addprefix --reinstall-package ,$(KEEP_BUILDS))
+	$(UV) pip install --python $(PY) --compile-bytecode --no-deps $(ONNX_APPS)
 	@# insightface and rtmlib ask for opencv-python, controlnet_aux and vLLM for the headless build: all write cv2/.
 	@# Remove every variant, then keep exactly one.
 	$(UV) pip uninstall --python $(PY) opencv-python opencv-contrib-python opencv-python-headless opencv-contrib-python-headless
-	$(UV) pip install --python $(PY) --no-deps --reinstall $(OPENCV)
+	$(UV) pip install --python $(PY) --compile-bytecode --no-deps --reinstall $(OPENCV)
 	$(PY) -c "import cv2, torch, torchvision, ray, faiss, open_clip, onnxruntime, rtmlib, insightface; print('cv2', cv2.__version__, '| torch', torch.__version__, '| ray', ray.__version__, '| onnxruntime', onnxruntime.get_available_providers())"
 ifneq (,$(filter dev,$(subst $(comma), ,$(EXTRAS))))
 	@# Headless Chromium renders the reviewers' contact sheet in the tests (Debian's package; needs root or sudo).

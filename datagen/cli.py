@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from datagen.config import ConfigError, load_recipe
+from datagen.config import ConfigError
 
 log = logging.getLogger("datagen")
 

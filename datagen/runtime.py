@@ -278,11 +278,12 @@ def execute_ray(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = runtime.progress
     ctx.verbose_progress = False
-    # A pool's first actors all load their model before data flows, so they share the work from the first partition
-    # (otherwise the first actor up eats the queue while the others are still loading); a cluster that cannot place
-    # them within the timeout fails with Ray's "not enough resources for the requested actor pool".
-    ctx.wait_for_min_actors_s = runtime.actor_start_timeout_s
     plans = plans or stage_plan(job, runtime)
+    # A GPU pool's first actors all load their model before data flows, so they share the work from the first
+    # partition (otherwise the first actor up eats the queue while the others still load); a cluster that cannot place
+    # them in time fails with Ray's "not enough resources for the requested actor pool". CPU-only jobs don't wait:
+    # their tasks start while the pools load.
+    ctx.wait_for_min_actors_s = runtime.actor_start_timeout_s if any(sp.num_gpus > 0 for sp in plans) else -1
     ds = ray.data.from_items([{"spec": json.dumps(p)} for p in job.partitions], override_num_blocks=len(job.partitions))
     # Retry limits have no named parameter in Ray Data; they travel as remote args, which Ray flags as deprecated.
     warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)

@@ -6,39 +6,19 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pyarrow.parquet as pq
 import pytest
 
 from datagen import schema
 from datagen.pairing.tiny_models import make_tiny_siglip
 from pipelines.catalog import MAKERS
+from tests.loopback import loopback_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-RAY = str(Path(sys.executable).with_name("ray"))
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kill_cluster(temp_dir: str) -> None:
-    procs = [p for p in psutil.process_iter(["cmdline"]) if p.pid != os.getpid() and any(temp_dir in a for a in (p.info["cmdline"] or []))]
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=30)
 
 
 def _gpu_actors_alive(dashboard: str) -> int:
@@ -59,34 +39,24 @@ def test_siglip_stage_runs_one_actor_per_gpu(tmp_path):
         "if sys.argv and sys.argv[0].endswith('default_worker.py'):\n"
         "    from datagen.pairing.tiny_models import register_tiny_siglip_trunk\n"
         "    register_tiny_siglip_trunk()\n")
-    port, dash = _free_port(), _free_port()
-    temp_dir = tempfile.mkdtemp(prefix="rg", dir="/tmp")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}
-    env.pop("RAY_ADDRESS", None)
     out = tmp_path / "out"
     off = [f"operators.{cls.name}.enabled=false" for cls in MAKERS]  # the images job is off: this is about the encoder
-    try:
-        head = subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=10", "--num-gpus=4", "--node-ip-address=127.0.0.1",
-                               "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                               f"--temp-dir={temp_dir}", "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
-        assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
+    with loopback_cluster(num_cpus=10, num_gpus=4, extra_env={"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}) as c:
         cmd = [sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}", "runtime.progress=false",
                "input.limit=32", "input.max_side=128", "input.images_per_partition=1", "instructions.methods=[template]", "pairing.encoder=siglip_features",
                f"operators.siglip_features.pretrained={tiny['local_dir']}", "operators.siglip_features.num_gpus=1",
-               *off, "--address", f"127.0.0.1:{port}"]
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               *off, "--address", c["address"]]
+        proc = subprocess.Popen(cmd, env=c["env"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         most = 0
         deadline = time.time() + 600
         while proc.poll() is None and time.time() < deadline:
             try:
-                most = max(most, _gpu_actors_alive(f"http://127.0.0.1:{dash}"))
+                most = max(most, _gpu_actors_alive(c["dashboard"]))
             except Exception:  # noqa: BLE001 - the state API may not answer while the cluster is busy starting
                 pass
             time.sleep(0.5)
         log = proc.communicate(timeout=60)[0]
         assert proc.returncode == 0, log[-4000:]
-    finally:
-        _kill_cluster(temp_dir)
     assert most == 4, f"{most} SigLIP actors alive at most\n{log[-3000:]}"
     assert "job features runs siglip_features: 1-4 actors (start 4), 2 CPU + 1 GPU each" in log
     run = json.loads((out / "run.json").read_text())
