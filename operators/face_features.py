@@ -13,7 +13,7 @@ from pydantic import Field
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING
-from operators.features import FeatureOperator
+from operators.features import FeatureOperator, gpu_request
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,7 @@ class FaceFeatures(FeatureOperator):
 
     def resources(self) -> Resources:
         c = self.config
-        if c.device == "cpu":
-            gpus, auto = 0.0, 0.0
-        elif c.num_gpus is not None:
-            gpus, auto = c.num_gpus, 0.0
-        else:  # one GPU per actor wherever the cluster has GPUs; the runtime decides
-            gpus, auto = 0.0, 1.0
-        return Resources(num_cpus=1, num_gpus=gpus, gpus_if_available=auto, batch_size=16)
+        return Resources(num_cpus=1, batch_size=16, **gpu_request(c.device, c.num_gpus))
 
     def describe(self) -> str:
         return f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one face kept"

@@ -14,7 +14,7 @@ from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
 from datagen.pairing.features import META_EMBEDDING, META_ENCODER
-from operators.features import FeatureOperator
+from operators.features import FeatureOperator, gpu_request
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,7 @@ class SiglipFeatures(FeatureOperator):
 
     def resources(self) -> Resources:
         c = self.config
-        if c.device == "cpu":
-            gpus, auto = 0.0, 0.0
-        elif c.num_gpus is not None:
-            gpus, auto = c.num_gpus, 0.0
-        else:  # one GPU per actor wherever the cluster has GPUs; the runtime decides
-            gpus, auto = 0.0, 1.0
-        return Resources(num_cpus=2, num_gpus=gpus, gpus_if_available=auto, batch_size=c.batch_size, concurrency=c.concurrency)
+        return Resources(num_cpus=2, batch_size=c.batch_size, concurrency=c.concurrency, **gpu_request(c.device, c.num_gpus))
 
     def describe(self) -> str:
         c = self.config
