@@ -4,14 +4,26 @@ the same partition-quality measures, and in-cluster band search + union-find aga
 blockwise cosine over the whole collection, then union-find). Prints one table per size, the trend, and peak memory.
 
     python bench/bench_pairing_scale.py [--sizes 20000,100000,300000,1000000] [--dim 768] [--allpairs-max 50000]
+
+--plan-memory N runs the pairs job's real global step instead (datagen.pairing.plan.plan_pairs, executor=ray, an
+embedded local Ray) on a features folder written as the features job writes it (float16 embeddings in parquet, 256
+rows a file), with the whole folder as the K-means training sample, and samples the resident memory of the driver
+and of every Ray worker by the task it is running (ray::_train, ray::_assign_files, ...) every 0.1 s:
+
+    python bench/bench_pairing_scale.py --plan-memory 1000000 [--dim 1152] [--plan-k 512] [--plan-iters 4]
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -126,6 +138,139 @@ def all_pairs(x: np.ndarray, block: int = 4096) -> tuple[set[tuple[int, int]], i
     return {(int(a), int(b)) for a, b in li}, len(uf.sets())
 
 
+# --- the global step's memory (--plan-memory) ------------------------------------------------------------------------
+
+
+def write_features_folder(out: Path, n: int, dim: int, rows_per_file: int, seed: int = 0) -> int:
+    """OUT/features/feat-NNNNN.parquet as the features job writes them (schema.FEATURES_SCHEMA, float16 embeddings),
+    `rows_per_file` rows each, embeddings shaped as `synthetic` makes them (groups of 4 related images in topics of
+    unequal sizes), made a few thousand rows at a time so the writer never holds the collection. Returns bytes."""
+    from tests.pairing.features_folder import features_table  # the same table the pairing tests write
+
+    import pyarrow.parquet as pq
+
+    d = out / "features"
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_topics = max(2, n // 400)
+    topics = rng.standard_normal((n_topics, dim), dtype=np.float32)
+    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+    weights = rng.lognormal(0.0, 1.0, n_topics)
+    weights /= weights.sum()
+    size = 0
+    per_chunk = rows_per_file * 16
+    for s in range(0, n, per_chunk):
+        rows = min(per_chunk, n - s)
+        groups = -(-rows // 4)
+        g = topics[rng.choice(n_topics, groups, p=weights)] + rng.standard_normal((groups, dim), dtype=np.float32) / np.sqrt(dim)
+        g /= np.linalg.norm(g, axis=1, keepdims=True)
+        x = np.repeat(g, 4, axis=0)[:rows] + 0.42 * rng.standard_normal((rows, dim), dtype=np.float32) / np.sqrt(dim)
+        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+        for f in range(0, rows, rows_per_file):
+            path = d / f"feat-{(s + f) // rows_per_file:06d}.parquet"
+            pq.write_table(features_table(x[f : f + rows_per_file], s + f), path)
+            size += path.stat().st_size
+    return size
+
+
+def plan_driver(args) -> None:
+    """The measured driver: plan_pairs on the folder with executor=ray; prints one JSON line."""
+    import ray
+
+    from datagen.config import Recipe, RuntimeConfig
+    from datagen.pairing.config import PairingConfig
+    from datagen.pairing.plan import plan_pairs
+
+    cfg = PairingConfig.model_validate({
+        "enabled": True,
+        "kmeans": {"clusters": args.plan_k, "min_cluster_size": 1, "train_sample": args.plan_memory, "iterations": args.plan_iters,
+                   "init": "random", "clusters_per_task": args.plan_k_per_task, "gpu": False},
+        "pass1": {"band": {"low": BAND.low, "high": BAND.high}, "center": True, "search": "knn", "max_neighbors": 16},
+        "routes": {"general_editing": {"score": "none", "band": {"low": BAND.low, "high": BAND.high}}, "reference_generation": {"enabled": False}},
+    })
+    ray.init(num_cpus=args.plan_cpus, include_dashboard=False, log_to_driver=False)
+    rss0 = psutil.Process().memory_info().rss
+    recipe = Recipe(seed=0, runtime=RuntimeConfig(executor="ray", num_cpus=args.plan_cpus, progress=False), sections={"pairing": cfg})
+    t = time.perf_counter()
+    parts = plan_pairs(recipe, Path(args.plan_dir), band=cfg.pass1.band, center=True, routes=[("general_editing", cfg.routes.general_editing)])
+    wall = time.perf_counter() - t
+    summary = json.loads((Path(args.plan_dir) / "_pairing" / "summary.json").read_text())
+    print("PLAN " + json.dumps({"wall_s": wall, "partitions": len(parts), "driver_rss_after_ray_init": rss0,
+                                "driver_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "summary": summary}), flush=True)
+
+
+def _role(cmd: list[str], driver: int, pid: int) -> str:
+    if pid == driver:
+        return "driver"
+    head = cmd[0] if cmd else ""
+    if head.startswith("ray::"):
+        return head.split()[0]  # ray::_train, ray::_assign_files, ray::_run_group, ray::IDLE (a worker between tasks)
+    return "ray daemons"  # raylet (with the object store), GCS, log monitor, ...
+
+
+def plan_memory(args) -> None:
+    work = Path(args.plan_workdir or tempfile.mkdtemp(prefix="bench_plan_memory_"))
+    folder = work / "out"
+    t = time.perf_counter()
+    if not (folder / "features").exists():
+        size = write_features_folder(folder, args.plan_memory, args.dim, args.rows_per_file)
+        print(f"features folder: {args.plan_memory} rows x {args.dim} float16, {args.rows_per_file} rows a file, "
+              f"{size / 2**30:.2f} GiB, written in {time.perf_counter() - t:.0f} s", flush=True)
+    cmd = [sys.executable, __file__, "--plan-memory", str(args.plan_memory), "--plan-driver", "--plan-dir", str(folder),
+           "--plan-k", str(args.plan_k), "--plan-iters", str(args.plan_iters), "--plan-k-per-task", str(args.plan_k_per_task),
+           "--plan-cpus", str(args.plan_cpus)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    others = psutil.getloadavg()[0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peaks: dict[str, int] = {}
+    total_peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        # only the driver and what it started (its embedded Ray): other Ray clusters on the machine are not ours
+        while not stop.is_set():
+            total = 0
+            try:
+                driver = psutil.Process(proc.pid)
+                tree = [driver, *driver.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for p in tree:
+                try:
+                    role, rss = _role(p.cmdline(), proc.pid, p.pid), p.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                peaks[role] = max(peaks.get(role, 0), rss)
+            total_peak[0] = max(total_peak[0], total)
+            stop.wait(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    stop.set()
+    th.join()
+    line = next((ln for ln in out.splitlines() if ln.startswith("PLAN ")), None)
+    if proc.returncode or line is None:
+        print(err[-4000:])
+        raise SystemExit(f"driver failed (exit {proc.returncode})")
+    res = json.loads(line[5:])
+    s = res["summary"]
+    gib = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
+    print(f"\nplan_pairs, executor=ray, {args.plan_cpus} CPUs, load average before start {others:.1f}: {s['images']} images x {args.dim}, "
+          f"train sample {s['train_sample']}, K={s['clusters']}, {args.plan_iters} iterations, {s['assign_tasks']} assignment tasks, "
+          f"{s['groups']} union-find tasks (largest {s.get('largest_group', '?')} images), {s['pairs']} pairs; wall {res['wall_s']:.0f} s {s['seconds']}")
+    sample_gib = s["train_sample"] * args.dim * 4 / 2**30
+    print(f"training sample as float32: {sample_gib:.2f} GiB")
+    print(f"{'process':<24} {'peak RSS GiB':>12}")
+    print(f"{'driver (getrusage)':<24} {gib(res['driver_maxrss']):>12}   (after ray.init: {gib(res['driver_rss_after_ray_init'])})")
+    for role in sorted(peaks):
+        print(f"{role:<24} {gib(peaks[role]):>12}")
+    print(f"{'all of the above at once':<24} {gib(total_peak[0]):>12}")
+    if not args.plan_workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="20000,100000,300000,1000000")
@@ -135,7 +280,20 @@ def main() -> None:
     ap.add_argument("--allpairs-max", type=int, default=50000, help="largest n for the all-pairs peer (quadratic; extrapolated above)")
     ap.add_argument("--ladder-max-s", type=float, default=300, help="stop trying costlier faiss settings after one takes this long")
     ap.add_argument("--sklearn-max", type=int, default=1000000, help="largest n for scikit-learn (its time grows fastest)")
+    ap.add_argument("--plan-memory", type=int, default=0, help="measure plan_pairs' memory on a features folder of this many rows")
+    ap.add_argument("--plan-k", type=int, default=512, help="K of the --plan-memory run")
+    ap.add_argument("--plan-iters", type=int, default=4, help="K-means iterations of the --plan-memory run")
+    ap.add_argument("--plan-k-per-task", type=int, default=128, help="clusters per union-find task of the --plan-memory run")
+    ap.add_argument("--plan-cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the embedded Ray")
+    ap.add_argument("--rows-per-file", type=int, default=256, help="rows per features file (ace_full: images_per_partition)")
+    ap.add_argument("--plan-workdir", default=None, help="keep (and reuse) the features folder here")
+    ap.add_argument("--plan-driver", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--plan-dir", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.plan_memory:
+        if "--dim" not in sys.argv:
+            args.dim = 1152  # SigLIP SO400M, what ace_full pairs with
+        return plan_driver(args) if args.plan_driver else plan_memory(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     avail = psutil.virtual_memory().available / 2**30
     print(f"threads: {os.cpu_count()} cores; memory available {avail:.1f} GiB; dim {args.dim}; band {BAND.describe()}")
