@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from datagen import devices
 from datagen.optional import require
 
 log = logging.getLogger(__name__)
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def faiss_gpus(mode: bool | str = "auto") -> int:
     """GPUs faiss may use: 0 when off, when faiss is the CPU build, or when none are visible."""
-    if mode is False:
+    if mode is False or devices.assigned_gpus() == []:  # off, or a Ray task that was given no GPU
         return 0
     faiss = require("faiss")
 

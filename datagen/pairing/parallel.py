@@ -11,12 +11,20 @@ def task_gpus(runtime: RuntimeConfig, wanted: bool | str) -> float:
     """GPUs to ask for per task: 1 when the recipe runs on a Ray cluster that has GPUs and faiss may use them."""
     if runtime.executor == "local" or wanted is False:
         return 0.0
+    from datagen.runtime import cluster_resources
+
+    return 1.0 if cluster_resources(runtime)[1] > 0 else 0.0
+
+
+def _in_worker(fn: Callable[..., Any], item: Any, **shared: Any) -> Any:
+    """Run `fn` in a Ray task after telling datagen.devices which GPUs Ray gave it (none: CUDA hidden, so faiss-gpu
+    in a CPU task cannot land on a GPU another task reserved)."""
     import ray
 
-    from datagen.runtime import init_ray
+    from datagen import devices
 
-    init_ray(runtime)
-    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    devices.assign_gpus(ray.get_gpu_ids())
+    return fn(item, **shared)
 
 
 def parallel_map(fn: Callable[..., Any], items: Sequence[Any], runtime: RuntimeConfig, num_cpus: float = 1, num_gpus: float = 0,
@@ -32,5 +40,5 @@ def parallel_map(fn: Callable[..., Any], items: Sequence[Any], runtime: RuntimeC
 
     init_ray(runtime)
     refs = {k: ray.put(v) for k, v in shared.items()}
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=runtime.max_task_retries)(fn)
-    return ray.get([remote.remote(item, **refs) for item in items])
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=runtime.max_task_retries)(_in_worker)
+    return ray.get([remote.remote(fn, item, **refs) for item in items])
