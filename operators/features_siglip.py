@@ -32,6 +32,8 @@ class SiglipFeaturesConfig(OperatorConfig):
     batch_size: int = Field(64, ge=1)
     num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
     concurrency: Optional[int] = Field(None, ge=1, description="actors in the pool (None: one per GPU / as Ray allows)")
+    num_cpus: float = Field(4, gt=0, description="CPUs per actor, one preprocessing thread each (PIL resize releases the "
+                            "GIL). SO400M bf16 on an H200: 90 images/s with 1, 189 with 4, 224 with 8; the model alone 501")
 
 
 def resolve_source(model: str, pretrained: str) -> tuple[str, Optional[str], Optional[dict]]:
@@ -75,6 +77,7 @@ class SiglipFeatures(FeatureOperator):
         self._transform = None
         self._device = "cpu"
         self._dtype = None
+        self._pool = None  # preprocessing threads, made on first use (a thread pool does not pickle)
 
     def unavailable_reason(self) -> str | None:
         p = self.config.pretrained
@@ -86,7 +89,7 @@ class SiglipFeatures(FeatureOperator):
 
     def resources(self) -> Resources:
         c = self.config
-        return Resources(num_cpus=2, batch_size=c.batch_size, concurrency=c.concurrency, **gpu_request(c.device, c.num_gpus))
+        return Resources(num_cpus=c.num_cpus, batch_size=c.batch_size, concurrency=c.concurrency, **gpu_request(c.device, c.num_gpus))
 
     def describe(self) -> str:
         c = self.config
@@ -108,7 +111,12 @@ class SiglipFeatures(FeatureOperator):
 
         if self._visual is None:
             self.setup()
-        x = torch.stack([self._transform(Image.fromarray(im)) for im in images]).to(self._device, self._dtype)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max(1, round(self.config.num_cpus)), thread_name_prefix="siglip-preprocess")
+        tensors = list(self._pool.map(lambda im: self._transform(Image.fromarray(im)), images))
+        x = torch.stack(tensors).to(self._device, self._dtype)
         with torch.inference_mode():
             emb = F.normalize(self._visual(x).float(), dim=-1).cpu().numpy()
         tag = self.describe()
