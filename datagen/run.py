@@ -58,13 +58,29 @@ def frozen_plan(out: Path, job: str, recipe: Recipe, make_plan) -> list[dict[str
 
 
 
-def merge_quarantine(out: Path) -> int:
+def merge_quarantine(out: Path) -> pa.Table:
+    """OUT/quarantine.parquet from every partition's rows, each distinct row once: the features job reads the photos
+    the images job read and refuses the same bad file with the same row; that is one quarantined input, not two."""
     qdir = out / paths.QUARANTINE_DIR
     files = sorted(qdir.glob("*.parquet")) if qdir.exists() else []
-    tables = [pq.read_table(f) for f in files]
-    table = pa.concat_tables(tables) if tables else schema.QUARANTINE_SCHEMA.empty_table()
+    rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+    seen: set[tuple[str, str, str, str]] = set()
+    unique = []
+    for r in rows:
+        key = (r["uri"], r["reason"], r["stage"], r["detail"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(r)
+    table = pa.Table.from_pylist(unique, schema=schema.QUARANTINE_SCHEMA)
     paths.atomic_write_parquet(out / paths.QUARANTINE_FILE, table)
-    return table.num_rows
+    return table
+
+
+def quarantine_counts(table: pa.Table) -> dict[str, int]:
+    reasons: dict[str, int] = {}
+    for r in table.column("reason").to_pylist():
+        reasons[r] = reasons.get(r, 0) + 1
+    return dict(sorted(reasons.items()))
 
 
 def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -> dict[str, Any]:
@@ -118,9 +134,14 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -
             all_markers.extend(m for m in markers.values() if m is not None)
         done_now = len(fresh)
         if done_now or not (out / paths.QUARANTINE_FILE).exists():
-            merge_quarantine(out)
+            quarantine = merge_quarantine(out)
+        else:
+            quarantine = pq.read_table(out / paths.QUARANTINE_FILE)
         seconds = time.perf_counter() - t0
         summary = {"name": recipe.name, "recipe": recipe.fingerprint(), "output": str(out), **aggregate(all_markers)}
+        # counted from the merged file, not the markers: an input refused by two jobs is one quarantined input
+        summary["quarantine_reasons"] = quarantine_counts(quarantine)
+        summary["quarantined"] = quarantine.num_rows
         inv_inputs = sum(m.get("entries", 0) for m in fresh if m["partition"].startswith("img-"))
         inv_samples = sum(m["samples"] for m in fresh)
         summary["invocation"] = {

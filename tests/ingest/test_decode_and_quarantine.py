@@ -106,3 +106,15 @@ def test_missing_column_names_the_column(tmp_path):
 def test_oversized_file_is_quarantined_without_reading_it(tmp_path, photo_dir):
     summary = run(_recipe(tmp_path, photo_dir, "input.max_bytes=1000"))
     assert summary["quarantine_reasons"] == {"file_too_large": len(list(photo_dir.iterdir()))}
+
+
+def test_an_input_refused_by_two_jobs_is_quarantined_once(tmp_path):
+    """With pairing on, the features job reads the photos again and refuses the same bad files: quarantine.parquet
+    and the summary still count each bad input once."""
+    expected = make_hostile_corpus(tmp_path / "in")
+    bad = {k: v for k, v in expected.items() if v is not None}
+    summary = run(_recipe(tmp_path, tmp_path / "in", "pairing.enabled=true"))
+    assert len(list((tmp_path / "out" / "_quarantine").glob("feat-*.parquet"))) > 0  # both jobs did refuse them
+    q = pq.read_table(tmp_path / "out" / "quarantine.parquet").to_pylist()
+    assert sorted(row["uri"].rsplit("/", 1)[-1] for row in q) == sorted(bad)
+    assert summary["quarantined"] == len(bad) and sum(summary["quarantine_reasons"].values()) == len(bad)
