@@ -1,17 +1,20 @@
 """Long-context CUs: chain a source image's CUs into multi-turn samples (condition -> photo -> analysis -> back),
 each turn's input being the previous turn's output, with up to `max_history` earlier rounds before the current one.
-Runs after the instruction stage and copies each turn's instruction, rewriting history indicators as ACE's chat does."""
+Runs after the instruction stage: history turns copy their CU's instruction (indicators rewritten as ACE's chat does), the
+current turn takes another wording of it (a kept rewrite or the template) where the instruction stage made one."""
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import ClassVar
 
+import numpy as np
 from pydantic import Field
 
 from datagen import schema
 from datagen.batch import WorkBatch
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Provenance, Sample, Turn
+from operators.instructions.records import TEMPLATE, turn_record
 
 
 class LcuChainsConfig(OperatorConfig):
@@ -20,9 +23,23 @@ class LcuChainsConfig(OperatorConfig):
     per_image: int = Field(1, ge=1, le=8, description="chains drawn per source image")
 
 
-def _copy_turn(turn: Turn, instruction: str) -> Turn:
+def _copy_turn(turn: Turn, instruction: str, method: str) -> Turn:
     return Turn(task=turn.task, direction=turn.direction, inputs=turn.inputs, target=turn.target,
-                instruction=instruction, instruction_method=turn.instruction_method, caption=turn.caption)
+                instruction=instruction, instruction_method=method, caption=turn.caption)
+
+
+def alternate_instruction(cu: Sample, rng: np.random.Generator) -> tuple[str, str] | None:
+    """(instruction, method) for a CU's turn said another way: one of the rewrites its instruction stage kept, or
+    the template it rewrote; None when the stage left no other wording."""
+    turn = cu.current
+    rec = turn_record(cu, len(cu.turns) - 1)
+    options = [(a, turn.instruction_method) for a in rec.get("alternates", [])]
+    if rec.get("source"):
+        options.append((rec["source"], TEMPLATE))
+    options = [(t, m) for t, m in options if t and t != turn.instruction]
+    if not options:
+        return None
+    return options[int(rng.integers(len(options)))]
 
 
 class LcuChains(Operator):
@@ -73,12 +90,20 @@ class LcuChains(Operator):
     def _compose(self, chain: list[Sample], batch: WorkBatch, variant: int) -> Sample:
         last = len(chain) - 1
         turns = []
+        current_from = "cu"
         for i, s in enumerate(chain):
-            text = s.current.instruction
+            text, method = s.current.instruction, s.current.instruction_method
+            if i == last:  # the current turn says it another way than its CU does, where the CU has another way
+                alt = alternate_instruction(s, batch.rng(s.key, self.name, variant, "current"))
+                if alt is not None:
+                    text, method = alt
+                    current_from = "alternate"
+                else:
+                    batch.stage(self.name).skip("current turn: no alternate instruction")
             # history turns i>0 name their input {image<i>}; the first and the current turn keep {image}
             if 0 < i < last:
                 text = schema.rewrite_history_indicator(text, i)
-            turns.append(_copy_turn(s.current, text))
+            turns.append(_copy_turn(s.current, text, method))
         first = chain[0].provenance
         prov = Provenance(
             sources=list(first.sources),
@@ -86,7 +111,7 @@ class LcuChains(Operator):
             operator=self.name,
             operator_version=self.version,
             params={"turn_keys": [s.key for s in chain], "turn_operators": [s.provenance.operator for s in chain],
-                    "max_history": self.config.max_history},
+                    "max_history": self.config.max_history, "current_instruction": current_from},
             recipe=batch.recipe,
             variant=variant,
         )

@@ -49,3 +49,28 @@ def test_max_history_bounds_the_chain(tmp_path, photo_dir):
     _run(tmp_path, photo_dir, "operators.lcu_chains.max_history=1")
     lcus = [s for s in iter_samples(tmp_path / "out") if s.kind == schema.KIND_LCU]
     assert lcus and all(len(s.turns) == 2 for s in lcus)
+
+
+def test_current_turn_says_it_another_way_than_its_cu(tmp_path, photo_dir):
+    """With rewrites on, an LCU's current turn takes another wording its CU's instruction stage made (a kept
+    rewrite or the template it rewrote), not the CU's own instruction; history turns keep the CU's words."""
+    from operators.instructions.records import turn_record
+
+    _run(tmp_path, photo_dir, "instructions.methods=[template,rewrite]")
+    samples = list(iter_samples(tmp_path / "out"))
+    cus = {s.key: s for s in samples if s.kind == schema.KIND_CU}
+    lcus = [s for s in samples if s.kind == schema.KIND_LCU]
+    assert lcus
+    changed = 0
+    for s in lcus:
+        cu = cus[s.provenance.params["turn_keys"][-1]]
+        rec = turn_record(cu, 0)
+        wordings = set(rec.get("alternates", [])) | ({rec["source"]} if rec.get("source") else set())
+        if wordings - {cu.current.instruction}:
+            assert s.current.instruction != cu.current.instruction and s.current.instruction in wordings
+            assert s.provenance.params["current_instruction"] == "alternate"
+            changed += 1
+        else:
+            assert s.current.instruction == cu.current.instruction
+        assert s.indicator_problems() == []
+    assert changed >= len(lcus) // 2
