@@ -3,6 +3,7 @@ operators become actor pools with their declared resources, the rest fused Ray t
 over the same stage objects (debugging, and the baseline that measures Ray's overhead)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,6 +34,12 @@ class Job:
     output: OutputConfig
     seed: int
     recipe: str
+
+    def for_workers(self) -> "Job":
+        """What a worker needs to make and commit a batch: without the plan (every partition's entries: gigabytes at
+        100M images, sent to every worker otherwise) and without the other groups' operators (their imports)."""
+        return dataclasses.replace(self, partitions=[], stages=[])
+
     def complete(self, batch: WorkBatch) -> dict[str, Any]:
         """Commit a finished partition: its shards (if it made samples), quarantine rows, then its done-marker."""
         return commit_partition(batch, self.out_dir, self.output)
@@ -285,6 +292,7 @@ def execute_ray(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None 
     # their tasks start while the pools load.
     ctx.wait_for_min_actors_s = runtime.actor_start_timeout_s if any(sp.num_gpus > 0 for sp in plans) else -1
     ds = ray.data.from_items([{"spec": json.dumps(p)} for p in job.partitions], override_num_blocks=len(job.partitions))
+    slim = job.for_workers()
     # Retry limits have no named parameter in Ray Data; they travel as remote args, which Ray flags as deprecated.
     warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)
     for gi, sp in enumerate(plans):
@@ -292,7 +300,7 @@ def execute_ray(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None 
         if sp.kind == "actors":
             ds = ds.map(
                 _ActorStage,
-                fn_constructor_kwargs={"ops": list(sp.ops), "job": job, "first": first, "last": last},
+                fn_constructor_kwargs={"ops": list(sp.ops), "job": slim, "first": first, "last": last},
                 compute=ray.data.ActorPoolStrategy(min_size=sp.min_size, max_size=sp.max_size, initial_size=sp.initial_size),
                 num_cpus=sp.num_cpus,
                 num_gpus=sp.num_gpus,
@@ -300,7 +308,7 @@ def execute_ray(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None 
                 max_task_retries=runtime.max_task_retries,
             )
         else:
-            ds = ds.map(_TaskStages(list(sp.ops), job, first, last), num_cpus=sp.num_cpus, max_retries=runtime.max_task_retries)
+            ds = ds.map(_TaskStages(list(sp.ops), slim, first, last), num_cpus=sp.num_cpus, max_retries=runtime.max_task_retries)
     for row in ds.iter_rows():
         yield json.loads(row["result"])
 

@@ -80,3 +80,19 @@ def test_behind_a_gpu_pool_the_tail_is_a_task_of_its_own():
     plans = plan_stages(stages, RT, 8, 4, partitions=10)
     assert [(p.kind, [o.name for o in p.ops], p.commits) for p in plans] == [
         ("tasks", ["read"], False), ("actors", ["siglip"], False), ("tasks", ["write"], True)]
+
+
+def test_workers_get_neither_the_plan_nor_other_stages():
+    import pickle
+    from pathlib import Path
+
+    from datagen.config import OutputConfig
+    from datagen.runtime import Job
+
+    plan = [{"name": f"img-{i:05d}", "entries": [{"uri": f"file:///photos/{i}-{j}.jpg"} for j in range(256)]} for i in range(200)]
+    job = Job("images", plan, [op("read"), op("rewrite", stateful=True)], Path("/out"), OutputConfig(), 7, "fp")
+    slim = job.for_workers()
+    assert (slim.partitions, slim.stages) == ([], [])
+    assert (slim.name, slim.out_dir, slim.seed, slim.recipe) == ("images", Path("/out"), 7, "fp")
+    assert slim.new_batch(plan[3]).partition == "img-00003"
+    assert len(pickle.dumps(slim)) < len(pickle.dumps(job.partitions)) / 100
