@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 
 # None: not running under the runtime's Ray workers (no assignment known); otherwise the GPU ids Ray assigned.
 _ASSIGNED: Optional[list[str]] = None
+_WARNED = False  # the "declared but absent" warning is said once per worker
 
 
 def assign_gpus(gpu_ids: list) -> None:
@@ -43,7 +44,9 @@ def has_gpu() -> bool:
         return False
     if _cuda_visible():
         return True
-    if _ASSIGNED:
+    global _WARNED
+    if _ASSIGNED and not _WARNED:
+        _WARNED = True
         log.warning("Ray assigned GPU %s to this worker but CUDA is not available here; running on CPU", ",".join(_ASSIGNED))
     return False
 
