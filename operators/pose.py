@@ -1,10 +1,11 @@
 """Pose condition: RTMPose through rtmlib's ONNX runtime (a YOLOX person detector, then top-down RTMPose per person),
-both from local paths, drawn as OpenPose's 17-limb skeleton. Images without a person are skipped with a reason.
-There is no classical default: without both checkpoints the operator is off and the run says so."""
+both from local paths (clusters), or MediaPipe BlazePose from the offline .tflite files `make install` fetches
+(model: blazepose; the embedded default); either is drawn as OpenPose's 17-limb skeleton. Images without a person
+are skipped with a reason. There is no classical default: without weights the operator is off and the run says so."""
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 import cv2
 import numpy as np
@@ -21,6 +22,10 @@ NO_KEYPOINTS = "no keypoint above kpt_threshold"
 
 
 class PoseConfig(ModelOnlyConfig):
+    model: Literal["rtmpose", "blazepose"] = Field(
+        "rtmpose", description="rtmpose: rtmlib YOLOX + RTMPose ONNX from checkpoint/det_checkpoint; blazepose: MediaPipe's offline .tflite files (LiteRT, CPU)")
+    landmark: Literal["lite", "full"] = Field("lite", description="blazepose: the landmark model (lite is about twice as fast)")
+    max_people: int = Field(4, ge=1, description="blazepose: landmarks for at most this many detected people")
     checkpoint: Optional[str] = Field(None, description="RTMPose ONNX (rtmlib's end2end.onnx, body 17 keypoints); unset = pose is OFF")
     det_checkpoint: Optional[str] = Field(None, description="YOLOX person detector ONNX for rtmlib; unset = pose is OFF")
     pose_input_size: tuple[int, int] = Field((192, 256), description="RTMPose input (width, height)")
@@ -56,6 +61,13 @@ class Pose(ConditionOperator):
         self._pose = None
 
     def unavailable_reason(self) -> str | None:
+        if self.config.model == "blazepose":
+            from datagen.offline_weights import locate
+
+            from operators.pose_blazepose import LANDMARK_FILES
+
+            gone = [str(p) for p in (locate("blazepose_detector"), locate(LANDMARK_FILES[self.config.landmark])) if not p.is_file()]
+            return f"operators.pose.model=blazepose: {', '.join(gone)} missing (make install fetches them)" if gone else None
         missing = [k for k in ("checkpoint", "det_checkpoint") if not getattr(self.config, k)]
         if missing:
             keys = " and ".join(f"operators.pose.{k}" for k in missing)
@@ -70,6 +82,13 @@ class Pose(ConditionOperator):
 
     def describe(self) -> str:
         c = self.config
+        if c.model == "blazepose":
+            from datagen.offline_weights import provenance
+
+            from operators.pose_blazepose import LANDMARK_FILES
+
+            return (f"pose: MediaPipe BlazePose (offline .tflite, LiteRT) detector {provenance('blazepose_detector')} + {c.landmark} landmarks "
+                    f"{provenance(LANDMARK_FILES[c.landmark])}, OpenPose 18-point skeleton (model)")
         return f"pose: rtmlib YOLOX {c.det_checkpoint} + RTMPose {c.checkpoint}, OpenPose 18-point skeleton (model)"
 
     def setup(self) -> None:
@@ -79,6 +98,11 @@ class Pose(ConditionOperator):
         if why:
             raise ValueError(f"pose: {why}")
         c = self.config
+        if c.model == "blazepose":
+            from operators.pose_blazepose import BlazePose
+
+            self._pose = BlazePose(c.landmark)
+            return
         for path in (c.checkpoint, c.det_checkpoint):
             # rtmlib would treat a missing path as a URL to download; on our machines that must be an error
             if not os.path.isfile(path):
@@ -102,6 +126,8 @@ class Pose(ConditionOperator):
     def make_condition(self, image, rng):
         self.setup()
         c = self.config
+        if c.model == "blazepose":
+            return self._blazepose(image)
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # rtmlib's models take OpenCV frames
         boxes = np.asarray(self._det(bgr), dtype=np.float32).reshape(-1, 4)
         if len(boxes) == 0:
@@ -114,3 +140,20 @@ class Pose(ConditionOperator):
         k18, s18 = coco_to_openpose(keypoints[people], scores[people])
         h, w = image.shape[:2]
         return draw_bodies(h, w, k18, s18, c.kpt_threshold), {"people": int(people.sum())}
+
+    def _blazepose(self, image: np.ndarray):
+        from operators.pose_blazepose import to_coco
+
+        c = self.config
+        people = self._pose(image, c.max_people)
+        if not people:
+            raise SkipImage(NO_PERSON)
+        keypoints, scores = to_coco(people)
+        h, w = image.shape[:2]
+        inside = (keypoints[..., 0] >= 0) & (keypoints[..., 0] < w) & (keypoints[..., 1] >= 0) & (keypoints[..., 1] < h)
+        scores = np.where(inside, scores, 0.0)  # BlazePose guesses joints outside the frame; they are not drawn
+        kept = (scores > c.kpt_threshold).sum(axis=1) >= c.min_keypoints
+        if not kept.any():
+            raise SkipImage(NO_KEYPOINTS)
+        k18, s18 = coco_to_openpose(keypoints[kept], scores[kept])
+        return draw_bodies(h, w, k18, s18, c.kpt_threshold), {"people": int(kept.sum())}

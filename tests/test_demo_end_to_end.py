@@ -18,6 +18,12 @@ def test_demo_recipe_end_to_end(tmp_path):
                           "runtime.progress=false"], capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-4000:]
     assert "samples per task" in res.stdout
+    # pose and faces run with the real offline weights, and the log names each file with its sha256
+    from datagen.offline_weights import FILES
+
+    log = res.stdout + res.stderr
+    for key in ("blazepose_detector", "blazepose_landmark_lite", "yunet", "sface"):
+        assert f"sha256 {FILES[key].sha256}" in log, key
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["samples"] > 0 and run_json["quarantined"] == 0
     shards = shard_paths(out)
@@ -33,6 +39,8 @@ def test_demo_recipe_end_to_end(tmp_path):
             assert not any(k.endswith((".pyd", ".pickle", ".pkl")) for k in g)
         n += len(got)
     assert n == run_json["samples"]
+    tasks = {r["task"] for tar in shards for r in pq.read_table(tar.with_suffix(".parquet"), columns=["task"]).to_pylist()}
+    assert {"Pose Estimation", "Pose-guided Generation"} <= tasks, tasks  # the astronaut and the cameraman
     val = subprocess.run([sys.executable, "-m", "datagen.cli", "validate", str(out)], capture_output=True, text=True)
     assert val.returncode == 0, val.stdout[-4000:]
     # a rerun is a no-op
