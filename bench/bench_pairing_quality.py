@@ -1,8 +1,10 @@
-"""Pairing quality on the labelled set the repo carries (datagen/assets/pairs_labelled): the demo recipe's pairing
-(classical encoder, two-pass union-find) against its pass-1-only peer (the same links without the object-consistency
-re-check), optionally a SigLIP run when weights are at hand. Prints pair precision, group recall, pair recall.
+"""Pairing quality on the two labelled splits the repo carries: `tuning` (datagen/assets/pairs_labelled, the one the
+demo's pairing settings were chosen on) and `held-out` (datagen/assets/pairs_heldout: the same kinds of relation made
+from other photos, never tuned on). The demo recipe's pairing (two-pass union-find) against its pass-1-only peer (the
+same links without the pass-2 re-check), optionally a SigLIP run when weights are at hand. Prints pair precision,
+group recall and pair recall per split; the held-out figures are the ones to quote.
 
-    python bench/bench_pairing_quality.py [--executor local|ray] [--siglip hf-hub:timm/ViT-SO400M-14-SigLIP-384]
+    python bench/bench_pairing_quality.py [--split tuning|held-out|both] [--executor local|ray] [--siglip hf-hub:...]
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from datagen import schema  # noqa: E402
 from datagen.operator import Role  # noqa: E402
 from pipelines.catalog import OPERATORS  # noqa: E402
 from pipelines import load_recipe, run  # noqa: E402
-from datagen.pairing.quality import LABELLED_SET, evaluate, read_labels  # noqa: E402
+from datagen.pairing.quality import SPLITS, evaluate, read_labels  # noqa: E402
 
 PASS1_ONLY = [
     "pairing.routes.general_editing.score=none",
@@ -32,8 +34,8 @@ PASS1_ONLY = [
 ]
 
 
-def pairing_run(out: Path, executor: str, extra: list[str]) -> dict:
-    overrides = [f"input.path={LABELLED_SET}", f"output.dir={out}", f"runtime.executor={executor}", "runtime.progress=false",
+def pairing_run(out: Path, executor: str, extra: list[str], folder: Path = SPLITS["held-out"]) -> dict:
+    overrides = [f"input.path={folder}", f"output.dir={out}", f"runtime.executor={executor}", "runtime.progress=false",
                  "instructions.methods=[template]", *extra]
     recipe = load_recipe("configs/demo.yaml", overrides)
     for name, cfg in recipe.operators.items():
@@ -41,13 +43,14 @@ def pairing_run(out: Path, executor: str, extra: list[str]) -> dict:
             cfg.enabled = False  # pairing only: the images job is off
     run(recipe, progress=False)
     rows = pq.read_table(out / schema.PAIRS_FILE, columns=["uri_a", "uri_b"]).to_pylist()
-    result = evaluate([(r["uri_a"], r["uri_b"]) for r in rows], read_labels())
+    result = evaluate([(r["uri_a"], r["uri_b"]) for r in rows], read_labels(folder))
     result["summary"] = json.loads((out / "_pairing" / "summary.json").read_text())
     return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--split", default="both", choices=[*SPLITS, "both"])
     ap.add_argument("--executor", default="local", choices=["local", "ray"])
     ap.add_argument("--siglip", default=None, help="SigLIP weights (hub id, file or local-dir:) to add a SigLIP row")
     ap.add_argument("--siglip-model", default="ViT-SO400M-14-SigLIP-384")
@@ -57,22 +60,25 @@ def main() -> None:
     if args.siglip:
         variants.append(("SigLIP + two-pass", ["pairing.encoder=siglip_features", f"operators.siglip_features.pretrained={args.siglip}",
                                               f"operators.siglip_features.model={args.siglip_model}"]))
-    labels = read_labels()
-    print(f"labelled set: {len(labels)} photos, {len({r['group'] for r in labels.values() if r['group']})} groups of related views\n")
-    print(f"{'variant':<36} {'pairs':>5} {'right':>5} {'precision':>9} {'group recall':>12} {'pair recall':>11}")
-    results = []
-    for i, (name, extra) in enumerate(variants):
-        r = pairing_run(tmp / f"run{i}", args.executor, extra)
-        results.append((name, r))
-        print(f"{name:<36} {r['pairs']:>5} {r['right']:>5} {r['precision']:>9.2f} {r['groups_covered']:>5}/{r['groups']:<6} {r['pair_recall']:>11.2f}")
-    print()
-    for name, r in results:
-        kinds = ", ".join(f"{k} {v['covered']}/{v['groups']}" for k, v in sorted(r["per_kind"].items()))
-        print(f"{name}: groups covered by kind: {kinds}")
-        if r["missed_groups"]:
-            print(f"  missed groups: {', '.join(r['missed_groups'])}")
-        if r["wrong_pairs"]:
-            print(f"  wrong pairs: {', '.join(f'{a}~{b}' for a, b in r['wrong_pairs'][:8])}" + (" ..." if len(r["wrong_pairs"]) > 8 else ""))
+    for split in (SPLITS if args.split == "both" else [args.split]):
+        folder = SPLITS[split]
+        labels = read_labels(folder)
+        print(f"{split} split ({folder.name}): {len(labels)} photos, {len({r['group'] for r in labels.values() if r['group']})} groups of related views\n")
+        print(f"{'variant':<36} {'pairs':>5} {'right':>5} {'precision':>9} {'group recall':>12} {'pair recall':>11}")
+        results = []
+        for i, (name, extra) in enumerate(variants):
+            r = pairing_run(tmp / f"{split}-run{i}", args.executor, extra, folder)
+            results.append((name, r))
+            print(f"{name:<36} {r['pairs']:>5} {r['right']:>5} {r['precision']:>9.2f} {r['groups_covered']:>5}/{r['groups']:<6} {r['pair_recall']:>11.2f}")
+        print()
+        for name, r in results:
+            kinds = ", ".join(f"{k} {v['covered']}/{v['groups']}" for k, v in sorted(r["per_kind"].items()))
+            print(f"{name}: groups covered by kind: {kinds}")
+            if r["missed_groups"]:
+                print(f"  missed groups: {', '.join(r['missed_groups'])}")
+            if r["wrong_pairs"]:
+                print(f"  wrong pairs: {', '.join(f'{a}~{b}' for a, b in r['wrong_pairs'][:8])}" + (" ..." if len(r["wrong_pairs"]) > 8 else ""))
+        print()
     print(f"\noutputs under {tmp}")
 
 

@@ -61,7 +61,10 @@ def object_consistency(
         return 0.0, 0
     pa = np.float32([xa[m.queryIdx] for m in good])
     pb = np.float32([xb[m.trainIdx] for m in good])
-    _, mask = cv2.findFundamentalMat(pa, pb, cv2.USAC_MAGSAC, ransac_px, 0.999, 2000)
+    try:
+        _, mask = cv2.findFundamentalMat(pa, pb, cv2.USAC_MAGSAC, ransac_px, 0.999, 2000)
+    except cv2.error:  # MAGSAC asserts on degenerate sets (e.g. every match on one line): no consistent geometry
+        return 0.0, 0
     inliers = int(mask.sum()) if mask is not None else 0
     if inliers < min_inliers:
         return 0.0, inliers

@@ -1,4 +1,5 @@
-"""How right the pairs are on a labelled set (datagen/assets/pairs_labelled): pair precision (both images from the
+"""How right the pairs are on a labelled set (datagen/assets/pairs_labelled, the split the demo's pairing is tuned on;
+datagen/assets/pairs_heldout, the same kinds of relation from other photos, never tuned on): pair precision (both images from the
 same labelled group), group recall (groups with at least one right pair) and pair recall (right pairs found among
 all same-group pairs), overall and per kind of relation."""
 from __future__ import annotations
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 LABELLED_SET = Path(__file__).resolve().parents[1] / "assets" / "pairs_labelled"
+HELDOUT_SET = LABELLED_SET.parent / "pairs_heldout"
+SPLITS = {"tuning": LABELLED_SET, "held-out": HELDOUT_SET}
 
 
 def read_labels(folder: Path = LABELLED_SET) -> dict[str, dict[str, str]]:

@@ -42,7 +42,7 @@ def test_demo_pairing_on_the_labelled_set(tmp_path):
     rows = table.to_pylist()
     q = evaluate([(r["uri_a"], r["uri_b"]) for r in rows], read_labels())
     assert q["precision"] >= 0.8 and q["groups_covered"] >= 6, q
-    assert {r["task"] for r in rows} <= {"General Editing", "Reference Generation"}
+    assert {r["task"] for r in rows} <= {"General Editing", "Reference Generation", "Facial Editing"}
     assert all(r["score_pass1"] >= 0.55 and r["uri_a"] != r["uri_b"] for r in rows)
     # the features files: float16, L2-normalised, keyed by source id
     feats = pq.read_table(next((out / schema.FEATURES_DIR).glob("*.parquet")))
