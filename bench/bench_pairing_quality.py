@@ -54,9 +54,13 @@ def main() -> None:
     ap.add_argument("--executor", default="local", choices=["local", "ray"])
     ap.add_argument("--siglip", default=None, help="SigLIP weights (hub id, file or local-dir:) to add a SigLIP row")
     ap.add_argument("--siglip-model", default="ViT-SO400M-14-SigLIP-384")
+    ap.add_argument("--set", action="append", default=[], help="extra recipe overrides for every variant (tuning split only, please)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_pairing_quality_"))
-    variants = [("demo recipe: classical + two-pass", []), ("peer: classical, pass 1 only", PASS1_ONLY)]
+    variants = [("demo recipe: MobileNetV2 + two-pass", []),
+                ("peer: MobileNetV2, pass 1 only", PASS1_ONLY),
+                ("classical + two-pass", ["pairing.encoder=classical_features"]),
+                ("peer: classical, pass 1 only", ["pairing.encoder=classical_features", *PASS1_ONLY])]
     if args.siglip:
         variants.append(("SigLIP + two-pass", ["pairing.encoder=siglip_features", f"operators.siglip_features.pretrained={args.siglip}",
                                               f"operators.siglip_features.model={args.siglip_model}"]))
@@ -67,7 +71,7 @@ def main() -> None:
         print(f"{'variant':<36} {'pairs':>5} {'right':>5} {'precision':>9} {'group recall':>12} {'pair recall':>11}")
         results = []
         for i, (name, extra) in enumerate(variants):
-            r = pairing_run(tmp / f"{split}-run{i}", args.executor, extra, folder)
+            r = pairing_run(tmp / f"{split}-run{i}", args.executor, [*extra, *args.set], folder)
             results.append((name, r))
             print(f"{name:<36} {r['pairs']:>5} {r['right']:>5} {r['precision']:>9.2f} {r['groups_covered']:>5}/{r['groups']:<6} {r['pair_recall']:>11.2f}")
         print()

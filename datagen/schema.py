@@ -377,6 +377,7 @@ FEATURES_SCHEMA = pa.schema(
         ("keypoints", pa.binary()),  # float32 x,y pairs (object consistency)
         ("descriptors", pa.binary()),  # uint8 ORB descriptors, 32 bytes each
         ("dhash", pa.binary()),  # 256-bit difference hash (near-duplicate cleaning)
+        ("edges", pa.binary()),  # packed bits of a 96 x 96 edge map (object consistency's fallback: shape vs template)
     ]
 )
 # OUT/pairs.parquet: every kept pair; one row group per partition of the pairs job.

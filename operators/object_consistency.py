@@ -1,5 +1,6 @@
 """Per-image half of the object-consistency score (datagen/pairing/object_score.py): ORB keypoints and descriptors of
-each image, stored with its features so that pass 2 can verify a link geometrically without decoding images again."""
+each image, and a small edge map for the score's shape fallback, stored with its features so that pass 2 can verify a
+link geometrically without decoding images again."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -8,9 +9,9 @@ import numpy as np
 from pydantic import Field
 
 from datagen.operator import OperatorConfig, Resources
-from datagen.pairing.features import META_DESCRIPTORS, META_KEYPOINTS
+from datagen.pairing.features import META_DESCRIPTORS, META_EDGES, META_KEYPOINTS
 from operators.features import FeatureOperator
-from datagen.pairing.object_score import orb_keypoints, pack
+from datagen.pairing.object_score import edge_map, orb_keypoints, pack
 
 
 class ObjectKeypointsConfig(OperatorConfig):
@@ -20,7 +21,7 @@ class ObjectKeypointsConfig(OperatorConfig):
 
 class ObjectKeypoints(FeatureOperator):
     name = "object_keypoints"
-    version = "1"
+    version = "2"
     Config: ClassVar[type[ObjectKeypointsConfig]] = ObjectKeypointsConfig
 
     def resources(self) -> Resources:
@@ -28,11 +29,11 @@ class ObjectKeypoints(FeatureOperator):
 
     def describe(self) -> str:
         c = self.config
-        return f"object_keypoints: OpenCV ORB, {c.n_features} keypoints at long side {c.side} (classical)"
+        return f"object_keypoints: OpenCV ORB, {c.n_features} keypoints at long side {c.side}, and a Canny edge map (classical)"
 
     def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
         out = []
         for im in images:
             xy, desc = pack(*orb_keypoints(im, self.config.n_features, self.config.side))
-            out.append({META_KEYPOINTS: xy, META_DESCRIPTORS: desc})
+            out.append({META_KEYPOINTS: xy, META_DESCRIPTORS: desc, META_EDGES: edge_map(im)})
         return out

@@ -13,6 +13,7 @@ from operators.doodle import Doodle
 from operators.face_features import FaceFeatures
 from operators.features_classical import ClassicalFeatures
 from operators.features_dhash import ImageDHash
+from operators.features_mobilenet import MobileNetFeatures
 from operators.features_siglip import SiglipFeatures
 from operators.grayscale import Grayscale
 from operators.instructions.config import InstructionsConfig
@@ -31,7 +32,7 @@ CONDITIONS: tuple[type[Operator], ...] = (
 )
 MAKERS: tuple[type[Operator], ...] = (*CONDITIONS, Repainting)
 # Pairing: the encoders a recipe may name as pairing.encoder, and the per-image features the routes need.
-ENCODERS: dict[str, type[Operator]] = {cls.name: cls for cls in (ClassicalFeatures, SiglipFeatures)}
+ENCODERS: dict[str, type[Operator]] = {cls.name: cls for cls in (ClassicalFeatures, SiglipFeatures, MobileNetFeatures)}
 FEATURES: tuple[type[Operator], ...] = (*ENCODERS.values(), ObjectKeypoints, FaceFeatures, ImageDHash)
 
 OPERATORS: dict[str, type[Operator]] = {cls.name: cls for cls in (*MAKERS, LcuChains, TaskMix, *FEATURES)}

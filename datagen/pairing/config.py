@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from datagen import schema
 from datagen.config import Section
 
-ENCODERS = ("classical_features", "siglip_features")
+ENCODERS = ("classical_features", "siglip_features", "mobilenet_features")
 SCORE_NONE = "none"
 SCORE_OBJECT = "object"
 SCORE_FACE = "face"
@@ -50,6 +50,9 @@ class Pass1Config(Section):
     search: Literal["range", "knn"] = "range"
     max_neighbors: int = Field(16, ge=1, description="links kept per image (the most similar in band)")
     center: Optional[bool] = Field(None, description="subtract the collection mean before cosine; None: encoder's default")
+    edge_neighbors: int = Field(2, ge=0, description="more candidate links per image: its nearest neighbours by edge layout "
+                                "(inside the cluster, cosine >= edge_min_cosine), for the object routes' pass 2 to verify; 0: off")
+    edge_min_cosine: float = Field(0.5, ge=-1, le=1)
 
 
 class RouteConfig(Section):
@@ -106,7 +109,7 @@ class CleanConfig(Section):
 
 class PairingConfig(Section):
     enabled: bool = False
-    encoder: Literal["classical_features", "siglip_features"] = "classical_features"
+    encoder: Literal["classical_features", "siglip_features", "mobilenet_features"] = "classical_features"
     kmeans: KMeansConfig = KMeansConfig()
     pass1: Pass1Config = Pass1Config()
     routes: RoutesConfig = RoutesConfig()

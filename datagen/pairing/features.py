@@ -25,6 +25,7 @@ META_FACE_EMBEDDING = "pairing.face_embedding"
 META_KEYPOINTS = "pairing.keypoints"
 META_DESCRIPTORS = "pairing.descriptors"
 META_DHASH = "pairing.dhash"
+META_EDGES = "pairing.edges"
 
 def entry_json(entry: dict[str, Any]) -> str:
     """What the pairs job needs to fetch the image again, exactly as the features job did."""
@@ -55,6 +56,7 @@ def features_table(batch: WorkBatch) -> pa.Table:
                 "keypoints": m.get(META_KEYPOINTS),
                 "descriptors": m.get(META_DESCRIPTORS),
                 "dhash": m.get(META_DHASH),
+                "edges": m.get(META_EDGES),
             }
         )
     return pa.Table.from_pylist(rows, schema=schema.FEATURES_SCHEMA)

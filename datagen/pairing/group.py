@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 from datagen import paths, schema
 from datagen.batch import derive_seed
 from datagen.pairing.band import in_band
-from datagen.pairing.config import SCORE_NONE, Band, PairingConfig, RouteConfig
+from datagen.pairing.config import SCORE_NONE, SCORE_OBJECT, Band, PairingConfig, RouteConfig
 from datagen.pairing.kmeans import faiss_gpus, normalize_inplace
 from datagen.pairing.pairs import clean_members, set_pairs
+from datagen.pairing.object_score import edge_layout
 from datagen.pairing.pass2 import GroupFeatures, link_scores
 from datagen.pairing.search import band_links
 from datagen.pairing.unionfind import UnionFind
@@ -67,6 +68,28 @@ def read_group(files: list[str]) -> pa.Table:
     return table.sort_by([("cluster", "ascending"), ("source_id", "ascending"), ("uri", "ascending")])
 
 
+def _with_edge_candidates(feats: GroupFeatures, x: np.ndarray, starts: np.ndarray, ends: np.ndarray, i: np.ndarray, j: np.ndarray,
+                          sim1: np.ndarray, k: int, min_cosine: float, gpus: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Pass-1 links plus each image's `k` nearest neighbours by edge layout inside its cluster (object routes only:
+    their pass 2 verifies every candidate geometrically). New links carry the encoder's own cosine."""
+    layout = np.stack([edge_layout(feats.edges(r)) for r in range(len(x))]).astype(np.float32)
+    layout -= layout.mean(axis=0)
+    layout /= np.maximum(np.linalg.norm(layout, axis=1, keepdims=True), 1e-12)
+    seen = set(zip(i.tolist(), j.tolist()))
+    ni, nj = [], []
+    for s, e in zip(starts, ends):
+        a, b, _ = band_links(layout[s:e], Band(low=min_cosine, high=1.0, include_high=True), "knn", k, gpus)
+        for p, q in zip((a + s).tolist(), (b + s).tolist()):
+            if (p, q) not in seen:
+                seen.add((p, q))
+                ni.append(p), nj.append(q)
+    if not ni:
+        return i, j, sim1, 0
+    ni_, nj_ = np.asarray(ni, np.int64), np.asarray(nj, np.int64)
+    s_new = np.einsum("ij,ij->i", x[ni_].astype(np.float64), x[nj_].astype(np.float64)).astype(np.float32)
+    return np.r_[i, ni_], np.r_[j, nj_], np.r_[sim1, s_new], len(ni)
+
+
 def run_group(task: GroupTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     cfg = task.config
@@ -90,6 +113,9 @@ def run_group(task: GroupTask) -> dict[str, Any]:
         j = np.concatenate(lj) if lj else np.empty(0, np.int64)
         sim1 = np.concatenate(ls) if ls else np.empty(0, np.float32)
         stats["links_pass1"] = int(len(i))
+        if cfg.pass1.edge_neighbors and any(r.score == SCORE_OBJECT for _, r in task.routes) and feats.has_edges:
+            i, j, sim1, added = _with_edge_candidates(feats, x, starts, ends, i, j, sim1, cfg.pass1.edge_neighbors, cfg.pass1.edge_min_cosine, gpus)
+            stats["links_edge_layout"] = added
         cache: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
         width = np.asarray(table.column("width").to_numpy(), np.int64)
         height = np.asarray(table.column("height").to_numpy(), np.int64)
@@ -107,7 +133,7 @@ def run_group(task: GroupTask) -> dict[str, Any]:
             for members in uf.sets():
                 cluster = int(clusters[members[0]])
                 set_id = f"{name}/{cluster}/{cols['source_id'][members[0]][:16]}"
-                clean = clean_members(members, width, height, dhash, cfg.clean, rstats["skipped"])
+                clean = clean_members(members, width, height, dhash, cfg.clean, rstats["skipped"], x, task.band.high)
                 if len(clean) < 2:
                     continue
                 rstats["sets"] += 1

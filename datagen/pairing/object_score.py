@@ -1,5 +1,6 @@
 """Object consistency, the pass-2 score of the editing and reference routes: how much of the same rigid object or
-scene two images share, by geometric verification of ORB keypoint matches (the measure is defined on object_consistency)."""
+scene two images share, by geometric verification of ORB keypoint matches (the measure is defined on object_consistency),
+and its fallback where ORB has nothing to match: the alignment of the two images' edge maps (edge_alignment)."""
 from __future__ import annotations
 
 import cv2
@@ -49,6 +50,9 @@ def object_consistency(
     (xa, da), (xb, db) = a, b
     if len(da) < 8 or len(db) < 8:
         return 0.0, 0
+    if (len(da), da.tobytes()) > (len(db), db.tobytes()):
+        # the ratio test looks one way: a fixed order (fewer keypoints first) makes the score symmetric
+        (xa, da), (xb, db) = (xb, db), (xa, da)
     bf = cv2.BFMatcher(cv2.NORM_HAMMING)
     forward = bf.knnMatch(da, db, k=2)
     backward = {m[0].queryIdx: m[0].trainIdx for m in bf.knnMatch(db, da, k=1) if m}
@@ -61,11 +65,73 @@ def object_consistency(
         return 0.0, 0
     pa = np.float32([xa[m.queryIdx] for m in good])
     pb = np.float32([xb[m.trainIdx] for m in good])
+    cv2.setRNGSeed(0)  # MAGSAC samples at random: the same pair must score the same whatever was scored before it
     try:
         _, mask = cv2.findFundamentalMat(pa, pb, cv2.USAC_MAGSAC, ransac_px, 0.999, 2000)
-    except cv2.error:  # MAGSAC asserts on degenerate sets (e.g. every match on one line): no consistent geometry
-        return 0.0, 0
+    except cv2.error:
+        # OpenCV 4.12's MAGSAC can assert (!model.empty()) on some sets, near-identical views included: plain RANSAC
+        try:
+            _, mask = cv2.findFundamentalMat(pa, pb, cv2.FM_RANSAC, ransac_px, 0.999, 2000)
+        except cv2.error:
+            return 0.0, 0
     inliers = int(mask.sum()) if mask is not None else 0
     if inliers < min_inliers:
         return 0.0, inliers
     return min(1.0, inliers / min(len(xa), len(xb))), inliers
+
+
+EDGE_SIDE = 96  # edge maps are taken on a square resample, like the classical encoder's layout
+EDGE_NEAR_PX = 2
+EDGE_MIN_ALIGNMENT = 0.7  # below this, edge maps agree no more than unrelated photos' do on the tuning split
+EDGE_WEIGHT = 0.5  # geometry alone, no matching appearance: counts half of an ORB-verified share
+
+
+def edge_map(image: np.ndarray, side: int = EDGE_SIDE) -> bytes:
+    """Packed bits of the Canny edges of an RGB image resampled to side x side (after a light blur, so that texture
+    noise and JPEG blocks give few edges)."""
+    gray = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (side, side), interpolation=cv2.INTER_AREA)
+    edges = cv2.Canny(cv2.GaussianBlur(gray, (0, 0), 1.0), 50, 120) > 0
+    return np.packbits(edges).tobytes()
+
+
+def unpack_edges(packed: bytes | None, side: int = EDGE_SIDE) -> np.ndarray | None:
+    if not packed:
+        return None
+    return np.unpackbits(np.frombuffer(packed, np.uint8))[: side * side].reshape(side, side).astype(bool)
+
+
+def _excess(a: np.ndarray, b: np.ndarray) -> float:
+    """How much more often than chance a's edge pixels lie within EDGE_NEAR_PX of b's edges, in [0, 1] (0 when b's
+    edges cover half the frame: textures say nothing)."""
+    r = EDGE_NEAR_PX
+    near = cv2.dilate(b.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    chance = float(near.mean())
+    if chance > 0.5:
+        return 0.0
+    return max(0.0, (float(near[a].mean()) - chance) / (1.0 - chance))
+
+
+def edge_alignment(a: np.ndarray | None, b: np.ndarray | None, min_edges: int = 20) -> float:
+    """Symmetric edge agreement of two edge maps (the weaker direction): near 1 when one image's outlines are the
+    other's (a shape and its template, a drawing and its colouring), near 0 for unrelated photos."""
+    if a is None or b is None or a.sum() < min_edges or b.sum() < min_edges:
+        return 0.0
+    return min(_excess(a, b), _excess(b, a))
+
+
+def shape_fallback(alignment: float) -> float:
+    """The object score that edge agreement alone earns: none below EDGE_MIN_ALIGNMENT, else EDGE_WEIGHT of it."""
+    return EDGE_WEIGHT * alignment if alignment >= EDGE_MIN_ALIGNMENT else 0.0
+
+
+EDGE_LAYOUT_SIDE = 24
+
+
+def edge_layout(edges: np.ndarray | None) -> np.ndarray:
+    """Where an image's edges lie, as a blurred 24 x 24 density (576 values; zeros without an edge map): a
+    descriptor under which a shape and its outline, or a document and its blurred copy, are near neighbours even
+    when the encoder, which sees fill, colour and texture, puts them apart."""
+    if edges is None:
+        return np.zeros(EDGE_LAYOUT_SIDE * EDGE_LAYOUT_SIDE, np.float32)
+    d = cv2.GaussianBlur(edges.astype(np.float32), (0, 0), 3.0)
+    return cv2.resize(d, (EDGE_LAYOUT_SIDE, EDGE_LAYOUT_SIDE), interpolation=cv2.INTER_AREA).ravel()

@@ -17,9 +17,14 @@ def hamming(hashes: np.ndarray, h: np.ndarray) -> np.ndarray:
     return np.unpackbits(hashes ^ h, axis=1).sum(axis=1)
 
 
-def clean_members(members: list[int], width: np.ndarray, height: np.ndarray, dhash: np.ndarray | None, cfg: CleanConfig, skipped: dict[str, int]) -> list[int]:
-    """`dhash`: n x bytes uint8 hashes (rows of zero length mean unknown), or None to skip near-duplicate cleaning."""
-    """The members of a set that may be paired, in their given order; what was dropped is counted in `skipped`."""
+def clean_members(members: list[int], width: np.ndarray, height: np.ndarray, dhash: np.ndarray | None, cfg: CleanConfig, skipped: dict[str, int],
+                  embeddings: np.ndarray | None = None, same_above: float = 1.0) -> list[int]:
+    """The members of a set that may be paired, in their given order; what was dropped is counted in `skipped`.
+    `dhash`: n x bytes uint8 hashes (rows of zero length mean unknown), or None to skip near-duplicate cleaning.
+    `embeddings` (unit rows) and `same_above`: when given, two images are near-duplicates only when their dHashes
+    are close and their cosine is at least `same_above` too (pass 1's upper edge): a dHash sees only coarse
+    luminance layout, so a recoloured logo or a blurred document would pass for a copy of the original; the
+    encoder, which sees colour and fine texture, tells those edits apart from a re-encoded copy."""
     kept = []
     for m in members:
         w, h = int(width[m]), int(height[m])
@@ -33,7 +38,10 @@ def clean_members(members: list[int], width: np.ndarray, height: np.ndarray, dha
         return kept
     reps: list[int] = []
     for m in kept:
-        if reps and int(hamming(dhash[reps], dhash[m]).min()) <= cfg.near_duplicate_bits:
+        close = hamming(dhash[reps], dhash[m]) <= cfg.near_duplicate_bits if reps else np.zeros(0, bool)
+        if embeddings is not None and close.any():
+            close &= embeddings[reps].astype(np.float64) @ embeddings[m].astype(np.float64) >= same_above
+        if close.any():
             skipped[NEAR_DUPLICATE] = skipped.get(NEAR_DUPLICATE, 0) + 1
             continue
         reps.append(m)

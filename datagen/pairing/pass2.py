@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from datagen.pairing.config import SCORE_FACE, SCORE_NONE, SCORE_OBJECT
-from datagen.pairing.object_score import object_consistency, unpack
+from datagen.pairing.object_score import edge_alignment, object_consistency, shape_fallback, unpack, unpack_edges
 
 NOT_ONE_FACE = "face: an image without exactly one face"
 NO_FACES_RUN = "face: faces were not detected in the features job"
@@ -44,11 +44,26 @@ class GroupFeatures:
         self.faces, self.has_face = _list_column(self.table, "face_embedding")
         self._xy = self.table.column("keypoints").to_pylist()
         self._desc = self.table.column("descriptors").to_pylist()
+        names = self.table.column_names
+        self._edges = self.table.column("edges").to_pylist() if "edges" in names else [None] * self.table.num_rows
+        self.has_edges = any(e for e in self._edges)
+
+    def edges(self, i: int) -> np.ndarray | None:
+        return unpack_edges(self._edges[i])
 
     def keypoints(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i not in self._kp:
             self._kp[i] = unpack(self._xy[i], self._desc[i])
         return self._kp[i]
+
+
+def object_score(feats: GroupFeatures, a: int, b: int) -> float:
+    """ORB-verified object consistency; where ORB verifies nothing (a filled shape and its outline share geometry but
+    no descriptor), the edge-map fallback."""
+    score = object_consistency(feats.keypoints(a), feats.keypoints(b))[0]
+    if score > 0:
+        return score
+    return shape_fallback(edge_alignment(feats.edges(a), feats.edges(b)))
 
 
 def link_scores(kind: str, feats: GroupFeatures, i: np.ndarray, j: np.ndarray, pass1: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
@@ -70,5 +85,5 @@ def link_scores(kind: str, feats: GroupFeatures, i: np.ndarray, j: np.ndarray, p
             skipped[NOT_ONE_FACE] = int((~ok).sum())
         return scores, skipped
     if kind == SCORE_OBJECT:
-        return np.fromiter((object_consistency(feats.keypoints(a), feats.keypoints(b))[0] for a, b in zip(i, j)), np.float64, len(i)), skipped
+        return np.fromiter((object_score(feats, a, b) for a, b in zip(i, j)), np.float64, len(i)), skipped
     raise ValueError(f"unknown pass-2 score {kind!r}")

@@ -60,3 +60,15 @@ def test_clean_filters_resolution_aspect_and_near_duplicates():
     assert skipped == {TOO_SMALL: 1, TOO_ELONGATED: 1, NEAR_DUPLICATE: 1}
     off = clean_members([0, 3, 4], width, height, hashes, CleanConfig(near_duplicate_bits=-1), {})
     assert off == [0, 3, 4]
+
+
+def test_a_recoloured_or_blurred_copy_is_not_a_near_duplicate():
+    """Same coarse layout (equal dHash) but the encoder tells them apart (cosine below pass 1's upper edge): an
+    edit, kept; the same dHash with a cosine above the edge: a copy, dropped."""
+    size = np.full(3, 448)
+    h = np.random.default_rng(1).integers(0, 256, 32, dtype=np.uint8)
+    hashes = np.stack([h, h, h])
+    e = np.array([[1.0, 0.0], [0.99, np.sqrt(1 - 0.99**2)], [1.0, 0.0]], np.float32)  # 1: an edit of 0; 2: a copy of 0
+    skipped: dict[str, int] = {}
+    kept = clean_members([0, 1, 2], size, size, hashes, CleanConfig(near_duplicate_bits=6), skipped, e, 0.995)
+    assert kept == [0, 1] and skipped == {NEAR_DUPLICATE: 1}

@@ -43,13 +43,14 @@ def test_demo_pairing_on_the_labelled_set(tmp_path):
     q = evaluate([(r["uri_a"], r["uri_b"]) for r in rows], read_labels())
     assert q["precision"] >= 0.8 and q["groups_covered"] >= 6, q
     assert {r["task"] for r in rows} <= {"General Editing", "Reference Generation", "Facial Editing"}
-    assert all(r["score_pass1"] >= 0.55 and r["uri_a"] != r["uri_b"] for r in rows)
+    # pass-1 links lie in the encoder's band; edge-layout candidates (pass1.edge_neighbors) may lie below it, never above
+    assert all(r["score_pass1"] < 0.995 and r["uri_a"] != r["uri_b"] for r in rows)
     # the features files: float16, L2-normalised, keyed by source id
     feats = pq.read_table(next((out / schema.FEATURES_DIR).glob("*.parquet")))
     assert feats.schema.field("embedding").type.value_type == "halffloat"
     e = np.asarray(feats.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32).reshape(feats.num_rows, -1)
     assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=2e-3)
-    assert all("classical" in t for t in feats.column("encoder").to_pylist())
+    assert all("MobileNetV2" in t for t in feats.column("encoder").to_pylist())  # the demo's encoder
     # one CU per pair, with both images, in valid shards
     n, problems = validate_dir(out)
     assert not problems
@@ -60,7 +61,7 @@ def test_demo_pairing_on_the_labelled_set(tmp_path):
     by_sources = {tuple(r["sources"]) for r in paired}
     assert {(r["uri_a"], r["uri_b"]) for r in rows} == by_sources
     plan = json.loads((out / "_pairing" / "summary.json").read_text())
-    assert plan["clusters"] == 1 and plan["clusters_asked"] == 1000  # 28 images: K shrinks
+    assert plan["clusters"] == 1 and plan["clusters_asked"] == 1000  # 38 images: K shrinks
     again = run(recipe(out))
     assert again["invocation"]["nothing_to_do"] is True
 
@@ -136,6 +137,8 @@ def test_face_route_through_both_jobs(tmp_path):
                                           "instructions.methods=[template]", "pairing.routes.general_editing.enabled=false",
                                           "pairing.routes.reference_generation.enabled=false", "pairing.routes.facial_editing.enabled=true",
                                           f"operators.face_features.model_pack={pack}", "operators.face_features.min_face=8",
+                                          "operators.face_features.backend=insightface", "operators.face_features.det_thresh=0.5",
+                                          "pairing.routes.facial_editing.band={low: 0.8, high: 0.9, include_low: false}",  # ArcFace's (ACE)
                                           "pairing.pass1.band={low: -1.0, high: 2.0}", "pairing.clean.min_side=64"])
     for name, cfg in r.operators.items():
         if OPERATORS[name].role is not Role.FEATURES:
