@@ -36,3 +36,25 @@ def test_images_without_features_score_zero():
     assert len(flat[0]) == 0
     assert object_consistency(flat, kp("coffee.png")) == (0.0, 0)
     assert unpack(b"", b"")[0].shape == (0, 2)
+
+
+def test_a_shape_and_its_template_agree_by_edges_where_orb_finds_nothing():
+    """The labelled set's horse silhouette and its outline: no ORB match survives, the edge maps coincide; two
+    unrelated photos' edge maps do not."""
+    import cv2
+
+    from datagen.pairing.object_score import (EDGE_MIN_ALIGNMENT, edge_alignment, edge_map, object_consistency,
+                                              orb_keypoints, shape_fallback, unpack_edges)
+    from datagen.pairing.quality import LABELLED_SET
+
+    def load(name):
+        return cv2.cvtColor(cv2.imread(str(LABELLED_SET / name)), cv2.COLOR_BGR2RGB)
+
+    shape, template = load("shape_horse.jpg"), load("shape_horse_template.jpg")
+    assert object_consistency(orb_keypoints(shape), orb_keypoints(template))[0] == 0.0
+    edges = {n: unpack_edges(edge_map(load(n))) for n in ("shape_horse.jpg", "shape_horse_template.jpg", "unrelated_camera.jpg", "logo_mpl_0.jpg")}
+    same = edge_alignment(edges["shape_horse.jpg"], edges["shape_horse_template.jpg"])
+    assert same >= EDGE_MIN_ALIGNMENT and 0 < shape_fallback(same) < 0.95
+    for other in ("unrelated_camera.jpg", "logo_mpl_0.jpg"):
+        assert edge_alignment(edges["shape_horse.jpg"], edges[other]) < EDGE_MIN_ALIGNMENT
+        assert shape_fallback(edge_alignment(edges["shape_horse.jpg"], edges[other])) == 0.0
