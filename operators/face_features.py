@@ -69,6 +69,8 @@ class FaceFeatures(FeatureOperator):
 
     def resources(self) -> Resources:
         c = self.config
+        if c.backend == "opencv_zoo":  # OpenCV's DNN on the CPU: a GPU would sit idle
+            return Resources(num_cpus=1, batch_size=16, num_gpus=0.0)
         return Resources(num_cpus=1, batch_size=16, **gpu_request(c.device, c.num_gpus))
 
     def describe(self) -> str:

@@ -1,6 +1,6 @@
 """Pass 2 of the two-pass union-find: re-score every pass-1 link with a route's task score, from features stored per
-image (no image is decoded again). `face`: cosine of the two ArcFace embeddings, only when both images hold exactly
-one face; `object`: object consistency (object_score.py); `none`: the pass-1 cosine itself."""
+image (no image is decoded again). `face`: cosine of the two face embeddings (ArcFace or SFace), only when both
+images hold exactly one face; `object`: object consistency (object_score.py); `none`: the pass-1 cosine itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
