@@ -29,7 +29,6 @@ class MobileNetFeaturesConfig(OperatorConfig):
     batch_size: int = Field(16, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_gpus: float | None = Field(None, ge=0)
-    threads: int = Field(1, ge=1, description="torch CPU threads per actor")
 
 
 def load_mobilenet_v2() -> Any:
@@ -81,9 +80,6 @@ class MobileNetFeatures(FeatureOperator):
         return f"mobilenet_features: torchvision MobileNetV2 (ImageNet) {provenance('mobilenet_v2')}, {c.pooling} pooling, side {c.side}"
 
     def setup(self) -> None:
-        import torch
-
-        torch.set_num_threads(self.config.threads)
         self._device = resolve_device(self.config.device)
         self._model = load_mobilenet_v2().features.to(self._device)
 
