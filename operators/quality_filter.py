@@ -12,6 +12,7 @@ from datagen.batch import WorkBatch
 from datagen.config import Section
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Sample
+from operators.scoring.base import own_provenance
 
 
 class Bound(Section):
@@ -112,6 +113,7 @@ class QualityFilter(Operator):
         stats = batch.stage(self.name)
         keep: list[Sample] = []
         tables = self.tables()
+        own_provenance(batch.samples)
         for s in batch.samples:
             failed = failures(s.provenance.scores, thresholds_for(s.task, tables))
             if self.config.keep_below_threshold:

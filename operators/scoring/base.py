@@ -3,6 +3,7 @@ has (a Text-to-Image turn has no input, a condition turn has a map), skips what 
 and never drops a sample: a scorer that fails on one sample leaves it unscored and counts why."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -43,6 +44,17 @@ class TurnView:
         return [f for f in (*turn.inputs, turn.target) if f.role == schema.ROLE_PHOTO]
 
 
+def own_provenance(samples: list[Sample]) -> None:
+    """Give every sample a provenance of its own: a maker that shared one between samples (both directions of a
+    condition) would otherwise see one sample's scores and records land on the other."""
+    seen: set[int] = set()
+    for s in samples:
+        if id(s.provenance) in seen:
+            p = s.provenance
+            s.provenance = dataclasses.replace(p, params=dict(p.params), scores=dict(p.scores))
+        seen.add(id(s.provenance))
+
+
 def view(sample: Sample) -> TurnView:
     turn = sample.current
     return TurnView(sample, turn.inputs[0] if turn.inputs else None, turn.target, turn.instruction, turn.caption)
@@ -58,11 +70,13 @@ class Scorer(Operator):
         """Why this scorer does not apply to the turn (counted in the stage stats), None when it does."""
         return None
 
-    def score(self, views: list[TurnView]) -> list[dict[str, float]]:
+    def score(self, views: list[TurnView]) -> list[dict[str, float] | str]:
+        """Scores per view, in order; a string instead says why this view got none (a counted fallback)."""
         raise NotImplementedError
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         stats = batch.stage(self.name)
+        own_provenance(batch.samples)
         todo = []
         for s in batch.samples:
             v = view(s)
@@ -87,8 +101,13 @@ class Scorer(Operator):
                         stats.skip(f"score_error: {type(one).__name__}")
                         log.warning("sample %s left unscored by %s: %s: %s", v.sample.key, self.name, type(one).__name__, one)
                         results.append({})
+            if len(results) != len(chunk):
+                raise RuntimeError(f"{self.name} returned {len(results)} results for {len(chunk)} samples")
             for v, scores in zip(chunk, results):
-                self.record(v.sample, scores)
+                if isinstance(scores, str):
+                    stats.skip(f"fallback: {scores}")
+                else:
+                    self.record(v.sample, scores)
         return batch
 
     def record(self, sample: Sample, scores: dict[str, float]) -> None:
