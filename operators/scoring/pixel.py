@@ -51,16 +51,21 @@ def pixel_scores(inp: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]
     size = (max(1, round(w * s)), max(1, round(h * s)))
     t = _fit(target, size)
     i = _fit(inp, size)
-    diff = np.abs(i.astype(np.int16) - t.astype(np.int16)).mean(axis=2) / 255.0
+    diff = cv2.absdiff(i, t)  # uint8; cv2.mean averages it per channel, under a mask where given
+
+    def l1(region: Optional[np.ndarray] = None) -> float:
+        return float(np.mean(cv2.mean(diff, mask=region)[:3])) / 255.0
+
     smap = ssim_map(luma(i), luma(t), sigma)
-    out = {"pixel_l1": float(diff.mean()), "pixel_ssim": float(smap.mean())}
+    out = {"pixel_l1": l1(), "pixel_ssim": float(smap.mean())}
     if mask is not None:
-        inside = _fit(mask, size, nearest=True) > 127
-        out["mask_area"] = float(inside.mean())
-        for name, region in (("inside", inside), ("outside", ~inside)):
-            if region.any():
-                out[f"pixel_l1_{name}"] = float(diff[region].mean())
-                out[f"pixel_ssim_{name}"] = float(smap[region].mean())
+        inside = (_fit(mask, size, nearest=True) > 127).astype(np.uint8)
+        n_in = int(cv2.countNonZero(inside))
+        out["mask_area"] = n_in / inside.size
+        for name, region, n in (("inside", inside, n_in), ("outside", 1 - inside, inside.size - n_in)):
+            if n:
+                out[f"pixel_l1_{name}"] = l1(region)
+                out[f"pixel_ssim_{name}"] = float(cv2.mean(smap, mask=region)[0])
     return out
 
 
