@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen import schema
 from datagen.devices import resolve_device
 from datagen.operator import Resources
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
@@ -117,8 +118,17 @@ class NsfwScore(Scorer):
             out.append(np.asarray(probs, np.float32)[:, 1])
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
+    @staticmethod
+    def frames(v: TurnView) -> list:
+        """The photos to judge. A masked input is left out when the target is a photo: its holes, filled with a flat
+        colour, fool open_nsfw (0.6 on a brick wall with grey boxes), and what it shows outside them is in the target."""
+        photos = v.photos()
+        if v.target.role == schema.ROLE_PHOTO:
+            photos = [f for f in photos if f is v.target or f.mask is None]
+        return photos
+
     def skip_reason(self, v: TurnView) -> Optional[str]:
-        return None if v.photos() else "no photo (condition maps only)"
+        return None if self.frames(v) else "no photo (condition maps only)"
 
     def score(self, views: list[TurnView]) -> list[dict[str, float]]:
         # a photo appears in many samples (every condition of it, both ways): score each distinct one once
@@ -126,7 +136,7 @@ class NsfwScore(Scorer):
         distinct: dict[bytes, np.ndarray] = {}
         for v in views:
             ks = []
-            for f in v.photos():
+            for f in self.frames(v):
                 k = hashlib.sha1(f.image.tobytes()).digest() + bytes(str(f.image.shape), "ascii")
                 distinct.setdefault(k, f.image)
                 ks.append(k)

