@@ -145,3 +145,15 @@ def test_review_page_shows_and_sorts_by_scores(scored, tmp_path):
     assert {n for n, _ in chips} >= {"pixel_l1", "pixel_ssim", "nsfw"}
     assert any(n == "nsfw" and int(h) > 100 for n, h in chips)  # safe photos are coloured green
     assert "<option value=\"pixel_ssim:asc\">" in dom
+
+
+def test_scoring_sits_after_the_samples_are_finished_and_before_the_mix():
+    from datagen.operator import Role
+    from pipelines.images import JOB as IMAGES
+    from pipelines.pairing import JOB as PAIRS
+
+    r = load_recipe("configs/demo.yaml", ["instructions.methods=[template]", 'operators.task_mix={"weights": {"Grayscale": 1}}'])
+    names = [op.name for op in IMAGES.stages(r)]
+    assert names.index("lcu_chains") < names.index("pixel_scores") < names.index("nsfw_score") < names.index("quality_filter") < names.index("task_mix")
+    pairs = PAIRS.stages(r)
+    assert [op.role for op in pairs[-3:]] == [Role.SCORE, Role.SCORE, Role.FILTER]
