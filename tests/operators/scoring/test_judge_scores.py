@@ -50,7 +50,6 @@ def _check_every_sample_judged_or_counted(out, summary):
     return judged, fallen, skipped
 
 
-@pytest.mark.slow
 def test_tiny_judge_through_transformers_loses_no_sample(tiny_judge, photo_dir, tmp_path):
     backend = f"{{kind: transformers, model: {tiny_judge}, max_new_tokens: 12, batch_size: 4, image_max_side: 56}}"
     out = tmp_path / "out"
