@@ -101,7 +101,7 @@ def render_score_histograms(values: dict[str, dict[str, list[float]]]) -> bytes:
         hi = max(spec.high, max(max(v) for v in values[name].values()))
         for task, v in sorted(values[name].items()):
             ax.hist(v, bins=20, range=(lo, hi), histtype="step", linewidth=1.4, color=cmap(all_tasks.index(task) % 20), label=f"{task} ({len(v)})")
-        ax.set_title(f"{name} ({spec.better} is better)", fontsize=10)
+        ax.set_title(f"{name} ({spec.better} is better)" if spec.better else name, fontsize=10)
         ax.legend(fontsize=6, loc="best")
     for ax in list(axes.flat)[len(names):]:
         ax.set_axis_off()

@@ -340,7 +340,7 @@ class ScoreSpec:
     name: str
     low: float  # the score's range, for colouring and histograms
     high: float
-    better: str  # "high" or "low": which end a reviewer wants
+    better: str  # "high" or "low": which end a reviewer wants; "" when neither end is better in itself
     what: str
 
 
@@ -349,13 +349,13 @@ SCORES: dict[str, ScoreSpec] = {s.name: s for s in (
     ScoreSpec("pass1", -1.0, 1.0, "high", "pairing pass 1: encoder cosine of the two photos"),
     ScoreSpec("pass2", -1.0, 1.0, "high", "pairing pass 2: the route's task score (face cosine, object inliers)"),
     # pixel level: the current turn's first input against its target (the input resized to the target when they differ)
-    ScoreSpec("pixel_l1", 0.0, 1.0, "low", "mean absolute difference of input and target, 0-1"),
-    ScoreSpec("pixel_l1_inside", 0.0, 1.0, "high", "mean absolute difference inside the edit mask, 0-1"),
+    ScoreSpec("pixel_l1", 0.0, 1.0, "", "mean absolute difference of input and target, 0-1"),
+    ScoreSpec("pixel_l1_inside", 0.0, 1.0, "", "mean absolute difference inside the edit mask, 0-1"),
     ScoreSpec("pixel_l1_outside", 0.0, 1.0, "low", "mean absolute difference outside the edit mask, 0-1"),
-    ScoreSpec("pixel_ssim", -1.0, 1.0, "high", "SSIM (Wang et al. 2004, Gaussian window) of input and target"),
-    ScoreSpec("pixel_ssim_inside", -1.0, 1.0, "low", "SSIM inside the edit mask"),
+    ScoreSpec("pixel_ssim", -1.0, 1.0, "", "SSIM (Wang et al. 2004, Gaussian window) of input and target"),
+    ScoreSpec("pixel_ssim_inside", -1.0, 1.0, "", "SSIM inside the edit mask"),
     ScoreSpec("pixel_ssim_outside", -1.0, 1.0, "high", "SSIM outside the edit mask"),
-    ScoreSpec("mask_area", 0.0, 1.0, "high", "share of the input's pixels inside its edit mask"),
+    ScoreSpec("mask_area", 0.0, 1.0, "", "share of the input's pixels inside its edit mask"),
     # embeddings (open_clip SigLIP/CLIP, DINOv2)
     ScoreSpec("clip_text", -1.0, 1.0, "high", "cosine of the target image and its caption (or the instruction)"),
     ScoreSpec("clip_image", -1.0, 1.0, "high", "cosine of input and target image embeddings"),

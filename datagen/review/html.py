@@ -49,8 +49,8 @@ def _frame(frame: Frame, label: str) -> str:
 def score_colour(name: str, value: float) -> str:
     """Red (bad) to green (good) along the score's range, as its spec says which end is good."""
     spec = schema.SCORES.get(name)
-    if spec is None or spec.high <= spec.low:
-        return "#ddd"
+    if spec is None or spec.high <= spec.low or spec.better not in ("high", "low"):
+        return "#e4e4e4"  # neither end is better in itself (how much an edit changed, the mask's area)
     t = min(1.0, max(0.0, (value - spec.low) / (spec.high - spec.low)))
     if spec.better == "low":
         t = 1.0 - t
@@ -61,7 +61,7 @@ def _scores(sample: Sample) -> str:
     chips = []
     for name, value in sorted(sample.provenance.scores.items()):
         spec = schema.SCORES.get(name)
-        tip = html.escape(f"{spec.what} ({spec.better} is better)" if spec else name)
+        tip = html.escape(f"{spec.what}" + (f" ({spec.better} is better)" if spec.better else "") if spec else name)
         chips.append(f'<span class="score" data-name="{html.escape(name)}" data-value="{value:.6g}" title="{tip}" '
                      f'style="background:{score_colour(name, value)}">{html.escape(name)} <b>{value:.3g}</b></span>')
     failed = sample.provenance.params.get("quality_filter", {}).get("failed", [])

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Optional
 from pydantic import Field, field_validator
 
 from datagen import schema
+from datagen.batch import derive_seed
 from datagen.operator import Resources
 from operators.instructions.backends.base import BackendConfig, ChatBackend, ChatRequest, make_backend
 from operators.instructions.prompts import image_parts
@@ -141,7 +142,7 @@ class JudgeScores(Scorer):
             images = [v.input.image, v.target.image] if v.input is not None else [v.target.image]
             instruction = v.instruction or v.caption
             reqs.append(ChatRequest([*image_parts(images), judge_prompt(instruction, v.input is not None)],
-                                    seed=int(v.sample.key[:8], 16)))
+                                    seed=derive_seed(0, v.sample.key, self.name) % (1 << 31)))
         results = self.backend.chat(reqs)
         if len(results) != len(reqs):
             raise RuntimeError(f"backend returned {len(results)} results for {len(reqs)} requests")

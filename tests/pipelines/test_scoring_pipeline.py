@@ -141,9 +141,13 @@ def test_review_page_shows_and_sorts_by_scores(scored, tmp_path):
             longest = max(longest, len(set(values)))
         assert longest >= 3  # the order was really decided by the score
     dom = dump_dom(page)
-    chips = re.findall(r'class="score" data-name="(\w+)" data-value="[^"]+" title="[^"]*" style="background:hsl\((\d+)', dom)
-    assert {n for n, _ in chips} >= {"pixel_l1", "pixel_ssim", "nsfw"}
-    assert any(n == "nsfw" and int(h) > 100 for n, h in chips)  # safe photos are coloured green
+    chips = re.findall(r'class="score" data-name="(\w+)" data-value="[^"]+" title="[^"]*" style="background:([^"]+)"', dom)
+    assert {n for n, _ in chips} >= {"pixel_l1", "pixel_ssim", "nsfw", "pixel_ssim_outside"}
+    colours = {}
+    for n, c in chips:
+        colours.setdefault(n, set()).add(c)
+    assert all(c.startswith("hsl(") and int(c[4:].split(",")[0]) > 100 for c in colours["nsfw"])  # safe photos: green
+    assert colours["pixel_l1"] == {"#e4e4e4"}  # how much an edit changed is neither good nor bad in itself
     assert "<option value=\"pixel_ssim:asc\">" in dom
 
 
