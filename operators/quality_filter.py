@@ -34,8 +34,9 @@ _IP2P = {"clip_text": Bound(min=0.2), "clip_direction": Bound(min=0.2), "clip_im
 # Defaults from the peers (CLIP ViT-L/14 cosines; SigLIP's run lower: set your own when clip_scores uses SigLIP).
 # Keys: '*' (every task), an ACE task group, or a task name; the more specific key wins per score.
 DEFAULT_THRESHOLDS: Thresholds = {
-    # open_nsfw's README: above 0.8 very likely NSFW. AnyEdit's pre-filter: aesthetic above 2.
-    "*": {"nsfw": Bound(max=0.8), "aesthetic": Bound(min=2.0)},
+    # open_nsfw's README: above 0.8 very likely NSFW. AnyEdit's pre-filter: aesthetic above 2. datagen's own: a target
+    # identical to its input teaches nothing (grayscale of a photo that already is gray; AnyEdit's tone edits ask L1 > 0.2)
+    "*": {"nsfw": Bound(max=0.8), "aesthetic": Bound(min=2.0), "pixel_l1": Bound(min=0.001)},
     # InstructPix2Pix: CLIP image-caption >= 0.2, directional >= 0.2, image-image >= 0.7
     "element_editing": dict(_IP2P),
     "semantic_editing": dict(_IP2P),

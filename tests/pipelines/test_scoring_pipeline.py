@@ -161,3 +161,23 @@ def test_scoring_sits_after_the_samples_are_finished_and_before_the_mix():
     assert names.index("lcu_chains") < names.index("pixel_scores") < names.index("nsfw_score") < names.index("quality_filter") < names.index("task_mix")
     pairs = PAIRS.stages(r)
     assert [op.role for op in pairs[-3:]] == [Role.SCORE, Role.SCORE, Role.FILTER]
+
+
+def test_default_thresholds_drop_unchanged_targets(scored, tmp_path):
+    """The peers' defaults plus datagen's own: grayscale of a photo that already is gray changes nothing and goes."""
+    photos, full, _ = scored
+    unchanged = [s for s in iter_samples(full) if s.provenance.scores["pixel_l1"] < 0.001]
+    assert unchanged and {s.task for s in unchanged} <= {"Grayscale", "Image Colorization", "Grayscale (multi-turn)"}
+    out = tmp_path / "defaults"
+    summary = _run(out, photos, "operators.quality_filter={}")
+    from collections import Counter
+
+    from operators.quality_filter import DEFAULT_THRESHOLDS, failures, thresholds_for
+
+    failed = {s.key: failures(s.provenance.scores, thresholds_for(s.task, [DEFAULT_THRESHOLDS])) for s in iter_samples(full)}
+    reasons = Counter(r for rs in failed.values() for r in rs)
+    assert reasons["pixel_l1<0.001"] == len(unchanged)
+    skipped = summary["stages"]["quality_filter"]["skipped"]
+    assert skipped == {"dropped samples": sum(1 for rs in failed.values() if rs), **{f"dropped: {r}": n for r, n in reasons.items()}}
+    assert summary["samples"] == sum(1 for rs in failed.values() if not rs)
+    assert all(s.provenance.scores["pixel_l1"] >= 0.001 for s in iter_samples(out))
