@@ -51,3 +51,20 @@ def test_operator_scores_what_a_sample_has_and_keeps_every_sample():
     assert pair.provenance.scores["pixel_ssim"] < 0.9 and pair.provenance.scores["pixel_l1"] > 0.02
     assert t2i.provenance.scores == {}
     assert out.stats["pixel_scores"].skipped == {"not scored: no input image": 1}
+
+
+def test_a_scorer_failing_on_one_sample_keeps_it_unscored_and_counts_why():
+    class Picky(PixelScores):
+        def score(self, views):
+            if any(v.sample.provenance.sources == ["bad"] for v in views):
+                raise ValueError("cannot read this one")
+            return super().score(views)
+
+    a = load_photo("astronaut.png", 64)
+    good = [_sample([Frame(a)], Frame(a[:, ::-1].copy())) for _ in range(2)]
+    bad = _sample([Frame(a)], Frame(a.copy()))
+    bad.provenance.sources = ["bad"]
+    batch = Picky()(WorkBatch("img-00000", {}, 0, "r", samples=[good[0], bad, good[1]]))
+    assert batch.samples == [good[0], bad, good[1]] and batch.quarantine == []
+    assert all("pixel_ssim" in s.provenance.scores for s in good) and bad.provenance.scores == {}
+    assert batch.stats["pixel_scores"].skipped == {"score_error: ValueError": 1}
