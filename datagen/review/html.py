@@ -153,7 +153,7 @@ function sortCards(spec){
 window.addEventListener('load',()=>{
   document.querySelectorAll('.card').forEach((c,i)=>c.dataset.order=i);
   const m=location.hash.match(/sort=([A-Za-z0-9_]+:(?:asc|desc))/);
-  if(m) sortCards(m[1]);
+  if(m) sortCards(m[1]); else if(document.body.dataset.sort) sortCards(document.body.dataset.sort);
   const imgs=[...document.images], ok=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;
   const s=document.getElementById('status');
   s.dataset.loaded=ok; s.dataset.total=imgs.length; s.textContent=ok+' of '+imgs.length+' images loaded';
@@ -161,7 +161,8 @@ window.addEventListener('load',()=>{
 """
 
 
-def render(dataset: str, strata: dict[str, list[Sample]], summary: dict | None = None) -> str:
+def render(dataset: str, strata: dict[str, list[Sample]], summary: dict | None = None, sort: str = "") -> str:
+    """The page; `sort` (NAME:asc or NAME:desc) is the cards' order when the address names none."""
     n = sum(len(v) for v in strata.values())
     toc = "".join(f'<li><a href="#s{i}">{html.escape(name)}</a> ({len(samples)})</li>'
                   for i, (name, samples) in enumerate(strata.items()))
@@ -179,7 +180,7 @@ def render(dataset: str, strata: dict[str, list[Sample]], summary: dict | None =
         head += f"<p>run: {summary.get('samples', '?')} samples, {summary.get('quarantined', '?')} inputs quarantined.</p>"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>datagen review</title>"
-        f"<style>{STYLE}</style></head><body data-dataset='{html.escape(dataset)}'>"
+        f"<style>{STYLE}</style></head><body data-dataset='{html.escape(dataset)}' data-sort='{html.escape(sort)}'>"
         "<div id='bar'>datagen review · <span id='status'>loading…</span>"
         f"<button onclick='exportMarks()'>export marks (marks.json)</button>{sort_menu}</div>"
         f"{head}<ul>{toc}</ul>{body}<script>{SCRIPT}</script></body></html>"

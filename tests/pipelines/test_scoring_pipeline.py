@@ -149,6 +149,18 @@ def test_review_page_shows_and_sorts_by_scores(scored, tmp_path):
     assert all(c.startswith("hsl(") and int(c[4:].split(",")[0]) > 100 for c in colours["nsfw"])  # safe photos: green
     assert colours["pixel_l1"] == {"#e4e4e4"}  # how much an edit changed is neither good nor bad in itself
     assert "<option value=\"pixel_ssim:asc\">" in dom
+    # the sort a reviewer asks for on the command line is the page's order until the menu changes it
+    res = subprocess.run([sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--sort", "nsfw:desc"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    dom = dump_dom(page)
+    assert 'data-sorted="nsfw:desc"' in dom
+    for stratum in dom.split('<div class="stratum">')[1:]:
+        values = [float(v) for v in re.findall(r'class="score" data-name="nsfw" data-value="([^"]+)"', stratum)]
+        assert values == sorted(values, reverse=True)
+    bad = subprocess.run([sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--sort", "beauty:up"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "NAME:asc or NAME:desc" in bad.stdout + bad.stderr
 
 
 def test_scoring_sits_after_the_samples_are_finished_and_before_the_mix():
