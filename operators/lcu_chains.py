@@ -28,6 +28,10 @@ def _copy_turn(turn: Turn, instruction: str, method: str) -> Turn:
                 instruction=instruction, instruction_method=method, caption=turn.caption)
 
 
+def _is_photo(image: np.ndarray, photo: np.ndarray | None) -> bool:
+    return photo is not None and (image is photo or (image.shape == photo.shape and np.array_equal(image, photo)))
+
+
 def alternate_instruction(cu: Sample, rng: np.random.Generator) -> tuple[str, str] | None:
     """(instruction, method) for a CU's turn said another way: one of the rewrites its instruction stage kept, or
     the template it rewrote; None when the stage left no other wording."""
@@ -62,9 +66,13 @@ class LcuChains(Operator):
         new: list[Sample] = []
         for sid, samples in sorted(by_source.items()):
             # CUs whose target is the source photo, and analysis CUs that start from it (by operator)
-            to_photo = sorted((s for s in samples if s.direction != schema.DIRECTION_ANALYSIS
-                               and s.current.target.role == schema.ROLE_PHOTO), key=lambda s: s.key)
             analysis = {s.provenance.operator: s for s in samples if s.direction == schema.DIRECTION_ANALYSIS}
+            photo = next((s.current.inputs[0].image for s in analysis.values()), None)
+            # the next turn starts from the source photo: only CUs with one input whose target is that photo (not an
+            # edit synthesized from it, such as a removal or a restyle) lead into it
+            to_photo = sorted((s for s in samples if s.direction != schema.DIRECTION_ANALYSIS and len(s.current.inputs) == 1
+                               and s.current.target.role == schema.ROLE_PHOTO and _is_photo(s.current.target.image, photo)),
+                              key=lambda s: s.key)
             inverse = {s.provenance.operator: s for s in samples if s.direction == schema.DIRECTION_GENERATION}
             if not to_photo or not analysis:
                 stats.skip("no chainable CUs")

@@ -26,6 +26,12 @@ from operators.repainting import Repainting
 from operators.scribble import Scribble
 from operators.segmentation import Segmentation
 from operators.task_mix import TaskMix, mix_report
+from operators.background_change import BackgroundChange
+from operators.layers import Layers
+from operators.remove_object import RemoveObject
+from operators.replace_object import ReplaceObject
+from operators.style_transfer import StyleTransfer
+from operators.text_to_image import TextToImage
 from pipelines.build import configured, present
 
 PREFIX = "img"
@@ -45,6 +51,8 @@ def stages(recipe: Recipe) -> list[Operator]:
         op(Grayscale), op(Canny), op(Doodle), op(Contour), op(Scribble),
         # repainting: inpainting and outpainting masks
         op(Repainting),
+        # edits synthesized from one photo: element (remove/add, replace), semantic (background, style), text, layers
+        op(RemoveObject), op(ReplaceObject), op(BackgroundChange), op(StyleTransfer), op(TextToImage), op(Layers),
     )
     if not makers:
         return []

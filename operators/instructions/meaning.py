@@ -13,8 +13,9 @@ from operators.instructions.template_bank import TASK_TERMS
 from operators.instructions.text import MAX_CHARS
 
 
-def meaning_problem(task: str, source: str, candidate: str) -> str | None:
-    """The text-level checks (the embedding checks need vectors; see select_rewrites)."""
+def meaning_problem(task: str, source: str, candidate: str, keep: tuple[str, ...] = ()) -> str | None:
+    """The text-level checks (the embedding checks need vectors; see select_rewrites). `keep`: words the source names
+    that a rewrite must keep (the object or style a synthesized edit changes)."""
     if not candidate.strip():
         return "empty"
     if Counter(indicators(candidate)) != Counter(indicators(source)):
@@ -26,6 +27,9 @@ def meaning_problem(task: str, source: str, candidate: str) -> str | None:
     terms = TASK_TERMS.get(task)
     if terms and re.search(terms, source, re.IGNORECASE) and not re.search(terms, candidate, re.IGNORECASE):
         return "task_terms_lost"
+    for words in keep:
+        if words and words.lower() in source.lower() and words.lower() not in candidate.lower():
+            return "named_object_lost"
     return None
 
 
@@ -36,7 +40,7 @@ class Selection:
 
 
 def select_rewrites(task: str, source: str, candidates: list[str], vectors: np.ndarray, n: int,
-                    max_similarity: float, min_similarity: float) -> Selection:
+                    max_similarity: float, min_similarity: float, keep: tuple[str, ...] = ()) -> Selection:
     """Greedy, in candidate order: keep a candidate when it passes the text checks, is at least min_similarity
     to the source (meaning kept) and below max_similarity to the source and to every rewrite kept so far.
     vectors: unit rows, the source first, then one per candidate."""
@@ -46,7 +50,7 @@ def select_rewrites(task: str, source: str, candidates: list[str], vectors: np.n
     for cand, vec in zip(candidates, vectors[1:]):
         if len(kept) >= n:
             break
-        why = meaning_problem(task, source, cand)
+        why = meaning_problem(task, source, cand, keep)
         if why is None:
             sims = np.stack(kept_vecs) @ vec
             if float(sims[0]) < min_similarity:

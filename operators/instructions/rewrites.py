@@ -23,6 +23,7 @@ from operators.instructions.records import (
     RULE_REWRITE,
     TEMPLATE,
     count_fallback,
+    turn_record,
     update_turn_record,
 )
 from operators.instructions.text import normalize_answer
@@ -123,8 +124,9 @@ class RewriteInstructions(Operator):
             for k in todo:
                 s, i = jobs[k]
                 cl = cands[k][:limit]
+                keep = tuple(turn_record(s, i).get("slots", {}).values())  # what a synthesized edit names
                 out[k] = select_rewrites(s.turns[i].task, s.turns[i].instruction, cl, vecs[pos : pos + 1 + len(cl)], c.n,
-                                         c.max_similarity, c.min_similarity)
+                                         c.max_similarity, c.min_similarity, keep)
                 pos += 1 + len(cl)
         return out
 

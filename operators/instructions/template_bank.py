@@ -179,6 +179,11 @@ TEMPLATES.update(
             "[Repaint|Render|Redraw|Restyle] {image1} in the [style|manner|visual style] of {image2}[| without changing its layout].",
             "[Restyle|Repaint|Re-render] {image} so that it [becomes|shows|looks like] {caption}.",
             "[Render|Repaint|Redraw] the content of {image} as {caption}.",
+            # synthesized edits name their style ({style}: "a watercolour painting")
+            "[Turn|Convert|Transform|Make] {image} into {style}[.| while keeping its content.| but keep the composition.| with the same layout.]",
+            "[Render|Repaint|Redraw|Restyle] {image} as {style}[.| without changing the layout.| and keep the scene.]",
+            "[Make|Let] {image} look like {style}[.| of the same scene.| with the same composition.]",
+            "[Restyle|Re-render|Redraw] {image} in the style of {style}[.|, keeping its content.]",
         ],
         # element editing
         "Add Object": [
@@ -187,6 +192,13 @@ TEMPLATES.update(
             "[Add|Insert] [an object|something new|a new element] [into|to] {image} [so that it fits the scene|naturally|seamlessly|realistically].",
             "[Edit|Change] {image} by adding [an object|a new element] so that it [shows|becomes] {caption}.",
             "[Add|Insert] [an object|something] [to|into] {image} so that the [result|picture|scene] shows {caption}.",
+            # synthesized edits name the object ({object}: "a dark object in the lower left")
+            "[Add|Insert] {object} [to|into] {image}[.| where the mask is.| so that it fits the scene.| seamlessly.]",
+            "[Place|Put] {object} in {image}[.| where the mask is.| so that it fits the scene.]",
+            "[Add|Insert|Put] {object} [in|into] the [masked|marked] [region|area] of {image}[.| naturally.]",
+            "{image} [needs|is missing|lacks] {object}; [add|insert] it[.| naturally.| seamlessly.]",
+            "[Edit|Change] {image} by adding {object}[.| to the scene.]",
+            "[Add|Insert] {object} [to|into] {image} so that it shows {caption}.",
         ],
         "Remove Object": [
             "[Remove|Erase|Delete|Take out] the [object|thing|item|element] in the [masked|marked] [region|area] of {image}.",
@@ -194,6 +206,12 @@ TEMPLATES.update(
             "[Remove|Erase|Delete] [the|an] [object|item|element] from {image}[| and leave the background intact| seamlessly].",
             "[Clean|Clear] {image} by [removing|erasing|deleting] the [object|thing|item] [in the mask|inside the marked area|in the masked region].",
             "[Remove|Erase|Delete] the [object|item|thing] in {image} so that [only |]{caption} [remains|is left].",
+            # synthesized edits name the object ({object}: "the dark object in the lower left")
+            "[Remove|Erase|Delete|Take out] {object} [from|in] {image}[.| and fill in the background.| seamlessly.| and leave the rest untouched.]",
+            "[Erase|Get rid of|Clear away|Remove] {object} [from|in] {image} so that [the background shows through|nothing is left there|the scene looks untouched].",
+            "[Make|Let] {object} [disappear|vanish] from {image}[.| without a trace.| and restore what is behind it.]",
+            "[Clean|Clear] {image} by [removing|erasing|deleting] {object}.",
+            "{image} [shows|is] {caption}; [remove|erase|delete] {object}[ from it|].",
         ],
         "General Editing": [
             "[Edit|Change|Modify|Alter|Update] {image} [to get|to match|into|to produce] the [edited|target|new|changed] [version|picture|image].",
@@ -202,6 +220,54 @@ TEMPLATES.update(
             "[Turn|Transform|Change] {image} into [a picture|a photo|an image|a scene] of {caption}.",
             "[Edit|Update|Rework] {image}: [the result|the new picture|the edited image] [should show|shows|must show] {caption}.",
             "[Starting from|Using|Based on] {image}, [make|create|produce] [a picture|an image|a photo] of {caption}.",
+        ],
+        "Replace Object": [
+            "[Replace|Swap|Exchange] the [object|item|thing] in the [masked|marked] [region|area] of {image} with [another|a different|a new] [object|one|item].",
+            "[Change|Turn] the [masked|marked] [object|item] in {image} into [something else|a different object|another object][.| seamlessly.]",
+            "[Substitute|Replace] [a new|another|a different] [object|item] for the one [in the mask|in the marked area] of {image}[.| seamlessly.| naturally.]",
+            "[Replace|Swap] the [object|item] in {image} [so that|and make sure] the [result|scene|picture] shows {caption}.",
+            "[Change|Replace] the marked [object|item] in {image}, a [photo|picture] of {caption}, with [another|a new] one.",
+            # synthesized edits name both objects ({object}: "the dog on the left", {new_object}: "a cat")
+            "[Replace|Swap|Exchange] {object} in {image} with {new_object}[.| and keep everything else.| seamlessly.]",
+            "[Turn|Change] {object} in {image} into {new_object}[.| while keeping the rest of the scene.]",
+            "[Put|Place] {new_object} [in place of|instead of] {object} in {image}.",
+            "[Substitute|Use] {new_object} [for|instead of] {object} in {image}.",
+        ],
+        "Background Change": [
+            "[Change|Replace|Swap] the background of {image}[.| and keep the subject.| but keep the main subject as it is.]",
+            "[Give|Put] {image} [a new|a different|another] [background|backdrop|setting][| behind the subject| while keeping the foreground].",
+            "[Keep|Preserve] the [subject|foreground|main object] of {image} and [change|replace|redo] [the background|everything behind it|its surroundings].",
+            "[Change|Replace] the background of {image}, a [photo|picture] of {caption}[.| and keep the subject.]",
+            "{image} shows {caption}; [change|replace|swap] [its|the] background[.| and keep the rest.]",
+            # synthesized edits name the subject and the new background ({background}: "a blurred, out-of-focus background")
+            "[Replace|Swap] the background of {image} with {background}[.| and keep {object} as it is.| but keep the foreground.]",
+            "Change the background of {image} to {background}[.| and keep {object} as it is.| but keep the foreground.]",
+            "[Put|Place|Move] {object} [from|in] {image} in front of {background}.",
+            "Give {image} {background}[.| behind {object}.| while keeping {object}.]",
+            "[Keep|Preserve] {object} in {image} and [make|turn] the [background|backdrop] into {background}.",
+        ],
+        # layer editing: a layer is a frame whose mask is its alpha
+        "Layer Decomposition": [
+            "[Decompose|Split|Separate|Break down] {image} into [layers|separate layers|a foreground and a background layer][.| cleanly.| please.| for editing.]",
+            "[Extract|Isolate|Cut out|Lift out] [a layer|one layer|the main layer] from {image}[.| on its own.| cleanly.| with a clean edge.]",
+            "[Separate|Split] the [layers|foreground and background] of {image}[.| cleanly.| along the object's outline.]",
+            "[Decompose|Split|Separate] this [photo|picture|image] of {caption} ({image}) into [layers|separate layers].",
+            "{image} shows {caption}; [separate|split|decompose] it into layers.",
+            # synthesized edits name the layer and the object ({layer}: "the foreground layer")
+            "[Extract|Give me|Return] {layer} of {image}[.|, separated from the rest.| as its own layer.]",
+            "[Separate|Split] {object} from {image} and [return|output|give me] {layer}.",
+            "[Decompose|Split] {image} into a foreground layer ({object}) and a background layer[,|;] [return|output|keep] {layer}.",
+            "[Return|Give me|Extract] {layer} of {image}, a [photo|picture] of {caption}.",
+        ],
+        "Layer Fusion": [
+            "[Place|Put|Composite] the [foreground |]layer {image1} [onto|over|into] the background {image2}[.| seamlessly.| and blend them.]",
+            "[Fuse|Combine|Merge|Blend] the layers {image1} and {image2} into one [photo|picture|image].",
+            "[Composite|Merge] {image1} over {image2}[.| so the result looks like one photo.| as one picture.]",
+            "[Combine|Merge|Fuse] {image1} and {image2} into a [photo|picture] of {caption}.",
+            "[Place|Put] {image1} on {image2} to [get|make|create] a [photo|picture] of {caption}.",
+            # synthesized edits name the object of the foreground layer
+            "[Place|Put|Insert] {object} from {image1} [into|onto|back into] the background {image2}[.| seamlessly.]",
+            "[Fuse|Combine|Merge] the layer of {object} ({image1}) with the background {image2}[.| into one photo.]",
         ],
         # reference generation: the inputs are references, the target a new image of the same subject
         "Reference Generation": [
@@ -260,9 +326,13 @@ TASK_TERMS.update(
         "Inpainting": r"mask|mark|fill|inpaint|missing|hole|gap|complete|repaint|regenerat|redraw|hidden|blank",
         "Outpainting": r"extend|expand|outpaint|border|edge|beyond|wider|widen|zoom|margin|canvas|frame|surround",
         "Facial Editing": r"face|facial|expression|person|identity|look|subject|individual",
-        "Style Transfer": r"styl|repaint|re-render|redraw|render|look|painting|illustrat|artwork|reimagin",
+        "Style Transfer": r"styl|repaint|re-render|redraw|render|look|painting|illustrat|artwork|reimagin|sketch|drawing|cartoon|turn|convert|transform",
         "Add Object": r"add|insert|place|put|new",
-        "Remove Object": r"remov|eras|delet|take out|clear|clean|get rid",
+        "Remove Object": r"remov|eras|delet|take out|clear|clean|get rid|disappear|vanish",
+        "Replace Object": r"replac|swap|exchang|substitut|instead|turn|chang",
+        "Background Change": r"background|backdrop|behind|surround|setting|in front of",
+        "Layer Decomposition": r"layer|separat|decompos|split|extract|isolat|cut out",
+        "Layer Fusion": r"layer|fus|combin|merg|composit|place|put|insert|blend",
     }
 )
 
@@ -284,4 +354,8 @@ EMU_EDIT_KIND: dict[str, str] = {
     "Reference Generation": "reference",
     "Multi-turn Editing": "global",
     "Text-to-Image": "text",
+    "Replace Object": "replace",
+    "Background Change": "background",
+    "Layer Decomposition": "layer",
+    "Layer Fusion": "layer",
 }
