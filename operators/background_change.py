@@ -13,7 +13,7 @@ from datagen.batch import WorkBatch
 from datagen.devices import resolve_device
 from datagen.schema import Frame
 from operators.diffusion import feather
-from operators.edit_base import CACHE, EditConfig, EditOperator, emu_edit, pick
+from operators.edit_base import CACHE, EditConfig, EditOperator, emu_edit, image_key, pick
 from operators.object_proposals import ProposalConfig, Proposer, foreground_matte, subject
 from operators.remove_object import NO_OBJECT, InpaintConfig, Inpainter, proposals_for
 
@@ -50,7 +50,7 @@ def matte_for(proposer: Proposer, cfg: ProposalConfig, item, min_foreground: flo
     """(subject proposal, its GrabCut matte) of an item, or (None, None); computed once per worker."""
     props = proposals_for(None, proposer, cfg, item)
     p = subject(props, min_foreground)
-    return p, CACHE.get(("matte", item.source_id, cfg.model_dump_json(), p.box if p else None), lambda: foreground_matte(item.image, p))
+    return p, CACHE.get(("matte", image_key(item), cfg.model_dump_json(), p.box if p else None), lambda: foreground_matte(item.image, p))
 
 
 def classical_background(image: np.ndarray, background: np.ndarray, kind: str) -> np.ndarray:

@@ -49,7 +49,7 @@ def load_pipeline(cfg: DiffusionConfig, kind: str, device: str):
     probe = DiffusionPipeline.load_config(cfg.checkpoint)
     class_name = str(probe.get("_class_name", ""))
     dtype = _dtype(cfg.dtype, device, class_name)
-    pipe = DiffusionPipeline.from_pretrained(cfg.checkpoint, torch_dtype=dtype)
+    pipe = DiffusionPipeline.from_pretrained(cfg.checkpoint, dtype=dtype)
     name = type(pipe).__name__
     if kind == INPAINT and not ("Inpaint" in name or "Fill" in name):
         pipe = AutoPipelineForInpainting.from_pipe(pipe)

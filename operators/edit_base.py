@@ -93,6 +93,14 @@ class ItemCache:
 CACHE = ItemCache()
 
 
+def image_key(item: SourceImage) -> tuple:
+    """What identifies an item's pixels in the cache: its source id (a content digest), size and a pixel sample (two
+    items with one source id but other pixels, e.g. resized differently by two recipes, never share an entry)."""
+    import hashlib
+
+    return item.source_id, item.image.shape, hashlib.sha1(np.ascontiguousarray(item.image[::17, ::13]).tobytes()).hexdigest()
+
+
 def dilate(mask: np.ndarray, px: int) -> np.ndarray:
     import cv2
 

@@ -260,6 +260,8 @@ class DetectorProposer:
         with torch.no_grad():
             out = self.model(**inputs)
         size = [(image.shape[0], image.shape[1])]
+        if "owlv2" in type(self.model).__name__.lower():
+            size = [(max(size[0]), max(size[0]))]  # OWLv2 pads the photo to a square at the bottom/right first
         if grounding:
             res = self.processor.post_process_grounded_object_detection(out, inputs.input_ids, threshold=self.cfg.box_threshold,
                                                                          text_threshold=self.cfg.box_threshold, target_sizes=size)[0]

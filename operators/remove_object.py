@@ -13,7 +13,7 @@ from datagen.batch import WorkBatch
 from datagen.devices import resolve_device
 from datagen.schema import Frame
 from operators.diffusion import INPAINT, DiffusionConfig, DiffusionRunner, paste
-from operators.edit_base import CACHE, EditConfig, EditOperator, dilate, emu_edit
+from operators.edit_base import CACHE, EditConfig, EditOperator, dilate, emu_edit, image_key
 from operators.object_proposals import ProposalConfig, Proposer
 
 REMOVE, ADD = "Remove Object", "Add Object"
@@ -53,7 +53,7 @@ def opencv_inpaint(image: np.ndarray, mask: np.ndarray, method: str, radius: int
 
 def proposals_for(op: EditOperator, proposer: Proposer, cfg: ProposalConfig, item) -> list:
     """An item's proposals, computed once per worker for every maker that asks with the same settings."""
-    return CACHE.get(("proposals", item.source_id, cfg.model_dump_json()), lambda: proposer.propose(item.image, item.caption))
+    return CACHE.get(("proposals", image_key(item), cfg.model_dump_json()), lambda: proposer.propose(item.image, item.caption))
 
 
 class Inpainter:

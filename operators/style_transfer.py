@@ -33,10 +33,14 @@ def _colour_pencil(bgr: np.ndarray) -> np.ndarray:
 
 
 def _watercolour(bgr: np.ndarray) -> np.ndarray:
-    """cv2.stylization at half size (its domain-transform filter is slow at full size; its output is smooth anyway)."""
+    """cv2.stylization, at half size above 384 px (its domain-transform filter is slow and its output smooth anyway),
+    with the spatial sigma scaled to the picture (OpenCV's 60 px is tuned for ~500 px photos)."""
     h, w = bgr.shape[:2]
-    small = cv2.resize(bgr, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    return cv2.resize(cv2.stylization(small, sigma_s=40, sigma_r=0.45), (w, h), interpolation=cv2.INTER_CUBIC)
+    half = max(h, w) > 384
+    small = cv2.resize(bgr, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA) if half else bgr
+    sigma_s = float(np.clip(60.0 * max(small.shape[:2]) / 512.0, 5.0, 60.0))
+    out = cv2.stylization(small, sigma_s=sigma_s, sigma_r=0.45)
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC) if half else out
 
 
 def _cartoon(bgr: np.ndarray) -> np.ndarray:
@@ -61,7 +65,7 @@ CLASSICAL_STYLES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "cartoon": ("a cartoon", _bgr(_cartoon)),
 }
 CLASSICAL_FILTERS = {
-    "watercolour": "cv2.stylization (half size)", "pencil_sketch": "cv2.pencilSketch (gray)", "coloured_pencil": "cv2.pencilSketch (colour)",
+    "watercolour": "cv2.stylization", "pencil_sketch": "cv2.pencilSketch (gray)", "coloured_pencil": "cv2.pencilSketch (colour)",
     "oil_painting": "cv2.xphoto.oilPainting", "airbrushed": "cv2.edgePreservingFilter", "cartoon": "bilateral filter + adaptive-threshold edges",
 }
 MODEL_STYLES = [
