@@ -29,14 +29,16 @@ from operators.layers import Layers
 from operators.remove_object import RemoveObject
 from operators.replace_object import ReplaceObject
 from operators.style_transfer import StyleTransfer
+from operators.subject_reference import SubjectReference
 from operators.text_to_image import TextToImage
 
 # The ten low-level conditions in the brief's order (each used both ways), then repainting.
 CONDITIONS: tuple[type[Operator], ...] = (
     Segmentation, Depth, Pose, Mosaic, Degradation, Grayscale, Canny, Doodle, Contour, Scribble,
 )
-# Edits synthesized from one photo (issue 12): element, semantic, text-guided and layer editing.
-SYNTHESIZED: tuple[type[Operator], ...] = (RemoveObject, ReplaceObject, BackgroundChange, StyleTransfer, TextToImage, Layers)
+# Edits synthesized from one photo (issue 12): element, semantic, text-guided, layer editing and subject references.
+SYNTHESIZED: tuple[type[Operator], ...] = (RemoveObject, ReplaceObject, BackgroundChange, StyleTransfer, TextToImage, Layers,
+                                          SubjectReference)
 MAKERS: tuple[type[Operator], ...] = (*CONDITIONS, Repainting)
 # Pairing: the encoders a recipe may name as pairing.encoder, and the per-image features the routes need.
 ENCODERS: dict[str, type[Operator]] = {cls.name: cls for cls in (ClassicalFeatures, SiglipFeatures)}

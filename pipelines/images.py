@@ -31,6 +31,7 @@ from operators.layers import Layers
 from operators.remove_object import RemoveObject
 from operators.replace_object import ReplaceObject
 from operators.style_transfer import StyleTransfer
+from operators.subject_reference import SubjectReference
 from operators.text_to_image import TextToImage
 from pipelines.build import configured, present
 
@@ -53,6 +54,7 @@ def stages(recipe: Recipe) -> list[Operator]:
         op(Repainting),
         # edits synthesized from one photo: element (remove/add, replace), semantic (background, style), text, layers
         op(RemoveObject), op(ReplaceObject), op(BackgroundChange), op(StyleTransfer), op(TextToImage), op(Layers),
+        op(SubjectReference),  # reference generation: the subject cut out -> the photo
     )
     if not makers:
         return []

@@ -279,6 +279,10 @@ TEMPLATES.update(
             "[Combine|Merge] the [subject|content] of {image1} [with|and] {image2} into [one|a single|a new] [image|picture|scene].",
             "[Place|Put] the [subject|object] of {image1} into the [scene|setting] of {image2}.",
             "[Using|With] {image1} and {image2} as references, [generate|create|render] {caption}.",
+            # a subject cut out of a photo ({object}: "the grey object") is the reference
+            "[Generate|Create|Render] [a|a new] [picture|photo|scene] [with|showing|featuring] {object} from {image1}[.| in a natural setting.| in its surroundings.]",
+            "[Place|Put] {object} [shown in|of] {image1} [into|in] [a scene|a fitting scene|its setting][.| and render a photo.]",
+            "[Using|With] {object} in {image1} as [a|the] reference, [generate|create|render] {caption}.",
         ],
         # text-guided generation: no input image
         "Text-to-Image": [

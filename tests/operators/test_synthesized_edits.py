@@ -185,3 +185,20 @@ def test_lcu_chains_never_continue_from_a_synthesized_target():
     for c in chains:
         assert c.turns[0].task not in ("Remove Object", "Style Transfer")
         assert np.array_equal(c.turns[0].target.image, img)
+
+
+def test_subject_reference_cuts_the_subject_out_onto_a_plain_canvas():
+    from operators.subject_reference import SubjectReference
+
+    img = scene(radius=0.2)
+    batch = SubjectReference()(batch_of(img, captions=["a red ball on grass"]))
+    TemplateInstructions()(batch)
+    (s,) = batch.samples
+    ref = s.current.inputs[0].image
+    assert s.task == "Reference Generation" and np.array_equal(s.current.target.image, img)
+    red = (ref[..., 0] > 150) & (ref[..., 1] < 100)
+    ys, xs = np.nonzero(red)
+    assert abs(xs.mean() - img.shape[1] / 2) < 8 and abs(ys.mean() - img.shape[0] / 2) < 8  # centred
+    assert (ref[~red] >= 250).all() or (ref[~red] >= 250).mean() > 0.95  # on white
+    check_record(s)
+    assert "the red object" in s.current.instruction and "{image1}" in s.current.instruction
