@@ -1,4 +1,4 @@
-"""Layer editing from a foreground matte (GrabCut grown from the best object proposal). A layer is a photo frame
+"""Layer editing from a foreground matte (the main subject by GrabCut; with a detector, its best object refined). A layer is a photo frame
 whose mask is its alpha (255 = the layer's pixels). Decomposition: photo -> foreground layer (on white), and photo ->
 background layer (the foreground's place left empty, its mask the hole). Fusion: foreground layer + background layer
 -> the photo, pixel-exact."""
@@ -12,7 +12,7 @@ from pydantic import Field
 from datagen.batch import WorkBatch
 from datagen.devices import resolve_device
 from datagen.schema import Frame
-from operators.background_change import NO_MATTE, matte_for
+from operators.background_change import NO_MATTE, describe_matte, matte_for
 from operators.edit_base import EditConfig, EditOperator, emu_edit
 from operators.object_proposals import ProposalConfig, Proposer
 from operators.remove_object import NO_OBJECT
@@ -51,7 +51,7 @@ class Layers(EditOperator):
         return self.config.proposals.backend == "model"
 
     def describe(self) -> str:
-        return f"layers: {', '.join(self.config.tasks)} from a GrabCut matte grown from {Proposer(self.config.proposals).describe()}"
+        return f"layers: {', '.join(self.config.tasks)} along the matte of {describe_matte(self.config.proposals)}"
 
     def setup(self) -> None:
         if self._proposer is None:

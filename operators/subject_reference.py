@@ -1,4 +1,4 @@
-"""Reference Generation from one photo (subject-driven): the subject, cut out along its GrabCut matte, centred and
+"""Reference Generation from one photo (subject-driven): the subject, cut out along its matte (GrabCut), centred and
 scaled on a plain canvas, is the reference; the photo that holds it is the target. The pairing job makes the other
 kind of reference samples, from related real photos; this one needs no second photo."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import Field
 from datagen.batch import WorkBatch
 from datagen.devices import resolve_device
 from datagen.schema import Frame
-from operators.background_change import NO_MATTE, matte_for
+from operators.background_change import NO_MATTE, describe_matte, matte_for
 from operators.edit_base import EditConfig, EditOperator, emu_edit
 from operators.object_proposals import ProposalConfig, Proposer
 from operators.remove_object import NO_OBJECT
@@ -58,7 +58,7 @@ class SubjectReference(EditOperator):
         return self.config.proposals.backend == "model"
 
     def describe(self) -> str:
-        return f"subject_reference: subject cut out along a GrabCut matte from {Proposer(self.config.proposals).describe()} -> the photo"
+        return f"subject_reference: the subject cut out along the matte of {describe_matte(self.config.proposals)} -> the photo"
 
     def setup(self) -> None:
         if self._proposer is None:

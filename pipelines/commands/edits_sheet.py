@@ -22,7 +22,7 @@ def outline(frame) -> np.ndarray:
     """The frame's image with its mask's outline drawn in red (a layer's mask is its alpha)."""
     pic = frame.image.copy()
     if frame.mask is not None:
-        contours, _ = cv2.findContours((frame.mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours((frame.mask > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(pic, contours, -1, (255, 0, 0), max(1, round(max(pic.shape[:2]) / 170)))
     return pic
 

@@ -201,4 +201,4 @@ def test_subject_reference_cuts_the_subject_out_onto_a_plain_canvas():
     assert abs(xs.mean() - img.shape[1] / 2) < 8 and abs(ys.mean() - img.shape[0] / 2) < 8  # centred
     assert (ref[~red] >= 250).all() or (ref[~red] >= 250).mean() > 0.95  # on white
     check_record(s)
-    assert "the red object" in s.current.instruction and "{image1}" in s.current.instruction
+    assert "the main subject" in s.current.instruction and "{image1}" in s.current.instruction
