@@ -53,7 +53,7 @@ def matte_for(proposer: Proposer, cfg: ProposalConfig, item, min_foreground: flo
     if cfg.backend == "classical":
         p = CACHE.get(("subject", image_key(item)), lambda: subject_matte(item.image))
         return p, (p.mask if p is not None else None)
-    props = proposals_for(None, proposer, cfg, item)
+    props = proposals_for(proposer, cfg, item)
     p = subject(props, min_foreground)
     return p, CACHE.get(("matte", image_key(item), cfg.model_dump_json(), p.box if p else None), lambda: foreground_matte(item.image, p))
 

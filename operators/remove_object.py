@@ -51,7 +51,7 @@ def opencv_inpaint(image: np.ndarray, mask: np.ndarray, method: str, radius: int
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def proposals_for(op: EditOperator, proposer: Proposer, cfg: ProposalConfig, item) -> list:
+def proposals_for(proposer: Proposer, cfg: ProposalConfig, item) -> list:
     """An item's proposals, computed once per worker for every maker that asks with the same settings."""
     return CACHE.get(("proposals", image_key(item), cfg.model_dump_json()), lambda: proposer.propose(item.image, item.caption))
 
@@ -104,8 +104,7 @@ class ObjectInpaintOperator(EditOperator):
             self._inpainter.setup()
 
     def describe(self) -> str:
-        self_p = Proposer(self.config.proposals)
-        return f"{self.name}: objects from {self_p.describe()}; fill by {Inpainter(self.config.inpaint, 'cpu').describe()}"
+        return f"{self.name}: objects from {Proposer(self.config.proposals).describe()}; fill by {Inpainter(self.config.inpaint, 'cpu').describe()}"
 
 
 class RemoveObject(ObjectInpaintOperator):
@@ -119,7 +118,7 @@ class RemoveObject(ObjectInpaintOperator):
         stats = batch.stage(self.name)
         jobs = []  # (item, object index, proposal, dilated mask)
         for item in batch.items:
-            props = proposals_for(self, self._proposer, c.proposals, item)
+            props = proposals_for(self._proposer, c.proposals, item)
             if not props:
                 stats.skip(NO_OBJECT)
                 continue

@@ -9,10 +9,9 @@ from pydantic import Field
 
 from datagen.batch import WorkBatch
 from datagen.schema import Frame
-from operators.edit_base import dilate, emu_edit, pick
+from operators.edit_base import EditConfig, dilate, emu_edit, pick
 from operators.object_proposals import ProposalConfig
 from operators.remove_object import NO_OBJECT, InpaintConfig, ObjectInpaintOperator, proposals_for
-from operators.edit_base import EditConfig
 
 REPLACE = "Replace Object"
 NEW_OBJECTS = [
@@ -46,7 +45,7 @@ class ReplaceObject(ObjectInpaintOperator):
         stats = batch.stage(self.name)
         jobs = []
         for item in batch.items:
-            props = proposals_for(self, self._proposer, c.proposals, item)[: c.objects_per_image]
+            props = proposals_for(self._proposer, c.proposals, item)[: c.objects_per_image]
             if not props:
                 stats.skip(NO_OBJECT)
             for k, p in enumerate(props):
