@@ -1,6 +1,7 @@
 """Object proposals: which objects a photo holds, each with a mask and a name an instruction can use. Classical
-default: scikit-image Felzenszwalb regions scored by OpenCV's spectral-residual saliency and colour contrast, named by
-colour and place ("the dark object in the lower left"); model: an open-vocabulary detector through transformers
+default: the classical segmentation's regions (scikit-image Felzenszwalb, or the segmentation map's merged SLIC
+regions) scored by OpenCV's spectral-residual saliency and colour contrast, named by colour and place ("the dark
+object in the lower left"), and the main subject by GrabCut from the photo's frame; model: an open-vocabulary detector through transformers
 (OWLv2 or Grounding DINO) queried with caption nouns, boxes turned into masks by segment-anything."""
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ class ProposalConfig(Section):
     max_area: float = Field(0.6, gt=0, le=1, description="largest object, share of the image")
     max_objects: int = Field(4, ge=1, description="proposals kept per photo, best first")
     # classical
+    segmentation: Literal["felzenszwalb", "regions"] = Field(
+        "felzenszwalb", description="classical regions scored: Felzenszwalb's (small, clean objects: badges, coins, cups) or the "
+                                    "segmentation map's merged SLIC regions (larger parts; also finds patches in plain textures)")
     work_side: int = Field(160, ge=32, description="long side the classical proposals are computed at")
     fz_scale: float = Field(300.0, gt=0, description="Felzenszwalb scale (larger: fewer, bigger regions)")
     fz_min_size: int = Field(60, ge=1, description="smallest Felzenszwalb region, px at work_side")
@@ -134,7 +138,7 @@ def saliency_map(image: np.ndarray) -> np.ndarray:
 
 
 def classical_proposals(image: np.ndarray, cfg: ProposalConfig) -> list[Proposal]:
-    """Felzenszwalb regions at work_side, each scored by how much more salient it is than the photo and how far its
+    """Segmentation regions at work_side, each scored by how much more salient it is than the photo and how far its
     colour is from the ring around it; regions hugging the border (background) are left out."""
     from scipy.ndimage import find_objects
     from skimage.segmentation import felzenszwalb
@@ -143,7 +147,12 @@ def classical_proposals(image: np.ndarray, cfg: ProposalConfig) -> list[Proposal
     s = min(1.0, cfg.work_side / max(h, w))
     sw, sh = max(1, round(w * s)), max(1, round(h * s))
     small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else image
-    labels = felzenszwalb(small, scale=cfg.fz_scale, sigma=0.8, min_size=cfg.fz_min_size)
+    if cfg.segmentation == "regions":
+        from operators.regions import object_regions
+
+        labels = object_regions(small)
+    else:
+        labels = felzenszwalb(small, scale=cfg.fz_scale, sigma=0.8, min_size=cfg.fz_min_size)
     sal = saliency_map(small)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     n = int(labels.max()) + 1
@@ -189,7 +198,7 @@ def classical_proposals(image: np.ndarray, cfg: ProposalConfig) -> list[Proposal
         rgb = image[full > 0].mean(0)
         noun = f"{colour_word(rgb)} object"
         out.append(_from_mask(full.astype(np.uint8), image, noun, score,
-                              {"method": "felzenszwalb+spectral_residual", "contrast": round(contrast, 1)}))
+                              {"method": f"{cfg.segmentation}+spectral_residual", "contrast": round(contrast, 1)}))
     return out
 
 
@@ -344,7 +353,8 @@ class Proposer:
         c = self.cfg
         if self.detector is not None:
             return f"{c.detector} boxes{' + SAM ' + c.sam_checkpoint + ' masks' if c.sam_checkpoint else ' as masks'} (model)"
-        return f"Felzenszwalb regions scored by spectral-residual saliency and contrast (classical), areas {c.min_area}-{c.max_area}"
+        regions = "Felzenszwalb regions" if c.segmentation == "felzenszwalb" else "merged SLIC object regions"
+        return f"{regions} scored by spectral-residual saliency and contrast (classical), areas {c.min_area}-{c.max_area}"
 
     def propose(self, image: np.ndarray, caption: str = "") -> list[Proposal]:
         if self.detector is not None:

@@ -61,7 +61,9 @@ def test_proposals_find_the_salient_object_and_name_it_by_colour_and_place():
     assert place_phrase(0.5, 0.5) == "in the centre" and place_phrase(0.9, 0.1) == "in the upper right"
     assert colour_word(np.array([20, 20, 20])) == "dark" and colour_word(np.array([30, 60, 220])) == "blue"
     assert caption_nouns("a tabby cat looking to the side") == ["tabby", "cat", "side"]
-    # a flat photo holds no object
+    # the segmentation map's merged regions find it too; a flat photo holds no object
+    merged = classical_proposals(img, ProposalConfig(segmentation="regions"))
+    assert merged and merged[0].definite == "the red object in the lower left" and merged[0].extra["method"] == "regions+spectral_residual"
     assert classical_proposals(np.full((120, 120, 3), 128, np.uint8), ProposalConfig()) == []
 
 
