@@ -204,3 +204,17 @@ def test_subject_reference_cuts_the_subject_out_onto_a_plain_canvas():
     assert (ref[~red] >= 250).all() or (ref[~red] >= 250).mean() > 0.95  # on white
     check_record(s)
     assert "the main subject" in s.current.instruction and "{image1}" in s.current.instruction
+
+
+def test_trainer_examples_take_zero_and_two_input_edits():
+    """The trainer's example builder takes a text-to-image CU (no input) and a layer fusion CU (two inputs)."""
+    from datagen.trainer.buckets import make_buckets, nearest_bucket
+    from datagen.trainer.examples import to_example
+
+    img = scene(radius=0.2)
+    batch = batch_of(img, captions=["a red ball on grass"])
+    for op in (TextToImage(), Layers(), TemplateInstructions()):
+        op(batch)
+    bucket = nearest_bucket(img.shape[1], img.shape[0], make_buckets(256))
+    frames = {s.task: to_example(s, bucket, 4).masks.shape[0] for s in batch.samples}
+    assert frames["Text-to-Image"] == 1 and frames["Layer Fusion"] == 3  # the target alone; two layers + target
