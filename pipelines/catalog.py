@@ -22,6 +22,7 @@ from operators.lcu_chains import LcuChains
 from operators.mosaic import Mosaic
 from operators.object_consistency import ObjectKeypoints
 from operators.pose import Pose
+from operators.quality_filter import QualityFilter
 from operators.remove_object import RemoveObject
 from operators.repainting import Repainting
 from operators.replace_object import ReplaceObject
@@ -31,6 +32,7 @@ from operators.style_transfer import StyleTransfer
 from operators.subject_reference import SubjectReference
 from operators.task_mix import TaskMix
 from operators.text_to_image import TextToImage
+from pipelines.scoring import SCORERS
 
 # The ten low-level conditions in the brief's order (each used both ways), then repainting.
 CONDITIONS: tuple[type[Operator], ...] = (
@@ -46,7 +48,7 @@ MAKERS: tuple[type[Operator], ...] = (*CONDITION_MAKERS, *SYNTHESIZED)
 ENCODERS: dict[str, type[Operator]] = {cls.name: cls for cls in (ClassicalFeatures, SiglipFeatures)}
 FEATURES: tuple[type[Operator], ...] = (*ENCODERS.values(), ObjectKeypoints, FaceFeatures, ImageDHash)
 
-OPERATORS: dict[str, type[Operator]] = {cls.name: cls for cls in (*MAKERS, LcuChains, TaskMix, *FEATURES)}
+OPERATORS: dict[str, type[Operator]] = {cls.name: cls for cls in (*MAKERS, LcuChains, TaskMix, *FEATURES, *SCORERS, QualityFilter)}
 
 CATALOG = Catalog(
     operators={name: cls.Config for name, cls in OPERATORS.items()},

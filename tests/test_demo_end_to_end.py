@@ -1,5 +1,7 @@
 """`make demo` end to end: the demo recipe on the embedded default (local Ray, CPU, shipped photos) writes shards
-that upstream webdataset reads sample by sample, whose parquet index matches the tar, and that validate accepts."""
+that upstream webdataset reads sample by sample, whose parquet index matches the tar, and that validate accepts.
+Every sample carries pixel scores and the real open_nsfw probability in its JSON and its index row; safe photos
+score low."""
 import json
 import subprocess
 import sys
@@ -52,6 +54,7 @@ def test_demo_recipe_end_to_end(tmp_path):
     assert shards
     n = 0
     groups, tasks, removals = set(), set(), []
+    nsfw, photos = [], []
     for tar in shards:
         index = pq.read_table(tar.with_suffix(".parquet")).to_pylist()
         got = list(wds.WebDataset(str(tar), shardshuffle=False))
@@ -64,8 +67,19 @@ def test_demo_recipe_end_to_end(tmp_path):
             tasks.add(row["task"])
             if rec["kind"] == schema.KIND_CU and rec["provenance"]["operator"] in SYNTHESIZED_OPERATORS:
                 check_synthesized(decode_sample(g), removals)
+            scores = rec["provenance"]["scores"]
+            assert {"pixel_l1", "pixel_ssim", "nsfw"} <= set(scores), (rec["task"], scores)
+            for name in ("pixel_l1", "pixel_ssim", "nsfw"):
+                assert abs(row[f"score_{name}"] - scores[name]) < 1e-5
+            nsfw.append(scores["nsfw"])
+            if rec["task"] == "Grayscale":  # its input is the untouched photo
+                photos.append(scores["nsfw"])
         n += len(got)
     assert n == run_json["samples"]
+    # the shipped photos are all safe: open_nsfw says so (its README: below 0.2 very likely safe), and nothing the
+    # demo makes from them reaches the default NSFW threshold
+    assert photos and max(photos) < 0.2, photos
+    assert max(nsfw) < 0.8, max(nsfw)
     # issue 12: every ACE task group, including edits synthesized from single photos
     assert ACE_GROUPS <= groups, sorted(ACE_GROUPS - groups)
     assert {"Remove Object", "Add Object", "Style Transfer", "Text-to-Image"} <= tasks
