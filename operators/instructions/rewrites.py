@@ -51,10 +51,12 @@ class RewriteInstructions(Operator):
         super().__init__(config, **context)
         c = self.config
         self.paraphraser = RuleParaphraser()
-        self.embedder = TextEmbedder(c.embedder)
         # the rewriter sends text only: a text LLM, and no multimodal engine arguments
         self.backend = (make_backend(c.backend, images=False, key="instructions.rewrite.backend")
                         if c.rewriter == "llm" and c.backend is not None else None)
+        # one intra-op thread per CPU the worker is given: more only fight the other stages for the same cores
+        self.embedder = TextEmbedder(c.embedder, backend=c.embedder_backend, quantize=c.embedder_quantize,
+                                     threads=max(1, int(round(self.resources().num_cpus))))
 
     def unavailable_reason(self) -> str | None:
         if self.backend is not None:
@@ -102,15 +104,15 @@ class RewriteInstructions(Operator):
         return [parse_rewrites(r.text) if r.ok else r.error for r in results]
 
     def _select(self, jobs: list[tuple[Sample, int]], cands: list[list[str] | str]) -> list[Selection | None]:
-        """Greedy selection per job. Embedding dominates the cost, so the first n+2 candidates are embedded for
+        """Greedy selection per job. Embedding dominates the cost, so the first n+1 candidates are embedded for
         every job at once and the rest only for jobs still short of n; greedy order makes this the same result
         as embedding everything (the embedder caches what it has seen)."""
         c = self.config
         out: list[Selection | None] = [None] * len(jobs)
-        for limit in (c.n + 2, None):
+        for limit in (c.n + 1, None):
             todo = [k for k, cl in enumerate(cands) if isinstance(cl, list) and (out[k] is None or len(out[k].kept) < c.n)]
             if limit is None:
-                todo = [k for k in todo if len(cands[k]) > c.n + 2]
+                todo = [k for k in todo if len(cands[k]) > c.n + 1]
             if not todo:
                 continue
             texts: list[str] = []
@@ -142,6 +144,12 @@ class RewriteInstructions(Operator):
         cands = [lexical_order(s.turns[i].instruction, cl) if isinstance(cl, list) else cl for (s, i), cl in zip(jobs, cands)]
         selections = self._select(jobs, cands)
         method = LLM_REWRITE if self.backend is not None else RULE_REWRITE
+        # wordings this partition already gives each task: the choice prefers a kept rewrite not among them
+        used: dict[str, set[str]] = {}
+        for s in batch.samples:
+            for t in s.turns:
+                if t.instruction:
+                    used.setdefault(t.task, set()).add(t.instruction)
         for (s, i), cl, rng, sel in zip(jobs, cands, rngs, selections):
             turn = s.turns[i]
             source = turn.instruction
@@ -160,7 +168,12 @@ class RewriteInstructions(Operator):
                 else:
                     stats.skip("kept_template:no_distinct_rewrite")
                 continue
-            choice = sel.kept[0] if c.choose == "first" else sel.kept[int(rng.integers(len(sel.kept)))]
+            if c.choose == "first":
+                choice = sel.kept[0]
+            else:
+                fresh = [k for k in sel.kept if k not in used.get(turn.task, ())] or sel.kept
+                choice = fresh[int(rng.integers(len(fresh)))]
+            used.setdefault(turn.task, set()).add(choice)
             turn.instruction = choice
             turn.instruction_method = method
             update_turn_record(s, i, method=method, source=source, alternates=sel.kept, rewriter=c.rewriter,
