@@ -134,8 +134,12 @@ class RuleParaphraser:
         return _articles(text)
 
     def _frame(self, clause: str, rng: np.random.Generator) -> str:
-        frame = FRAMES[int(rng.integers(len(FRAMES)))]
         s = _lower_first(clause)
+        # frames that would read wrong around this clause: "Let's give me ...", "... for me for me."
+        frames = [f for f in FRAMES
+                  if not (f in ("Let's {s}.", "Help me {s}.") and re.match(r"\w+ me\b", s))
+                  and not (f == "{S} for me." and s.rstrip().endswith("for me"))]
+        frame = frames[int(rng.integers(len(frames)))]
         return frame.replace("{S}", sentence_case(s)).replace("{s}", s)
 
     def _rewrite(self, protected: str, rng: np.random.Generator) -> str:
@@ -161,7 +165,9 @@ class RuleParaphraser:
                 head, tail = body.split(sep, 1)
                 if tail.split(" ", 1)[0].lower() in IMPERATIVE and rng.random() < 0.8:
                     framed = self._frame(tail, rng)
-                    return head + sep + framed[:1].lower() + framed[1:] if sep == "; " else head + sep + framed
+                    if sep == "; " and not re.match(r"I\b", framed):  # "I'd like you to" keeps its capital
+                        framed = framed[:1].lower() + framed[1:]
+                    return head + sep + framed
         return body + end
 
     def candidates(self, text: str, rng: np.random.Generator, k: int) -> list[str]:
