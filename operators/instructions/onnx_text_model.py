@@ -38,18 +38,31 @@ def cache_root() -> Path:
 
 
 def checkpoint_hash(model_dir: str | Path) -> str:
-    """sha256 over the checkpoint's weights and the files that decide tokenisation and pooling."""
+    """sha256 over the checkpoint's weights and the files that decide tokenisation and pooling. Hashing 90 MB takes
+    a second on a busy core, in every worker: the result is remembered in the cache per (path, size, mtime) of those
+    files, and recomputed when any of them changes."""
     root = Path(model_dir)
-    h = hashlib.sha256(FORMAT.encode())
     weights = next((root / n for n in _WEIGHT_FILES if (root / n).exists()), None)
     if weights is None:
         raise FileNotFoundError(f"{root}: no {' or '.join(_WEIGHT_FILES)}")
-    for p in [weights] + [root / n for n in _KEY_FILES]:
-        if p.exists():
-            h.update(p.name.encode())
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 22), b""):
-                    h.update(chunk)
+    files = [weights] + [root / n for n in _KEY_FILES if (root / n).exists()]
+    stamp = hashlib.sha256(FORMAT.encode())
+    for p in files:
+        st = p.stat()
+        stamp.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    memo = cache_root() / "onnx" / "hashes" / stamp.hexdigest()
+    if memo.exists():
+        return memo.read_text().strip()
+    h = hashlib.sha256(FORMAT.encode())
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(h.hexdigest())
+    os.replace(tmp, memo)
     return h.hexdigest()
 
 

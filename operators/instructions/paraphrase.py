@@ -73,6 +73,8 @@ IMPERATIVE = set(
     delete clear update rework combine merge segment partition estimate predict trace outline simplify doodle sketch
     scribble visualize display vary perform derive obtain identify infer provide go""".split()
 )
+CAPTION_SLOT = "{caption}"  # where a template's caption stood: rewritten around, never into
+_SLOT = "\x02"  # the caption slot while rules run: no rule matches it, and it is not an image to front
 _FRONT_RE = re.compile(r"^(?P<head>.+\S) (?:of|in|from|for|on|to|onto|into) (?P<img>\x00\d\x00)$")
 _PLEASE_RE = re.compile(r"^please,? |,? please(?=[.?!]*$)", re.IGNORECASE)
 _GROUP_RES = [
@@ -172,11 +174,11 @@ class RuleParaphraser:
 
     def candidates(self, text: str, rng: np.random.Generator, k: int) -> list[str]:
         """Up to k distinct rewrites of `text` (none equal to it), indicators kept verbatim."""
-        protected, refs = self._protect(text)
+        protected, refs = self._protect(text.replace(CAPTION_SLOT, _SLOT))
         seen = {" ".join(text.lower().split())}
         out: list[str] = []
         for _ in range(k * 4):
-            cand = tidy(self._restore(self._rewrite(protected, rng), refs))
+            cand = tidy(self._restore(self._rewrite(protected, rng), refs)).replace(_SLOT, CAPTION_SLOT)
             cand = sentence_case(cand)
             norm = " ".join(cand.lower().split())
             if norm in seen:
