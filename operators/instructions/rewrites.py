@@ -115,15 +115,16 @@ class RewriteInstructions(Operator):
         return [parse_rewrites(r.text) if r.ok else r.error for r in results]
 
     def _select(self, jobs: list[tuple[Sample, int]], sources: list[str], cands: list[list[str] | str]) -> list[Selection | None]:
-        """Greedy selection per job. Embedding dominates the cost, so the first n+1 candidates are embedded for
-        every job at once and the rest only for jobs still short of n; greedy order makes this the same result
-        as embedding everything (the embedder caches what it has seen)."""
+        """Greedy selection per job. Embedding dominates the cost, so candidates are embedded in rounds over all jobs
+        at once: the first n, then two more for the jobs still short of n, then the rest for those still short;
+        greedy order makes this the same result as embedding everything (the embedder caches what it has seen)."""
         c = self.config
         out: list[Selection | None] = [None] * len(jobs)
-        for limit in (c.n + 1, None):
+        done = 0  # candidates per job embedded by the rounds so far
+        for limit in (c.n, c.n + 2, None):
             todo = [k for k, cl in enumerate(cands) if isinstance(cl, list) and (out[k] is None or len(out[k].kept) < c.n)]
-            if limit is None:
-                todo = [k for k in todo if len(cands[k]) > c.n + 1]
+            todo = [k for k in todo if out[k] is None or len(cands[k]) > done]
+            done = limit if limit is not None else 10**9
             if not todo:
                 continue
             texts: list[str] = []
