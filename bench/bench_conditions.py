@@ -114,6 +114,9 @@ def main() -> None:
 
     from controlnet_aux import CannyDetector, LineartStandardDetector
 
+    from operators.doodle import DoodleConfig
+    from operators.segmentation import SegmentationConfig
+
     photos = load_photos(args.side)
     canny_peer, lineart_peer = CannyDetector(), LineartStandardDetector()
     peers = {
@@ -127,8 +130,10 @@ def main() -> None:
         ("grayscale", ours("grayscale"), None),
         ("mosaic", ours("mosaic"), None),
         ("degradation", ours("degradation"), None),
-        ("doodle (classical)", ours("doodle"), None),
-        ("segmentation (Felzenszwalb)", ours("segmentation"), None),
+        ("doodle (region outlines)", ours("doodle"), None),
+        ("doodle (old: gradient)", ours("doodle", DoodleConfig(edges="gradient")), None),
+        ("segmentation (object regions)", ours("segmentation"), None),
+        ("segmentation (old: Felzenszwalb)", ours("segmentation", SegmentationConfig(method="felzenszwalb")), None),
         ("repainting", repainting(), None),
     ]
     if args.models:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from datagen import paths, schema
 from datagen.config import ConfigError, Recipe
+from datagen.ingest.read import STAGE as READ_STAGE
 from datagen.jobs import JobSpec, check_stage_order
 from datagen.runtime import Job, execute, stage_plan
 from datagen.shards.commit import read_marker
@@ -58,19 +59,21 @@ def frozen_plan(out: Path, job: str, recipe: Recipe, make_plan) -> list[dict[str
 
 
 
-def merge_quarantine(out: Path) -> pa.Table:
-    """OUT/quarantine.parquet from every partition's rows, each distinct row once: the features job reads the photos
-    the images job read and refuses the same bad file with the same row; that is one quarantined input, not two."""
+def merge_quarantine(out: Path, partitions: Sequence[str] = ()) -> pa.Table:
+    """OUT/quarantine.parquet: one row per quarantined input, with the first reason it got. `partitions` gives the
+    order (jobs in running order, then their partitions): the features job reads the photos the images job read and
+    refuses the same bad file again, perhaps in other words; that is still one quarantined input, listed with the
+    images job's reason. Files of partitions not named come after, by name."""
     qdir = out / paths.QUARANTINE_DIR
-    files = sorted(qdir.glob("*.parquet")) if qdir.exists() else []
-    rows = [r for f in files for r in pq.read_table(f).to_pylist()]
-    seen: set[tuple[str, str, str, str]] = set()
+    files = {f.stem: f for f in sorted(qdir.glob("*.parquet"))} if qdir.exists() else {}
+    ordered = [files.pop(p) for p in partitions if p in files] + list(files.values())
+    seen: set[str] = set()
     unique = []
-    for r in rows:
-        key = (r["uri"], r["reason"], r["stage"], r["detail"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(r)
+    for f in ordered:
+        for r in pq.read_table(f).to_pylist():
+            if r["uri"] not in seen:
+                seen.add(r["uri"])
+                unique.append(r)
     table = pa.Table.from_pylist(unique, schema=schema.QUARANTINE_SCHEMA)
     paths.atomic_write_parquet(out / paths.QUARANTINE_FILE, table)
     return table
@@ -96,6 +99,7 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -
         all_markers: list[dict[str, Any]] = []
         fresh: list[dict[str, Any]] = []  # results of this invocation
         job_plans: dict[str, list[dict[str, Any]]] = {}  # how each job's stages ran: tasks or actor pools, sizes
+        partition_order: list[str] = []  # every job's partitions, jobs in running order: quarantine's first reasons
         for spec in jobs:
             job_name = spec.name
             stages = check_stage_order(job_name, spec.stages(recipe))
@@ -103,6 +107,7 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -
                 log.info("job %s: no operator enabled, skipped", job_name)
                 continue
             partitions = frozen_plan(out, job_name, recipe, lambda r: spec.plan(r, out))
+            partition_order += [p["name"] for p in partitions]
             markers = {p["name"]: read_marker(out, p["name"]) for p in partitions}
             pending = [p for p in partitions if markers[p["name"]] is None]
             if not pending:
@@ -134,7 +139,7 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -
             all_markers.extend(m for m in markers.values() if m is not None)
         done_now = len(fresh)
         if done_now or not (out / paths.QUARANTINE_FILE).exists():
-            quarantine = merge_quarantine(out)
+            quarantine = merge_quarantine(out, partition_order)
         else:
             quarantine = pq.read_table(out / paths.QUARANTINE_FILE)
         seconds = time.perf_counter() - t0
@@ -142,6 +147,9 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -
         # counted from the merged file, not the markers: an input refused by two jobs is one quarantined input
         summary["quarantine_reasons"] = quarantine_counts(quarantine)
         summary["quarantined"] = quarantine.num_rows
+        # inputs = decoded + refused (could not be read or decoded); `quarantined` also holds decoded inputs that a
+        # later stage failed on (an operator error), which still gave their other samples
+        summary["refused"] = sum(1 for s in quarantine.column("stage").to_pylist() if s == READ_STAGE)
         inv_inputs = sum(m.get("entries", 0) for m in fresh if m["partition"].startswith("img-"))
         inv_samples = sum(m["samples"] for m in fresh)
         summary["invocation"] = {

@@ -54,9 +54,12 @@ def aggregate(markers: list[dict[str, Any]], input_prefix: str = "img-") -> dict
 def format_summary(summary: dict[str, Any]) -> str:
     lines = []
     inv = summary.get("invocation", {})
+    refused = summary.get("refused", 0)
+    later = summary["quarantined"] - refused  # decoded inputs a later stage failed on (their other samples kept)
     lines.append(f"run {summary.get('name', '')}: {summary['samples']} samples in {summary['shards']} shards "
-                 f"({summary['bytes'] / 1e6:.1f} MB) from {summary['decoded']}/{summary['inputs']} inputs; "
-                 f"{summary['quarantined']} quarantined")
+                 f"({summary['bytes'] / 1e6:.1f} MB) from {summary['decoded']} decoded + {refused} refused = "
+                 f"{summary['inputs']} inputs; {summary['quarantined']} quarantined"
+                 + (f" ({later} by a stage after decoding)" if later > 0 else ""))
     if inv:
         if inv.get("nothing_to_do"):
             lines.append("  nothing to do: every partition was already complete")

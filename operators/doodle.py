@@ -1,12 +1,18 @@
-"""Doodle condition: soft edges (HED from a local checkpoint, or by default a classical multi-scale colour gradient)
-turned into coarse hand-drawn strokes: ControlNet's scribble recipe (NMS, blur, binarise), then simplified to a
-skeleton without short bits and redrawn with one thick round pen. Dark strokes on white."""
+"""Doodle condition: a few coarse hand-drawn strokes that outline the photo's main objects. Dark strokes on white.
+
+With a HED checkpoint: its soft edges through ControlNet's scribble recipe (NMS, blur, binarise), then simplified
+to a skeleton without short bits and redrawn with one thick round pen. By default (no weights): the outlines of
+the classical object regions (`operators/regions.py`, merged coarser than the segmentation map), smoothed, without
+the frame and short bits, redrawn with the same pen. The older classical source, a multi-scale colour gradient
+through the scribble recipe, is `edges: gradient`; it draws texture as much as objects (scattered strokes)."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from operators.condition import ConditionOperator, gray3
@@ -26,6 +32,10 @@ _NMS_KERNELS = [
 
 
 class DoodleConfig(ModelConditionConfig):
+    edges: Literal["regions", "gradient"] = Field("regions", description="classical stroke source: object-region outlines or colour gradient")
+    region_merge_threshold: float = Field(0.4, gt=0, le=1, description="regions: boundaries weaker than this are merged away (coarser than the segmentation map)")
+    region_min_fraction: float = Field(0.03, ge=0, lt=1, description="regions: regions below this share of the image merge first")
+    outline_smoothing: int = Field(11, ge=1, description="regions: median filter on the region labels before outlining (px at 512px)")
     gradient_sigmas: list[float] = Field([1.0, 2.0, 4.0], min_length=1, description="classical soft edges: Gaussian scales (px at 512px)")
     gradient_percentile: float = Field(98.0, gt=50, le=100, description="classical soft edges: gradient percentile mapped to full strength")
     nms_sigma: float = Field(3.0, gt=0, description="smoothing before non-maximum suppression (ControlNet scribble: 3)")
@@ -91,6 +101,32 @@ def strokes_from_edges(edges: np.ndarray, c: DoodleConfig, pen_radius: float) ->
     return 255 - cv2.dilate(skeleton * 255, pen)
 
 
+def region_outlines(image: np.ndarray, c: DoodleConfig, pen_radius: float) -> np.ndarray:
+    """Photo -> doodle (HxW uint8, dark strokes on white) from the outlines of its coarse object regions."""
+    from skimage.morphology import skeletonize
+
+    from operators.regions import REFERENCE_SIDE as REGION_SIDE
+    from operators.regions import label_boundaries, object_regions
+
+    h, w = image.shape[:2]
+    scale = max(h, w) / REFERENCE_SIDE
+    s = min(1.0, REGION_SIDE / max(h, w))
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else image
+    labels = object_regions(small, merge_threshold=c.region_merge_threshold, min_region_fraction=c.region_min_fraction)
+    labels = cv2.resize(labels.astype(np.uint16), (w, h), interpolation=cv2.INTER_NEAREST)
+    k = max(3, int(round(c.outline_smoothing * scale)) | 1)  # odd; medianBlur takes 16-bit input only up to 5
+    labels = cv2.medianBlur(labels.astype(np.uint8), k) if labels.max() < 256 else cv2.medianBlur(labels.astype(np.float32), 5)
+    outline = label_boundaries(labels)
+    margin = max(1, int(round(4 * scale)))  # the frame is not a stroke
+    outline[:margin] = outline[-margin:] = False
+    outline[:, :margin] = outline[:, -margin:] = False
+    skeleton = skeletonize(cv2.dilate(outline.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0).astype(np.uint8)
+    skeleton = _drop_small(skeleton, c.min_stroke_length * 1.5 * scale)
+    r = max(2, int(round(pen_radius * scale)))  # a coarse pen even on small images
+    pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return 255 - cv2.dilate(skeleton * 255, pen)
+
+
 class Doodle(ConditionOperator):
     name = "doodle"
     condition = "doodle"
@@ -108,15 +144,26 @@ class Doodle(ConditionOperator):
 
     def params(self) -> dict[str, Any]:
         p = provenance_params(self.config)
+        region_keys = ("region_merge_threshold", "region_min_fraction", "outline_smoothing")
+        gradient_keys = ("gradient_sigmas", "gradient_percentile")
         if uses_model(self.config):
-            p.pop("gradient_sigmas")
-            p.pop("gradient_percentile")
+            unused = ("edges", *region_keys, *gradient_keys)
+        else:
+            unused = gradient_keys if self.config.edges == "regions" else region_keys
+        for k in unused:
+            p.pop(k)
         return p
 
     def describe(self) -> str:
         c = self.config
-        edges = f"HED from {c.checkpoint} (model)" if uses_model(c) else f"multi-scale Lab gradient sigmas {c.gradient_sigmas} (classical)"
-        return f"doodle: {edges} -> NMS/blur/binarise -> skeleton -> pen radius {c.pen_radius_range}"
+        if uses_model(c):
+            return f"doodle: HED from {c.checkpoint} (model) -> NMS/blur/binarise -> skeleton -> pen radius {c.pen_radius_range}"
+        if c.edges == "regions":
+            return (
+                f"doodle: outlines of classical object regions (merged SLIC, threshold {c.region_merge_threshold}) "
+                f"-> skeleton -> pen radius {c.pen_radius_range}"
+            )
+        return f"doodle: multi-scale Lab gradient sigmas {c.gradient_sigmas} (classical) -> NMS/blur/binarise -> skeleton -> pen radius {c.pen_radius_range}"
 
     def setup(self) -> None:
         if uses_model(self.config) and self._net is None:
@@ -125,13 +172,14 @@ class Doodle(ConditionOperator):
 
     def make_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]):
         c = self.config
+        radii = [float(rng.uniform(*c.pen_radius_range)) for rng in rngs]
         if uses_model(c):
             self.setup()
             edges = soft_edges(self._net, images, self._device)
+            doodles = [strokes_from_edges(e, c, r) for e, r in zip(edges, radii)]
+        elif c.edges == "regions":
+            doodles = [region_outlines(im, c, r) for im, r in zip(images, radii)]
         else:
             edges = [gradient_edges(im, c.gradient_sigmas, c.gradient_percentile) for im in images]
-        out = []
-        for e, rng in zip(edges, rngs):
-            radius = float(rng.uniform(*c.pen_radius_range))
-            out.append((gray3(strokes_from_edges(e, c, radius)), {"pen_radius": round(radius, 3)}))
-        return out
+            doodles = [strokes_from_edges(e, c, r) for e, r in zip(edges, radii)]
+        return [(gray3(d), {"pen_radius": round(r, 3)}) for d, r in zip(doodles, radii)]

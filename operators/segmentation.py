@@ -1,6 +1,7 @@
-"""Segmentation condition: segment-anything's automatic mask generator (local checkpoint) or, by default, a classical
-over-segmentation (Felzenszwalb or SLIC from scikit-image), rendered as a colour map: one fixed palette colour per
-region by area rank, so the largest region always gets the first colour; pixels no mask covers stay black."""
+"""Segmentation condition: segment-anything's automatic mask generator (local checkpoint) or, by default, classical
+object regions (SLIC superpixels merged across weak boundaries, `operators/regions.py`; plain Felzenszwalb or SLIC
+from scikit-image remain as methods), rendered as a colour map: one fixed palette colour per region by area rank, so
+the largest region always gets the first colour; pixels no mask covers stay black."""
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -14,14 +15,20 @@ from operators.model_backend import ModelConditionConfig, model_resources, prove
 
 # A fixed, seeded palette: the same region rank has the same colour in every map, which keeps analysis learnable.
 PALETTE = np.random.default_rng(20241001).integers(40, 256, size=(256, 3)).astype(np.uint8)
-CLASSICAL_KEYS = ("method", "work_side", "fz_scale", "fz_sigma", "fz_min_size", "slic_segments", "slic_compactness")
+CLASSICAL_KEYS = (
+    "method", "work_side", "merge_threshold", "min_region_fraction",
+    "fz_scale", "fz_sigma", "fz_min_size", "slic_segments", "slic_compactness",
+)
 SAM_KEYS = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "min_mask_region_area")
 
 
 class SegmentationConfig(ModelConditionConfig):
     # classical
-    method: Literal["felzenszwalb", "slic"] = "felzenszwalb"
+    # regions: SLIC merged across weak boundaries (follows objects); felzenszwalb / slic: the raw over-segmentations
+    method: Literal["regions", "felzenszwalb", "slic"] = "regions"
     work_side: int = Field(256, ge=32, description="long side the classical segmentation runs at; labels are scaled back")
+    merge_threshold: float = Field(0.3, gt=0, le=1, description="regions: boundaries weaker than this (0-1 Lab gradient) are merged away")
+    min_region_fraction: float = Field(0.02, ge=0, lt=1, description="regions: regions below this share of the image merge first")
     fz_scale: float = Field(100.0, gt=0, description="Felzenszwalb scale (larger: fewer, bigger regions)")
     fz_sigma: float = Field(0.8, ge=0)
     fz_min_size: int = Field(160, ge=1, description="smallest Felzenszwalb region, px at work_side")
@@ -88,6 +95,11 @@ class Segmentation(ConditionOperator):
         c = self.config
         if uses_model(c):
             return f"segmentation: segment-anything automatic masks from {c.checkpoint}, {c.points_per_side}^2 points (model)"
+        if c.method == "regions":
+            return (
+                f"segmentation: SLIC superpixels merged across boundaries weaker than {c.merge_threshold} "
+                f"at {c.work_side}px (classical object regions)"
+            )
         if c.method == "felzenszwalb":
             return f"segmentation: scikit-image Felzenszwalb scale={c.fz_scale} at {c.work_side}px (classical)"
         return f"segmentation: scikit-image SLIC {c.slic_segments} segments at {c.work_side}px (classical)"
@@ -117,7 +129,11 @@ class Segmentation(ConditionOperator):
         h, w = image.shape[:2]
         s = min(1.0, c.work_side / max(h, w))
         small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else image
-        if c.method == "felzenszwalb":
+        if c.method == "regions":
+            from operators.regions import object_regions
+
+            labels = object_regions(small, merge_threshold=c.merge_threshold, min_region_fraction=c.min_region_fraction)
+        elif c.method == "felzenszwalb":
             labels = felzenszwalb(small, scale=c.fz_scale, sigma=c.fz_sigma, min_size=c.fz_min_size)
         else:
             labels = slic(small, n_segments=c.slic_segments, compactness=c.slic_compactness, start_label=0)

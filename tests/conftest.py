@@ -53,3 +53,17 @@ def ray_local():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def object_scene(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A noisy, shaded background holding a textured red disc and a striped blue square; their masks."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:160, 0:160]
+    image = np.stack([90 + xx * 0.4, 140 - yy * 0.3, 100 + 0 * xx], -1)
+    disc = (yy - 55) ** 2 + (xx - 50) ** 2 < 30**2
+    square = (yy > 80) & (yy < 140) & (xx > 85) & (xx < 145)
+    image[disc] = (200, 40, 40)
+    image[square] = (40, 60, 190)
+    image[square & ((xx // 6) % 2 == 0)] += 25  # stripes inside the square: texture, not a new object
+    image = image + rng.normal(0, 10, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), {"disc": disc, "square": square}

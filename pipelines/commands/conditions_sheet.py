@@ -1,5 +1,5 @@
-"""`datagen conditions-sheet PHOTO --out sheet.png`: one photo through every low-level condition and the repainting
-masks, as a labelled contact sheet. Operators that are off (no checkpoint) or skip the photo get a grey tile saying why."""
+"""`datagen conditions-sheet PHOTO [PHOTO ...] --out sheet.png [--only a,b]`: each photo through every low-level
+condition and the repainting masks (or just the named operators), as a labelled contact sheet. Operators that are off (no checkpoint) or skip the photo get a grey tile saying why."""
 from __future__ import annotations
 
 import argparse
@@ -37,13 +37,15 @@ def _operator_configs(recipe_path: str | None, overrides: list[str]) -> dict[str
     return dict(recipe.operators)
 
 
-def render_tiles(image: np.ndarray, configs: dict[str, Any], seed: int = 0) -> list[tuple[str, np.ndarray | None, str]]:
+def render_tiles(
+    image: np.ndarray, configs: dict[str, Any], seed: int = 0, only: tuple[str, ...] = SHEET_OPERATORS
+) -> list[tuple[str, np.ndarray | None, str]]:
     """(label, picture or None, note) per sheet entry: the photo, each condition map, each repainting input."""
     from datagen import schema
     from datagen.batch import SourceImage, WorkBatch
 
     tiles: list[tuple[str, np.ndarray | None, str]] = [("photo", image, "")]
-    for name in SHEET_OPERATORS:
+    for name in only:
         cls = OPERATORS[name]
         op = cls(configs.get(name), seed=seed)
         why = op.unavailable_reason()
@@ -101,9 +103,22 @@ def compose_sheet(tiles: list[tuple[str, np.ndarray | None, str]], tile: int, co
     return sheet
 
 
+def _only(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return SHEET_OPERATORS
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in SHEET_OPERATORS]
+    if unknown:
+        raise ValueError(f"--only: unknown operator(s) {unknown}; allowed: {', '.join(SHEET_OPERATORS)}")
+    return names
+
+
 def cmd_conditions_sheet(args: argparse.Namespace) -> int:
-    image = load_rgb(args.photo, args.max_side)
-    tiles = render_tiles(image, _operator_configs(args.recipe, list(args.overrides)), seed=args.seed)
+    only = _only(args.only)
+    configs = _operator_configs(args.recipe, list(args.overrides))
+    tiles = []
+    for photo in args.photo:
+        tiles += render_tiles(load_rgb(photo, args.max_side), configs, seed=args.seed, only=only)
     sheet = compose_sheet(tiles, args.tile, args.columns)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +131,8 @@ def cmd_conditions_sheet(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("conditions-sheet", help="render a photo through every condition as a contact sheet PNG")
-    p.add_argument("photo", help="an image file")
+    p.add_argument("photo", nargs="+", help="image file(s); each starts with its photo tile")
+    p.add_argument("--only", help="comma-separated operators to render (default: all); with --columns 1+N, one photo per row")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--recipe", help="take operator settings (backends, checkpoints) from this recipe; default: built-in defaults")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. operators.depth.checkpoint=/models/dpt-hybrid-midas")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from pipelines.cli import main
@@ -45,3 +46,17 @@ def test_tiles_and_recipe_overrides(tmp_path):
     assert not np.array_equal(model_tiles["contour"], dict((t[0], t[1]) for t in tiles)["contour"])
     sheet = compose_sheet(tiles, 48, 4)
     assert sheet.shape == (4 * (48 + LABEL_H), 4 * 48, 3)
+
+
+def test_only_some_operators_for_several_photos(tmp_path, capsys):
+    photos = []
+    for name in ("astronaut.png", "coffee.png"):
+        photos.append(tmp_path / name)
+        cv2.imwrite(str(photos[-1]), cv2.cvtColor(load_photo(name, 96), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "maps.png"
+    args = ["conditions-sheet", *map(str, photos), "--only", "segmentation,doodle", "--columns", "3", "--tile", "48"]
+    assert main([*args, "--out", str(out), "--max-side", "96"]) == 0
+    assert cv2.imread(str(out)).shape == (2 * (48 + LABEL_H), 3 * 48, 3)  # one row per photo: photo, map, doodle
+    assert "6 tiles" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="nope.*allowed"):
+        main([*args, "--only", "segmentation,nope", "--out", str(out)])

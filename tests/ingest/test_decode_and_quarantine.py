@@ -30,6 +30,8 @@ def test_hostile_folder_quarantines_bad_and_processes_valid(tmp_path):
     assert all(row["stage"] == "read" and row["detail"] for row in q)
     n_valid = sum(v is None for v in expected.values())
     assert summary["decoded"] == n_valid and summary["quarantined"] == len(bad)
+    # the numbers add up: every listed input was either decoded or refused (and quarantined) at read
+    assert summary["refused"] == len(bad) and summary["decoded"] + summary["refused"] == summary["inputs"] == len(expected)
     assert summary["quarantine_reasons"]["too_many_pixels"] == 1
     # every valid file made samples from every enabled operator (2 per operator)
     n_ops = len(_recipe(tmp_path, tmp_path / "in").operators)
@@ -118,3 +120,24 @@ def test_an_input_refused_by_two_jobs_is_quarantined_once(tmp_path):
     q = pq.read_table(tmp_path / "out" / "quarantine.parquet").to_pylist()
     assert sorted(row["uri"].rsplit("/", 1)[-1] for row in q) == sorted(bad)
     assert summary["quarantined"] == len(bad) and sum(summary["quarantine_reasons"].values()) == len(bad)
+    assert summary["decoded"] + summary["refused"] == summary["inputs"]
+
+
+def test_one_row_per_input_with_the_first_jobs_reason(tmp_path):
+    """The same input refused in other words by a later job, or failing in two stages, is one row: the first."""
+    from datagen import paths, schema
+    from datagen.run import merge_quarantine
+
+    qdir = tmp_path / paths.QUARANTINE_DIR
+    qdir.mkdir()
+    rows = {
+        "img-00000": [("a.png", "truncated", "read"), ("b.png", "operator_error", "canny"), ("b.png", "operator_error", "mosaic")],
+        "feat-00000": [("a.png", "decode_error", "read"), ("c.png", "feature_error", "siglip_features")],
+    }
+    for part, rs in rows.items():
+        pq.write_table(pa.Table.from_pylist([{"uri": u, "reason": r, "stage": st, "detail": "x"} for u, r, st in rs],
+                                            schema=schema.QUARANTINE_SCHEMA), qdir / f"{part}.parquet")
+    table = merge_quarantine(tmp_path, ["img-00000", "feat-00000"])
+    got = [(r["uri"], r["reason"], r["stage"]) for r in table.to_pylist()]
+    assert got == [("a.png", "truncated", "read"), ("b.png", "operator_error", "canny"), ("c.png", "feature_error", "siglip_features")]
+    assert pq.read_table(tmp_path / paths.QUARANTINE_FILE).num_rows == 3

@@ -1,4 +1,4 @@
-"""Doodle condition: soft edges (classical Lab gradients, or HED from a tiny checkpoint of the ControlNetHED layout made
+"""Doodle condition: outlines of classical object regions by default; soft edges (classical Lab gradients, or HED from a tiny checkpoint of the ControlNetHED layout made
 here) become thick, simplified, binary strokes drawn with one pen whose radius is drawn per image."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from datagen.batch import SourceImage, WorkBatch
 from operators.doodle import Doodle, DoodleConfig, gradient_edges, strokes_from_edges
 from operators.hed import architecture_of, build_hed, load_hed, soft_edges
-from tests.conftest import load_photo
+from tests.conftest import load_photo, object_scene
 
 
 def _batch(*images, seed=0):
@@ -30,6 +30,29 @@ def test_classical_doodle_is_binary_thick_strokes():
     # thick: eroding by a 3x3 square leaves most strokes standing (a 1px line would vanish)
     assert cv2.erode(ink.astype(np.uint8), np.ones((3, 3), np.uint8)).sum() > 0.1 * ink.sum()
     assert [x.task for x in batch.samples] == ["Doodle Extraction", "Doodle-guided Generation"]
+
+
+def test_default_doodle_outlines_the_objects_in_few_strokes():
+    image, objects = object_scene()
+    d = Doodle()(_batch(image, seed=2)).samples[0].current.target.image[..., 0]
+    ink = d == 0
+    outlines = np.zeros(ink.shape, np.uint8)
+    for mask in objects.values():
+        m = mask.astype(np.uint8)
+        outline = cv2.dilate(m, np.ones((3, 3), np.uint8)) - cv2.erode(m, np.ones((3, 3), np.uint8))
+        near = cv2.dilate(outline, np.ones((13, 13), np.uint8)) > 0
+        assert ink[outline > 0].mean() > 0.8  # the object's outline is drawn
+        outlines |= near
+    assert ink[outlines == 0].sum() < 0.1 * ink.sum()  # and little else: no strokes for texture or noise
+    n, _ = cv2.connectedComponents(ink.astype(np.uint8))
+    assert n - 1 <= 4  # a few strokes
+
+
+def test_gradient_source_still_available():
+    photo = load_photo("camera.png", 128)
+    s = Doodle(DoodleConfig(edges="gradient"))(_batch(photo, seed=4)).samples[0]
+    assert "gradient_sigmas" in s.provenance.params and "region_merge_threshold" not in s.provenance.params
+    assert 0.005 < (s.current.target.image[..., 0] == 0).mean() < 0.3
 
 
 def test_simplification_drops_specks():

@@ -1,4 +1,4 @@
-"""Segmentation condition: a classical Felzenszwalb/SLIC colour map by default; with a checkpoint, segment-anything's
+"""Segmentation condition: classical object regions (merged SLIC) by default, or plain Felzenszwalb/SLIC; with a checkpoint, segment-anything's
 automatic mask generator on a tiny SAM built from segment_anything.modeling and loaded through the same path
 as the published ViT-H/L/B weights (whose sizes the loader reads off the state dict)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from datagen.batch import SourceImage, WorkBatch
 from operators.sam_loader import sam_architecture
 from operators.segmentation import PALETTE, Segmentation, SegmentationConfig, colour_labels, masks_to_labels
-from tests.conftest import load_photo
+from tests.conftest import load_photo, object_scene
 
 
 def _batch(*images, seed=0):
@@ -23,7 +23,7 @@ def _colours(m):
     return {tuple(c) for c in np.unique(m.reshape(-1, 3), axis=0)}
 
 
-@pytest.mark.parametrize("method", ["felzenszwalb", "slic"])
+@pytest.mark.parametrize("method", ["regions", "felzenszwalb", "slic"])
 def test_classical_colour_map(method):
     photo = load_photo("coffee.png", 128)
     batch = Segmentation(SegmentationConfig(method=method, work_side=64))(_batch(photo))
@@ -37,6 +37,27 @@ def test_classical_colour_map(method):
     assert tuple(values[counts.argmax()]) == tuple(PALETTE[0])
     assert [x.task for x in batch.samples] == ["Image Segmentation", "Segmentation-guided Generation"]
     assert "points_per_side" not in s.provenance.params
+
+
+def test_regions_follow_objects_not_texture():
+    from operators.regions import object_regions
+
+    image, objects = object_scene()
+    labels = object_regions(image)
+    for name, mask in objects.items():
+        best = np.bincount(labels[mask]).argmax()  # the region holding most of the object
+        region = labels == best
+        iou = (region & mask).sum() / (region | mask).sum()
+        assert iou > 0.85, (name, iou)
+    assert labels.max() + 1 <= 6  # background, disc, square and at most a few shading bands
+
+
+def test_regions_are_few_on_photos_where_felzenszwalb_fragments():
+    photo = load_photo("astronaut.png", 256)
+    seg = {m: Segmentation(SegmentationConfig(method=m, work_side=256)) for m in ("regions", "felzenszwalb")}
+    regions = {m: int(op.classical_labels(photo).max()) + 1 for m, op in seg.items()}
+    assert 4 <= regions["regions"] <= 60
+    assert regions["regions"] * 3 < regions["felzenszwalb"], regions
 
 
 def test_colour_labels_by_area_rank():
