@@ -10,7 +10,7 @@ import numpy as np
 
 from datagen.batch import WorkBatch, derive_seed
 from datagen.operator import Operator, Resources, Role
-from datagen.schema import Sample
+from datagen.schema import INDICATOR_RE, Sample
 from operators.instructions.backends.base import ChatRequest, make_backend
 from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
@@ -39,6 +39,13 @@ def skeleton(instruction: str, caption: str) -> tuple[str, str]:
         if cap and instruction.count(cap) == 1 and not instruction.startswith(cap) and CAPTION_SLOT not in instruction:
             return instruction.replace(cap, CAPTION_SLOT), cap
     return instruction, ""
+
+
+def embedding_text(text: str) -> str:
+    """What MiniLM sees of an instruction: indicators and the caption slot as plain words. Their braces are markup
+    that every text of a comparison shares, and cost MiniLM's WordPiece three tokens each (a quarter of a short
+    instruction's tokens, so a quarter of the embedding time)."""
+    return INDICATOR_RE.sub(lambda m: "image" + m.group(1), text).replace(CAPTION_SLOT, "caption")
 
 
 def parse_rewrites(answer: str) -> list[str]:
@@ -131,7 +138,7 @@ class RewriteInstructions(Operator):
             for k in todo:
                 texts.append(sources[k])
                 texts.extend(cands[k][:limit])
-            vecs = self.embedder.encode(texts)
+            vecs = self.embedder.encode([embedding_text(t) for t in texts])
             pos = 0
             for k in todo:
                 s, i = jobs[k]

@@ -10,7 +10,7 @@ from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
 from operators.instructions.meaning import meaning_problem, select_rewrites
 from operators.instructions.paraphrase import RuleParaphraser
-from operators.instructions.rewrites import RewriteInstructions, parse_rewrites, skeleton
+from operators.instructions.rewrites import RewriteInstructions, embedding_text, parse_rewrites, skeleton
 from operators.instructions.templates import TemplateInstructions
 
 _EMB = TextEmbedder()  # the stage default: ONNX Runtime, fp32
@@ -75,7 +75,7 @@ def test_rule_rewrite_stage_records_distinct_alternates():
         skel, cap = skeleton(t, s.current.caption)
         alts = [a.replace(cap, "{caption}") if cap else a for a in rec["alternates"]]
         assert all(a.count("{caption}") == skel.count("{caption}") for a in alts)
-        vecs = _EMB.encode([skel, *alts])
+        vecs = _EMB.encode([embedding_text(x) for x in [skel, *alts]])
         sims = vecs @ vecs.T
         assert (sims[~np.eye(len(vecs), dtype=bool)] < 0.95).all()
         assert (sims[0, 1:] >= 0.5).all()
@@ -125,6 +125,8 @@ def test_rules_rewrite_around_the_caption_and_keep_it_verbatim():
     skel, got = skeleton(text, "A tabby cat looking to the side.")
     assert got == cap and skel == "{image} is a segment map. Generate a realistic picture of {caption} on top of it."
     assert skeleton("Colorize {image}.", "a cat") == ("Colorize {image}.", "")  # no caption in the text: as it is
+    assert embedding_text(skel) == "image is a segment map. Generate a realistic picture of caption on top of it."
+    assert embedding_text("Apply the style of {image2} to {image1}.") == "Apply the style of image2 to image1."
     cands = RuleParaphraser().candidates(skel, np.random.default_rng(0), 8)
     assert cands and all(c.count("{caption}") == 1 and indicators(c) == [""] for c in cands)
     assert meaning_problem("Segmentation-guided Generation", skel, cands[0].replace("{caption}", "a dog")) == "caption_changed"
