@@ -62,7 +62,7 @@ class RewriteInstructions(Operator):
     name = "rewrite_instructions"
     version = "1"
     role = Role.INSTRUCT
-    stateful = True  # holds the embedder (and the LLM for rewriter=llm)
+    stateful = True  # holds the embedder (and the LLM for rewriter=llm); see __init__
     Config: ClassVar[type[RewriteConfig]] = RewriteConfig
 
     def __init__(self, config: RewriteConfig | None = None, **context):
@@ -75,6 +75,10 @@ class RewriteInstructions(Operator):
         # one intra-op thread per CPU the worker is given: more only fight the other stages for the same cores
         self.embedder = TextEmbedder(c.embedder, backend=c.embedder_backend, quantize=c.embedder_quantize,
                                      threads=max(1, int(round(self.resources().num_cpus))))
+        # An LLM or torch's MiniLM wants an actor pool (loaded once per actor). The ONNX embedder loads in well under a
+        # second and once per worker process (TextEmbedder keeps it per process), so the stage fuses into the
+        # partition's task: on a small machine no CPU sits reserved for an actor that is idle between partitions.
+        self.stateful = self.backend is not None or c.embedder_backend != "onnx"
 
     def unavailable_reason(self) -> str | None:
         if self.backend is not None:
