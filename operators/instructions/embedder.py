@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 CACHE_SIZE = 50_000
 _MODELS: dict[tuple, object] = {}  # one loaded model per process, shared by every stage instance
+# and one text cache per model and process: a stage fused into tasks is a fresh copy per partition, its worker is not
+_CACHES: dict[tuple, "OrderedDict[str, np.ndarray]"] = {}
 
 
 def default_model_dir() -> str:
@@ -52,6 +54,7 @@ class TextEmbedder:
                     torch.set_num_threads(self.threads)
                 _MODELS[key] = SentenceTransformer(self.model_path, device=self.device)
         self._model = _MODELS[key]
+        self._cache = _CACHES.setdefault(key, self._cache)
         log.info("text embedder: %s (%d dims)", self.describe(), self.dim)
 
     @property
