@@ -77,11 +77,11 @@ CAPTION_SLOT = "{caption}"  # where a template's caption stood: rewritten around
 _SLOT = "\x02"  # the caption slot while rules run: no rule matches it, and it is not an image to front
 _FRONT_RE = re.compile(r"^(?P<head>.+\S) (?:of|in|from|for|on|to|onto|into) (?P<img>\x00\d\x00)$")
 _PLEASE_RE = re.compile(r"^please,? |,? please(?=[.?!]*$)", re.IGNORECASE)
-_GROUP_RES = [
+# every synonym in one pattern (one regex pass per rewrite, not one per group), longest first
+_GROUP_OF = {w.lower(): g for g in SYNONYMS for w in g}
+_SYNONYM_RE = re.compile(
     # not inside hyphenated words ("re-render" is not "render")
-    (group, re.compile(r"(?<![-\w])(" + "|".join(re.escape(w) for w in sorted(group, key=len, reverse=True)) + r")(?![-\w])", re.IGNORECASE))
-    for group in SYNONYMS
-]
+    r"(?<![-\w])(" + "|".join(re.escape(w) for w in sorted(_GROUP_OF, key=len, reverse=True)) + r")(?![-\w])", re.IGNORECASE)
 
 
 SUBST = "\x01"  # marks a substituted word until articles agree with it
@@ -125,15 +125,13 @@ class RuleParaphraser:
         return re.sub(r"\x00(\d+)\x00", lambda m: refs[int(m.group(1))], text)
 
     def _substitute(self, text: str, rng: np.random.Generator, p: float) -> str:
-        for group, rx in _GROUP_RES:
-            def sub(m: re.Match) -> str:
-                if rng.random() >= p:
-                    return m.group(0)
-                others = [w for w in group if w.lower() != m.group(0).lower()]
-                return SUBST + _match_case(others[int(rng.integers(len(others)))], m.group(0))
+        def sub(m: re.Match) -> str:
+            if rng.random() >= p:
+                return m.group(0)
+            others = [w for w in _GROUP_OF[m.group(0).lower()] if w.lower() != m.group(0).lower()]
+            return SUBST + _match_case(others[int(rng.integers(len(others)))], m.group(0))
 
-            text = rx.sub(sub, text)
-        return _articles(text)
+        return _articles(_SYNONYM_RE.sub(sub, text))
 
     def _frame(self, clause: str, rng: np.random.Generator) -> str:
         s = _lower_first(clause)
