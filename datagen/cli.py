@@ -49,6 +49,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         "tasks": dict(sorted(tasks.items())),
         "width": {"min": min((r["width"] for r in rows), default=0), "max": max((r["width"] for r in rows), default=0)},
         "height": {"min": min((r["height"] for r in rows), default=0), "max": max((r["height"] for r in rows), default=0)},
+        "scores": score_quantiles(index),
     }
     if args.json:
         print(json.dumps(stats, indent=2))
@@ -58,7 +59,30 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for t, n in stats["tasks"].items():
         print(f"  {t:<{w}}  {n}")
     print(f"  width {stats['width']['min']}-{stats['width']['max']}, height {stats['height']['min']}-{stats['height']['max']}")
+    if stats["scores"]:
+        print("  scores (samples scored: min / p10 / median / p90 / max):")
+        w = max(len(k) for k in stats["scores"])
+        for k, q in stats["scores"].items():
+            print(f"    {k:<{w}}  {q['n']:>6}:  " + " / ".join(f"{q[x]:.3g}" for x in ("min", "p10", "median", "p90", "max")))
     return 0
+
+
+def score_quantiles(index) -> dict[str, dict[str, float]]:
+    """Per score column of the index: how many samples carry it and its quantiles."""
+    import numpy as np
+
+    from datagen import schema
+
+    out = {}
+    for name in schema.SCORES:
+        col = schema.SCORE_COLUMN_PREFIX + name
+        if col not in index.column_names:
+            continue
+        v = np.array([x for x in index.column(col).to_pylist() if x is not None], np.float64)
+        if v.size:
+            p10, med, p90 = np.quantile(v, [0.1, 0.5, 0.9])
+            out[name] = {"n": int(v.size), "min": float(v.min()), "p10": float(p10), "median": float(med), "p90": float(p90), "max": float(v.max())}
+    return out
 
 
 Register = Callable[[Any], None]

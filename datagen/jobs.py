@@ -22,8 +22,8 @@ class JobSpec:
 
 
 def check_stage_order(job: str, stages: list[Operator]) -> list[Operator]:
-    """Stages must keep the order of their roles (read, features, make, instruct, compose, mix, write): a stage list
-    out of that order is a bug in the pipeline module, said before any work."""
+    """Stages must keep the order of their roles (read, features, make, instruct, compose, score, filter, mix, write):
+    a stage list out of that order is a bug in the pipeline module, said before any work."""
     for a, b in zip(stages, stages[1:]):
         if b.role.value < a.role.value:
             raise ConfigError(f"job {job}: stage {b.name} ({b.role.name.lower()}) cannot run after {a.name} ({a.role.name.lower()})")

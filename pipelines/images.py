@@ -27,6 +27,7 @@ from operators.scribble import Scribble
 from operators.segmentation import Segmentation
 from operators.task_mix import TaskMix, mix_report
 from pipelines.build import configured, present
+from pipelines.scoring import scoring_stages
 
 PREFIX = "img"
 
@@ -53,6 +54,7 @@ def stages(recipe: Recipe) -> list[Operator]:
         *makers,
         *build_instruction_stages(recipe),  # templates, then captioner / MLLM difference / rewrites
         *present(op(LcuChains)),  # compose finished CUs into multi-turn LCUs
+        *scoring_stages(recipe),  # scores on every sample (CU and LCU), then the quality filter
         *present(op(TaskMix)),  # task proportions, last before the commit
     ]
 

@@ -16,6 +16,7 @@ from operators.pair_samples import PairSamples
 from operators.read_pairs import ReadPairs
 from pipelines.catalog import ENCODERS
 from pipelines.features import active_routes, encoder
+from pipelines.scoring import scoring_stages
 
 
 def encoder_defaults(cfg: PairingConfig) -> tuple[Band, bool]:
@@ -41,6 +42,7 @@ def stages(recipe: Recipe) -> list[Operator]:
         ReadPairs(recipe.input, recipe.output.dir),  # both images of each pair, fetched as the features job did
         PairSamples(params, seed=recipe.seed),  # one CU per pair: input image a -> target image b
         *build_instruction_stages(recipe),  # templates, then the instruction captioner / MLLM difference / rewrites
+        *scoring_stages(recipe),  # scores on every pair, then the quality filter
     ]
 
 

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir")
     p.add_argument("--marks", help="marks.json from the review page, or parquet/CSV with a `key` column")
     p.add_argument("--rule", action="append", default=[], help="FIELD=VALUE[,FIELD=VALUE] over operator, task, "
-                   "task_group, instruction_method, kind; repeatable")
+                   "task_group, instruction_method, kind; or a score rule scores.NAME<VALUE (<=, >, >=: drops the samples "
+                   "whose score compares so, e.g. scores.nsfw>0.8); repeatable")
     p.add_argument("--out", help="write the filtered folder here instead of rewriting in place")
     p.set_defaults(fn=cmd_filter)

@@ -20,14 +20,16 @@ def chromium() -> str:
     raise FileNotFoundError("no Chromium found: `make install` installs Debian's chromium package")
 
 
-def _run(page: Path, *extra: str) -> subprocess.CompletedProcess:
+def _run(page: Path, *extra: str, fragment: str = "") -> subprocess.CompletedProcess:
+    url = page.resolve().as_uri() + (f"#{fragment}" if fragment else "")
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()],
+        return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *extra, url],
                               capture_output=True, text=True, timeout=120)
 
 
-def dump_dom(page: Path) -> str:
-    res = _run(page, "--dump-dom")
+def dump_dom(page: Path, fragment: str = "") -> str:
+    """The DOM after the page's scripts ran; `fragment` is the address's #part (the review page reads #sort=...)."""
+    res = _run(page, "--dump-dom", fragment=fragment)
     if res.returncode != 0:
         raise RuntimeError(f"chromium --dump-dom failed: {res.stderr[-2000:]}")
     return res.stdout

@@ -1,10 +1,12 @@
-"""`datagen filter`: drop reviewer-marked samples, or everything a rule made (operator, task), and rewrite the
-affected shards, their index and stats atomically. Unaffected shards are left byte for byte."""
+"""`datagen filter`: drop reviewer-marked samples, everything a rule made (operator, task), or every sample whose
+score passes a comparison (scores.nsfw>0.8), and rewrite the affected shards, their index and stats atomically.
+Unaffected shards are left byte for byte."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -19,6 +21,19 @@ from datagen.config import ConfigError
 from datagen.shards.reader import shard_paths
 
 RULE_FIELDS = ("operator", "task", "task_group", "instruction_method", "kind")
+# scores.NAME<VALUE (also <=, >, >=): drops the samples whose score compares so; a sample without the score stays
+SCORE_RULE = re.compile(r"^scores\.(?P<score>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$")
+_COMPARE = {"<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal}
+
+
+def parse_score_rule(text: str) -> dict[str, Any]:
+    """'scores.clip_text<0.2' -> {"score": "clip_text", "op": "<", "value": 0.2}."""
+    m = SCORE_RULE.match(text.strip())
+    if not m:
+        raise ConfigError(f"--rule {text!r}: a score rule is scores.NAME<VALUE (or <=, >, >=), NAME one of {sorted(schema.SCORES)}")
+    if m["score"] not in schema.SCORES:
+        raise ConfigError(f"--rule {text!r}: unknown score {m['score']!r}; known scores: {sorted(schema.SCORES)}")
+    return {"score": m["score"], "op": m["op"], "value": float(m["value"])}
 
 
 def load_marks(path: str | Path) -> tuple[set[str], list[dict[str, str]]]:
@@ -33,24 +48,34 @@ def load_marks(path: str | Path) -> tuple[set[str], list[dict[str, str]]]:
         table = pq.read_table(p) if p.suffix == ".parquet" else pa.csv.read_csv(p)
         keys, rules = set(table.column("key").to_pylist()), []
     for r in rules:
+        if "score" in r:
+            parse_score_rule(f"scores.{r['score']}{r.get('op', '')}{r.get('value', '')}")
+            continue
         bad = set(r) - set(RULE_FIELDS)
         if bad or not r:
-            raise ConfigError(f"rule {r}: allowed fields are {RULE_FIELDS}")
+            raise ConfigError(f"rule {r}: allowed fields are {RULE_FIELDS}, or a score rule {{score, op, value}}")
     return keys, rules
 
 
-def parse_rule(text: str) -> dict[str, str]:
-    """'operator=canny' or 'task=Grayscale' (several joined with ',')."""
+def parse_rule(text: str) -> dict[str, Any]:
+    """'operator=canny' or 'task=Grayscale' (several joined with ','), or a score rule 'scores.nsfw>0.8'."""
+    if text.strip().startswith("scores."):
+        return parse_score_rule(text)
     rule = {}
     for part in text.split(","):
         k, _, v = part.partition("=")
         if k.strip() not in RULE_FIELDS or not v:
-            raise ConfigError(f"--rule {text!r}: use FIELD=VALUE with FIELD one of {RULE_FIELDS}")
+            raise ConfigError(f"--rule {text!r}: use FIELD=VALUE with FIELD one of {RULE_FIELDS}, or scores.NAME<VALUE")
         rule[k.strip()] = v.strip()
     return rule
 
 
-def _matches(index: pa.Table, rule: dict[str, str]) -> pa.ChunkedArray:
+def _matches(index: pa.Table, rule: dict[str, Any]) -> pa.ChunkedArray:
+    if "score" in rule:
+        col = schema.SCORE_COLUMN_PREFIX + rule["score"]
+        if col not in index.column_names:  # a shard written before the score existed: nothing in it has the score
+            return pa.chunked_array([pa.array([False] * index.num_rows)])
+        return pc.fill_null(_COMPARE[rule["op"]](index.column(col), pa.scalar(rule["value"], pa.float32())), False)
     mask = None
     for k, v in rule.items():
         m = pc.equal(index.column(k), v)

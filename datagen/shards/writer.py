@@ -60,6 +60,7 @@ def index_row(sample: Sample, shard: str, nbytes: int) -> dict:
         "params": json.dumps(sample.provenance.params, sort_keys=True, default=str),
         "scores": json.dumps(sample.provenance.scores, sort_keys=True),
         "bytes": nbytes,
+        **{schema.score_column(k): float(v) for k, v in sample.provenance.scores.items() if k in schema.SCORES},
     }
 
 

@@ -212,6 +212,8 @@ def answer(body: dict, n: int) -> str:
         return "\n".join(f"{k + 1}. {ln}" for k, ln in enumerate(lines)) + "\n5. Do something nice with the picture.\n- " + src
     if "Compare Image-1 and Image-2" in text:
         return f"Common: the same scene and layout. Differences: Image-2 is a finished colour photograph ({n})."
+    if "Rate the result" in text:  # the quality judge (operators/scoring/judge.py)
+        return json.dumps({"semantics": n % 11, "quality": 10 - n % 11, "reason": f"judged {n}"})
     if "An input image was edited" in text:
         return json.dumps({"instruction": f"Turn {{image}} into a finished colour photograph, version {n}.", "edit": "global",
                            "edited_object": "the whole picture", "original_object": "a sketch", "output": "a colour photo"})

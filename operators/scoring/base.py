@@ -1,0 +1,119 @@
+"""What every scorer shares: it looks at the current turn of each finished sample (CU or LCU), scores what that turn
+has (a Text-to-Image turn has no input, a condition turn has a map), skips what does not apply with a counted reason,
+and never drops a sample: a scorer that fails on one sample leaves it unscored and counts why."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from datagen import schema
+from datagen.batch import WorkBatch
+from datagen.operator import Operator, OperatorConfig, Role
+from datagen.schema import Frame, Sample
+
+log = logging.getLogger(__name__)
+
+
+class ScorerConfig(OperatorConfig):
+    pass
+
+
+@dataclass
+class TurnView:
+    """The parts of a sample's current turn that scorers read."""
+
+    sample: Sample
+    input: Optional[Frame]  # the turn's first input (None for text-to-image)
+    target: Frame
+    instruction: str
+    caption: str  # the target's caption, when known
+
+    @property
+    def mask(self) -> Optional[np.ndarray]:
+        """The input's edit mask (255 = edit), None when the whole image is editable."""
+        return self.input.mask if self.input is not None else None
+
+    def photos(self) -> list[Frame]:
+        """Every photo of the turn (inputs and target), condition maps left out."""
+        turn = self.sample.current
+        return [f for f in (*turn.inputs, turn.target) if f.role == schema.ROLE_PHOTO]
+
+
+def own_provenance(samples: list[Sample]) -> None:
+    """Give every sample a provenance of its own: a maker that shared one between samples (both directions of a
+    condition) would otherwise see one sample's scores and records land on the other."""
+    seen: set[int] = set()
+    for s in samples:
+        if id(s.provenance) in seen:
+            p = s.provenance
+            s.provenance = dataclasses.replace(p, params=dict(p.params), scores=dict(p.scores))
+        seen.add(id(s.provenance))
+
+
+def view(sample: Sample) -> TurnView:
+    turn = sample.current
+    return TurnView(sample, turn.inputs[0] if turn.inputs else None, turn.target, turn.instruction, turn.caption)
+
+
+class Scorer(Operator):
+    """Subclasses say which turns they apply to (`skip_reason`) and score a list of views at once (`score`)."""
+
+    role = Role.SCORE
+    Config = ScorerConfig
+
+    def skip_reason(self, v: TurnView) -> Optional[str]:
+        """Why this scorer does not apply to the turn (counted in the stage stats), None when it does."""
+        return None
+
+    def score(self, views: list[TurnView]) -> list[dict[str, float] | str]:
+        """Scores per view, in order; a string instead says why this view got none (a counted fallback)."""
+        raise NotImplementedError
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        stats = batch.stage(self.name)
+        own_provenance(batch.samples)
+        todo = []
+        for s in batch.samples:
+            v = view(s)
+            why = self.skip_reason(v)
+            if why:
+                stats.skip(f"not scored: {why}")
+            else:
+                todo.append(v)
+        step = max(1, self.resources().batch_size)
+        for start in range(0, len(todo), step):
+            chunk = todo[start:start + step]
+            try:
+                results = self.score(chunk)
+            except Exception as err:  # noqa: BLE001 - retried one by one below; a sample is never lost to a scorer
+                log.warning("partition %s: %s failed on %d samples (%s: %s); scoring them one by one",
+                            batch.partition, self.name, len(chunk), type(err).__name__, err)
+                results = []
+                for v in chunk:
+                    try:
+                        results.extend(self.score([v]))
+                    except Exception as one:  # noqa: BLE001
+                        stats.skip(f"score_error: {type(one).__name__}")
+                        log.warning("sample %s left unscored by %s: %s: %s", v.sample.key, self.name, type(one).__name__, one)
+                        results.append({})
+            if len(results) != len(chunk):
+                raise RuntimeError(f"{self.name} returned {len(results)} results for {len(chunk)} samples")
+            for v, scores in zip(chunk, results):
+                if isinstance(scores, str):
+                    stats.skip(f"fallback: {scores}")
+                else:
+                    self.record(v.sample, scores)
+        return batch
+
+    def record(self, sample: Sample, scores: dict[str, float]) -> None:
+        for k, value in scores.items():
+            if k not in schema.SCORES:
+                raise ValueError(f"{self.name} made score {k!r}, which datagen.schema.SCORES does not define")
+            value = float(value)
+            if math.isfinite(value):
+                sample.provenance.scores[k] = round(value, 6)

@@ -1,0 +1,160 @@
+"""Embedding scores with the CLIP / SigLIP model a recipe names (open_clip): text-image similarity of the target and
+its caption (the prompt for text-to-image), image-image similarity of input and target, the directional similarity of
+InstructPix2Pix (the image change against the instruction's text embedding; input captions are not recorded), and
+optionally the LAION aesthetic score of photo targets from the same image embedding."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar, Literal, Optional
+
+import numpy as np
+from pydantic import Field
+
+from datagen import schema
+from datagen.devices import resolve_device
+from datagen.operator import Resources
+from operators.scoring.base import Scorer, ScorerConfig, TurnView
+
+log = logging.getLogger(__name__)
+
+
+class ClipScoresConfig(ScorerConfig):
+    model: str = Field("ViT-L-14", description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)")
+    pretrained: Optional[str] = Field(None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag; unset: OFF")
+    aesthetic_checkpoint: Optional[str] = Field(None, description="LAION improved-aesthetic MLP state dict for this model's embeddings (e.g. sac+logos+ava1-l14-linearMSE.pth for ViT-L/14)")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
+    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
+    num_cpus: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=1, description="samples per model call")
+
+
+def _pretrained_arg(model: str, pretrained: str) -> tuple[str, Optional[str]]:
+    if pretrained.startswith(("hf-hub:", "local-dir:")):
+        return pretrained, None
+    return model, pretrained
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+class ClipScores(Scorer):
+    name = "clip_scores"
+    version = "1"
+    stateful = True
+    Config: ClassVar[type[ClipScoresConfig]] = ClipScoresConfig
+
+    def __init__(self, config: ClipScoresConfig | None = None, **context: Any):
+        super().__init__(config, **context)
+        self._model = None
+
+    def unavailable_reason(self) -> str | None:
+        c = self.config
+        if not c.pretrained:
+            return "clip_scores.pretrained is not set (a hub id, local-dir:PATH or a checkpoint file of CLIP/SigLIP weights)"
+        if c.pretrained.startswith("local-dir:") and not os.path.isdir(c.pretrained[len("local-dir:"):]):
+            return f"clip_scores.pretrained={c.pretrained!r}: no such folder"
+        if c.aesthetic_checkpoint and not os.path.isfile(c.aesthetic_checkpoint):
+            return f"clip_scores.aesthetic_checkpoint={c.aesthetic_checkpoint!r}: no such file"
+        return None
+
+    def resources(self) -> Resources:
+        c = self.config
+        return Resources(num_cpus=c.num_cpus, num_gpus=c.num_gpus, batch_size=c.batch_size)
+
+    def describe(self) -> str:
+        c = self.config
+        aes = f" + LAION aesthetic MLP {c.aesthetic_checkpoint}" if c.aesthetic_checkpoint else ""
+        return f"clip_scores: open_clip {c.model} weights {c.pretrained} ({c.precision}, {c.device}){aes}"
+
+    def setup(self) -> None:
+        import open_clip
+        import torch
+
+        c = self.config
+        self._device = resolve_device(c.device)
+        precision = c.precision if c.precision != "auto" else ("bf16" if self._device == "cuda" else "fp32")
+        name, pt = _pretrained_arg(c.model, c.pretrained or "")
+        model, _, self._transform = open_clip.create_model_and_transforms(name, pretrained=pt, device="cpu", precision="fp32", require_pretrained=True)
+        self._tokenizer = open_clip.get_tokenizer(name)
+        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self._model = model.to(device=self._device, dtype=self._dtype).eval()
+        self._mlp = None
+        if c.aesthetic_checkpoint:
+            from operators.scoring.aesthetic_mlp import load_aesthetic_mlp
+
+            self._mlp = load_aesthetic_mlp(c.aesthetic_checkpoint).to(self._device)
+        log.info("clip_scores loaded %s on %s (%s)%s", c.pretrained, self._device, precision,
+                 f", aesthetic MLP {c.aesthetic_checkpoint}" if self._mlp is not None else "")
+
+    def images(self, images: list[np.ndarray]) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        x = torch.stack([self._transform(Image.fromarray(im)) for im in images]).to(self._device, self._dtype)
+        with torch.inference_mode():
+            e = self._model.encode_image(x).float()
+        return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
+
+    def texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        tokens = self._tokenizer(texts).to(self._device)
+        with torch.inference_mode():
+            e = self._model.encode_text(tokens).float()
+        return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
+
+    def aesthetic(self, emb: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self._mlp(torch.from_numpy(emb).to(self._device)).float().cpu().numpy()[:, 0]
+
+    def score(self, views: list[TurnView]) -> list[dict[str, float]]:
+        if self._model is None:
+            self.setup()
+        # one embedding per distinct image and text of the chunk
+        imgs: dict[int, np.ndarray] = {}
+        texts: dict[str, None] = {}
+        for v in views:
+            imgs[id(v.target.image)] = v.target.image
+            if v.input is not None:
+                imgs[id(v.input.image)] = v.input.image
+            for t in (self._caption(v), v.instruction):
+                if t:
+                    texts[t] = None
+        ids = list(imgs)
+        img_emb = dict(zip(ids, self.images([imgs[i] for i in ids])))
+        tlist = list(texts)
+        txt_emb = dict(zip(tlist, self.texts(tlist))) if tlist else {}
+        aes = {}
+        if self._mlp is not None:
+            photo_targets = [id(v.target.image) for v in views if v.target.role == schema.ROLE_PHOTO]
+            if photo_targets:
+                aes = dict(zip(photo_targets, self.aesthetic(np.stack([img_emb[i] for i in photo_targets]))))
+        out = []
+        for v in views:
+            t = img_emb[id(v.target.image)]
+            s: dict[str, float] = {}
+            cap = self._caption(v)
+            if cap and v.target.role == schema.ROLE_PHOTO:
+                s["clip_text"] = _cos(t, txt_emb[cap])
+            if v.input is not None:
+                i = img_emb[id(v.input.image)]
+                s["clip_image"] = _cos(i, t)
+                if v.instruction and v.input.role == v.target.role == schema.ROLE_PHOTO:
+                    s["clip_direction"] = _cos(t - i, txt_emb[v.instruction])
+            if v.target.role == schema.ROLE_PHOTO and id(v.target.image) in aes:
+                s["aesthetic"] = float(aes[id(v.target.image)])
+            out.append(s)
+        return out
+
+    @staticmethod
+    def _caption(v: TurnView) -> str:
+        """What the target should show: its caption, or the prompt of a text-to-image turn."""
+        if v.caption:
+            return v.caption
+        return v.instruction if v.sample.direction == schema.DIRECTION_TEXT else ""

@@ -1,0 +1,84 @@
+"""DINOv2 image-image similarity of a turn's input and target (UltraEdit keeps DINOv2 >= 0.3; MagicBrush's DINO
+metric): the CLS embedding (pooler output) of a transformers Dinov2Model checkpoint, from a local dir or hub id."""
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Literal, Optional
+
+import numpy as np
+from pydantic import Field
+
+from datagen.devices import resolve_device
+from datagen.operator import Resources
+from operators.scoring.base import Scorer, ScorerConfig, TurnView
+
+log = logging.getLogger(__name__)
+
+
+class DinoScoreConfig(ScorerConfig):
+    checkpoint: Optional[str] = Field(None, description="local dir or hub id of a DINOv2 checkpoint (facebook/dinov2-base); unset: OFF")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
+    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
+    num_cpus: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=1, description="samples per model call")
+
+
+class DinoScore(Scorer):
+    name = "dino_score"
+    version = "1"
+    stateful = True
+    Config: ClassVar[type[DinoScoreConfig]] = DinoScoreConfig
+
+    def __init__(self, config: DinoScoreConfig | None = None, **context: Any):
+        super().__init__(config, **context)
+        self._model = None
+
+    def unavailable_reason(self) -> str | None:
+        if not self.config.checkpoint:
+            return "dino_score.checkpoint is not set (a local dir or hub id of DINOv2 weights)"
+        return None
+
+    def resources(self) -> Resources:
+        c = self.config
+        return Resources(num_cpus=c.num_cpus, num_gpus=c.num_gpus, batch_size=c.batch_size)
+
+    def describe(self) -> str:
+        return f"dino_score: DINOv2 {self.config.checkpoint} CLS cosine of input and target"
+
+    def setup(self) -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel
+
+        c = self.config
+        self._device = resolve_device(c.device)
+        precision = c.precision if c.precision != "auto" else ("bf16" if self._device == "cuda" else "fp32")
+        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self._processor = AutoImageProcessor.from_pretrained(c.checkpoint)
+        model = AutoModel.from_pretrained(c.checkpoint)
+        if model.config.model_type != "dinov2":
+            raise ValueError(f"dino_score.checkpoint={c.checkpoint!r} is a {model.config.model_type!r} model, not dinov2")
+        self._model = model.to(self._device, self._dtype).eval()
+        log.info("dino_score loaded %s on %s (%s)", c.checkpoint, self._device, precision)
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        x = self._processor(images=images, return_tensors="pt")["pixel_values"].to(self._device, self._dtype)
+        with torch.inference_mode():
+            e = self._model(pixel_values=x).pooler_output.float()
+        return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
+
+    def skip_reason(self, v: TurnView) -> Optional[str]:
+        return "no input image" if v.input is None else None
+
+    def score(self, views: list[TurnView]) -> list[dict[str, float]]:
+        if self._model is None:
+            self.setup()
+        imgs: dict[int, np.ndarray] = {}
+        for v in views:
+            imgs[id(v.input.image)] = v.input.image
+            imgs[id(v.target.image)] = v.target.image
+        ids = list(imgs)
+        emb = dict(zip(ids, self.embed([imgs[i] for i in ids])))
+        return [{"dino_image": float(emb[id(v.input.image)] @ emb[id(v.target.image)])} for v in views]

