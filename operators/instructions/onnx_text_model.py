@@ -67,11 +67,10 @@ def checkpoint_hash(model_dir: str | Path) -> str:
 
 
 def read_layout(model_dir: str | Path) -> dict:
-    """Pooling, normalisation and the sequence limit from the sentence-transformers files; only what the exported
-    graph computes (mean pooling, then an optional Normalize) is accepted."""
+    """Pooling and the sequence limit from the sentence-transformers files; only what the exported graph computes
+    (mean pooling) is accepted. The graph always L2-normalises: the rewrite checks compare unit rows."""
     root = Path(model_dir)
     modules = json.loads((root / "modules.json").read_text()) if (root / "modules.json").exists() else []
-    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
     pool_cfg = next((root / m["path"] / "config.json" for m in modules if m.get("type", "").endswith("Pooling")), None)
     pooling = json.loads(pool_cfg.read_text()) if pool_cfg and pool_cfg.exists() else {"pooling_mode_mean_tokens": True}
     mean = pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode") == "mean"
@@ -82,10 +81,10 @@ def read_layout(model_dir: str | Path) -> dict:
     max_len = int(json.loads(sbert.read_text()).get("max_seq_length", 256)) if sbert.exists() else 256
     if not (root / "tokenizer.json").exists():
         raise FileNotFoundError(f"{root}: no tokenizer.json (a fast tokenizer) for the ONNX embedder")
-    return {"normalize": "Normalize" in kinds or not modules, "max_seq_length": max_len}
+    return {"max_seq_length": max_len}
 
 
-def _export(model_dir: Path, out: Path, normalize: bool) -> None:
+def _export(model_dir: Path, out: Path) -> None:
     import torch
     from transformers import AutoModel
 
@@ -98,7 +97,7 @@ def _export(model_dir: Path, out: Path, normalize: bool) -> None:
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(emb, dim=-1) if normalize else emb
+            return torch.nn.functional.normalize(emb, dim=-1)
 
     model = Pooled(AutoModel.from_pretrained(str(model_dir)).eval())
     ids = torch.ones((2, 8), dtype=torch.long)
@@ -119,7 +118,7 @@ def cached_onnx(model_dir: str | Path, quantize: str = "none") -> Path:
     """The ONNX file for this checkpoint, exported (and quantized) on first use; concurrent workers wait on a lock
     and the file appears under its final name only when complete and checked."""
     model_dir = Path(model_dir)
-    layout = read_layout(model_dir)
+    read_layout(model_dir)  # refuse a checkpoint the graph would embed differently, before exporting
     folder = cache_root() / "onnx" / checkpoint_hash(model_dir)
     fp32 = folder / "model.onnx"
     want = fp32 if quantize == "none" else folder / f"model.{quantize}.onnx"
@@ -131,7 +130,7 @@ def cached_onnx(model_dir: str | Path, quantize: str = "none") -> Path:
         if not fp32.exists():
             tmp = folder / "model.onnx.tmp"
             log.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)
-            _export(model_dir, tmp, layout["normalize"])
+            _export(model_dir, tmp)
             worst = check_against_torch(model_dir, tmp)
             if worst < 0.9999:
                 raise RuntimeError(f"{model_dir}: exported ONNX embeddings differ from torch's (cosine {worst:.5f})")
@@ -160,7 +159,7 @@ def check_against_torch(model_dir: str | Path, onnx_path: str | Path, texts: lis
 
 
 class OnnxTextModel:
-    """Tokenise with the checkpoint's fast tokenizer, run the exported graph, return unit (or pooled) rows."""
+    """Tokenise with the checkpoint's fast tokenizer, run the exported graph, return unit rows."""
 
     def __init__(self, model_dir: str | Path, onnx_path: str | Path, threads: int = 1, batch_size: int = 64):
         import onnxruntime as ort
