@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from datagen.schema import INDICATOR_RE, indicators
+from operators.instructions.paraphrase import CAPTION_SLOT
 from operators.instructions.template_bank import TASK_TERMS
 from operators.instructions.text import MAX_CHARS
 
@@ -20,7 +21,12 @@ def meaning_problem(task: str, source: str, candidate: str, keep: tuple[str, ...
         return "empty"
     if Counter(indicators(candidate)) != Counter(indicators(source)):
         return "indicators_changed"
-    if "{" in INDICATOR_RE.sub("", candidate) or "}" in INDICATOR_RE.sub("", candidate):
+    bare = INDICATOR_RE.sub("", candidate)
+    if CAPTION_SLOT in source:  # a rule rewrite around the caption (rewrites.skeleton): the slot must stay, once
+        if candidate.count(CAPTION_SLOT) != source.count(CAPTION_SLOT):
+            return "caption_changed"
+        bare = bare.replace(CAPTION_SLOT, "")
+    if "{" in bare or "}" in bare:
         return "stray_braces"
     if len(candidate) > MAX_CHARS or len(candidate.split()) > 3 * len(source.split()) + 10:
         return "too_long"
@@ -67,6 +73,12 @@ def select_rewrites(task: str, source: str, candidates: list[str], vectors: np.n
 
 def _tokens(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"\{image\d?\}|[a-z0-9']+", text.lower()))
+
+
+def word_distance(a: str, b: str) -> float:
+    """Jaccard distance of the two texts' word sets (indicators count as words)."""
+    ta, tb = _tokens(a), _tokens(b)
+    return 1.0 - len(ta & tb) / max(1, len(ta | tb))
 
 
 def lexical_order(source: str, candidates: list[str]) -> list[str]:

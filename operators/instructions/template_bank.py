@@ -76,6 +76,9 @@ def _generation(cond: str) -> list[str]:
         f"{_MAKE} [a|a realistic|a detailed] {_PHOTO} of {{caption}} [that follows|following|guided by|consistent with] {the} [in|of] {{image}}.",
         f"[Using|With|Guided by|Following] {the} [in|from|of] {{image}}, [generate|create|render|draw|paint] {{caption}}.",
         f"{{image}} is {a}. [Render|Generate|Create|Make] a [|realistic |natural ]{_PHOTO} of {{caption}} [from it|that matches it|on top of it].",
+        f"[Starting from|Based on|Working from] {the} [in|of] {{image}}, [generate|create|render|synthesize] [a|a realistic|a natural|a detailed] {_PHOTO}.",
+        f"[Here is|This is] {a}: {{image}}. [Generate|Create|Render|Make] [a|a realistic|a natural|a lifelike] {_PHOTO} [from it|that matches it|based on it].",
+        f"[Create|Generate|Make|Render] a [|realistic |natural |detailed ]{_PHOTO} whose [layout|structure|composition] [follows|matches|keeps to] {the} [in|of] {{image}}.",
     ]
 
 
@@ -104,6 +107,9 @@ TEMPLATES.update(
             "[Colorize|Colourize|Add colour to] {image}, [which shows|a photo of|showing|depicting] {caption}.",
             "{image} is a [grayscale|black-and-white|monochrome] photo of {caption}; [colorize|colourize|add natural colours to] it.",
             "[Give me|Produce|Create] a [colour|full-colour|coloured] version of this [grayscale|black-and-white] [photo|picture] of {caption} ({image}).",
+            "Give {image} [natural|realistic|believable|vivid] colo[u|]rs[| throughout| everywhere| that look real].",
+            "[Recolour|Recolor] the [grayscale|black-and-white|monochrome] {image} [with|in] [natural|realistic|plausible] [tones|hues|colours].",
+            "[Predict|Guess|Infer] the [original|natural|likely] colo[u|]rs of {image}[| and apply them| and paint them in].",
         ],
         "Mosaic": [
             "[Apply|Add|Put] a [mosaic|pixelation|pixel mosaic] [effect|filter] [to|on] {image}.",
@@ -122,6 +128,9 @@ TEMPLATES.update(
             "[Turn|Convert|Make] the [blocky|pixelated|mosaic] {image} [into|back into] a [clear|detailed|natural] [photo|picture].",
             "[Remove the mosaic from|Depixelate|Unpixelate] {image} [to reveal|to show|and recover] {caption}.",
             "{image} is a [pixelated|mosaic] [view|image|picture] of {caption}; [restore|recover|reconstruct] the [sharp|clear|full] [photo|picture].",
+            "[Take|Strip] the [mosaic|pixelation|pixel blocks|block pattern] [off|away from] {image}[| and show the real picture| and bring back the details].",
+            "[Show|Give] me {image} without [the|its] [mosaic|pixelation|blocky pixels|pixel blocks][| in full detail| as a normal photo].",
+            "[Replace|Turn] the [coarse |large |square |]blocks [in|of] {image} [with|into] [fine|real|natural] [detail|details|texture].",
         ],
         "Image Degradation": [
             "[Degrade|Damage|Corrupt] {image} with [blur, noise and JPEG artifacts|noise and compression artifacts|blur and noise|heavy JPEG compression|camera noise and blur][| on purpose| realistically].",
@@ -141,6 +150,10 @@ TEMPLATES.update(
             "[Restore|Repair|Enhance] this [degraded|noisy|blurry] [photo|picture] of {caption} ({image}).",
             "{image} is a [degraded|noisy|blurry|low-quality] [photo|picture] of {caption}; [restore|enhance|clean] it.",
             "[Remove the noise and blur from|Clean up|Sharpen] {image} so that {caption} [looks|appears|is] [sharp|clear|crisp].",
+            "[Make|Get] {image} [sharp|clean|clear|crisp] [again|once more][| by removing the noise and blur| without losing detail].",
+            "[Denoise|Deblur|Denoise and deblur] {image}[| carefully| and keep the details| without losing detail].",
+            "[Undo|Reverse] the [blur and noise|noise and compression artifacts|blur|compression artifacts] [in|of] {image}[| and recover a clean photo].",
+            "[Recover|Bring back] the [sharpness|clarity|original quality|clean detail] of {image}.",
         ],
         # repainting
         "Inpainting": [
@@ -151,6 +164,9 @@ TEMPLATES.update(
             "[Complete|Fill in|Inpaint] {image} so that [it shows|the whole picture shows|the result shows] {caption}.",
             "[Repaint|Fill in|Restore] the masked [region|area|part] of {image}, a [photo|picture] of {caption}.",
             "{image} [shows|is] {caption} with a [masked|missing] [region|area]; [fill it in|complete it|repaint it][| seamlessly].",
+            "[Fill|Patch] the [missing|blank|masked] [part|region|area] [of|in] {image} [with content that fits|so it matches the rest|so the picture looks whole].",
+            "[Reconstruct|Recover|Paint in] what is [hidden|missing] under the mask [in|of] {image}[| so it blends with the rest].",
+            "[Complete|Finish] {image} by [filling in|painting in|repainting] the [masked|missing|blank] [region|area|part][| seamlessly].",
         ],
         "Outpainting": [
             "[Extend|Expand|Enlarge] {image} beyond its [borders|edges|frame][| naturally| in every direction| and fill in the new area].",
