@@ -6,12 +6,14 @@
 #   kmeans  spherical K-means on 1M x 1152 with faiss on GPU; without faiss a torch
 #           K-means on GPU, labelled as a stand-in (NOT faiss)                        (bench/gpu_kmeans.py)
 #   train   the ACE 0.6B DiT's training samples/s and MFU (bench/bench_train_gpu.py) (bench/gpu_train.py)
+#   inpaint (only with --with inpaint) the synthesized edits' inpainting stage, SD-inpainting architecture at 1024 px:
+#           images/s per GPU; needs diffusers, which the lent machine lacks: carry its wheel   (bench/gpu_inpaint.py)
 # Each part runs in its own process under `timeout`; a part that fails or runs out of time is reported as such
 # and the others still run. With $OUT set, writes $OUT/gpu_check.json and $OUT/gpu_check_logs/.
 #
 #   bash bench/gpu_check.sh                 # on the GPU machine, from the repository root (device tool: timeout_s ~540)
 #   bash bench/gpu_check.sh --cpu-smoke     # anywhere: tiny sizes on CPU, checks every code path (tests/test_gpu_check.py)
-#   options: --skip env,siglip,kmeans,train   --budget SECONDS (all parts together, default 510)
+#   options: --skip env,siglip,kmeans,train   --with inpaint   --budget SECONDS (all parts together, default 510)
 #            --limit PART=SECONDS[,...] (one part's time limit; defaults env 60, siglip 150, kmeans 180, train 180;
 #            --cpu-smoke triples them and allows 1500 s in all)
 #   env: PYTHON (interpreter; default: the first of .venv/bin/python, python3, python that imports torch)
@@ -21,6 +23,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 MODE=gpu
 SKIP=""
+WITH=""
 LIMITS=""
 BUDGET=510
 BUDGET_SET=0
@@ -29,11 +32,13 @@ while [ $# -gt 0 ]; do
     --cpu-smoke) MODE=smoke ;;
     --skip) SKIP="${2:-}"; shift ;;
     --skip=*) SKIP="${1#*=}" ;;
+    --with) WITH="${2:-}"; shift ;;
+    --with=*) WITH="${1#*=}" ;;
     --limit) LIMITS="$LIMITS,${2:-}"; shift ;;
     --limit=*) LIMITS="$LIMITS,${1#*=}" ;;
     --budget) BUDGET="${2:-510}"; BUDGET_SET=1; shift ;;
     --budget=*) BUDGET="${1#*=}"; BUDGET_SET=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -92,6 +97,7 @@ run_part env 60
 run_part siglip 150
 run_part kmeans 180
 run_part train 180
+[[ ",$WITH," == *",inpaint,"* ]] && run_part inpaint 240
 
 OUT_ARGS=()
 [ -n "${OUT:-}" ] && OUT_ARGS=(--out "$OUT")

@@ -20,6 +20,10 @@ EXPECTED = {
     "kmeans": ["kmeans_small_k", "kmeans_large_k"],
     "train": ["train_samples_per_s", "train_mfu"],
 }
+# parts that run only when asked for (gpu_check.sh --with PART): their rows are printed when they ran
+OPTIONAL = {
+    "inpaint": ["inpaint_img_per_s"],
+}
 
 
 def _last_error(log: Path) -> str:
@@ -45,7 +49,8 @@ def main() -> int:
         status[name] = {"status": st, "rc": int(rc or 0), "seconds": int(secs or 0), "limit_s": int(limit or 0)}
 
     rows: list[dict] = []
-    for part, keys in EXPECTED.items():
+    parts = {**EXPECTED, **{p: k for p, k in OPTIONAL.items() if p in status}}
+    for part, keys in parts.items():
         st = status.get(part, {"status": "not run", "rc": 0, "seconds": 0, "limit_s": 0})
         got = {}
         f = args.work / f"{part}.json"
@@ -72,7 +77,7 @@ def main() -> int:
         cell = lambda s: str(s).replace("|", "/").replace("\n", " ")  # noqa: E731
         print(f"| {r['key']} | {cell(r['value'])} | {cell(r['what'])} | {cell(r['detail'])} |")
     print("parts: " + ", ".join(f"{p} {status.get(p, {}).get('status', 'not run')} "
-                                 f"({status.get(p, {}).get('seconds', 0)} s)" for p in EXPECTED))
+                                 f"({status.get(p, {}).get('seconds', 0)} s)" for p in parts))
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -127,6 +127,12 @@ for _name, _group, _dir in (
     ("Reference Generation", "reference_generation", DIRECTION_REFERENCE),
     ("Text-to-Image", "text_guided_generation", DIRECTION_TEXT),
     ("Multi-turn Editing", "multi_turn", DIRECTION_EDIT),
+    # synthesized from one photo (issue 12): element, semantic and layer edits
+    ("Replace Object", "element_editing", DIRECTION_EDIT),
+    ("Background Change", "semantic_editing", DIRECTION_EDIT),
+    # layer tasks: a layer is a photo frame whose mask is its alpha (255 = the layer's pixels)
+    ("Layer Decomposition", "layer_editing", DIRECTION_EDIT),
+    ("Layer Fusion", "layer_editing", DIRECTION_EDIT),
 ):
     register_task(_name, _group, _dir)
 

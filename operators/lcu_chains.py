@@ -1,7 +1,8 @@
 """Long-context CUs: chain a source image's CUs into multi-turn samples (condition -> photo -> analysis -> back),
 each turn's input being the previous turn's output, with up to `max_history` earlier rounds before the current one.
-Runs after the instruction stage: history turns copy their CU's instruction (indicators rewritten as ACE's chat does), the
-current turn takes another wording of it (a kept rewrite or the template) where the instruction stage made one."""
+Runs after the instruction stage: every turn says its CU's instruction another way (a kept rewrite or the template,
+one the partition has not used yet for the task where there is one) where the instruction stage made one, so an LCU
+repeats no CU word for word; history turns i>0 name their input {image<i>}, as ACE's chat does."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -28,9 +29,13 @@ def _copy_turn(turn: Turn, instruction: str, method: str) -> Turn:
                 instruction=instruction, instruction_method=method, caption=turn.caption)
 
 
-def alternate_instruction(cu: Sample, rng: np.random.Generator) -> tuple[str, str] | None:
+def _is_photo(image: np.ndarray, photo: np.ndarray | None) -> bool:
+    return photo is not None and (image is photo or (image.shape == photo.shape and np.array_equal(image, photo)))
+
+
+def alternate_instruction(cu: Sample, rng: np.random.Generator, used: set[str] = frozenset()) -> tuple[str, str] | None:
     """(instruction, method) for a CU's turn said another way: one of the rewrites its instruction stage kept, or
-    the template it rewrote; None when the stage left no other wording."""
+    the template it rewrote, preferring one not in `used`; None when the stage left no other wording."""
     turn = cu.current
     rec = turn_record(cu, len(cu.turns) - 1)
     options = [(a, turn.instruction_method) for a in rec.get("alternates", [])]
@@ -39,6 +44,7 @@ def alternate_instruction(cu: Sample, rng: np.random.Generator) -> tuple[str, st
     options = [(t, m) for t, m in options if t and t != turn.instruction]
     if not options:
         return None
+    options = [o for o in options if o[0] not in used] or options
     return options[int(rng.integers(len(options)))]
 
 
@@ -60,11 +66,19 @@ class LcuChains(Operator):
             if s.kind == schema.KIND_CU and len(s.provenance.source_ids) == 1:
                 by_source[s.provenance.source_ids[0]].append(s)
         new: list[Sample] = []
+        used: dict[str, set[str]] = defaultdict(set)  # per task, the wordings the partition's samples already say
+        for s in batch.samples:
+            for t in s.turns:
+                used[t.task].add(t.instruction)
         for sid, samples in sorted(by_source.items()):
             # CUs whose target is the source photo, and analysis CUs that start from it (by operator)
-            to_photo = sorted((s for s in samples if s.direction != schema.DIRECTION_ANALYSIS
-                               and s.current.target.role == schema.ROLE_PHOTO), key=lambda s: s.key)
             analysis = {s.provenance.operator: s for s in samples if s.direction == schema.DIRECTION_ANALYSIS}
+            photo = next((s.current.inputs[0].image for s in analysis.values()), None)
+            # the next turn starts from the source photo: only CUs with one input whose target is that photo (not an
+            # edit synthesized from it, such as a removal or a restyle) lead into it
+            to_photo = sorted((s for s in samples if s.direction != schema.DIRECTION_ANALYSIS and len(s.current.inputs) == 1
+                               and s.current.target.role == schema.ROLE_PHOTO and _is_photo(s.current.target.image, photo)),
+                              key=lambda s: s.key)
             inverse = {s.provenance.operator: s for s in samples if s.direction == schema.DIRECTION_GENERATION}
             if not to_photo or not analysis:
                 stats.skip("no chainable CUs")
@@ -83,23 +97,25 @@ class LcuChains(Operator):
                 if len(chain) < c.min_turns:
                     stats.skip("chain too short")
                     continue
-                new.append(self._compose(chain, batch, variant))
+                new.append(self._compose(chain, batch, variant, used))
         batch.samples.extend(new)
         return batch
 
-    def _compose(self, chain: list[Sample], batch: WorkBatch, variant: int) -> Sample:
+    def _compose(self, chain: list[Sample], batch: WorkBatch, variant: int, used: dict[str, set[str]]) -> Sample:
         last = len(chain) - 1
         turns = []
         current_from = "cu"
         for i, s in enumerate(chain):
             text, method = s.current.instruction, s.current.instruction_method
-            if i == last:  # the current turn says it another way than its CU does, where the CU has another way
-                alt = alternate_instruction(s, batch.rng(s.key, self.name, variant, "current"))
-                if alt is not None:
-                    text, method = alt
+            # every turn says it another way than its CU does, where the CU has another way
+            alt = alternate_instruction(s, batch.rng(s.key, self.name, variant, "current" if i == last else f"turn{i}"), used[s.task])
+            if alt is not None:
+                text, method = alt
+                used[s.task].add(text)
+                if i == last:
                     current_from = "alternate"
-                else:
-                    batch.stage(self.name).skip("current turn: no alternate instruction")
+            elif i == last:
+                batch.stage(self.name).skip("current turn: no alternate instruction")
             # history turns i>0 name their input {image<i>}; the first and the current turn keep {image}
             if 0 < i < last:
                 text = schema.rewrite_history_indicator(text, i)

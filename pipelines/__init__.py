@@ -1,7 +1,7 @@
 """datagen's jobs, in the order a run executes them, and the recipe API bound to datagen's own operators:
 `load_recipe` / `build_recipe` validate against pipelines.catalog, `run` runs JOBS.
 
-    images   -> per-photo condition, repainting and LCU samples          (pipelines/images.py)
+    images   -> per-photo condition, repainting, synthesized-edit and LCU samples (pipelines/images.py)
     features -> per-photo pairing features                               (pipelines/features.py)
     pairs    -> K-means + two-pass union-find, then one CU per pair      (pipelines/pairing.py)
 """

@@ -1,5 +1,6 @@
 """The images job: read and decode each partition of source photos, make every enabled condition pair (both
-directions) and repainting sample, write instructions, chain CUs into LCUs, apply the task mix, commit shards.
+directions), repainting sample and edit synthesized from the photo (remove/add/replace object, background, style,
+text-to-image, layers, subject reference), write instructions, chain CUs into LCUs, apply the task mix, commit shards.
 Partition names: img-00000, img-00001, ..."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datagen.ingest.read import ReadImages
 from datagen.jobs import JobSpec
 from datagen.operator import Operator
 from datagen.shards.reader import read_index
+from operators.background_change import BackgroundChange
 from operators.canny import Canny
 from operators.contour import Contour
 from operators.degradation import Degradation
@@ -19,13 +21,19 @@ from operators.depth import Depth
 from operators.doodle import Doodle
 from operators.grayscale import Grayscale
 from operators.instructions.stages import build_instruction_stages
+from operators.layers import Layers
 from operators.lcu_chains import LcuChains
 from operators.mosaic import Mosaic
 from operators.pose import Pose
+from operators.remove_object import RemoveObject
 from operators.repainting import Repainting
+from operators.replace_object import ReplaceObject
 from operators.scribble import Scribble
 from operators.segmentation import Segmentation
+from operators.style_transfer import StyleTransfer
+from operators.subject_reference import SubjectReference
 from operators.task_mix import TaskMix, mix_report
+from operators.text_to_image import TextToImage
 from pipelines.build import configured, present
 from pipelines.scoring import scoring_stages
 
@@ -46,6 +54,9 @@ def stages(recipe: Recipe) -> list[Operator]:
         op(Grayscale), op(Canny), op(Doodle), op(Contour), op(Scribble),
         # repainting: inpainting and outpainting masks
         op(Repainting),
+        # edits synthesized from one photo: element (remove/add, replace), semantic (background, style), text, layers
+        op(RemoveObject), op(ReplaceObject), op(BackgroundChange), op(StyleTransfer), op(TextToImage), op(Layers),
+        op(SubjectReference),  # reference generation: the subject cut out -> the photo
     )
     if not makers:
         return []

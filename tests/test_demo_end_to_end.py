@@ -6,11 +6,39 @@ import json
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
+from datagen import schema
+from datagen.shards.codec import decode_sample
 from datagen.shards.reader import shard_paths
+
+# ACE's eight task groups (BRIEF.md), every one of which the demo makes
+ACE_GROUPS = {"text_guided_generation", "low_level_analysis", "controllable_generation", "semantic_editing", "element_editing",
+              "repainting", "layer_editing", "reference_generation"}
+SYNTHESIZED_OPERATORS = {"remove_object", "background_change", "style_transfer", "text_to_image", "layers", "subject_reference"}
+
+
+def check_synthesized(sample, removal_ratios: list[float]) -> None:
+    """A synthesized edit carries the Emu Edit record and names what it changes; a removal changes its mask only:
+    mean absolute difference outside the (dilated) mask at most a fifth of the difference inside it."""
+    params = sample.provenance.params
+    emu = params["emu_edit"]
+    assert set(emu) == {"edit", "edited_object", "output", "original_object"}, sample.key
+    named = [v for v in params["slots"].values() if v]
+    text = sample.current.instruction.lower()
+    assert not named or any(v.lower() in text for v in named), (sample.task, text, named)
+    if sample.task == "Remove Object":
+        frame = sample.current.inputs[0]
+        mask = frame.mask > 0
+        around = cv2.dilate(frame.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))) > 0  # JPEG blocks at the seam
+        diff = np.abs(frame.image.astype(np.int32) - sample.current.target.image.astype(np.int32)).mean(axis=2)
+        inside, outside = float(diff[mask].mean()), float(diff[~around].mean())
+        assert outside <= inside / 5, (sample.provenance.sources, inside, outside)
+        removal_ratios.append(outside / max(inside, 1e-9))
 
 
 @pytest.mark.slow
@@ -31,6 +59,7 @@ def test_demo_recipe_end_to_end(tmp_path):
     shards = shard_paths(out)
     assert shards
     n = 0
+    groups, tasks, removals = set(), set(), []
     nsfw, photos = [], []
     for tar in shards:
         index = pq.read_table(tar.with_suffix(".parquet")).to_pylist()
@@ -40,9 +69,15 @@ def test_demo_recipe_end_to_end(tmp_path):
             rec = json.loads(g["json"])
             assert rec["task"] == row["task"] and rec["turns"][-1]["instruction"] == row["instruction"]
             assert not any(k.endswith((".pyd", ".pickle", ".pkl")) for k in g)
+            groups.add(row["task_group"])
+            tasks.add(row["task"])
+            if rec["kind"] == schema.KIND_CU and rec["provenance"]["operator"] in SYNTHESIZED_OPERATORS:
+                check_synthesized(decode_sample(g), removals)
             scores = rec["provenance"]["scores"]
-            assert {"pixel_l1", "pixel_ssim", "nsfw"} <= set(scores), (rec["task"], scores)
-            for name in ("pixel_l1", "pixel_ssim", "nsfw"):
+            # input-target scores need an input: a text-to-image CU has none
+            want = ("pixel_l1", "pixel_ssim", "nsfw") if rec["turns"][-1]["inputs"] else ("nsfw",)
+            assert set(want) <= set(scores), (rec["task"], scores)
+            for name in want:
                 assert abs(row[f"score_{name}"] - scores[name]) < 1e-5
             nsfw.append(scores["nsfw"])
             if rec["task"] == "Grayscale":  # its input is the untouched photo
@@ -55,6 +90,10 @@ def test_demo_recipe_end_to_end(tmp_path):
     # demo makes from them reaches the default NSFW threshold
     assert photos and max(photos) < 0.2, photos
     assert max(nsfw) < 0.8, max(nsfw)
+    # issue 12: every ACE task group, including edits synthesized from single photos
+    assert ACE_GROUPS <= groups, sorted(ACE_GROUPS - groups)
+    assert {"Remove Object", "Add Object", "Style Transfer", "Text-to-Image"} <= tasks
+    assert len(removals) >= 5
     val = subprocess.run([sys.executable, "-m", "datagen.cli", "validate", str(out)], capture_output=True, text=True)
     assert val.returncode == 0, val.stdout[-4000:]
     # a rerun is a no-op

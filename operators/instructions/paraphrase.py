@@ -73,13 +73,15 @@ IMPERATIVE = set(
     delete clear update rework combine merge segment partition estimate predict trace outline simplify doodle sketch
     scribble visualize display vary perform derive obtain identify infer provide go""".split()
 )
+CAPTION_SLOT = "{caption}"  # where a template's caption stood: rewritten around, never into
+_SLOT = "\x02"  # the caption slot while rules run: no rule matches it, and it is not an image to front
 _FRONT_RE = re.compile(r"^(?P<head>.+\S) (?:of|in|from|for|on|to|onto|into) (?P<img>\x00\d\x00)$")
 _PLEASE_RE = re.compile(r"^please,? |,? please(?=[.?!]*$)", re.IGNORECASE)
-_GROUP_RES = [
+# every synonym in one pattern (one regex pass per rewrite, not one per group), longest first
+_GROUP_OF = {w.lower(): g for g in SYNONYMS for w in g}
+_SYNONYM_RE = re.compile(
     # not inside hyphenated words ("re-render" is not "render")
-    (group, re.compile(r"(?<![-\w])(" + "|".join(re.escape(w) for w in sorted(group, key=len, reverse=True)) + r")(?![-\w])", re.IGNORECASE))
-    for group in SYNONYMS
-]
+    r"(?<![-\w])(" + "|".join(re.escape(w) for w in sorted(_GROUP_OF, key=len, reverse=True)) + r")(?![-\w])", re.IGNORECASE)
 
 
 SUBST = "\x01"  # marks a substituted word until articles agree with it
@@ -123,19 +125,21 @@ class RuleParaphraser:
         return re.sub(r"\x00(\d+)\x00", lambda m: refs[int(m.group(1))], text)
 
     def _substitute(self, text: str, rng: np.random.Generator, p: float) -> str:
-        for group, rx in _GROUP_RES:
-            def sub(m: re.Match) -> str:
-                if rng.random() >= p:
-                    return m.group(0)
-                others = [w for w in group if w.lower() != m.group(0).lower()]
-                return SUBST + _match_case(others[int(rng.integers(len(others)))], m.group(0))
+        def sub(m: re.Match) -> str:
+            if rng.random() >= p:
+                return m.group(0)
+            others = [w for w in _GROUP_OF[m.group(0).lower()] if w.lower() != m.group(0).lower()]
+            return SUBST + _match_case(others[int(rng.integers(len(others)))], m.group(0))
 
-            text = rx.sub(sub, text)
-        return _articles(text)
+        return _articles(_SYNONYM_RE.sub(sub, text))
 
     def _frame(self, clause: str, rng: np.random.Generator) -> str:
-        frame = FRAMES[int(rng.integers(len(FRAMES)))]
         s = _lower_first(clause)
+        # frames that would read wrong around this clause: "Let's give me ...", "... for me for me."
+        frames = [f for f in FRAMES
+                  if not (f in ("Let's {s}.", "Help me {s}.") and re.match(r"\w+ me\b", s))
+                  and not (f == "{S} for me." and s.rstrip().endswith("for me"))]
+        frame = frames[int(rng.integers(len(frames)))]
         return frame.replace("{S}", sentence_case(s)).replace("{s}", s)
 
     def _rewrite(self, protected: str, rng: np.random.Generator) -> str:
@@ -161,16 +165,18 @@ class RuleParaphraser:
                 head, tail = body.split(sep, 1)
                 if tail.split(" ", 1)[0].lower() in IMPERATIVE and rng.random() < 0.8:
                     framed = self._frame(tail, rng)
-                    return head + sep + framed[:1].lower() + framed[1:] if sep == "; " else head + sep + framed
+                    if sep == "; " and not re.match(r"I\b", framed):  # "I'd like you to" keeps its capital
+                        framed = framed[:1].lower() + framed[1:]
+                    return head + sep + framed
         return body + end
 
     def candidates(self, text: str, rng: np.random.Generator, k: int) -> list[str]:
         """Up to k distinct rewrites of `text` (none equal to it), indicators kept verbatim."""
-        protected, refs = self._protect(text)
+        protected, refs = self._protect(text.replace(CAPTION_SLOT, _SLOT))
         seen = {" ".join(text.lower().split())}
         out: list[str] = []
         for _ in range(k * 4):
-            cand = tidy(self._restore(self._rewrite(protected, rng), refs))
+            cand = tidy(self._restore(self._rewrite(protected, rng), refs)).replace(_SLOT, CAPTION_SLOT)
             cand = sentence_case(cand)
             norm = " ".join(cand.lower().split())
             if norm in seen:

@@ -76,6 +76,9 @@ def _generation(cond: str) -> list[str]:
         f"{_MAKE} [a|a realistic|a detailed] {_PHOTO} of {{caption}} [that follows|following|guided by|consistent with] {the} [in|of] {{image}}.",
         f"[Using|With|Guided by|Following] {the} [in|from|of] {{image}}, [generate|create|render|draw|paint] {{caption}}.",
         f"{{image}} is {a}. [Render|Generate|Create|Make] a [|realistic |natural ]{_PHOTO} of {{caption}} [from it|that matches it|on top of it].",
+        f"[Starting from|Based on|Working from] {the} [in|of] {{image}}, [generate|create|render|synthesize] [a|a realistic|a natural|a detailed] {_PHOTO}.",
+        f"[Here is|This is] {a}: {{image}}. [Generate|Create|Render|Make] [a|a realistic|a natural|a lifelike] {_PHOTO} [from it|that matches it|based on it].",
+        f"[Create|Generate|Make|Render] a [|realistic |natural |detailed ]{_PHOTO} whose [layout|structure|composition] [follows|matches|keeps to] {the} [in|of] {{image}}.",
     ]
 
 
@@ -104,6 +107,9 @@ TEMPLATES.update(
             "[Colorize|Colourize|Add colour to] {image}, [which shows|a photo of|showing|depicting] {caption}.",
             "{image} is a [grayscale|black-and-white|monochrome] photo of {caption}; [colorize|colourize|add natural colours to] it.",
             "[Give me|Produce|Create] a [colour|full-colour|coloured] version of this [grayscale|black-and-white] [photo|picture] of {caption} ({image}).",
+            "Give {image} [natural|realistic|believable|vivid] colo[u|]rs[| throughout| everywhere| that look real].",
+            "[Recolour|Recolor] the [grayscale|black-and-white|monochrome] {image} [with|in] [natural|realistic|plausible] [tones|hues|colours].",
+            "[Predict|Guess|Infer] the [original|natural|likely] colo[u|]rs of {image}[| and apply them| and paint them in].",
         ],
         "Mosaic": [
             "[Apply|Add|Put] a [mosaic|pixelation|pixel mosaic] [effect|filter] [to|on] {image}.",
@@ -122,6 +128,9 @@ TEMPLATES.update(
             "[Turn|Convert|Make] the [blocky|pixelated|mosaic] {image} [into|back into] a [clear|detailed|natural] [photo|picture].",
             "[Remove the mosaic from|Depixelate|Unpixelate] {image} [to reveal|to show|and recover] {caption}.",
             "{image} is a [pixelated|mosaic] [view|image|picture] of {caption}; [restore|recover|reconstruct] the [sharp|clear|full] [photo|picture].",
+            "[Take|Strip] the [mosaic|pixelation|pixel blocks|block pattern] [off|away from] {image}[| and show the real picture| and bring back the details].",
+            "[Show|Give] me {image} without [the|its] [mosaic|pixelation|blocky pixels|pixel blocks][| in full detail| as a normal photo].",
+            "[Replace|Turn] the [coarse |large |square |]blocks [in|of] {image} [with|into] [fine|real|natural] [detail|details|texture].",
         ],
         "Image Degradation": [
             "[Degrade|Damage|Corrupt] {image} with [blur, noise and JPEG artifacts|noise and compression artifacts|blur and noise|heavy JPEG compression|camera noise and blur][| on purpose| realistically].",
@@ -141,6 +150,10 @@ TEMPLATES.update(
             "[Restore|Repair|Enhance] this [degraded|noisy|blurry] [photo|picture] of {caption} ({image}).",
             "{image} is a [degraded|noisy|blurry|low-quality] [photo|picture] of {caption}; [restore|enhance|clean] it.",
             "[Remove the noise and blur from|Clean up|Sharpen] {image} so that {caption} [looks|appears|is] [sharp|clear|crisp].",
+            "[Make|Get] {image} [sharp|clean|clear|crisp] [again|once more][| by removing the noise and blur| without losing detail].",
+            "[Denoise|Deblur|Denoise and deblur] {image}[| carefully| and keep the details| without losing detail].",
+            "[Undo|Reverse] the [blur and noise|noise and compression artifacts|blur|compression artifacts] [in|of] {image}[| and recover a clean photo].",
+            "[Recover|Bring back] the [sharpness|clarity|original quality|clean detail] of {image}.",
         ],
         # repainting
         "Inpainting": [
@@ -151,6 +164,9 @@ TEMPLATES.update(
             "[Complete|Fill in|Inpaint] {image} so that [it shows|the whole picture shows|the result shows] {caption}.",
             "[Repaint|Fill in|Restore] the masked [region|area|part] of {image}, a [photo|picture] of {caption}.",
             "{image} [shows|is] {caption} with a [masked|missing] [region|area]; [fill it in|complete it|repaint it][| seamlessly].",
+            "[Fill|Patch] the [missing|blank|masked] [part|region|area] [of|in] {image} [with content that fits|so it matches the rest|so the picture looks whole].",
+            "[Reconstruct|Recover|Paint in] what is [hidden|missing] under the mask [in|of] {image}[| so it blends with the rest].",
+            "[Complete|Finish] {image} by [filling in|painting in|repainting] the [masked|missing|blank] [region|area|part][| seamlessly].",
         ],
         "Outpainting": [
             "[Extend|Expand|Enlarge] {image} beyond its [borders|edges|frame][| naturally| in every direction| and fill in the new area].",
@@ -179,6 +195,11 @@ TEMPLATES.update(
             "[Repaint|Render|Redraw|Restyle] {image1} in the [style|manner|visual style] of {image2}[| without changing its layout].",
             "[Restyle|Repaint|Re-render] {image} so that it [becomes|shows|looks like] {caption}.",
             "[Render|Repaint|Redraw] the content of {image} as {caption}.",
+            # synthesized edits name their style ({style}: "a watercolour painting")
+            "[Turn|Convert|Transform|Make] {image} into {style}[.| while keeping its content.| but keep the composition.| with the same layout.]",
+            "[Render|Repaint|Redraw|Restyle] {image} as {style}[.| without changing the layout.| and keep the scene.]",
+            "[Make|Let] {image} look like {style}[.| of the same scene.| with the same composition.]",
+            "[Restyle|Re-render|Redraw] {image} in the style of {style}[.|, keeping its content.]",
         ],
         # element editing
         "Add Object": [
@@ -187,6 +208,13 @@ TEMPLATES.update(
             "[Add|Insert] [an object|something new|a new element] [into|to] {image} [so that it fits the scene|naturally|seamlessly|realistically].",
             "[Edit|Change] {image} by adding [an object|a new element] so that it [shows|becomes] {caption}.",
             "[Add|Insert] [an object|something] [to|into] {image} so that the [result|picture|scene] shows {caption}.",
+            # synthesized edits name the object ({object}: "a dark object in the lower left")
+            "[Add|Insert] {object} [to|into] {image}[.| where the mask is.| so that it fits the scene.| seamlessly.]",
+            "[Place|Put] {object} in {image}[.| where the mask is.| so that it fits the scene.]",
+            "[Add|Insert|Put] {object} [in|into] the [masked|marked] [region|area] of {image}[.| naturally.]",
+            "{image} [needs|is missing|lacks] {object}; [add|insert] it[.| naturally.| seamlessly.]",
+            "[Edit|Change] {image} by adding {object}[.| to the scene.]",
+            "[Add|Insert] {object} [to|into] {image} so that it shows {caption}.",
         ],
         "Remove Object": [
             "[Remove|Erase|Delete|Take out] the [object|thing|item|element] in the [masked|marked] [region|area] of {image}.",
@@ -194,6 +222,12 @@ TEMPLATES.update(
             "[Remove|Erase|Delete] [the|an] [object|item|element] from {image}[| and leave the background intact| seamlessly].",
             "[Clean|Clear] {image} by [removing|erasing|deleting] the [object|thing|item] [in the mask|inside the marked area|in the masked region].",
             "[Remove|Erase|Delete] the [object|item|thing] in {image} so that [only |]{caption} [remains|is left].",
+            # synthesized edits name the object ({object}: "the dark object in the lower left")
+            "[Remove|Erase|Delete|Take out] {object} [from|in] {image}[.| and fill in the background.| seamlessly.| and leave the rest untouched.]",
+            "[Erase|Get rid of|Clear away|Remove] {object} [from|in] {image} so that [the background shows through|nothing is left there|the scene looks untouched].",
+            "[Make|Let] {object} [disappear|vanish] from {image}[.| without a trace.| and restore what is behind it.]",
+            "[Clean|Clear] {image} by [removing|erasing|deleting] {object}.",
+            "{image} [shows|is] {caption}; [remove|erase|delete] {object}[ from it|].",
         ],
         "General Editing": [
             "[Edit|Change|Modify|Alter|Update] {image} [to get|to match|into|to produce] the [edited|target|new|changed] [version|picture|image].",
@@ -202,6 +236,54 @@ TEMPLATES.update(
             "[Turn|Transform|Change] {image} into [a picture|a photo|an image|a scene] of {caption}.",
             "[Edit|Update|Rework] {image}: [the result|the new picture|the edited image] [should show|shows|must show] {caption}.",
             "[Starting from|Using|Based on] {image}, [make|create|produce] [a picture|an image|a photo] of {caption}.",
+        ],
+        "Replace Object": [
+            "[Replace|Swap|Exchange] the [object|item|thing] in the [masked|marked] [region|area] of {image} with [another|a different|a new] [object|one|item].",
+            "[Change|Turn] the [masked|marked] [object|item] in {image} into [something else|a different object|another object][.| seamlessly.]",
+            "[Substitute|Replace] [a new|another|a different] [object|item] for the one [in the mask|in the marked area] of {image}[.| seamlessly.| naturally.]",
+            "[Replace|Swap] the [object|item] in {image} [so that|and make sure] the [result|scene|picture] shows {caption}.",
+            "[Change|Replace] the marked [object|item] in {image}, a [photo|picture] of {caption}, with [another|a new] one.",
+            # synthesized edits name both objects ({object}: "the dog on the left", {new_object}: "a cat")
+            "[Replace|Swap|Exchange] {object} in {image} with {new_object}[.| and keep everything else.| seamlessly.]",
+            "[Turn|Change] {object} in {image} into {new_object}[.| while keeping the rest of the scene.]",
+            "[Put|Place] {new_object} [in place of|instead of] {object} in {image}.",
+            "[Substitute|Use] {new_object} [for|instead of] {object} in {image}.",
+        ],
+        "Background Change": [
+            "[Change|Replace|Swap] the background of {image}[.| and keep the subject.| but keep the main subject as it is.]",
+            "[Give|Put] {image} [a new|a different|another] [background|backdrop|setting][| behind the subject| while keeping the foreground].",
+            "[Keep|Preserve] the [subject|foreground|main object] of {image} and [change|replace|redo] [the background|everything behind it|its surroundings].",
+            "[Change|Replace] the background of {image}, a [photo|picture] of {caption}[.| and keep the subject.]",
+            "{image} shows {caption}; [change|replace|swap] [its|the] background[.| and keep the rest.]",
+            # synthesized edits name the subject and the new background ({background}: "a blurred, out-of-focus background")
+            "[Replace|Swap] the background of {image} with {background}[.| and keep {object} as it is.| but keep the foreground.]",
+            "Change the background of {image} to {background}[.| and keep {object} as it is.| but keep the foreground.]",
+            "[Put|Place|Move] {object} [from|in] {image} in front of {background}.",
+            "Give {image} {background}[.| behind {object}.| while keeping {object}.]",
+            "[Keep|Preserve] {object} in {image} and [make|turn] the [background|backdrop] into {background}.",
+        ],
+        # layer editing: a layer is a frame whose mask is its alpha
+        "Layer Decomposition": [
+            "[Decompose|Split|Separate|Break down] {image} into [layers|separate layers|a foreground and a background layer][.| cleanly.| please.| for editing.]",
+            "[Extract|Isolate|Cut out|Lift out] [a layer|one layer|the main layer] from {image}[.| on its own.| cleanly.| with a clean edge.]",
+            "[Separate|Split] the [layers|foreground and background] of {image}[.| cleanly.| along the object's outline.]",
+            "[Decompose|Split|Separate] this [photo|picture|image] of {caption} ({image}) into [layers|separate layers].",
+            "{image} shows {caption}; [separate|split|decompose] it into layers.",
+            # synthesized edits name the layer and the object ({layer}: "the foreground layer")
+            "[Extract|Give me|Return] {layer} of {image}[.|, separated from the rest.| as its own layer.]",
+            "[Separate|Split] {object} from {image} and [return|output|give me] {layer}.",
+            "[Decompose|Split] {image} into a foreground layer ({object}) and a background layer[,|;] [return|output|keep] {layer}.",
+            "[Return|Give me|Extract] {layer} of {image}, a [photo|picture] of {caption}.",
+        ],
+        "Layer Fusion": [
+            "[Place|Put|Composite] the [foreground |]layer {image1} [onto|over|into] the background {image2}[.| seamlessly.| and blend them.]",
+            "[Fuse|Combine|Merge|Blend] the layers {image1} and {image2} into one [photo|picture|image].",
+            "[Composite|Merge] {image1} over {image2}[.| so the result looks like one photo.| as one picture.]",
+            "[Combine|Merge|Fuse] {image1} and {image2} into a [photo|picture] of {caption}.",
+            "[Place|Put] {image1} on {image2} to [get|make|create] a [photo|picture] of {caption}.",
+            # synthesized edits name the object of the foreground layer
+            "[Place|Put|Insert] {object} from {image1} [into|onto|back into] the background {image2}[.| seamlessly.]",
+            "[Fuse|Combine|Merge] the layer of {object} ({image1}) with the background {image2}[.| into one photo.]",
         ],
         # reference generation: the inputs are references, the target a new image of the same subject
         "Reference Generation": [
@@ -213,6 +295,10 @@ TEMPLATES.update(
             "[Combine|Merge] the [subject|content] of {image1} [with|and] {image2} into [one|a single|a new] [image|picture|scene].",
             "[Place|Put] the [subject|object] of {image1} into the [scene|setting] of {image2}.",
             "[Using|With] {image1} and {image2} as references, [generate|create|render] {caption}.",
+            # a subject cut out of a photo ({object}: "the grey object") is the reference
+            "[Generate|Create|Render] [a|a new] [picture|photo|scene] [with|showing|featuring] {object} from {image1}[.| in a natural setting.| in its surroundings.]",
+            "[Place|Put] {object} [shown in|of] {image1} [into|in] [a scene|a fitting scene|its setting][.| and render a photo.]",
+            "[Using|With] {object} in {image1} as [a|the] reference, [generate|create|render] {caption}.",
         ],
         # text-guided generation: no input image
         "Text-to-Image": [
@@ -260,9 +346,13 @@ TASK_TERMS.update(
         "Inpainting": r"mask|mark|fill|inpaint|missing|hole|gap|complete|repaint|regenerat|redraw|hidden|blank",
         "Outpainting": r"extend|expand|outpaint|border|edge|beyond|wider|widen|zoom|margin|canvas|frame|surround",
         "Facial Editing": r"face|facial|expression|person|identity|look|subject|individual",
-        "Style Transfer": r"styl|repaint|re-render|redraw|render|look|painting|illustrat|artwork|reimagin",
+        "Style Transfer": r"styl|repaint|re-render|redraw|render|look|painting|illustrat|artwork|reimagin|sketch|drawing|cartoon|turn|convert|transform",
         "Add Object": r"add|insert|place|put|new",
-        "Remove Object": r"remov|eras|delet|take out|clear|clean|get rid",
+        "Remove Object": r"remov|eras|delet|take out|clear|clean|get rid|disappear|vanish",
+        "Replace Object": r"replac|swap|exchang|substitut|instead|turn|chang",
+        "Background Change": r"background|backdrop|behind|surround|setting|in front of",
+        "Layer Decomposition": r"layer|separat|decompos|split|extract|isolat|cut out",
+        "Layer Fusion": r"layer|fus|combin|merg|composit|place|put|insert|blend",
     }
 )
 
@@ -284,4 +374,8 @@ EMU_EDIT_KIND: dict[str, str] = {
     "Reference Generation": "reference",
     "Multi-turn Editing": "global",
     "Text-to-Image": "text",
+    "Replace Object": "replace",
+    "Background Change": "background",
+    "Layer Decomposition": "layer",
+    "Layer Fusion": "layer",
 }

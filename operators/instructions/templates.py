@@ -2,6 +2,7 @@
 the task's bank (seeded by the sample key, so reruns pick the same one), filled with the caption when known."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -13,7 +14,7 @@ from datagen.operator import Operator, Role
 from datagen.schema import indicator_problems, indicators
 from operators.instructions.config import TemplateConfig
 from operators.instructions.grammar import compile_pattern
-from operators.instructions.records import TEMPLATE, emu_record, set_turn_record
+from operators.instructions.records import SLOTS_KEY, SYNTH_EMU_KEY, TEMPLATE, emu_record, set_turn_record
 from operators.instructions.template_bank import EMU_EDIT_KIND, TEMPLATES
 from operators.instructions.text import clean_caption, sentence_case, shift_indicators
 
@@ -25,6 +26,14 @@ GENERIC: dict[str, list[str]] = {
     schema.DIRECTION_REFERENCE: ["[Using|With] {image1} as [a|the] reference, [create|generate] a related image ({task})."],
     schema.DIRECTION_TEXT: ["[Generate|Create] an image of {caption}.", "[Generate|Create|Render] an image."],
 }
+
+
+# Words a synthesized edit's maker names (provenance params "slots"): what the instruction must say it changes.
+SLOT_RE = re.compile(r"\{(object|new_object|style|background|layer)\}")
+
+
+def slot_names(line: str) -> set[str]:
+    return set(SLOT_RE.findall(line))
 
 
 @dataclass(frozen=True)
@@ -48,14 +57,17 @@ def _fits(line: str, n_inputs: int) -> bool:
     return bool(refs) and not indicator_problems(line, n_inputs)
 
 
-def usable_lines(task: str, direction: str, n_inputs: int, has_caption: bool) -> tuple[list[int], list[int]]:
+def usable_lines(task: str, direction: str, n_inputs: int, has_caption: bool, slots: frozenset[str] = frozenset()) -> tuple[list[int], list[int]]:
     """(line indices without a caption slot, with one) whose indicators fit a turn with n_inputs inputs. With
-    several inputs, lines that name the most inputs win, so no input goes unmentioned when a line can name it."""
+    several inputs, lines that name the most inputs win, so no input goes unmentioned when a line can name it.
+    Lines with word slots ({object}, {style}, ...) need those slots; when a maker gave slots, lines that use them win."""
     lines = bank(task, direction)
-    fit = [i for i, ln in enumerate(lines) if _fits(ln, n_inputs)]
+    named = [i for i, ln in enumerate(lines) if slot_names(ln) and slot_names(ln) <= slots]
+    plain_lines = [i for i, ln in enumerate(lines) if not slot_names(ln)]
+    fit = [i for i in named if _fits(lines[i], n_inputs)] or [i for i in plain_lines if _fits(lines[i], n_inputs)]
     if not fit:
         # a bank written for another input count: take every line and let the indicator check below decide
-        fit = list(range(len(lines)))
+        fit = named or plain_lines
     if n_inputs >= 2:
         span = {i: len(set(indicators(lines[i]))) for i in fit}
         best = max(span.values())
@@ -66,11 +78,13 @@ def usable_lines(task: str, direction: str, n_inputs: int, has_caption: bool) ->
 
 
 def fill_template(task: str, direction: str, caption: str, seed: int, n_inputs: int = 1, offset: int = 0,
-                  prefer_caption: float = 0.6, max_caption_words: int = 32) -> Filled:
-    """One instruction for a turn: `offset` is the number of images earlier turns of a chain show before this one."""
+                  prefer_caption: float = 0.6, max_caption_words: int = 32, slots: dict[str, str] | None = None) -> Filled:
+    """One instruction for a turn: `offset` is the number of images earlier turns of a chain show before this one;
+    `slots` are the words a synthesized edit names (the object removed, the style, ...)."""
     rng = np.random.default_rng(seed)
     cap = clean_caption(caption, max_caption_words)
-    plain, captioned = usable_lines(task, direction, n_inputs, bool(cap))
+    slots = {k: clean_caption(v, max_caption_words) for k, v in (slots or {}).items() if v and clean_caption(v)}
+    plain, captioned = usable_lines(task, direction, n_inputs, bool(cap), frozenset(slots))
     # without an input image the caption is the whole content: always use it when there is one
     if captioned and (not plain or n_inputs == 0 or rng.random() < prefer_caption):
         pool = captioned
@@ -88,6 +102,7 @@ def fill_template(task: str, direction: str, caption: str, seed: int, n_inputs: 
     used_caption = "{caption}" in text
     if used_caption:
         text = text.replace("{caption}", cap)
+    text = SLOT_RE.sub(lambda m: slots[m.group(1)], text)
     text = shift_indicators(sentence_case(text), offset)
     return Filled(text, f"{task}#{line_index}.{k}", used_caption)
 
@@ -109,9 +124,11 @@ class TemplateInstructions(Operator):
                 if turn.instruction:
                     continue
                 n_before = sample.n_images_visible(i) - len(turn.inputs)
+                # a synthesized edit's maker names what it changed; a chain's provenance is the chain's own
+                slots = dict(sample.provenance.params.get(SLOTS_KEY, {})) if len(sample.turns) == 1 else {}
                 filled = fill_template(turn.task, turn.direction, turn.caption, derive_seed(batch.seed, sample.key, i, TEMPLATE),
                                        n_inputs=len(turn.inputs), offset=n_before, prefer_caption=c.prefer_caption,
-                                       max_caption_words=c.max_caption_words)
+                                       max_caption_words=c.max_caption_words, slots=slots)
                 text = filled.text
                 if 0 < i < len(sample.turns) - 1:
                     # a history turn of a chain composed before this stage: ACE's chat convention, as lcu_chains does
@@ -119,7 +136,11 @@ class TemplateInstructions(Operator):
                 turn.instruction = text
                 turn.instruction_method = TEMPLATE
                 record = {"method": TEMPLATE, "template": filled.template_id}
-                if turn.task in EMU_EDIT_KIND:
+                if slots:
+                    record["slots"] = slots
+                if len(sample.turns) == 1 and SYNTH_EMU_KEY in sample.provenance.params:
+                    record["emu_edit"] = dict(sample.provenance.params[SYNTH_EMU_KEY])
+                elif turn.task in EMU_EDIT_KIND:
                     emu = emu_record(edit=EMU_EDIT_KIND[turn.task], output=clean_caption(turn.caption) if turn.direction != schema.DIRECTION_ANALYSIS else "")
                     if emu:
                         record["emu_edit"] = emu

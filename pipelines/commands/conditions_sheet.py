@@ -10,12 +10,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipelines.catalog import MAKERS, OPERATORS
+from pipelines.catalog import CONDITION_MAKERS, OPERATORS
 
 log = logging.getLogger(__name__)
 
 # The ten conditions in BRIEF.md's order, then repainting.
-SHEET_OPERATORS = tuple(cls.name for cls in MAKERS)
+SHEET_OPERATORS = tuple(cls.name for cls in CONDITION_MAKERS)
 LABEL_H = 22
 
 

@@ -14,10 +14,14 @@ def shard_dir(tmp_path_factory) -> Path:
     from pipelines import run
 
     out = tmp_path_factory.mktemp("trainer_shards") / "demo"
-    # template instructions and no photo pairing: the slow model-backed stages add nothing the trainer needs
+    # template instructions and no photo pairing: the slow model-backed stages add nothing the trainer needs; the
+    # edits synthesized from single photos are left out too, so the epoch sizes these tests step through stay put
+    from pipelines.catalog import SYNTHESIZED
+
+    synthesized_off = [f"operators.{cls.name}.enabled=false" for cls in SYNTHESIZED]
     run(load_recipe("configs/demo.yaml", [f"output.dir={out}", "input.limit=6", "input.max_side=128",
                                           "runtime.executor=local", "runtime.progress=false",
-                                          "pairing.enabled=false", "instructions.methods=[template]"]))
+                                          "pairing.enabled=false", "instructions.methods=[template]", *synthesized_off]))
     return out
 
 

@@ -10,10 +10,10 @@ from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
 from operators.instructions.meaning import meaning_problem, select_rewrites
 from operators.instructions.paraphrase import RuleParaphraser
-from operators.instructions.rewrites import RewriteInstructions, parse_rewrites
+from operators.instructions.rewrites import RewriteInstructions, embedding_text, parse_rewrites, skeleton
 from operators.instructions.templates import TemplateInstructions
 
-_EMB = TextEmbedder()
+_EMB = TextEmbedder()  # the stage default: ONNX Runtime, fp32
 
 
 def _batch(n=6, task="Image Colorization", direction="generation", inputs=1):
@@ -71,7 +71,11 @@ def test_rule_rewrite_stage_records_distinct_alternates():
             continue  # no candidate was distinct enough: counted, the template stays
         assert s.current.instruction_method == "rule_rewrite"
         assert rec["source"] == t and s.current.instruction in rec["alternates"]
-        vecs = _EMB.encode([t, *rec["alternates"]])
+        # judged on the wording around the caption (the caption is the same in all of them, verbatim)
+        skel, cap = skeleton(t, s.current.caption)
+        alts = [a.replace(cap, "{caption}") if cap else a for a in rec["alternates"]]
+        assert all(a.count("{caption}") == skel.count("{caption}") for a in alts)
+        vecs = _EMB.encode([embedding_text(x) for x in [skel, *alts]])
         sims = vecs @ vecs.T
         assert (sims[~np.eye(len(vecs), dtype=bool)] < 0.95).all()
         assert (sims[0, 1:] >= 0.5).all()
@@ -111,3 +115,48 @@ def test_llm_rewriter_behind_a_misbehaving_endpoint(chat_server):
         else:
             assert rec["method"] == "fallback_template" and rec["fallback"]
         assert s.indicator_problems() == []
+
+
+def test_rules_rewrite_around_the_caption_and_keep_it_verbatim():
+    from operators.instructions.rewrites import skeleton
+
+    cap = "a tabby cat looking to the side"
+    text = f"{{image}} is a segment map. Generate a realistic picture of {cap} on top of it."
+    skel, got = skeleton(text, "A tabby cat looking to the side.")
+    assert got == cap and skel == "{image} is a segment map. Generate a realistic picture of {caption} on top of it."
+    assert skeleton("Colorize {image}.", "a cat") == ("Colorize {image}.", "")  # no caption in the text: as it is
+    assert embedding_text(skel) == "image is a segment map. Generate a realistic picture of caption on top of it."
+    assert embedding_text("Apply the style of {image2} to {image1}.") == "Apply the style of image2 to image1."
+    cands = RuleParaphraser().candidates(skel, np.random.default_rng(0), 8)
+    assert cands and all(c.count("{caption}") == 1 and indicators(c) == [""] for c in cands)
+    assert meaning_problem("Segmentation-guided Generation", skel, cands[0].replace("{caption}", "a dog")) == "caption_changed"
+
+    batch = _batch(n=6, task="Segmentation-guided Generation")
+    stage = RewriteInstructions(RewriteConfig(n=3))
+    stage.setup()
+    stage(batch)
+    rewritten = 0
+    for s in batch.samples:
+        rec = s.provenance.params["instructions"]["0"]
+        cap = s.current.caption
+        if s.current.instruction_method == "rule_rewrite" and cap in rec["source"]:
+            rewritten += 1
+            assert all(cap in a and "{caption}" not in a for a in rec["alternates"]), rec
+    assert rewritten >= 1
+    skipped = batch.stats["rewrite_instructions"].skipped
+    assert set(skipped) <= {"rejected_rewrite:too_close", "rejected_rewrite:not_distinct", "rejected_rewrite:meaning_drift",
+                            "kept_template:no_distinct_rewrite"}
+
+
+def test_the_choice_prefers_a_wording_the_partition_has_not_used():
+    # the same template for every sample: without the preference, picks collide; with it, the kept rewrites spread
+    batch = _batch(n=6, task="Image Colorization")
+    for s in batch.samples:
+        s.current.instruction, s.current.caption = "Colorize {image} with natural tones.", ""
+    stage = RewriteInstructions(RewriteConfig(n=3))
+    stage.setup()
+    stage(batch)
+    chosen = [s.current.instruction for s in batch.samples if s.current.instruction_method == "rule_rewrite"]
+    kept = {a for s in batch.samples for a in s.provenance.params["instructions"]["0"].get("alternates", [])}
+    assert len(chosen) >= 4
+    assert len(set(chosen)) == min(len(chosen), len(kept))

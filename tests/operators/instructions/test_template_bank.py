@@ -11,7 +11,10 @@ from datagen.batch import WorkBatch
 from datagen.schema import Frame, Provenance, Sample, Turn, indicator_problems, indicators
 from operators.instructions.grammar import compile_pattern
 from operators.instructions.template_bank import TASK_TERMS, TEMPLATES
-from operators.instructions.templates import TemplateInstructions, bank, fill_template, usable_lines
+from operators.instructions.templates import SLOT_RE, TemplateInstructions, bank, fill_template, usable_lines
+
+SLOTS = {"object": "the dark object on the left", "new_object": "a cat", "style": "a watercolour painting",
+         "background": "a blurred background", "layer": "the foreground layer"}
 from operators.instructions.text import clean_caption, normalize_answer, shift_indicators, unusable_reason
 
 
@@ -35,7 +38,7 @@ def test_every_phrasing_of_every_task_is_well_formed(task):
     lines = bank(task, spec.direction)
     assert len(lines) >= 4
     n_inputs = 0 if spec.direction == schema.DIRECTION_TEXT else 1
-    if task == "Reference Generation":
+    if task in ("Reference Generation", "Layer Fusion"):
         n_inputs = 2
     plain, captioned = usable_lines(task, spec.direction, n_inputs, has_caption=True)
     assert plain and captioned, "both caption and caption-free phrasings are needed"
@@ -53,6 +56,14 @@ def test_every_phrasing_of_every_task_is_well_formed(task):
             if task in TASK_TERMS:
                 assert re.search(TASK_TERMS[task], text, re.IGNORECASE), f"{task}: {text!r} lost the task's key terms"
     assert total >= 60, f"{task}: only {total} phrasings"
+    # lines that name a synthesized edit's object or style: used when the maker gives those words, and filled with them
+    named, named_cap = usable_lines(task, spec.direction, n_inputs, has_caption=True, slots=frozenset(SLOTS))
+    for li in {*named, *named_cap} - {*plain, *captioned}:
+        for text in compile_pattern(lines[li]).all()[:400]:
+            text = SLOT_RE.sub(lambda m: SLOTS[m.group(1)], text.replace("{caption}", "a red bicycle"))
+            assert indicator_problems(text, n_inputs) == [] and not re.search(r"\{(?!image\d?\})", text), text
+            assert "  " not in text and " ." not in text, text
+            assert any(v in text for v in SLOTS.values()), f"{task}: {text!r} names nothing"
 
 
 def test_fill_is_seeded_varied_and_uses_the_caption():
@@ -76,6 +87,20 @@ def test_multi_input_and_chain_indicators():
     assert shift_indicators("Put {image1} into {image2}; keep {image}.", 2) == "Put {image3} into {image4}; keep {image}."
     t2i = [fill_template("Text-to-Image", "text", "a lighthouse at dusk", seed=s, n_inputs=0).text for s in range(20)]
     assert all(not indicators(t) and "lighthouse" in t for t in t2i)
+
+
+def test_synthesized_edits_name_their_object_or_style():
+    """A maker's words go into the instruction, and slot lines never appear without them."""
+    for task, slots in (("Remove Object", {"object": "the dark object on the left"}), ("Add Object", {"object": "a dark object on the left"}),
+                        ("Style Transfer", {"style": "a pencil sketch"}), ("Replace Object", {"object": "the dog", "new_object": "a cat"}),
+                        ("Background Change", {"object": "the dog", "background": "a snowy mountain landscape"})):
+        for seed in range(15):
+            text = fill_template(task, "edit", "a dog in a park", seed=seed, slots=slots).text
+            assert any(v in text for v in slots.values()) and indicator_problems(text, 1) == [], text
+            bare = fill_template(task, "edit", "a dog in a park", seed=seed).text
+            assert not SLOT_RE.search(bare) and "{" not in bare.replace("{image}", ""), bare
+    fused = [fill_template("Layer Fusion", "edit", "", seed=s, n_inputs=2, slots={"object": "the cat"}).text for s in range(10)]
+    assert all("{image1}" in t and "{image2}" in t and "the cat" in t for t in fused)
 
 
 def test_captions_cannot_inject_indicators_or_markup():
