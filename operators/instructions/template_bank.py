@@ -274,6 +274,9 @@ TEMPLATES.update(
             "[Separate|Split] {object} from {image} and [return|output|give me] {layer}.",
             "[Decompose|Split] {image} into a foreground layer ({object}) and a background layer[,|;] [return|output|keep] {layer}.",
             "[Return|Give me|Extract] {layer} of {image}, a [photo|picture] of {caption}.",
+            "[Pull|Take|Lift] {layer} out of {image}[.| and leave the rest behind.| with a clean outline.]",
+            "[Output|Produce|Show] only {layer} of {image}[.|, nothing else.|, as a separate layer.]",
+            "[Isolate|Keep] {layer} of {image} [and drop the rest|on its own|as its own image][.| please.]",
         ],
         "Layer Fusion": [
             "[Place|Put|Composite] the [foreground |]layer {image1} [onto|over|into] the background {image2}[.| seamlessly.| and blend them.]",
@@ -284,6 +287,11 @@ TEMPLATES.update(
             # synthesized edits name the object of the foreground layer
             "[Place|Put|Insert] {object} from {image1} [into|onto|back into] the background {image2}[.| seamlessly.]",
             "[Fuse|Combine|Merge] the layer of {object} ({image1}) with the background {image2}[.| into one photo.]",
+            "[Put|Place|Set] {object} ({image1}) [back |]into the scene of {image2}[.| so that it looks natural.| with matching light.]",
+            "[Blend|Merge|Composite] {object} from {image1} [into|with] the background in {image2}[.| as one photo.| seamlessly.]",
+            "[Combine|Join] the foreground layer {image1} and the background layer {image2}[.| into a single picture.| into one natural-looking photo.]",
+            "[Reassemble|Rebuild|Recompose] the [photo|picture|scene] from its layers: {image1} [in front of|on top of|over] {image2}.",
+            "[Layer|Stack] {image1} [on top of|over] {image2} [and blend the edges|and merge them into one picture|and blend them into a single photo][.|, keeping the light consistent.]",
         ],
         # reference generation: the inputs are references, the target a new image of the same subject
         "Reference Generation": [
