@@ -48,6 +48,9 @@ def _ort_device(device: str) -> str:
     return device
 
 
+_BLAZEPOSE: dict[str, Any] = {}  # landmark model -> loaded BlazePose, per process
+
+
 class Pose(ConditionOperator):
     name = "pose"
     condition = "pose"
@@ -59,6 +62,10 @@ class Pose(ConditionOperator):
         super().__init__(config, **context)
         self._det = None
         self._pose = None
+        # BlazePose on the CPU loads in a fraction of a second and once per worker process (see setup): it runs inside
+        # the partition's task, where an actor would hold a CPU of its own (on 2 cores, half the machine)
+        c = self.config
+        self.stateful = not (c.model == "blazepose" and c.num_gpus == 0)
 
     def unavailable_reason(self) -> str | None:
         if self.config.model == "blazepose":
@@ -101,7 +108,9 @@ class Pose(ConditionOperator):
         if c.model == "blazepose":
             from operators.pose_blazepose import BlazePose
 
-            self._pose = BlazePose(c.landmark)
+            if c.landmark not in _BLAZEPOSE:  # one per worker process, whichever task or actor asks
+                _BLAZEPOSE[c.landmark] = BlazePose(c.landmark)
+            self._pose = _BLAZEPOSE[c.landmark]
             return
         for path in (c.checkpoint, c.det_checkpoint):
             # rtmlib would treat a missing path as a URL to download; on our machines that must be an error

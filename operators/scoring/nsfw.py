@@ -63,6 +63,9 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, ::-1] - MEAN_BGR)
 
 
+_SESSIONS: dict[tuple, Any] = {}  # (model file, threads, providers) -> (onnxruntime session, sha256), per process
+
+
 class NsfwScore(Scorer):
     name = "nsfw_score"
     version = "1"
@@ -74,6 +77,9 @@ class NsfwScore(Scorer):
         self._session = None
         self.path = ""
         self.digest = ""
+        # on the CPU the session loads in a fraction of a second and once per worker process (see setup): the stage
+        # runs inside the partition's task instead of an actor that would hold a CPU of its own
+        self.stateful = self.config.num_gpus > 0
 
     def unavailable_reason(self) -> str | None:
         m = self.config.model
@@ -93,18 +99,21 @@ class NsfwScore(Scorer):
 
         ort = require("onnxruntime")
         self.path = self.config.model or packaged_model()
-        self.digest = sha256(self.path)
         providers = ["CPUExecutionProvider"]
         if resolve_device(self.config.device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.config.num_threads
-        self._session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
-        inp = self._session.get_inputs()[0]
-        if list(inp.shape[1:]) != [224, 224, 3]:
-            raise ValueError(f"nsfw_score.model={self.path!r}: input shape {inp.shape}, expected [N, 224, 224, 3] (open_nsfw NHWC)")
-        self._input = inp.name
-        log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, self.digest, providers[0])
+        key = (self.path, self.config.num_threads, tuple(providers))
+        if key not in _SESSIONS:  # one session per worker process, whichever task or actor asks
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.config.num_threads
+            session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+            inp = session.get_inputs()[0]
+            if list(inp.shape[1:]) != [224, 224, 3]:
+                raise ValueError(f"nsfw_score.model={self.path!r}: input shape {inp.shape}, expected [N, 224, 224, 3] (open_nsfw NHWC)")
+            _SESSIONS[key] = (session, sha256(self.path))
+            log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, _SESSIONS[key][1], providers[0])
+        self._session, self.digest = _SESSIONS[key]
+        self._input = self._session.get_inputs()[0].name
 
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
         """P(nsfw) of each HxWx3 uint8 RGB image."""
