@@ -207,6 +207,14 @@ def subject(proposals: list[Proposal], min_area: float) -> Optional[Proposal]:
     return next((p for p in proposals if p.area >= min_area), proposals[0] if proposals else None)
 
 
+def _grab_cut(rgb: np.ndarray, gc: np.ndarray, bgd: np.ndarray, fgd: np.ndarray, iterations: int) -> None:
+    """cv2.grabCut, deterministic: its colour models start from k-means seeded by OpenCV's per-thread RNG, whose
+    state depends on every earlier call in the worker, so the same photo got another matte (and its samples other
+    keys) depending on which photos that worker had seen: a resumed run differed from an uninterrupted one."""
+    cv2.setRNGSeed(0)
+    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+
+
 def foreground_matte(image: np.ndarray, p: Optional[Proposal], iterations: int = 3, work_side: int = 256) -> Optional[np.ndarray]:
     """A foreground matte (HxW uint8, 255 = foreground) grown from proposal `p` with OpenCV GrabCut at `work_side`:
     the proposal seeds sure foreground, its padded box bounds the rest. None when there is no proposal."""
@@ -226,7 +234,7 @@ def foreground_matte(image: np.ndarray, p: Optional[Proposal], iterations: int =
     gc[cv2.erode(seed, np.ones((3, 3), np.uint8)) > 0] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        _grab_cut(small, gc, bgd, fgd, iterations)
     except cv2.error:
         return p.mask.copy()
     matte = np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
@@ -250,7 +258,7 @@ def subject_matte(image: np.ndarray, margin: float = 0.08, iterations: int = 4, 
     gc[:, :mx] = gc[:, sw - mx :] = cv2.GC_BGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        _grab_cut(small, gc, bgd, fgd, iterations)
     except cv2.error:
         return None
     m = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
