@@ -4,7 +4,7 @@ Model: a diffusers inpainting model regenerates the background from a scene prom
 filter on the background only (lens blur, black-and-white, colour tint), named as such in the instruction and logs."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Iterator, Literal, Optional
 
 import cv2
 import numpy as np
@@ -81,15 +81,46 @@ def classical_background(image: np.ndarray, background: np.ndarray, kind: str) -
     return np.clip(image * (1 - a) + edited * a + 0.5, 0, 255).astype(np.uint8)
 
 
-class BackgroundChange(EditOperator):
+class MatteEditOperator(EditOperator):
+    """An edit along the photo's foreground matte (background change, layers, subject references): one proposer per
+    worker, and per photo its subject and matte, photos without one (or with a matte outside the foreground share
+    limits) counted and skipped."""
+
+    def __init__(self, config=None, **context: Any):
+        super().__init__(config, **context)
+        self.stateful = self.uses_model()
+        self._proposer: Optional[Proposer] = None
+
+    def uses_model(self) -> bool:
+        return self.config.proposals.backend == "model"
+
+    def setup(self) -> None:
+        if self._proposer is None:
+            self._proposer = Proposer(self.config.proposals, resolve_device(self.config.device))
+            self._proposer.setup()
+
+    def subjects(self, batch: WorkBatch, stats) -> Iterator[tuple[Any, Any, np.ndarray, float]]:
+        """(item, proposal, matte, foreground share) for each photo with a usable matte."""
+        c = self.config
+        for item in batch.items:
+            p, matte = matte_for(self._proposer, c.proposals, item, c.min_foreground)
+            if matte is None:
+                stats.skip(NO_OBJECT)
+                continue
+            share = float((matte > 0).mean())
+            if not c.min_foreground <= share <= c.max_foreground:
+                stats.skip(NO_MATTE)
+                continue
+            yield item, p, matte, share
+
+
+class BackgroundChange(MatteEditOperator):
     name = "background_change"
     version = "1"
     Config: ClassVar[type[BackgroundChangeConfig]] = BackgroundChangeConfig
 
     def __init__(self, config=None, **context: Any):
         super().__init__(config, **context)
-        self.stateful = self.uses_model()
-        self._proposer: Optional[Proposer] = None
         self._inpainter: Optional[Inpainter] = None
 
     def uses_model(self) -> bool:
@@ -108,28 +139,17 @@ class BackgroundChange(EditOperator):
         return f"background_change: foreground = {describe_matte(c.proposals)}; background {how}"
 
     def setup(self) -> None:
-        if self._proposer is None:
-            device = resolve_device(self.config.device)
-            self._proposer = Proposer(self.config.proposals, device)
-            self._proposer.setup()
-            if self.config.backend == "model":
-                self._inpainter = Inpainter(self.config.inpaint, device)
-                self._inpainter.setup()
+        super().setup()
+        if self.config.backend == "model" and self._inpainter is None:
+            self._inpainter = Inpainter(self.config.inpaint, resolve_device(self.config.device))
+            self._inpainter.setup()
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         self.setup()
         c = self.config
         stats = batch.stage(self.name)
         jobs = []
-        for item in batch.items:
-            p, matte = matte_for(self._proposer, c.proposals, item, c.min_foreground)
-            if matte is None:
-                stats.skip(NO_OBJECT)
-                continue
-            share = float((matte > 0).mean())
-            if not c.min_foreground <= share <= c.max_foreground:
-                stats.skip(NO_MATTE)
-                continue
+        for item, p, matte, share in self.subjects(batch, stats):
             rng = batch.rng(item.source_id, self.name)
             background = np.where(matte > 0, 0, 255).astype(np.uint8)
             kind = pick(rng, list(c.scenes) if c.backend == "model" else list(c.classical), 1)[0]

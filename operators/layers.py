@@ -4,18 +4,16 @@ background layer (the foreground's place left empty, its mask the hole). Fusion:
 -> the photo, pixel-exact."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from datagen.batch import WorkBatch
-from datagen.devices import resolve_device
 from datagen.schema import Frame
-from operators.background_change import NO_MATTE, describe_matte, matte_for
-from operators.edit_base import EditConfig, EditOperator, emu_edit
-from operators.object_proposals import ProposalConfig, Proposer
-from operators.remove_object import NO_OBJECT
+from operators.background_change import MatteEditOperator, describe_matte
+from operators.edit_base import EditConfig, emu_edit
+from operators.object_proposals import ProposalConfig
 
 DECOMPOSE, FUSE = "Layer Decomposition", "Layer Fusion"
 FOREGROUND_LAYER, BACKGROUND_LAYER = "the foreground layer", "the background layer"
@@ -37,40 +35,19 @@ def split_layers(image: np.ndarray, matte: np.ndarray, layer_fill: int, hole_fil
     return Frame(fg, mask=matte.copy()), Frame(bg, mask=matte.copy())
 
 
-class Layers(EditOperator):
+class Layers(MatteEditOperator):
     name = "layers"
     version = "1"
     Config: ClassVar[type[LayersConfig]] = LayersConfig
 
-    def __init__(self, config=None, **context: Any):
-        super().__init__(config, **context)
-        self.stateful = self.uses_model()
-        self._proposer: Optional[Proposer] = None
-
-    def uses_model(self) -> bool:
-        return self.config.proposals.backend == "model"
-
     def describe(self) -> str:
         return f"layers: {', '.join(self.config.tasks)} along the matte of {describe_matte(self.config.proposals)}"
-
-    def setup(self) -> None:
-        if self._proposer is None:
-            self._proposer = Proposer(self.config.proposals, resolve_device(self.config.device))
-            self._proposer.setup()
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         self.setup()
         c = self.config
         stats = batch.stage(self.name)
-        for item in batch.items:
-            p, matte = matte_for(self._proposer, c.proposals, item, c.min_foreground)
-            if matte is None:
-                stats.skip(NO_OBJECT)
-                continue
-            share = float((matte > 0).mean())
-            if not c.min_foreground <= share <= c.max_foreground:
-                stats.skip(NO_MATTE)
-                continue
+        for item, p, matte, share in self.subjects(batch, stats):
             fg, bg = split_layers(item.image, matte, c.layer_fill, c.hole_fill)
             drawn = {"object": p.record(), "foreground_area": round(share, 4), "matte": "grabcut"}
             photo = Frame(item.image)

