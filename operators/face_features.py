@@ -50,6 +50,9 @@ class FaceFeatures(FeatureOperator):
     def __init__(self, config: FaceFeaturesConfig | None = None, **context: Any):
         super().__init__(config, **context)
         self._app = None
+        # YuNet + SFace through OpenCV load in milliseconds, once per worker process (datagen.worker_cache): the
+        # stage runs inside the partition's task instead of an actor pool holding a CPU of its own
+        self.stateful = self.config.backend != "opencv_zoo"
 
     def unavailable_reason(self) -> str | None:
         if self.config.backend == "opencv_zoo":
@@ -82,9 +85,11 @@ class FaceFeatures(FeatureOperator):
 
     def setup(self) -> None:
         if self.config.backend == "opencv_zoo":
+            from datagen.worker_cache import per_process
             from operators.face_opencv_zoo import OpenCVZooFaces
 
-            self._app = OpenCVZooFaces(score_threshold=self.config.det_thresh)
+            t = self.config.det_thresh
+            self._app = per_process(("opencv_zoo_faces", t), lambda: OpenCVZooFaces(score_threshold=t))
             return
         from datagen.optional import require
 

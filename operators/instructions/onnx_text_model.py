@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from datagen.cache import cache_root
+
 log = logging.getLogger(__name__)
 
 FORMAT = "st-mean-norm-v1"  # what the exported graph computes; part of the cache key
@@ -27,14 +29,6 @@ PROBES = [
     "Fill in the masked region of {image} so it blends in.",
     "a photo",
 ]
-
-
-def cache_root() -> Path:
-    """DATAGEN_CACHE_DIR, else XDG_CACHE_HOME/datagen, else ~/.cache/datagen."""
-    env = os.environ.get("DATAGEN_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datagen"
 
 
 def checkpoint_hash(model_dir: str | Path) -> str:
