@@ -54,6 +54,8 @@ class RuntimeConfig(Section):
     actor_pools: list[str] = Field(default_factory=list, description="operator names to run as actor pools even "
                                    "though they hold no model (for example an operator with a costly setup)")
     max_task_retries: int = Field(3, ge=0, description="retries of a partition whose worker died (tasks) or actor restarts")
+    concurrent_jobs: bool = Field(True, description="jobs that do not read each other's output (images and features) "
+                                  "run at the same time, their partitions interleaved on the cluster; false: one job after another")
     actor_start_timeout_s: int = Field(900, ge=1, description="how long a model stage's first actors may take to start "
                                        "(load their model) before the run fails for want of cluster resources")
 

@@ -19,6 +19,9 @@ class JobSpec:
     plan: Callable[[Recipe, Path], list[dict[str, Any]]]  # partitions: [{"name": "img-00000", ...}, ...]
     stages: Callable[[Recipe], list[Operator]]  # in running order; an empty list: the job is off for this recipe
     summarize: Optional[Summarize] = None  # (recipe, out) -> {key: value} added to run.json after every job ran
+    # jobs whose output this job's plan or stages read: it starts when they have finished. Jobs with nothing between
+    # them run at the same time (runtime.concurrent_jobs), so one job's last partitions don't leave the cluster idle
+    after: tuple[str, ...] = ()
 
 
 def check_stage_order(job: str, stages: list[Operator]) -> list[Operator]:

@@ -8,8 +8,9 @@ import json
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ from datagen import paths, schema
 from datagen.config import ConfigError, Recipe
 from datagen.ingest.read import STAGE as READ_STAGE
 from datagen.jobs import JobSpec, check_stage_order
-from datagen.runtime import Job, execute, stage_plan
+from datagen.runtime import Job, StagePlan, execute_jobs, release_ray, stage_plan, warm_workers
 from datagen.shards.commit import read_marker
 from datagen.summary import aggregate, format_summary
 
@@ -86,9 +87,104 @@ def quarantine_counts(table: pa.Table) -> dict[str, int]:
     return dict(sorted(reasons.items()))
 
 
-def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -> dict[str, Any]:
-    """Run `jobs` (in this order; a later job may read what an earlier one wrote) over the recipe. pipelines.run
-    calls this with datagen's own jobs."""
+@dataclass
+class JobOutcome:
+    """One job of this invocation: its partitions, their done-markers, and what it has left to do."""
+
+    spec: JobSpec
+    partitions: list[str] = field(default_factory=list)  # in plan order
+    markers: dict[str, Optional[dict[str, Any]]] = field(default_factory=dict)  # partition -> done-marker (or None)
+    fresh: list[dict[str, Any]] = field(default_factory=list)  # results of this invocation
+    job: Optional[Job] = None  # the partitions still to do and the stages; None when there is nothing to do
+    plans: Optional[list[StagePlan]] = None  # how its stages run: tasks or actor pools, sizes
+
+
+def prepare_job(spec: JobSpec, recipe: Recipe, out: Path) -> JobOutcome:
+    """Plan one job (once; frozen) and find its partitions without a done-marker."""
+    o = JobOutcome(spec)
+    stages = check_stage_order(spec.name, spec.stages(recipe))
+    if not stages:
+        log.info("job %s: no operator enabled, skipped", spec.name)
+        return o
+    partitions = frozen_plan(out, spec.name, recipe, lambda r: spec.plan(r, out))
+    o.partitions = [p["name"] for p in partitions]
+    o.markers = {p["name"]: read_marker(out, p["name"]) for p in partitions}
+    pending = [p for p in partitions if o.markers[p["name"]] is None]
+    if not pending:
+        log.info("job %s: all %d partitions complete; nothing to do", spec.name, len(partitions))
+        return o
+    for op in stages:
+        log.info("job %s stage %s", spec.name, op.describe())
+    log.info("job %s: %d of %d partitions to do", spec.name, len(pending), len(partitions))
+    o.job = Job(spec.name, pending, stages, out, recipe.output, recipe.seed, recipe.fingerprint())
+    o.plans = stage_plan(o.job, recipe.runtime)
+    for sp in o.plans:
+        log.info("job %s runs %s", spec.name, sp.describe())
+    return o
+
+
+def waves(jobs: Sequence[JobSpec], together: bool) -> list[list[JobSpec]]:
+    """Jobs grouped into what runs at once: each wave holds the jobs whose `after` jobs are in earlier waves (in the
+    listed order); with together=False every job is a wave of its own."""
+    names = [s.name for s in jobs]
+    for s in jobs:
+        unknown = [a for a in s.after if a not in names[: names.index(s.name)]]
+        if unknown:
+            raise ConfigError(f"job {s.name}: runs after {unknown}, which are not jobs listed before it ({names})")
+    if not together:
+        return [[s] for s in jobs]
+    out: list[list[JobSpec]] = []
+    done: set[str] = set()
+    left = list(jobs)
+    while left:
+        wave = [s for s in left if set(s.after) <= done]
+        out.append(wave)
+        done |= {s.name for s in wave}
+        left = [s for s in left if s not in wave]
+    return out
+
+
+def run_jobs(jobs: Sequence[JobSpec], recipe: Recipe, out: Path, show: bool) -> list[JobOutcome]:
+    """Every job, in waves (see `waves`): the jobs of a wave run as one streaming execution on Ray, their partitions
+    interleaved (runtime.concurrent_jobs), so the last partitions of one job share the CPUs with another's instead of
+    leaving them idle; a job whose plan reads another job's output (the pairs job reads the features) waits for it."""
+    rt = recipe.runtime
+    outcomes: list[JobOutcome] = []
+    for wave in waves(jobs, rt.concurrent_jobs and rt.executor == "ray"):
+        prepared = [prepare_job(spec, recipe, out) for spec in wave]
+        outcomes += prepared
+        active = [o for o in prepared if o.job is not None]
+        if not active:
+            continue
+        owner = {p: o for o in active for p in o.markers}
+        warm_workers([sp for o in active for sp in o.plans], rt)
+        bars = {}
+        if show:
+            from tqdm import tqdm
+
+            for i, o in enumerate(active):
+                bars[o.spec.name] = tqdm(total=len(o.partitions), initial=len(o.partitions) - len(o.job.partitions),
+                                         desc=o.spec.name, unit="part", position=i)
+        samples = {o.spec.name: 0 for o in active}
+        for result in execute_jobs([(o.job, o.plans) for o in active], rt):
+            o = owner[result["partition"]]
+            o.markers[result["partition"]] = result
+            o.fresh.append(result)
+            samples[o.spec.name] += result["samples"]
+            bar = bars.get(o.spec.name)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(samples=samples[o.spec.name], quarantined=sum(result["quarantine"].values()))
+        for bar in bars.values():
+            bar.close()
+    order = [s.name for s in jobs]
+    return sorted(outcomes, key=lambda o: order.index(o.spec.name))
+
+
+def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None, release: bool = False) -> dict[str, Any]:
+    """Run `jobs` over the recipe (a job starts once the jobs it runs `after` have finished; see run_jobs).
+    pipelines.run calls this with datagen's own jobs. `release`: the caller is done with Ray once the jobs are
+    (the CLI): Ray shuts down while the summary and the report are written."""
     out = Path(recipe.output.dir).resolve()
     show = recipe.runtime.progress if progress is None else progress
     t0 = time.perf_counter()
@@ -96,47 +192,13 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -
         stale = paths.remove_stale_temps(out)
         if stale:
             log.info("removed %d temporary files left by an interrupted run", stale)
-        all_markers: list[dict[str, Any]] = []
-        fresh: list[dict[str, Any]] = []  # results of this invocation
-        job_plans: dict[str, list[dict[str, Any]]] = {}  # how each job's stages ran: tasks or actor pools, sizes
-        partition_order: list[str] = []  # every job's partitions, jobs in running order: quarantine's first reasons
-        for spec in jobs:
-            job_name = spec.name
-            stages = check_stage_order(job_name, spec.stages(recipe))
-            if not stages:
-                log.info("job %s: no operator enabled, skipped", job_name)
-                continue
-            partitions = frozen_plan(out, job_name, recipe, lambda r: spec.plan(r, out))
-            partition_order += [p["name"] for p in partitions]
-            markers = {p["name"]: read_marker(out, p["name"]) for p in partitions}
-            pending = [p for p in partitions if markers[p["name"]] is None]
-            if not pending:
-                log.info("job %s: all %d partitions complete; nothing to do", job_name, len(partitions))
-            else:
-                for op in stages:
-                    log.info("job %s stage %s", job_name, op.describe())
-                log.info("job %s: %d of %d partitions to do", job_name, len(pending), len(partitions))
-                job = Job(job_name, pending, stages, out, recipe.output, recipe.seed, recipe.fingerprint())
-                plans = stage_plan(job, recipe.runtime)
-                for sp in plans:
-                    log.info("job %s runs %s", job_name, sp.describe())
-                job_plans[job_name] = [sp.to_json() for sp in plans]
-                bar = None
-                if show:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=len(partitions), initial=len(partitions) - len(pending), desc=job_name, unit="part")
-                n_samples = 0
-                for result in execute(job, recipe.runtime, plans):
-                    markers[result["partition"]] = result
-                    fresh.append(result)
-                    n_samples += result["samples"]
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(samples=n_samples, quarantined=sum(result["quarantine"].values()))
-                if bar is not None:
-                    bar.close()
-            all_markers.extend(m for m in markers.values() if m is not None)
+        outcomes = run_jobs(jobs, recipe, out, show)
+        closing = release_ray() if release and recipe.runtime.executor == "ray" else None
+        all_markers = [m for o in outcomes for m in o.markers.values() if m is not None]
+        fresh = [r for o in outcomes for r in o.fresh]
+        # every job's partitions, jobs in listed order: quarantine's first reasons
+        partition_order = [p for o in outcomes for p in o.partitions]
+        job_plans = {o.spec.name: [sp.to_json() for sp in o.plans] for o in outcomes if o.plans is not None}
         done_now = len(fresh)
         if done_now or not (out / paths.QUARANTINE_FILE).exists():
             quarantine = merge_quarantine(out, partition_order)
@@ -169,5 +231,7 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None) -
             from datagen.report import write_report
 
             write_report(out, summary)
+        if closing is not None:
+            closing.join()
     log.debug("summary\n%s", format_summary(summary))
     return summary

@@ -4,14 +4,16 @@ over the same stage objects (debugging, and the baseline that measures Ray's ove
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from datagen.batch import QuarantineRow, WorkBatch
 from datagen.config import OutputConfig, RuntimeConfig
@@ -202,13 +204,21 @@ def execute_local(job: Job) -> Iterator[dict[str, Any]]:
 
 
 # Ray Data ------------------------------------------------------------------------------------------------
-def _assign_worker_gpus() -> None:
-    """Tell datagen.devices which GPUs Ray gave this worker, before any model loads."""
+def _prepare_worker() -> None:
+    """Before any stage runs in a Ray worker: tell datagen.devices which GPUs Ray gave it (before any model loads),
+    and keep OpenCV to the CPUs the task asked for. Ray sets OMP_NUM_THREADS to a task's num_cpus, which torch and
+    OpenMP follow, but OpenCV's own thread pool takes every core of the machine: on 2 cores, two one-CPU tasks then
+    ran four OpenCV threads and spent the difference switching between them."""
     import ray
 
     from datagen import devices
 
     devices.assign_gpus(ray.get_gpu_ids())
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import cv2
+
+        cv2.setNumThreads(int(threads))
 
 
 class _TaskStages:
@@ -220,7 +230,7 @@ class _TaskStages:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         if not self._ready:
-            _assign_worker_gpus()
+            _prepare_worker()
             for op in self.ops:
                 op.setup()
             self._ready = True
@@ -236,7 +246,7 @@ class _ActorStage:
     loading) runs once per actor, after the actor learnt which GPUs Ray assigned it."""
 
     def __init__(self, ops: list[Operator], job: Job, first: bool, last: bool):
-        _assign_worker_gpus()
+        _prepare_worker()
         self.inner = _TaskStages(ops, job, first, last)
         for op in ops:
             op.setup()
@@ -257,7 +267,72 @@ def init_ray(runtime: RuntimeConfig) -> None:
         ray.init(address=address, log_to_driver=True)
     else:
         log.info("starting an embedded local Ray (%s CPUs)", runtime.num_cpus or "all")
+        # Ray Data's import (most of a second) overlaps the seconds ray.init waits for its processes
+        threading.Thread(target=lambda: __import__("ray.data"), name="import-ray-data", daemon=True).start()
         ray.init(num_cpus=runtime.num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+def _warm(ops: list[Operator]) -> None:
+    _prepare_worker()
+    for op in ops:
+        try:
+            op.setup()
+        except Exception:  # noqa: BLE001 - the partition's own task sets up again and reports the error there
+            pass
+
+
+_WARMING: list = []  # the warm-up tasks in flight (their refs), awaited before the driver lets go of Ray
+
+
+def warm_workers(plans: list[StagePlan], runtime: RuntimeConfig) -> int:
+    """On an embedded local Ray, start one task per CPU that imports and sets up the stages that run as tasks
+    (their models load once per worker process: see datagen.worker_cache), while the driver still builds the
+    datasets: a fresh worker's imports and model loads then no longer delay the first partitions. Once per Ray
+    session (the workers stay warm for later jobs); returns the tasks started (none on a cluster, where start-up is
+    small next to the run). `settle_warm_up` waits for them."""
+    if runtime.executor != "ray" or runtime.address or os.environ.get("RAY_ADDRESS"):
+        return 0
+    import ray
+
+    ops = [op for sp in plans if sp.kind == "tasks" for op in sp.ops if not op.stateful]
+    if not ops or not ray.is_initialized():
+        return 0
+    session = ray.get_runtime_context().get_job_id()
+    if session in _WARMED:
+        return 0
+    _WARMED.add(session)
+    n = int(ray.cluster_resources().get("CPU", 0))
+    warm = ray.remote(num_cpus=1, max_retries=0)(_warm)
+    _WARMING.extend(warm.remote(ops) for _ in range(n))
+    return n
+
+
+_WARMED: set = set()  # Ray sessions (driver job ids) whose workers were warmed
+
+
+def settle_warm_up() -> None:
+    """Wait for the warm-up tasks (long finished by the time the jobs are): none may still be in flight when Ray
+    shuts down, or their results arrive at a driver that has already let go of its core worker."""
+    if _WARMING:
+        import ray
+
+        refs, _WARMING[:] = list(_WARMING), []
+        ray.wait(refs, num_returns=len(refs), timeout=60)
+
+
+def release_ray() -> Optional[threading.Thread]:
+    """Disconnect from Ray (and stop an embedded local Ray) on a background thread, for a driver that is done with
+    it while it still has driver-only work to do (the summary, the report): the second or two Ray's shutdown takes
+    then overlaps that work. Returns the thread to join, or None when Ray is not running."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    settle_warm_up()
+    gc.collect()  # ObjectRefs of finished datasets let go now, on a live core worker, not after the shutdown
+    t = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+    t.start()
+    return t
 
 
 def cluster_resources(runtime: RuntimeConfig) -> tuple[float, float]:
@@ -278,19 +353,10 @@ def stage_plan(job: Job, runtime: RuntimeConfig) -> list[StagePlan]:
     return plan_stages(job.stages, runtime, cpus, gpus, len(job.partitions))
 
 
-def execute_ray(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None = None) -> Iterator[dict[str, Any]]:
+def job_dataset(job: Job, runtime: RuntimeConfig, plans: list[StagePlan]):
+    """The job as a lazy Ray dataset: one row per partition spec in, one commit result per partition out."""
     import ray
 
-    init_ray(runtime)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = runtime.progress
-    ctx.verbose_progress = False
-    plans = plans or stage_plan(job, runtime)
-    # A GPU pool's first actors all load their model before data flows, so they share the work from the first
-    # partition (otherwise the first actor up eats the queue while the others still load); a cluster that cannot place
-    # them in time fails with Ray's "not enough resources for the requested actor pool". CPU-only jobs don't wait:
-    # their tasks start while the pools load.
-    ctx.wait_for_min_actors_s = runtime.actor_start_timeout_s if any(sp.num_gpus > 0 for sp in plans) else -1
     ds = ray.data.from_items([{"spec": json.dumps(p)} for p in job.partitions], override_num_blocks=len(job.partitions))
     slim = job.for_workers()
     # Retry limits have no named parameter in Ray Data; they travel as remote args, which Ray flags as deprecated.
@@ -309,11 +375,40 @@ def execute_ray(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None 
             )
         else:
             ds = ds.map(_TaskStages(list(sp.ops), slim, first, last), num_cpus=sp.num_cpus, max_retries=runtime.max_task_retries)
+    return ds
+
+
+def execute_ray(jobs: list[tuple[Job, list[StagePlan] | None]], runtime: RuntimeConfig) -> Iterator[dict[str, Any]]:
+    """Run jobs as one Ray Data streaming execution (a union of their pipelines: their partitions interleave on the
+    cluster) and yield each partition's commit result as it lands."""
+    import ray
+
+    init_ray(runtime)
+    jobs = [(job, plans or stage_plan(job, runtime)) for job, plans in jobs]
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = runtime.progress
+    ctx.verbose_progress = False
+    # A GPU pool's first actors all load their model before data flows, so they share the work from the first
+    # partition (otherwise the first actor up eats the queue while the others still load); a cluster that cannot place
+    # them in time fails with Ray's "not enough resources for the requested actor pool". CPU-only jobs don't wait:
+    # their tasks start while the pools load.
+    gpu_pools = any(sp.num_gpus > 0 for _, plans in jobs for sp in plans)
+    ctx.wait_for_min_actors_s = runtime.actor_start_timeout_s if gpu_pools else -1
+    datasets = [job_dataset(job, runtime, plans) for job, plans in jobs]
+    ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     for row in ds.iter_rows():
         yield json.loads(row["result"])
 
 
-def execute(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None = None) -> Iterator[dict[str, Any]]:
+def execute_jobs(jobs: list[tuple[Job, list[StagePlan] | None]], runtime: RuntimeConfig) -> Iterator[dict[str, Any]]:
+    """Each partition's commit result of every job given, as it lands: on Ray all at once (see execute_ray); in the
+    plain loop one job after another."""
     if runtime.executor == "local":
-        return execute_local(job)
-    return execute_ray(job, runtime, plans)
+        for job, _ in jobs:
+            yield from execute_local(job)
+        return
+    yield from execute_ray(jobs, runtime)
+
+
+def execute(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None = None) -> Iterator[dict[str, Any]]:
+    return execute_jobs([(job, plans)], runtime)

@@ -27,5 +27,5 @@ def build_recipe(raw: dict[str, Any]) -> Recipe:
     return config.build_recipe(raw, CATALOG)
 
 
-def run(recipe: Recipe, progress: Optional[bool] = None) -> dict[str, Any]:
-    return _run.run(recipe, JOBS, progress)
+def run(recipe: Recipe, progress: Optional[bool] = None, release: bool = False) -> dict[str, Any]:
+    return _run.run(recipe, JOBS, progress, release)

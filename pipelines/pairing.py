@@ -46,4 +46,4 @@ def stages(recipe: Recipe) -> list[Operator]:
     ]
 
 
-JOB = JobSpec(name="pairs", plan=plan, stages=stages)
+JOB = JobSpec(name="pairs", plan=plan, stages=stages, after=("features",))  # plans from the features job's output

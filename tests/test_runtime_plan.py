@@ -96,3 +96,30 @@ def test_workers_get_neither_the_plan_nor_other_stages():
     assert (slim.name, slim.out_dir, slim.seed, slim.recipe) == ("images", Path("/out"), 7, "fp")
     assert slim.new_batch(plan[3]).partition == "img-00003"
     assert len(pickle.dumps(slim)) < len(pickle.dumps(job.partitions)) / 100
+
+
+def test_small_cpu_models_run_in_the_partitions_task_and_get_pools_on_gpu_clusters():
+    """MobileNetV2 (ONNX Runtime) and YuNet + SFace (OpenCV) load in a fraction of a second, once per worker process
+    (datagen.worker_cache): on a CPU-only cluster they fuse into the partition's task instead of holding a CPU each in
+    an actor pool; where the cluster has GPUs, MobileNetV2 gets a GPU pool, and the insightface faces keep theirs."""
+    from operators.face_features import FaceFeatures, FaceFeaturesConfig
+    from operators.features_mobilenet import MobileNetFeatures, MobileNetFeaturesConfig
+
+    read, faces, mobilenet = op("read", role=Role.READ), FaceFeatures(FaceFeaturesConfig(backend="opencv_zoo")), MobileNetFeatures()
+    [only] = plan_stages([read, faces, mobilenet], RT, 2, 0, partitions=5)
+    assert only.kind == "tasks" and [o.name for o in only.ops] == ["read", "face_features", "mobilenet_features"]
+    plans = plan_stages([read, faces, mobilenet], RT, 16, 2, partitions=5)
+    assert [(p.kind, p.num_gpus) for p in plans] == [("tasks", 0.0), ("actors", 1.0)] and plans[1].ops[0] is mobilenet
+    assert FaceFeatures(FaceFeaturesConfig(backend="insightface", model_pack="x")).stateful
+    assert MobileNetFeatures(MobileNetFeaturesConfig(device="cuda")).stateful
+
+
+def test_a_model_loads_once_per_process():
+    from datagen import worker_cache
+
+    worker_cache.clear()
+    loads = []
+    first = worker_cache.per_process(("m", 1), lambda: loads.append(1) or object())
+    assert worker_cache.per_process(("m", 1), lambda: loads.append(1) or object()) is first and loads == [1]
+    assert worker_cache.per_process(("m", 2), lambda: loads.append(2) or object()) is not first and loads == [1, 2]
+    worker_cache.clear()

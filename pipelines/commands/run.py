@@ -11,7 +11,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.address:
         overrides.append(f"runtime.address={args.address}")
-    summary = run(load_recipe(args.recipe, overrides))
+    summary = run(load_recipe(args.recipe, overrides), release=True)  # Ray stops while the report is drawn
     print(format_summary(summary))
     return 0
 
