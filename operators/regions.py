@@ -24,6 +24,28 @@ def boundary_strength(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(magnitude / (np.percentile(magnitude, 99) + 1e-6), 0, 1).astype(np.float64)
 
 
+_SUPERPIXELS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_SUPERPIXELS_KEPT = 8
+
+
+def superpixels_of(image: np.ndarray, superpixels: int, compactness: float, edge_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(SLIC labels, boundary strength) of the photo after an edge-preserving blur. The segmentation map and the
+    doodle start from the same photo at the same size: a small per-process memo keyed by the pixels and the
+    parameters computes this once for both (each then merges to its own threshold). Callers must not modify them."""
+    import hashlib
+
+    from skimage.segmentation import slic
+
+    key = (hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(), image.shape, superpixels, compactness, edge_sigma)
+    if key not in _SUPERPIXELS:
+        smoothed = cv2.bilateralFilter(image, 9, 40, 7)
+        labels = slic(smoothed, n_segments=superpixels, compactness=compactness, start_label=0)
+        _SUPERPIXELS[key] = (labels, boundary_strength(smoothed, edge_sigma))
+        while len(_SUPERPIXELS) > _SUPERPIXELS_KEPT:
+            _SUPERPIXELS.pop(next(iter(_SUPERPIXELS)))
+    return _SUPERPIXELS[key]
+
+
 def object_regions(
     image: np.ndarray,
     *,
@@ -35,11 +57,10 @@ def object_regions(
 ) -> np.ndarray:
     """HxWx3 uint8 RGB -> HxW int64 labels 0..n-1 (n small: typically 5-40 on a photo). Deterministic."""
     from skimage import graph
-    from skimage.segmentation import relabel_sequential, slic
+    from skimage.segmentation import relabel_sequential
 
-    smoothed = cv2.bilateralFilter(image, 9, 40, 7)
-    superpixel_labels = slic(smoothed, n_segments=superpixels, compactness=compactness, start_label=0)
-    rag = graph.rag_boundary(superpixel_labels, boundary_strength(smoothed, edge_sigma))
+    superpixel_labels, strength = superpixels_of(image, superpixels, compactness, edge_sigma)
+    rag = graph.rag_boundary(superpixel_labels, strength)
     areas = np.bincount(superpixel_labels.ravel())
     small_area = max(1.0, min_region_fraction * superpixel_labels.size)
 

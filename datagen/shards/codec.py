@@ -42,8 +42,27 @@ def _frame_ext(frame: Frame, photo_format: str) -> str:
     return "png" if frame.role == schema.ROLE_CONDITION else photo_format
 
 
-def encode_sample(sample: Sample, photo_format: str = "jpg", jpeg_quality: int = 95) -> dict[str, bytes]:
-    """Members of one sample, keyed by the webdataset extension (everything after KEY.)."""
+class EncodeMemo:
+    """Encoded bytes of the arrays a writer has seen, by identity. One photo is a frame of many samples (both
+    directions of every condition, its edits and LCUs share the same array), and encoding it again each time was most
+    of a commit's cost. The memo holds each array it keys, so no id is reused while it lives; frames are not
+    changed once a sample is built."""
+
+    def __init__(self) -> None:
+        self._d: dict[tuple, tuple[np.ndarray, bytes]] = {}
+
+    def encode(self, image: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
+        key = (id(image), image.shape, ext, int(jpeg_quality))
+        hit = self._d.get(key)
+        if hit is None:
+            hit = self._d[key] = (image, encode_image(image, ext, jpeg_quality))
+        return hit[1]
+
+
+def encode_sample(sample: Sample, photo_format: str = "jpg", jpeg_quality: int = 95, memo: EncodeMemo | None = None) -> dict[str, bytes]:
+    """Members of one sample, keyed by the webdataset extension (everything after KEY.). `memo`: reuse the bytes of
+    frames encoded before (a writer keeps one per partition)."""
+    encode = memo.encode if memo is not None else encode_image
     members: dict[str, bytes] = {}
     turns_json = []
     for ti, turn in enumerate(sample.turns):
@@ -51,19 +70,19 @@ def encode_sample(sample: Sample, photo_format: str = "jpg", jpeg_quality: int =
         for ii, frame in enumerate(turn.inputs):
             ext = _frame_ext(frame, photo_format)
             name = schema.input_member(ti, ii, ext)
-            members[name] = encode_image(frame.image, ext, jpeg_quality)
+            members[name] = encode(frame.image, ext, jpeg_quality)
             mask_name = None
             if frame.mask is not None:
                 mask_name = schema.input_mask_member(ti, ii)
-                members[mask_name] = encode_image(frame.mask, "png")
+                members[mask_name] = encode(frame.mask, "png")
             inputs_json.append({"image": name, "mask": mask_name, "role": frame.role})
         ext = _frame_ext(turn.target, photo_format)
         tname = schema.target_member(ti, ext)
-        members[tname] = encode_image(turn.target.image, ext, jpeg_quality)
+        members[tname] = encode(turn.target.image, ext, jpeg_quality)
         tmask = None
         if turn.target.mask is not None:
             tmask = schema.target_mask_member(ti)
-            members[tmask] = encode_image(turn.target.mask, "png")
+            members[tmask] = encode(turn.target.mask, "png")
         turns_json.append(
             {
                 "task": turn.task,

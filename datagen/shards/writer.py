@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from datagen import paths, schema
 from datagen.schema import Sample
-from datagen.shards.codec import encode_sample
+from datagen.shards.codec import EncodeMemo, encode_sample
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class PartitionWriter:
         self._n_shards = 0
         self.written: list[ShardStats] = []
         self._seen: set[str] = set()
+        self._memo = EncodeMemo()  # a photo shared by many samples is encoded once
 
     def _new_shard(self) -> _OpenShard:
         name = f"{self.partition}-{self._n_shards:03d}"
@@ -122,7 +123,7 @@ class PartitionWriter:
         if sample.key in self._seen:
             raise ValueError(f"duplicate sample key {sample.key} in partition {self.partition}")
         self._seen.add(sample.key)
-        members = encode_sample(sample, self.photo_format, self.jpeg_quality)
+        members = encode_sample(sample, self.photo_format, self.jpeg_quality, self._memo)
         for ext in members:
             if ext.rsplit(".", 1)[-1] in schema.FORBIDDEN_EXTENSIONS:
                 raise ValueError(f"member extension {ext!r} is forbidden in shards")
@@ -157,6 +158,7 @@ class PartitionWriter:
     def close(self) -> list[ShardStats]:
         """Flush the last shard, then write every shard's stats file (the done-markers)."""
         self._flush()
+        self._memo = EncodeMemo()
         for st in self.written:
             paths.atomic_write_json(paths.safe_join(self.out_dir, st.shard + ".stats.json"), st.to_json())
         return self.written

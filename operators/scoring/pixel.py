@@ -26,16 +26,55 @@ def luma(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
+def _window(sigma: float) -> int:
+    return int(2 * round(3.5 * sigma) + 1)  # 11 for sigma 1.5, as skimage's gaussian_weights window
+
+
+def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    k = _window(sigma)
+    return cv2.GaussianBlur(x, (k, k), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+class _Stats:
+    """What SSIM needs of one image on its own: its luma, local mean, squared local mean and local variance (and the
+    image), computed once however many pairs the image is in."""
+
+    def __init__(self, gray: np.ndarray, sigma: float, image: Optional[np.ndarray] = None):
+        self.image, self.luma = image, gray
+        self.mu = _blur(gray, sigma)
+        self.mu2 = self.mu * self.mu
+        self.var = _blur(gray * gray, sigma)
+        self.var -= self.mu2
+        self.source: Optional[np.ndarray] = None  # the array these were computed from, before resizing
+
+    @classmethod
+    def of(cls, image: np.ndarray, sigma: float) -> "_Stats":
+        return cls(luma(image), sigma, image)
+
+
+def _ssim_from(a: _Stats, b: _Stats, sigma: float) -> np.ndarray:
+    """Wang et al.'s SSIM map from both images' statistics and their local covariance (in place where it can)."""
+    mu_ab = a.mu * b.mu
+    cov = _blur(a.luma * b.luma, sigma)
+    cov -= mu_ab
+    num = mu_ab
+    num *= 2
+    num += C1
+    cov *= 2
+    cov += C2
+    num *= cov
+    den = a.mu2 + b.mu2
+    den += C1
+    var = a.var + b.var
+    var += C2
+    den *= var
+    num /= den
+    return num
+
+
 def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     """Per-pixel SSIM of two float32 gray images (0-255), Gaussian-weighted local statistics, population covariance."""
-    k = int(2 * round(3.5 * sigma) + 1)  # 11 for sigma 1.5, as skimage's gaussian_weights window
-
-    def blur(x: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(x, (k, k), sigma, borderType=cv2.BORDER_REFLECT)
-
-    mu_a, mu_b = blur(a), blur(b)
-    aa, bb, ab = blur(a * a) - mu_a * mu_a, blur(b * b) - mu_b * mu_b, blur(a * b) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + C1) * (2 * ab + C2)) / ((mu_a * mu_a + mu_b * mu_b + C1) * (aa + bb + C2))
+    return _ssim_from(_Stats(a, sigma), _Stats(b, sigma), sigma)
 
 
 def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -44,19 +83,37 @@ def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.
     return cv2.resize(image, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
-def pixel_scores(inp: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray], max_side: int = 512, sigma: float = 1.5) -> dict[str, float]:
+class _StatsMemo:
+    """Per-image statistics at a given size, by array identity, for one batch of scores: a photo is the input or
+    the target of many samples (each condition both ways, its edits), and its statistics are the same each time."""
+
+    def __init__(self, sigma: float):
+        self.sigma = sigma
+        self._d: dict[tuple, _Stats] = {}
+
+    def get(self, image: np.ndarray, size: tuple[int, int]) -> _Stats:
+        key = (id(image), image.shape, size)
+        st = self._d.get(key)
+        if st is None or st.source is not image:
+            st = self._d[key] = _Stats.of(_fit(image, size), self.sigma)
+            st.source = image  # holds the array: its id is not reused while the memo lives
+        return st
+
+
+def pixel_scores(inp: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray], max_side: int = 512, sigma: float = 1.5,
+                 memo: Optional[_StatsMemo] = None) -> dict[str, float]:
     """Scores of one input/target pair (HxWx3 uint8 RGB; mask HxW uint8 of the input, 255 = edit)."""
+    memo = memo or _StatsMemo(sigma)
     h, w = target.shape[:2]
     s = min(1.0, max_side / max(h, w))
     size = (max(1, round(w * s)), max(1, round(h * s)))
-    t = _fit(target, size)
-    i = _fit(inp, size)
-    diff = cv2.absdiff(i, t)  # uint8; cv2.mean averages it per channel, under a mask where given
+    t, i = memo.get(target, size), memo.get(inp, size)
+    diff = cv2.absdiff(i.image, t.image)  # uint8; cv2.mean averages it per channel, under a mask where given
 
     def l1(region: Optional[np.ndarray] = None) -> float:
         return float(np.mean(cv2.mean(diff, mask=region)[:3])) / 255.0
 
-    smap = ssim_map(luma(i), luma(t), sigma)
+    smap = _ssim_from(i, t, sigma)
     out = {"pixel_l1": l1(), "pixel_ssim": float(smap.mean())}
     if mask is not None:
         inside = (_fit(mask, size, nearest=True) > 127).astype(np.uint8)
@@ -85,4 +142,5 @@ class PixelScores(Scorer):
 
     def score(self, views: list[TurnView]) -> list[dict[str, float]]:
         c = self.config
-        return [pixel_scores(v.input.image, v.target.image, v.mask, c.max_side, c.sigma) for v in views]
+        memo = _StatsMemo(c.sigma)  # a photo shared by many samples: its statistics once per batch
+        return [pixel_scores(v.input.image, v.target.image, v.mask, c.max_side, c.sigma, memo) for v in views]

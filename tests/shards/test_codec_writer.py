@@ -66,6 +66,8 @@ def test_writer_splits_shards_and_writes_stats_last(tmp_path, photo):
     assert n == 3 and problems == []
     assert [s.key for s in iter_samples(tmp_path)] == [s.key for s in samples]
     assert read_index(tmp_path).column("key").to_pylist() == [s.key for s in samples]
+    some = read_index(tmp_path, ["key", "task", "no_such_column"])
+    assert some.column_names == ["key", "task"] and some.column("key").to_pylist() == [s.key for s in samples]
 
 
 def test_upstream_webdataset_reads_every_sample(tmp_path, photo):
