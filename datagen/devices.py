@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Optional
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,15 @@ def assigned_gpus() -> Optional[list[str]]:
     return None if _ASSIGNED is None else list(_ASSIGNED)
 
 
+# what a machine with a GPU driver has (NVIDIA, WSL, AMD ROCm); without any, torch cannot see a GPU either
+_GPU_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg", "/dev/kfd")
+
+
 def _cuda_visible() -> bool:
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    if "torch" not in sys.modules and not any(os.path.exists(p) for p in _GPU_NODES):
+        return False  # no GPU driver: answered without importing torch (seconds in every fresh worker)
     try:
         import torch
     except ImportError:

@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 
@@ -42,6 +41,8 @@ def sinc_kernel(cutoff: float, size: int) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     r = np.sqrt((xx - c) ** 2 + (yy - c) ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
+        from scipy import special  # here, not at import: scipy.special alone takes a quarter second to import
+
         k = cutoff * special.j1(cutoff * r) / (2 * np.pi * r)
     k[int(c), int(c)] = cutoff**2 / (4 * np.pi)
     return k / k.sum()

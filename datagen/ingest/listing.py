@@ -53,13 +53,15 @@ BUILTIN_CAPTIONS = {
 
 def builtin_photos() -> list[tuple[str, str]]:
     """(stable relative name, local path) of each shipped photo."""
-    import skimage.data
-    import sklearn.datasets
+    import importlib.util
 
-    roots = {
-        "skimage": os.path.dirname(skimage.data.__file__),
-        "sklearn": os.path.join(os.path.dirname(sklearn.datasets.__file__), "images"),
-    }
+    def folder(package: str, *sub: str) -> str:
+        # the package's folder, found without importing it (importing scikit-learn alone takes seconds)
+        spec = importlib.util.find_spec(package)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        return os.path.join(locations[0], *sub) if locations else ""
+
+    roots = {"skimage": folder("skimage", "data"), "sklearn": folder("sklearn", "datasets", "images")}
     out = []
     for pkg, names in BUILTIN_PHOTOS.items():
         for n in names:
