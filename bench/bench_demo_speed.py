@@ -4,7 +4,7 @@ branch left main) and this tree run `datagen run configs/demo.yaml` on the same 
 the rewrite stage's share of worker time, wall time end to end (process start to exit: Ray start-up and shutdown
 included) and the instruction variety of each side, as medians over the rounds.
 
-    python bench/bench_demo_speed.py [--baseline REF] [--rounds 3] [--input PATH] [--variant NAME=KEY=VALUE ...]
+    python bench/bench_demo_speed.py [--baseline REF] [--rounds 3] [--input PATH] [--variant NAME=KEY=VALUE ...] [--same-work]
 """
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ sys.path.insert(0, str(ROOT))
 from datagen.shards.reader import iter_samples  # noqa: E402
 
 REWRITE = "rewrite_instructions"
+# the demo recipe's stages that the pre-issue-14 demo (bcdd19d) did not run, and its classical pairing encoder
+SAME_WORK = [f"operators.{op}.enabled=false" for op in (
+    "pose", "remove_object", "background_change", "style_transfer", "text_to_image", "layers", "subject_reference",
+    "face_features", "pixel_scores", "nsfw_score", "quality_filter")] + [
+    "pairing.encoder=classical_features", "pairing.routes.facial_editing.enabled=false"]
 
 
 def git(*args: str) -> str:
@@ -74,7 +79,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--input", default="", help="input.path for both sides (default: the demo's builtin:photos)")
     ap.add_argument("--cpus", type=int, default=2, help="runtime.num_cpus for both sides")
-    ap.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE: this tree again with an override")
+    ap.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE[;KEY=VALUE...]: this tree again with overrides")
+    ap.add_argument("--same-work", action="store_true", help="also run this tree with the baseline demo's stages only "
+                    "(what issues 12-14 added turned off), to separate the engine's speed from the recipe's growth")
     ap.add_argument("--keep", default="", help="folder to keep the outputs in (default: a temporary one)")
     args = ap.parse_args()
 
@@ -84,16 +91,22 @@ def main() -> None:
     common = [f"runtime.num_cpus={args.cpus}"] + ([f"input.path={args.input}"] if args.input else [])
     sides: list[tuple[str, Path, list[str]]] = [("before", base, common), ("after", ROOT, common)]
     for v in args.variant:
-        name, override = v.split("=", 1)
-        sides.append((name, ROOT, common + [override]))
+        name, overrides = v.split("=", 1)
+        sides.append((name, ROOT, common + overrides.split(";")))
+    if args.same_work:
+        # this tree on the stages the baseline's demo had: no synthesized edits, judges, pose, faces or MobileNetV2
+        sides.append(("same work", ROOT, common + SAME_WORK))
 
-    # the ONNX export is a one-off per checkpoint (cached by its hash): done here, timed, not inside a round
+    # the ONNX exports are one-offs per checkpoint (cached by its hash): done here, timed, not inside a round
     from operators.instructions.embedder import default_model_dir
     from operators.instructions.onnx_text_model import cached_onnx
+
+    from operators.features_mobilenet import cached_onnx as mobilenet_onnx
 
     t0 = time.perf_counter()
     cached_onnx(default_model_dir())
     cached_onnx(default_model_dir(), "int8")
+    mobilenet_onnx()
     export_s = time.perf_counter() - t0
 
     load0 = os.getloadavg()
@@ -119,11 +132,11 @@ def main() -> None:
     all_stages = list(dict.fromkeys(s for n in names for s in stages[n]))
     print(f"\ndemo recipe, {args.rounds} interleaved rounds, runtime.num_cpus={args.cpus}, input {args.input or 'builtin:photos'}; "
           f"before = {ref[:10]}, after = this tree; medians")
-    print(f"load average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; one-off ONNX export + int8 copy: {export_s:.1f}s (cached)")
+    print(f"load average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; one-off ONNX exports (MiniLM + int8 copy, MobileNetV2): {export_s:.1f}s (cached)")
     print(f"{'stage (worker s)':<24}" + "".join(f"{n:>12}" for n in names))
     for st in all_stages:
-        print(f"{st:<24}" + "".join(f"{med(stages[n][st]):>12.2f}" for n in names))
-    totals = {n: [sum(stages[n][st][i] for st in stages[n]) for i in range(args.rounds)] for n in names}
+        print(f"{st:<24}" + "".join(f"{med(stages[n].get(st, [])):>12.2f}" for n in names))
+    totals = {n: [sum(v[i] for v in stages[n].values()) for i in range(args.rounds)] for n in names}
     shares = {n: [stages[n][REWRITE][i] / totals[n][i] for i in range(args.rounds)] for n in names}
     print(f"{'worker total':<24}" + "".join(f"{med(totals[n]):>12.2f}" for n in names))
     print(f"{'rewrite share':<24}" + "".join(f"{med(shares[n]):>12.1%}" for n in names))
