@@ -282,6 +282,7 @@ def _warm(ops: list[Operator]) -> None:
 
 
 _WARMING: list = []  # the warm-up tasks in flight (their refs), awaited before the driver lets go of Ray
+_WARMED: set = set()  # Ray sessions (driver job ids) whose workers were warmed
 
 
 def warm_workers(plans: list[StagePlan], runtime: RuntimeConfig) -> int:
@@ -305,9 +306,6 @@ def warm_workers(plans: list[StagePlan], runtime: RuntimeConfig) -> int:
     warm = ray.remote(num_cpus=1, max_retries=0)(_warm)
     _WARMING.extend(warm.remote(ops) for _ in range(n))
     return n
-
-
-_WARMED: set = set()  # Ray sessions (driver job ids) whose workers were warmed
 
 
 def settle_warm_up() -> None:
@@ -408,7 +406,3 @@ def execute_jobs(jobs: list[tuple[Job, list[StagePlan] | None]], runtime: Runtim
             yield from execute_local(job)
         return
     yield from execute_ray(jobs, runtime)
-
-
-def execute(job: Job, runtime: RuntimeConfig, plans: list[StagePlan] | None = None) -> Iterator[dict[str, Any]]:
-    return execute_jobs([(job, plans)], runtime)

@@ -3,8 +3,7 @@ the execution keys (device, GPUs, batch), the Emu Edit record and instruction sl
 provenance, and one sample builder, so each maker only says which frames an edit makes."""
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 from pydantic import Field
@@ -13,6 +12,7 @@ from datagen import schema
 from datagen.batch import SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
+from datagen.worker_cache import ItemCache
 from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
 from operators.model_backend import EXECUTION_KEYS
 
@@ -71,25 +71,8 @@ class EditOperator(Operator):
         return Sample(turns=[turn], provenance=prov)
 
 
-class ItemCache:
-    """Per-worker memo of what several edit makers compute from the same photo (object proposals, the foreground
-    matte): the makers run one after another in one worker, so each photo is analysed once, not once per maker."""
-
-    def __init__(self, size: int = 64):
-        self.size = size
-        self._d: OrderedDict[tuple, Any] = OrderedDict()
-
-    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
-        if key in self._d:
-            self._d.move_to_end(key)
-            return self._d[key]
-        value = make()
-        self._d[key] = value
-        if len(self._d) > self.size:
-            self._d.popitem(last=False)
-        return value
-
-
+# what several edit makers compute from the same photo (object proposals, the foreground matte): the makers run one
+# after another in one worker, so each photo is analysed once, not once per maker
 CACHE = ItemCache()
 
 

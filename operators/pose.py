@@ -48,9 +48,6 @@ def _ort_device(device: str) -> str:
     return device
 
 
-_BLAZEPOSE: dict[str, Any] = {}  # landmark model -> loaded BlazePose, per process
-
-
 class Pose(ConditionOperator):
     name = "pose"
     condition = "pose"
@@ -108,9 +105,10 @@ class Pose(ConditionOperator):
         if c.model == "blazepose":
             from operators.pose_blazepose import BlazePose
 
-            if c.landmark not in _BLAZEPOSE:  # one per worker process, whichever task or actor asks
-                _BLAZEPOSE[c.landmark] = BlazePose(c.landmark)
-            self._pose = _BLAZEPOSE[c.landmark]
+            from datagen.worker_cache import per_process
+
+            # one per worker process, whichever task or actor asks
+            self._pose = per_process(("blazepose", c.landmark), lambda: BlazePose(c.landmark))
             return
         for path in (c.checkpoint, c.det_checkpoint):
             # rtmlib would treat a missing path as a URL to download; on our machines that must be an error

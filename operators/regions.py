@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from datagen.worker_cache import ItemCache
+
 REFERENCE_SIDE = 256  # the work size that the defaults below are tuned for
 
 
@@ -24,8 +26,7 @@ def boundary_strength(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(magnitude / (np.percentile(magnitude, 99) + 1e-6), 0, 1).astype(np.float64)
 
 
-_SUPERPIXELS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-_SUPERPIXELS_KEPT = 8
+_SUPERPIXELS = ItemCache(8)
 
 
 def superpixels_of(image: np.ndarray, superpixels: int, compactness: float, edge_sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -36,14 +37,13 @@ def superpixels_of(image: np.ndarray, superpixels: int, compactness: float, edge
 
     from skimage.segmentation import slic
 
-    key = (hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(), image.shape, superpixels, compactness, edge_sigma)
-    if key not in _SUPERPIXELS:
+    def compute() -> tuple[np.ndarray, np.ndarray]:
         smoothed = cv2.bilateralFilter(image, 9, 40, 7)
         labels = slic(smoothed, n_segments=superpixels, compactness=compactness, start_label=0)
-        _SUPERPIXELS[key] = (labels, boundary_strength(smoothed, edge_sigma))
-        while len(_SUPERPIXELS) > _SUPERPIXELS_KEPT:
-            _SUPERPIXELS.pop(next(iter(_SUPERPIXELS)))
-    return _SUPERPIXELS[key]
+        return labels, boundary_strength(smoothed, edge_sigma)
+
+    key = (hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(), image.shape, superpixels, compactness, edge_sigma)
+    return _SUPERPIXELS.get(key, compute)
 
 
 def object_regions(

@@ -6,7 +6,6 @@ importing torch or transformers in the worker (seconds per actor), and an option
 quantization of the weights) does the arithmetic about 2.5x faster at a cosine error of about 0.01."""
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.cache import cache_root
+from datagen.cache import cache_root, locked
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +117,7 @@ def cached_onnx(model_dir: str | Path, quantize: str = "none") -> Path:
     want = fp32 if quantize == "none" else folder / f"model.{quantize}.onnx"
     if want.exists():
         return want
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(folder):
         if not fp32.exists():
             tmp = folder / "model.onnx.tmp"
             log.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)

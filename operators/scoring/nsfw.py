@@ -16,6 +16,7 @@ from datagen import schema
 from datagen.devices import resolve_device
 from datagen.offline_weights import sha256_of
 from datagen.operator import Resources
+from datagen.worker_cache import per_process
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,6 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, ::-1] - MEAN_BGR)
 
 
-_SESSIONS: dict[tuple, Any] = {}  # (model file, threads, providers) -> (onnxruntime session, sha256), per process
-
-
 class NsfwScore(Scorer):
     name = "nsfw_score"
     version = "1"
@@ -95,17 +93,20 @@ class NsfwScore(Scorer):
         providers = ["CPUExecutionProvider"]
         if resolve_device(self.config.device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        key = (self.path, self.config.num_threads, tuple(providers))
-        if key not in _SESSIONS:  # one session per worker process, whichever task or actor asks
+
+        def load() -> tuple[Any, str]:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.config.num_threads
             session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
             inp = session.get_inputs()[0]
             if list(inp.shape[1:]) != [224, 224, 3]:
                 raise ValueError(f"nsfw_score.model={self.path!r}: input shape {inp.shape}, expected [N, 224, 224, 3] (open_nsfw NHWC)")
-            _SESSIONS[key] = (session, sha256_of(self.path))
-            log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, _SESSIONS[key][1], providers[0])
-        self._session, self.digest = _SESSIONS[key]
+            digest = sha256_of(self.path)
+            log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, digest, providers[0])
+            return session, digest
+
+        # one session per worker process, whichever task or actor asks
+        self._session, self.digest = per_process(("open_nsfw", self.path, self.config.num_threads, tuple(providers)), load)
         self._input = self._session.get_inputs()[0].name
 
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:

@@ -94,7 +94,7 @@ class _StatsMemo:
     def get(self, image: np.ndarray, size: tuple[int, int]) -> _Stats:
         key = (id(image), image.shape, size)
         st = self._d.get(key)
-        if st is None or st.source is not image:
+        if st is None:
             st = self._d[key] = _Stats.of(_fit(image, size), self.sigma)
             st.source = image  # holds the array: its id is not reused while the memo lives
         return st

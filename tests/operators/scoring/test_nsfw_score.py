@@ -24,9 +24,9 @@ def scorer():
 
 
 def test_packaged_model_loads_with_its_digest_logged(caplog, monkeypatch):
-    from operators.scoring import nsfw
+    from datagen import worker_cache
 
-    monkeypatch.setattr(nsfw, "_SESSIONS", {})  # loaded (and logged) once per process: start from none loaded
+    monkeypatch.setattr(worker_cache, "_LOADED", {})  # loaded (and logged) once per process: start from none loaded
     op = NsfwScore()
     with caplog.at_level(logging.INFO, logger="operators.scoring.nsfw"):
         op.setup()
