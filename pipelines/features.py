@@ -25,7 +25,8 @@ PREFIX = "feat"
 
 
 def plan(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
-    return plan_partitions(list_entries(recipe.input), recipe.input.images_per_partition, PREFIX)
+    size = recipe.section("pairing").features_per_partition or recipe.input.images_per_partition
+    return plan_partitions(list_entries(recipe.input), size, PREFIX)
 
 
 def encoder(recipe: Recipe) -> Optional[Operator]:

@@ -116,4 +116,7 @@ class PairingConfig(Section):
     max_pairs_per_set: int = Field(50, ge=1, description="pairs drawn (seeded) from a set with more")
     clean: CleanConfig = CleanConfig()
     pairs_per_partition: int = Field(200, ge=1, description="pairs per unit of work of the pairs job (one row group)")
+    features_per_partition: Optional[int] = Field(
+        None, ge=1, description="images per unit of work of the features job; None: input.images_per_partition. Features "
+        "cost a fraction of the images job's work per image, so a larger size schedules fewer, fuller tasks")
 

@@ -165,3 +165,15 @@ def test_face_route_through_both_jobs(tmp_path):
     assert rows[0]["task"] == "Facial Editing" and 0.8 < rows[0]["score_pass2"] < 0.9
     index = read_index(out).to_pylist()
     assert [x["task"] for x in index] == ["Facial Editing"]
+
+
+def test_features_job_partitions_on_their_own_size(tmp_path):
+    from pipelines import features, images
+
+    r = recipe(tmp_path / "out", "pairing.features_per_partition=5")
+    n = sum(len(p["entries"]) for p in images.plan(r, tmp_path))
+    sizes = [len(p["entries"]) for p in features.plan(r, tmp_path / "out")]
+    assert sum(sizes) == n and max(sizes) == 5 and len(sizes) == -(-n // 5)
+    # unset: the features job follows input.images_per_partition, as before the setting existed
+    r = recipe(tmp_path / "out", "pairing.features_per_partition=null")
+    assert [len(p["entries"]) for p in features.plan(r, tmp_path)] == [len(p["entries"]) for p in images.plan(r, tmp_path)]
