@@ -85,11 +85,14 @@ def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.
 
 class _StatsMemo:
     """Per-image statistics at a given size, by array identity, for one batch of scores: a photo is the input or
-    the target of many samples (each condition both ways, its edits), and its statistics are the same each time."""
+    the target of many samples (each condition both ways, its edits), and its statistics are the same each time.
+    It also keeps each pair's SSIM map and absolute difference: both are symmetric (bit for bit: the arithmetic only
+    swaps operands of + and *), so a condition's two directions, map -> photo and photo -> map, share them."""
 
     def __init__(self, sigma: float):
         self.sigma = sigma
         self._d: dict[tuple, _Stats] = {}
+        self._pairs: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, image: np.ndarray, size: tuple[int, int]) -> _Stats:
         key = (id(image), image.shape, size)
@@ -99,21 +102,30 @@ class _StatsMemo:
             st.source = image  # holds the array: its id is not reused while the memo lives
         return st
 
+    def pair(self, a: _Stats, b: _Stats) -> tuple[np.ndarray, np.ndarray]:
+        """(SSIM map, uint8 absolute difference) of two images' statistics, in either order."""
+        key = (min(id(a), id(b)), max(id(a), id(b)))  # _Stats held by this memo: their ids stay unique
+        got = self._pairs.get(key)
+        if got is None:
+            got = self._pairs[key] = (_ssim_from(a, b, self.sigma), cv2.absdiff(a.image, b.image))
+        return got
+
 
 def pixel_scores(inp: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray], max_side: int = 512, sigma: float = 1.5,
                  memo: Optional[_StatsMemo] = None) -> dict[str, float]:
-    """Scores of one input/target pair (HxWx3 uint8 RGB; mask HxW uint8 of the input, 255 = edit)."""
+    """Scores of one input/target pair (HxWx3 uint8 RGB; mask HxW uint8 of the input, 255 = edit). A shared `memo`
+    brings its own SSIM sigma."""
     memo = memo or _StatsMemo(sigma)
     h, w = target.shape[:2]
     s = min(1.0, max_side / max(h, w))
     size = (max(1, round(w * s)), max(1, round(h * s)))
     t, i = memo.get(target, size), memo.get(inp, size)
-    diff = cv2.absdiff(i.image, t.image)  # uint8; cv2.mean averages it per channel, under a mask where given
+    # smap: SSIM per pixel; diff: uint8, which cv2.mean averages per channel, under a mask where given
+    smap, diff = memo.pair(i, t)
 
     def l1(region: Optional[np.ndarray] = None) -> float:
         return float(np.mean(cv2.mean(diff, mask=region)[:3])) / 255.0
 
-    smap = _ssim_from(i, t, sigma)
     out = {"pixel_l1": l1(), "pixel_ssim": float(smap.mean())}
     if mask is not None:
         inside = (_fit(mask, size, nearest=True) > 127).astype(np.uint8)
