@@ -61,10 +61,15 @@ def view(sample: Sample) -> TurnView:
 
 
 class Scorer(Operator):
-    """Subclasses say which turns they apply to (`skip_reason`) and score a list of views at once (`score`)."""
+    """Subclasses say which turns they apply to (`skip_reason`) and score a list of views at once (`score`).
+    `partition_memo` is a dict that lives while one partition is scored, across its chunks of `batch_size` views:
+    a photo is a frame of samples in every chunk (each condition both ways, its edits), and what a scorer computes
+    of it alone can be kept there. Per partition, not per process, so a score never depends on which partitions a
+    worker saw before."""
 
     role = Role.SCORE
     Config = ScorerConfig
+    partition_memo: Optional[dict] = None
 
     def skip_reason(self, v: TurnView) -> Optional[str]:
         """Why this scorer does not apply to the turn (counted in the stage stats), None when it does."""
@@ -85,6 +90,15 @@ class Scorer(Operator):
                 stats.skip(f"not scored: {why}")
             else:
                 todo.append(v)
+        self.partition_memo = {}
+        try:
+            self._score_chunks(batch, todo)
+        finally:
+            self.partition_memo = None
+        return batch
+
+    def _score_chunks(self, batch: WorkBatch, todo: list[TurnView]) -> None:
+        stats = batch.stage(self.name)
         step = max(1, self.resources().batch_size)
         for start in range(0, len(todo), step):
             chunk = todo[start:start + step]
@@ -108,7 +122,6 @@ class Scorer(Operator):
                     stats.skip(f"fallback: {scores}")
                 else:
                     self.record(v.sample, scores)
-        return batch
 
     def record(self, sample: Sample, scores: dict[str, float]) -> None:
         for k, value in scores.items():

@@ -134,16 +134,19 @@ class NsfwScore(Scorer):
         return None if self.frames(v) else "no photo (condition maps only)"
 
     def score(self, views: list[TurnView]) -> list[dict[str, float]]:
-        # a photo appears in many samples (every condition of it, both ways): score each distinct one once
+        # a photo appears in many samples (every condition of it, both ways, in every chunk of the partition):
+        # score each distinct one once per partition
+        probs: dict[bytes, float] = self.partition_memo if self.partition_memo is not None else {}
         keys: list[list[bytes]] = []
-        distinct: dict[bytes, np.ndarray] = {}
+        new: dict[bytes, np.ndarray] = {}
         for v in views:
             ks = []
             for f in self.frames(v):
                 k = hashlib.sha1(f.image.tobytes()).digest() + bytes(str(f.image.shape), "ascii")
-                distinct.setdefault(k, f.image)
+                if k not in probs:
+                    new.setdefault(k, f.image)
                 ks.append(k)
             keys.append(ks)
-        order = list(distinct)
-        probs = dict(zip(order, self.probabilities([distinct[k] for k in order]).tolist()))
+        order = list(new)
+        probs.update(zip(order, self.probabilities([new[k] for k in order]).tolist()))
         return [{"nsfw": max(probs[k] for k in ks)} for ks in keys]

@@ -84,31 +84,40 @@ def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.
 
 
 class _StatsMemo:
-    """Per-image statistics at a given size, by array identity, for one batch of scores: a photo is the input or
+    """Per-image statistics at a given size, by array identity, for the scores of one partition: a photo is the input or
     the target of many samples (each condition both ways, its edits), and its statistics are the same each time.
     It also keeps each pair's SSIM map and absolute difference: both are symmetric (bit for bit: the arithmetic only
     swaps operands of + and *), so a condition's two directions, map -> photo and photo -> map, share them."""
 
-    def __init__(self, sigma: float):
-        self.sigma = sigma
-        self._d: dict[tuple, _Stats] = {}
-        self._pairs: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    def __init__(self, sigma: float, size: int = 64):
+        from collections import OrderedDict
+
+        self.sigma, self.size = sigma, size  # size: statistics and pairs kept each (least recently used out first)
+        self._d: OrderedDict[tuple, _Stats] = OrderedDict()
+        self._pairs: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def _keep(self, d: "OrderedDict", key: tuple) -> None:
+        d.move_to_end(key)
+        if len(d) > self.size:
+            d.popitem(last=False)
 
     def get(self, image: np.ndarray, size: tuple[int, int]) -> _Stats:
         key = (id(image), image.shape, size)
         st = self._d.get(key)
         if st is None:
             st = self._d[key] = _Stats.of(_fit(image, size), self.sigma)
-            st.source = image  # holds the array: its id is not reused while the memo lives
+            st.source = image  # holds the array: its id is not reused while the entry lives
+        self._keep(self._d, key)
         return st
 
     def pair(self, a: _Stats, b: _Stats) -> tuple[np.ndarray, np.ndarray]:
         """(SSIM map, uint8 absolute difference) of two images' statistics, in either order."""
-        key = (min(id(a), id(b)), max(id(a), id(b)))  # _Stats held by this memo: their ids stay unique
+        key = (min(id(a), id(b)), max(id(a), id(b)))
         got = self._pairs.get(key)
-        if got is None:
-            got = self._pairs[key] = (_ssim_from(a, b, self.sigma), cv2.absdiff(a.image, b.image))
-        return got
+        if got is None:  # the entry holds both statistics: their ids are not reused while it lives
+            got = self._pairs[key] = (_ssim_from(a, b, self.sigma), cv2.absdiff(a.image, b.image), a, b)
+        self._keep(self._pairs, key)
+        return got[0], got[1]
 
 
 def pixel_scores(inp: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray], max_side: int = 512, sigma: float = 1.5,
@@ -154,5 +163,6 @@ class PixelScores(Scorer):
 
     def score(self, views: list[TurnView]) -> list[dict[str, float]]:
         c = self.config
-        memo = _StatsMemo(c.sigma)  # a photo shared by many samples: its statistics once per batch
+        # a photo shared by many samples, in every chunk of the partition: its statistics once per partition
+        memo = _StatsMemo(c.sigma) if self.partition_memo is None else self.partition_memo.setdefault("stats", _StatsMemo(c.sigma))
         return [pixel_scores(v.input.image, v.target.image, v.mask, c.max_side, c.sigma, memo) for v in views]

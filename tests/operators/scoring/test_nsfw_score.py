@@ -92,3 +92,20 @@ def test_probabilities_equal_the_packages_own_classifier(scorer):
     ref = NSFWClassifier(providers=["CPUExecutionProvider"])
     photos = [load_photo(n, 200) for n in ("astronaut.png", "coffee.png", "chelsea.png")]
     assert np.allclose(scorer.probabilities(photos), [ref.classify(p).nsfw for p in photos], atol=1e-6)
+
+
+def test_a_photo_is_scored_once_per_partition_across_chunks(monkeypatch):
+    a, b = load_photo("astronaut.png", 128), load_photo("coffee.png", 128)
+    op = NsfwScore(NsfwScoreConfig(batch_size=2))  # chunks of 2 samples: the photo is in each of the three chunks
+    op.setup()
+    seen = []
+    real = op.probabilities
+    monkeypatch.setattr(op, "probabilities", lambda images: (seen.extend(images), real(images))[1])
+    samples = [Sample([Turn("General Editing", "edit", [Frame(a)], Frame(x))], Provenance(["u"], [f"i{i}"], "t", "1"))
+               for i, x in enumerate([b, a, b, a, b, a])]
+    op(WorkBatch("img-00000", {}, 0, "r", samples=samples))
+    assert len(seen) == 2  # the astronaut and the coffee, each once, whatever chunk they recur in
+    assert len({s.provenance.scores["nsfw"] for s in samples[::2]}) == 1 and op.partition_memo is None
+    # the next partition starts from nothing: a score never depends on what a worker scored before
+    op(WorkBatch("img-00001", {}, 0, "r", samples=samples[:1]))
+    assert len(seen) == 4
