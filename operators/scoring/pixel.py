@@ -2,6 +2,7 @@
 inside / outside the input's edit mask (MagicBrush's L1, SSIM as Wang et al. 2004), plus the mask's area."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import ClassVar, Optional
 
 import cv2
@@ -90,13 +91,11 @@ class _StatsMemo:
     swaps operands of + and *), so a condition's two directions, map -> photo and photo -> map, share them."""
 
     def __init__(self, sigma: float, size: int = 64):
-        from collections import OrderedDict
-
         self.sigma, self.size = sigma, size  # size: statistics and pairs kept each (least recently used out first)
         self._d: OrderedDict[tuple, _Stats] = OrderedDict()
         self._pairs: OrderedDict[tuple, tuple] = OrderedDict()
 
-    def _keep(self, d: "OrderedDict", key: tuple) -> None:
+    def _keep(self, d: OrderedDict, key: tuple) -> None:
         d.move_to_end(key)
         if len(d) > self.size:
             d.popitem(last=False)
