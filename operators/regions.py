@@ -60,6 +60,9 @@ def object_regions(
     from skimage.segmentation import relabel_sequential
 
     superpixel_labels, strength = superpixels_of(image, superpixels, compactness, edge_sigma)
+    if superpixel_labels.min() == superpixel_labels.max():
+        # SLIC made one superpixel (it does on pure noise): one region; rag_boundary would fail on no boundary
+        return np.zeros(superpixel_labels.shape, np.int64)
     rag = graph.rag_boundary(superpixel_labels, strength)
     areas = np.bincount(superpixel_labels.ravel())
     small_area = max(1.0, min_region_fraction * superpixel_labels.size)

@@ -60,6 +60,15 @@ def test_regions_are_few_on_photos_where_felzenszwalb_fragments():
     assert regions["regions"] * 3 < regions["felzenszwalb"], regions
 
 
+def test_an_image_slic_keeps_whole_is_one_region():
+    from operators.regions import object_regions
+
+    noise = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)  # SLIC: a single superpixel
+    assert not object_regions(noise).any()
+    image, params = Segmentation().make_condition(noise, np.random.default_rng(0))
+    assert image.shape == noise.shape and params == {"regions": 1}
+
+
 def test_colour_labels_by_area_rank():
     labels = np.array([[5, 5, 5, 2], [5, 5, 2, 2], [-1, -1, 9, 9]])
     m = colour_labels(labels)
