@@ -44,6 +44,7 @@ def test_siglip_stage_runs_one_actor_per_gpu(tmp_path):
     with loopback_cluster(num_cpus=10, num_gpus=4, extra_env={"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}) as c:
         cmd = [sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}", "runtime.progress=false",
                "input.limit=32", "input.max_side=128", "input.images_per_partition=1", "instructions.methods=[template]",
+               "pairing.features_per_partition=1",  # many features partitions: more than the pool's 4 GPUs
                "pairing.encoder=siglip_features", "operators.siglip_features.num_cpus=2",
                f"operators.siglip_features.pretrained={tiny['local_dir']}", "operators.siglip_features.num_gpus=1",
                *off, "--address", c["address"]]
