@@ -26,7 +26,7 @@ def _cmap(name: str):
     return matplotlib.colormaps[name]
 
 
-def _panels(fig, labels: list[list[str]], ratios: list[float], height: float) -> list:
+def _panels(fig, labels: list[list[str]], ratios: list[float]) -> list:
     """Side-by-side axes whose left margins fit their y tick labels, measured by the Agg renderer: what
     tight_layout gives, without laying out (and so drawing) the whole figure once more (a third of a second)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -39,7 +39,7 @@ def _panels(fig, labels: list[list[str]], ratios: list[float], height: float) ->
         widest = max((renderer.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts), default=0.0)
         return widest / renderer.dpi + 0.2
 
-    total = fig.get_figwidth()
+    total, height = fig.get_figwidth(), fig.get_figheight()
     margins = [width(t) for t in labels]
     usable = total - sum(margins) - 0.25 - 0.15 * (len(labels) - 1)
     bottom, top = 0.45 / height, 1 - 0.35 / height
@@ -56,9 +56,8 @@ def render_png(summary: dict[str, Any]) -> bytes:
     tasks = summary.get("tasks", {})
     stages = {k: v for k, v in summary.get("stages", {}).items() if v.get("items_per_s")}
     reasons = summary.get("quarantine_reasons", {})
-    height = max(4, 0.32 * len(tasks) + 1.5)
-    fig = _figure(figsize=(16, height))
-    axes = _panels(fig, [list(tasks), list(reasons), list(stages)], [2.2, 1, 1], height)
+    fig = _figure(figsize=(16, max(4, 0.32 * len(tasks) + 1.5)))
+    axes = _panels(fig, [list(tasks), list(reasons), list(stages)], [2.2, 1, 1])
     groups = list(schema.TASK_GROUPS)
     cmap = _cmap("tab10")
     names = sorted(tasks, key=lambda t: (groups.index(schema.TASKS[t].group) if t in schema.TASKS else 99, t))

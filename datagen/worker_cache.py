@@ -29,6 +29,9 @@ class ItemCache:
         self.size = size
         self._d: OrderedDict[Hashable, Any] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._d)
+
     def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
         if key in self._d:
             self._d.move_to_end(key)

@@ -97,7 +97,7 @@ def test_pixel_scores_share_a_photos_statistics_without_changing_them():
     shared = [pixel_scores(photo, e, mask, memo=memo) for e in edits] + [pixel_scores(e, photo, None, memo=memo) for e in edits]
     alone = [pixel_scores(photo, e, mask) for e in edits] + [pixel_scores(e, photo, None) for e in edits]
     assert shared == alone
-    assert len(memo._d) == 4  # the photo and the three edits, each once
+    assert len(memo._stats) == 4  # the photo and the three edits, each once
     assert len(memo._pairs) == 3  # photo -> edit and edit -> photo: one SSIM map and difference per pair
 
 

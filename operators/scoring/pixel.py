@@ -2,7 +2,6 @@
 inside / outside the input's edit mask (MagicBrush's L1, SSIM as Wang et al. 2004), plus the mask's area."""
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import ClassVar, Optional
 
 import cv2
@@ -10,6 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen.operator import Resources
+from datagen.worker_cache import ItemCache
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
 # Wang et al.'s constants for 8-bit images; the Gaussian window of their reference code (11x11, sigma 1.5)
@@ -91,31 +91,23 @@ class _StatsMemo:
     swaps operands of + and *), so a condition's two directions, map -> photo and photo -> map, share them."""
 
     def __init__(self, sigma: float, size: int = 64):
-        self.sigma, self.size = sigma, size  # size: statistics and pairs kept each (least recently used out first)
-        self._d: OrderedDict[tuple, _Stats] = OrderedDict()
-        self._pairs: OrderedDict[tuple, tuple] = OrderedDict()
-
-    def _keep(self, d: OrderedDict, key: tuple) -> None:
-        d.move_to_end(key)
-        if len(d) > self.size:
-            d.popitem(last=False)
+        self.sigma = sigma
+        self._stats = ItemCache(size)  # each bounded, least recently used out first
+        self._pairs = ItemCache(size)
 
     def get(self, image: np.ndarray, size: tuple[int, int]) -> _Stats:
-        key = (id(image), image.shape, size)
-        st = self._d.get(key)
-        if st is None:
-            st = self._d[key] = _Stats.of(_fit(image, size), self.sigma)
+        def make() -> _Stats:
+            st = _Stats.of(_fit(image, size), self.sigma)
             st.source = image  # holds the array: its id is not reused while the entry lives
-        self._keep(self._d, key)
-        return st
+            return st
+
+        return self._stats.get((id(image), image.shape, size), make)
 
     def pair(self, a: _Stats, b: _Stats) -> tuple[np.ndarray, np.ndarray]:
         """(SSIM map, uint8 absolute difference) of two images' statistics, in either order."""
-        key = (min(id(a), id(b)), max(id(a), id(b)))
-        got = self._pairs.get(key)
-        if got is None:  # the entry holds both statistics: their ids are not reused while it lives
-            got = self._pairs[key] = (_ssim_from(a, b, self.sigma), cv2.absdiff(a.image, b.image), a, b)
-        self._keep(self._pairs, key)
+        # the entry holds both statistics: their ids are not reused while it lives
+        got = self._pairs.get((min(id(a), id(b)), max(id(a), id(b))),
+                              lambda: (_ssim_from(a, b, self.sigma), cv2.absdiff(a.image, b.image), a, b))
         return got[0], got[1]
 
 
