@@ -5,6 +5,7 @@ score low."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +15,12 @@ import webdataset as wds
 
 from datagen import schema
 from datagen.shards.codec import decode_sample
-from datagen.shards.reader import shard_paths
+from datagen.shards.reader import read_index, shard_paths
+
+# The demo's sample keys (and tasks), recorded from a run of the embedded default. A key is a content address: a change
+# that moves code (folders, helpers) must not change it, or every resume redoes its work. A change that means to
+# change keys rewrites this file in a commit of its own that says why.
+DEMO_KEYS = Path(__file__).parent / "data" / "demo_keys.txt"
 
 # ACE's eight task groups (BRIEF.md), every one of which the demo makes
 ACE_GROUPS = {"text_guided_generation", "low_level_analysis", "controllable_generation", "semantic_editing", "element_editing",
@@ -84,6 +90,10 @@ def test_demo_recipe_end_to_end(tmp_path):
                 photos.append(scores["nsfw"])
         n += len(got)
     assert n == run_json["samples"]
+    keys = sorted((r["key"], r["task"]) for r in read_index(out).select(["key", "task"]).to_pylist())
+    want = [tuple(line.split("\t")) for line in DEMO_KEYS.read_text().splitlines()]
+    missing, extra = sorted(set(want) - set(keys)), sorted(set(keys) - set(want))
+    assert not missing and not extra, (f"{len(missing)} recorded keys missing, {len(extra)} new", missing[:5], extra[:5])
     tasks = {r["task"] for tar in shards for r in pq.read_table(tar.with_suffix(".parquet"), columns=["task"]).to_pylist()}
     assert {"Pose Estimation", "Pose-guided Generation"} <= tasks, tasks  # the astronaut and the cameraman
     # the shipped photos are all safe: open_nsfw says so (its README: below 0.2 very likely safe), and nothing the
