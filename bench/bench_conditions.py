@@ -75,7 +75,7 @@ def ours(name: str, config=None):
 
 def repainting():
     from datagen.batch import SourceImage, WorkBatch
-    from operators.repainting import Repainting
+    from operators.conditions.repainting import Repainting
 
     op = Repainting()
 
@@ -89,10 +89,10 @@ def model_configs(tmp: Path) -> dict[str, object]:
     """Published-size models with random weights, saved and loaded through the operators' own loaders."""
     import torch
 
-    from operators.contour import ContourConfig
-    from operators.doodle import DoodleConfig
-    from operators.hed import build_hed
-    from operators.informative_drawings import build_generator
+    from operators.conditions.contour import ContourConfig
+    from operators.conditions.doodle import DoodleConfig
+    from operators.conditions.hed import build_hed
+    from operators.conditions.informative_drawings import build_generator
 
     torch.set_num_threads(1)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -114,8 +114,8 @@ def main() -> None:
 
     from controlnet_aux import CannyDetector, LineartStandardDetector
 
-    from operators.doodle import DoodleConfig
-    from operators.segmentation import SegmentationConfig
+    from operators.conditions.doodle import DoodleConfig
+    from operators.conditions.segmentation import SegmentationConfig
 
     photos = load_photos(args.side)
     canny_peer, lineart_peer = CannyDetector(), LineartStandardDetector()

@@ -101,7 +101,7 @@ def main() -> None:
     from operators.instructions.embedder import default_model_dir
     from operators.instructions.onnx_text_model import cached_onnx
 
-    from operators.features_mobilenet import cached_onnx as mobilenet_onnx
+    from operators.features.mobilenet import cached_onnx as mobilenet_onnx
 
     t0 = time.perf_counter()
     cached_onnx(default_model_dir())

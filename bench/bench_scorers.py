@@ -49,7 +49,7 @@ def main() -> int:
 
     from datagen.batch import WorkBatch
     from datagen.schema import Frame, Provenance, Sample, Turn
-    from operators.quality_filter import QualityFilter, QualityFilterConfig
+    from operators.scoring.quality_filter import QualityFilter, QualityFilterConfig
     from operators.scoring.nsfw import NsfwScore, NsfwScoreConfig
     from operators.scoring.pixel import luma, pixel_scores, ssim_map
 

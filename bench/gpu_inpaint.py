@@ -1,5 +1,5 @@
 """GPU check, optional part `inpaint` (bash bench/gpu_check.sh --with inpaint): throughput of the synthesized edits'
-inpainting stage, images/s per GPU at 1024 px, through the stage's own code (operators/diffusion.py DiffusionRunner:
+inpainting stage, images/s per GPU at 1024 px, through the stage's own code (operators/edits/diffusion.py DiffusionRunner:
 resize to the working size, one batched diffusers call, resize back; the paste-back is a CPU step and not timed).
 
 The pipeline is diffusers' StableDiffusionInpaintPipeline with the published SD-inpainting architecture (9-channel
@@ -34,7 +34,7 @@ def real_size_pipeline(dev, dtype):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from tests.operators.tiny_edit_models import _clip_tokenizer
+    from tests.operators.edits.tiny_edit_models import _clip_tokenizer
 
     with torch.device(dev):
         unet = UNet2DConditionModel(**UNET)
@@ -60,12 +60,12 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from operators.diffusion import INPAINT, DiffusionConfig, DiffusionRunner
+    from operators.edits.diffusion import INPAINT, DiffusionConfig, DiffusionRunner
 
     dev = device(args.cpu_smoke)
     t0 = time.perf_counter()
     if args.cpu_smoke:
-        from tests.operators.tiny_edit_models import make_tiny_sd
+        from tests.operators.edits.tiny_edit_models import make_tiny_sd
 
         ckpt = make_tiny_sd(Path(tempfile.mkdtemp()) / "sd-inpainting", inpainting=True)
         args.px, args.batch, args.steps, args.repeats = 64, 2, 2, 1

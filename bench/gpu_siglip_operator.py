@@ -36,7 +36,7 @@ def main() -> int:
     from safetensors.torch import save_file
 
     from datagen import devices
-    from operators.features_siglip import SiglipFeatures, SiglipFeaturesConfig
+    from operators.features.siglip import SiglipFeatures, SiglipFeaturesConfig
 
     rows = {}
     hidden = subprocess.run([sys.executable, "-c", HIDDEN], capture_output=True, text=True, cwd=ROOT).stdout.split()

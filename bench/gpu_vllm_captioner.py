@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datagen.batch import WorkBatch  # noqa: E402
 from datagen.ingest.listing import BUILTIN_CAPTIONS, builtin_photos  # noqa: E402
 from datagen.schema import Frame, Provenance, Sample, Turn  # noqa: E402
-from operators.instructions.backends.base import BackendConfig  # noqa: E402
+from operators.models.backends.base import BackendConfig  # noqa: E402
 from operators.instructions.captioner import CaptionerInstructions  # noqa: E402
 from operators.instructions.config import CaptionerConfig  # noqa: E402
 from operators.instructions.templates import TemplateInstructions  # noqa: E402

@@ -14,9 +14,9 @@ from datagen.jobs import JobSpec
 from datagen.operator import Operator
 from datagen.pairing.config import SCORE_FACE, SCORE_OBJECT, PairingConfig, RouteConfig
 from datagen.pairing.features import WriteFeatures
-from operators.face_features import FaceFeatures
-from operators.features_dhash import ImageDHash
-from operators.object_consistency import ObjectKeypoints
+from operators.features.faces import FaceFeatures
+from operators.features.dhash import ImageDHash
+from operators.features.object_keypoints import ObjectKeypoints
 from pipelines.catalog import ENCODERS
 
 log = logging.getLogger(__name__)

@@ -13,27 +13,27 @@ from datagen.ingest.read import ReadImages
 from datagen.jobs import JobSpec
 from datagen.operator import Operator
 from datagen.shards.reader import read_index
-from operators.background_change import BackgroundChange
-from operators.canny import Canny
-from operators.contour import Contour
-from operators.degradation import Degradation
-from operators.depth import Depth
-from operators.doodle import Doodle
-from operators.grayscale import Grayscale
+from operators.edits.background_change import BackgroundChange
+from operators.conditions.canny import Canny
+from operators.conditions.contour import Contour
+from operators.conditions.degradation import Degradation
+from operators.conditions.depth import Depth
+from operators.conditions.doodle import Doodle
+from operators.conditions.grayscale import Grayscale
 from operators.instructions.stages import build_instruction_stages
-from operators.layers import Layers
-from operators.lcu_chains import LcuChains
-from operators.mosaic import Mosaic
-from operators.pose import Pose
-from operators.remove_object import RemoveObject
-from operators.repainting import Repainting
-from operators.replace_object import ReplaceObject
-from operators.scribble import Scribble
-from operators.segmentation import Segmentation
-from operators.style_transfer import StyleTransfer
-from operators.subject_reference import SubjectReference
-from operators.task_mix import TaskMix, mix_report
-from operators.text_to_image import TextToImage
+from operators.edits.layers import Layers
+from operators.assembly.lcu_chains import LcuChains
+from operators.conditions.mosaic import Mosaic
+from operators.conditions.pose import Pose
+from operators.edits.remove_object import RemoveObject
+from operators.conditions.repainting import Repainting
+from operators.edits.replace_object import ReplaceObject
+from operators.conditions.scribble import Scribble
+from operators.conditions.segmentation import Segmentation
+from operators.edits.style_transfer import StyleTransfer
+from operators.edits.subject_reference import SubjectReference
+from operators.assembly.task_mix import TaskMix, mix_report
+from operators.edits.text_to_image import TextToImage
 from pipelines.build import configured, present
 from pipelines.scoring import scoring_stages
 

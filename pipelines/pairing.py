@@ -12,8 +12,8 @@ from datagen.operator import Operator
 from datagen.pairing.config import Band, PairingConfig
 from datagen.pairing.plan import plan_pairs
 from operators.instructions.stages import build_instruction_stages
-from operators.pair_samples import PairSamples
-from operators.read_pairs import ReadPairs
+from operators.assembly.pair_samples import PairSamples
+from operators.assembly.read_pairs import ReadPairs
 from pipelines.catalog import ENCODERS
 from pipelines.features import active_routes, encoder
 from pipelines.scoring import scoring_stages

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datagen.config import Recipe
 from datagen.operator import Operator
-from operators.quality_filter import QualityFilter
+from operators.scoring.quality_filter import QualityFilter
 from operators.scoring.clip import ClipScores
 from operators.scoring.dino import DinoScore
 from operators.scoring.judge import JudgeScores

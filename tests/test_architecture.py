@@ -60,8 +60,58 @@ def test_every_job_stage_list_keeps_its_role_order(recipe):
 def test_a_stage_list_out_of_role_order_is_refused():
     from datagen.config import ConfigError
     from datagen.jobs import check_stage_order
-    from operators.grayscale import Grayscale
-    from operators.lcu_chains import LcuChains
+    from operators.conditions.grayscale import Grayscale
+    from operators.assembly.lcu_chains import LcuChains
 
     with pytest.raises(ConfigError, match="grayscale .make. cannot run after lcu_chains .compose."):
         check_stage_order("images", [LcuChains(), Grayscale()])
+
+
+# The layout (issue 21): operator families in folders, each with its base; shared model code in operators/models and
+# the pairs job's and chains' few stages (read pairs, pair samples, LCU chains, task mix) in operators/assembly.
+FAMILIES = ("conditions", "edits", "features", "scoring", "instructions")
+SHARED = "models"  # loaders and backends that several families use: any family may import them
+HOMES = ("assembly",)  # a small home of stages that share no base
+
+
+def test_operators_top_level_is_a_handful_of_modules():
+    top = [p.name for p in (ROOT / "operators").glob("*.py")]
+    assert len(top) <= 10, top
+    folders = {p.name for p in (ROOT / "operators").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {*FAMILIES, SHARED, *HOMES}, folders
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_has_its_base(family):
+    assert (ROOT / "operators" / family / "base.py").is_file(), family
+
+
+def base_classes_from_leaves(path: Path) -> list[str]:
+    """Base classes a module imports from a leaf module of another operator family (not its base.py, not models/)."""
+    tree = ast.parse(path.read_text(), str(path))
+    family = path.relative_to(ROOT / "operators").parts[0]
+    bases = {b.id for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for b in node.bases if isinstance(b, ast.Name)}
+    bad = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("operators.")):
+            continue
+        parts = node.module.split(".")
+        if len(parts) < 3 or parts[1] in (family, SHARED) or parts[-1] == "base":
+            continue
+        bad += [f"{path.relative_to(ROOT)} subclasses {a.name} from {node.module}" for a in node.names if a.name in bases]
+    return bad
+
+
+def test_no_family_subclasses_a_leaf_of_another_family():
+    bad = [b for p in sorted((ROOT / "operators").rglob("*.py")) for b in base_classes_from_leaves(p)]
+    assert bad == []
+
+
+def test_the_leaf_check_sees_a_base_from_another_familys_leaf(tmp_path, monkeypatch):
+    leaf = ROOT / "operators" / "edits" / "_probe_leaf.py"
+    leaf.write_text("from operators.conditions.canny import Canny\nfrom operators.conditions.base import ConditionOperator\n"
+                    "class A(Canny): pass\nclass B(ConditionOperator): pass\n")
+    try:
+        assert base_classes_from_leaves(leaf) == ["operators/edits/_probe_leaf.py subclasses Canny from operators.conditions.canny"]
+    finally:
+        leaf.unlink()

@@ -69,7 +69,7 @@ def test_workers_are_warmed_only_on_an_embedded_ray(ray_local, monkeypatch):
     from datagen import runtime
     from datagen.config import RuntimeConfig
     from datagen.runtime import StagePlan, warm_workers
-    from operators.grayscale import Grayscale
+    from operators.conditions.grayscale import Grayscale
 
     monkeypatch.setattr(runtime, "_WARMED", set())  # this test session's Ray may have been warmed by an earlier test
     tasks = [StagePlan((Grayscale(),), "tasks", 1.0)]

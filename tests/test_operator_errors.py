@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 from datagen.batch import WorkBatch
 from pipelines import load_recipe
 from datagen.runtime import Job, execute_local, run_stage
-from operators.grayscale import Grayscale
+from operators.conditions.grayscale import Grayscale
 from pipelines.images import plan, stages
 
 

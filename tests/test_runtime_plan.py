@@ -102,8 +102,8 @@ def test_small_cpu_models_run_in_the_partitions_task_and_get_pools_on_gpu_cluste
     """MobileNetV2 (ONNX Runtime) and YuNet + SFace (OpenCV) load in a fraction of a second, once per worker process
     (datagen.worker_cache): on a CPU-only cluster they fuse into the partition's task instead of holding a CPU each in
     an actor pool; where the cluster has GPUs, MobileNetV2 gets a GPU pool, and the insightface faces keep theirs."""
-    from operators.face_features import FaceFeatures, FaceFeaturesConfig
-    from operators.features_mobilenet import MobileNetFeatures, MobileNetFeaturesConfig
+    from operators.features.faces import FaceFeatures, FaceFeaturesConfig
+    from operators.features.mobilenet import MobileNetFeatures, MobileNetFeaturesConfig
 
     read, faces, mobilenet = op("read", role=Role.READ), FaceFeatures(FaceFeaturesConfig(backend="opencv_zoo")), MobileNetFeatures()
     [only] = plan_stages([read, faces, mobilenet], RT, 2, 0, partitions=5)

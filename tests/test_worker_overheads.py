@@ -40,7 +40,7 @@ def test_the_shipped_photos_are_found_without_importing_their_packages():
 
 
 def test_mobilenet_on_onnx_runtime_equals_torch_and_needs_no_torch(tmp_path):
-    from operators.features_mobilenet import MobileNetFeatures, cached_onnx, load_mobilenet_v2
+    from operators.features.mobilenet import MobileNetFeatures, cached_onnx, load_mobilenet_v2
 
     os.environ["DATAGEN_CACHE_DIR"] = str(tmp_path)
     try:
@@ -57,7 +57,7 @@ def test_mobilenet_on_onnx_runtime_equals_torch_and_needs_no_torch(tmp_path):
     finally:
         del os.environ["DATAGEN_CACHE_DIR"]
     # a worker with the export cached embeds without torch
-    out = python("import sys, skimage.data; from operators.features_mobilenet import MobileNetFeatures; "
+    out = python("import sys, skimage.data; from operators.features.mobilenet import MobileNetFeatures; "
                  "e = MobileNetFeatures().compute([skimage.data.chelsea()])[0]; "
                  "print(len(next(iter(e.values()))), 'torch' in sys.modules)", DATAGEN_CACHE_DIR=str(tmp_path))
     assert out == "1280 False"

@@ -1,4 +1,4 @@
-"""The features job's contract: the SourceImage.meta keys where feature operators (operators/features.py) leave
+"""The features job's contract: the SourceImage.meta keys where feature operators (operators/features/base.py) leave
 their results, and the stage that writes OUT/features/PARTITION.parquet (schema.FEATURES_SCHEMA) from them before the
 job's commit writes the done-marker."""
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from datagen.batch import WorkBatch
-from operators.instructions.backends.base import ChatRequest
+from operators.models.backends.base import ChatRequest
 from operators.instructions.config import CaptionerConfig
-from operators.instructions.model_stage import Job, ModelInstructionStage
+from operators.instructions.base import Job, ModelInstructionStage
 from operators.instructions.prompts import captioner_request_parts
 from operators.instructions.records import CAPTIONER
 

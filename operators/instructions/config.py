@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from datagen import schema
 from datagen.config import Section
-from operators.instructions.backends.base import BackendConfig
+from operators.models.backends.base import BackendConfig
 
 # the natural-pair tasks the pairing job makes; the model-backed methods default to them
 NATURAL_PAIR_TASKS = ["General Editing", "Reference Generation", "Facial Editing"]

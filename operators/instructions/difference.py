@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch
 from datagen.schema import Sample, Turn
-from operators.instructions.backends.base import ChatRequest, make_backend
+from operators.models.backends.base import ChatRequest, make_backend
 from operators.instructions.config import DifferenceConfig
-from operators.instructions.model_stage import Job, ModelInstructionStage
-from operators.instructions.prompts import difference_prompt, image_parts, writer_prompt
+from operators.instructions.base import Job, ModelInstructionStage
+from operators.instructions.prompts import difference_prompt, writer_prompt
+from operators.models.backends.base import image_parts
 from operators.instructions.records import MLLM_DIFFERENCE, emu_record
 from operators.instructions.text import clean_caption
 

@@ -123,8 +123,8 @@ def encode_example(processor, example: dict[str, Any], max_patches: int | None):
     import torch
     from PIL import Image
 
-    from operators.instructions.backends.base import ChatRequest
-    from operators.instructions.backends.transformers_local import hf_messages
+    from operators.models.backends.base import ChatRequest
+    from operators.models.backends.transformers_local import hf_messages
 
     images = []
     for path in example["images"]:
@@ -156,7 +156,7 @@ def finetune_captioner(cfg: FinetuneConfig) -> FinetuneResult:
     from peft import LoraConfig, get_peft_model
 
     from datagen.devices import resolve_device
-    from operators.instructions.backends.transformers_local import load_model
+    from operators.models.backends.transformers_local import load_model
 
     t0 = time.perf_counter()
     random.seed(cfg.seed)

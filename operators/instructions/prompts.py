@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from operators.instructions.backends.base import Part
+from operators.models.backends.base import Part, image_parts
 
 IMAGE_TOKEN = "<image>"  # InternVL's placeholder in its conversation fine-tuning format
 
@@ -14,14 +14,6 @@ def _refs(n_inputs: int) -> str:
     if n_inputs == 1:
         return "{image}"
     return ", ".join("{image%d}" % (i + 1) for i in range(n_inputs))
-
-
-def image_parts(images: list[np.ndarray]) -> list[Part]:
-    """`Image-1: <img>\\nImage-2: <img>\\n` as ordered parts; the same layout as the exported human turn."""
-    parts: list[Part] = []
-    for i, im in enumerate(images):
-        parts.extend([f"Image-{i + 1}: ", im, "\n"])
-    return parts
 
 
 def image_header(n_images: int) -> str:

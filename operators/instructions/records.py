@@ -20,7 +20,7 @@ FALLBACK_TEMPLATE = "fallback_template"
 PARAMS_KEY = "instructions"
 # Emu Edit's instruction record, kept where a stage knows it
 EMU_FIELDS = ("edit", "edited_object", "output", "original_object")
-# provenance params keys of a synthesized edit (operators/edit_base.py): the maker's Emu Edit record, and the words
+# provenance params keys of a synthesized edit (operators/edits/base.py): the maker's Emu Edit record, and the words
 # its instruction must name ({object}, {new_object}, {style}, {background}, {layer} slots of the template bank)
 SYNTH_EMU_KEY = "emu_edit"
 SLOTS_KEY = "slots"

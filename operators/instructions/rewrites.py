@@ -11,7 +11,7 @@ import numpy as np
 from datagen.batch import WorkBatch, derive_seed
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import INDICATOR_RE, Sample
-from operators.instructions.backends.base import ChatRequest, make_backend
+from operators.models.backends.base import ChatRequest, make_backend
 from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
 from operators.instructions.meaning import Selection, lexical_order, select_rewrites, word_distance

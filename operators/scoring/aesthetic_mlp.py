@@ -25,7 +25,7 @@ def build_mlp(input_size: int) -> Any:
 
 def load_aesthetic_mlp(path: str) -> Any:
     """The MLP with the checkpoint's weights, in eval mode (no pickled code: weights_only)."""
-    from operators.model_backend import load_state_dict
+    from operators.models.checkpoints import load_state_dict
 
     sd = load_state_dict(path, "clip_scores.aesthetic_checkpoint")
     if "layers.0.weight" not in sd:

@@ -15,8 +15,7 @@ from pydantic import Field, field_validator
 from datagen import schema
 from datagen.batch import derive_seed
 from datagen.operator import Resources
-from operators.instructions.backends.base import BackendConfig, ChatBackend, ChatRequest, make_backend
-from operators.instructions.prompts import image_parts
+from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, image_parts, make_backend
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import torch
 
 from pipelines.cli import main
 from pipelines.commands.conditions_sheet import LABEL_H, SHEET_OPERATORS, compose_sheet, render_tiles
-from operators.informative_drawings import build_generator
+from operators.conditions.informative_drawings import build_generator
 from tests.conftest import load_photo
 
 

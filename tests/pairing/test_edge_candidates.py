@@ -11,9 +11,9 @@ from datagen.pairing.config import Band, GeneralEditingRoute, PairingConfig, Pas
 from datagen.pairing.features import features_table
 from datagen.pairing.group import GroupTask, run_group
 from datagen.pairing.quality import LABELLED_SET
-from operators.features_classical import ClassicalFeatures
-from operators.features_dhash import ImageDHash
-from operators.object_consistency import ObjectKeypoints
+from operators.features.classical import ClassicalFeatures
+from operators.features.dhash import ImageDHash
+from operators.features.object_keypoints import ObjectKeypoints
 
 NAMES = ["shape_horse.jpg", "shape_horse_template.jpg", "unrelated_camera.jpg", "unrelated_moon.jpg", "logo_mpl_0.jpg"]
 BAND = Band(low=0.999, high=1.0)  # pass 1 by the encoder finds nothing here

@@ -12,10 +12,10 @@ from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING, featu
 from datagen.pairing.group import ABOVE_BAND, GroupTask, run_group
 from datagen.pairing.pass2 import NOT_ONE_FACE, GroupFeatures, link_scores
 from datagen.pairing.tiny_models import bright_cells, make_tiny_face_pack
-from operators.face_features import FaceFeatures, FaceFeaturesConfig
-from operators.features_classical import ClassicalFeatures
-from operators.features_dhash import ImageDHash
-from operators.object_consistency import ObjectKeypoints
+from operators.features.faces import FaceFeatures, FaceFeaturesConfig
+from operators.features.classical import ClassicalFeatures
+from operators.features.dhash import ImageDHash
+from operators.features.object_keypoints import ObjectKeypoints
 
 ACE_BAND = Band(low=0.8, high=0.9, include_low=False)
 

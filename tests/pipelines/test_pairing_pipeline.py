@@ -17,7 +17,7 @@ from pipelines import run
 from pipelines.catalog import OPERATORS
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
-from operators.face_features import FaceFeatures, FaceFeaturesConfig
+from operators.features.faces import FaceFeatures, FaceFeaturesConfig
 
 
 def recipe(out, *extra, executor="local"):

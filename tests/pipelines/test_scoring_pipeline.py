@@ -184,7 +184,7 @@ def test_default_thresholds_drop_unchanged_targets(scored, tmp_path):
     summary = _run(out, photos, "operators.quality_filter={}")
     from collections import Counter
 
-    from operators.quality_filter import DEFAULT_THRESHOLDS, failures, thresholds_for
+    from operators.scoring.quality_filter import DEFAULT_THRESHOLDS, failures, thresholds_for
 
     failed = {s.key: failures(s.provenance.scores, thresholds_for(s.task, [DEFAULT_THRESHOLDS])) for s in iter_samples(full)}
     reasons = Counter(r for rs in failed.values() for r in rs)

@@ -16,8 +16,8 @@ import pytest
 from datagen.batch import WorkBatch
 from datagen.config import load_yaml
 from datagen.schema import Frame, Provenance, Sample, Turn
-from operators.instructions.backends.base import BackendConfig, ChatRequest, make_backend, modality_from_config
-from operators.instructions.backends.vllm_local import MULTIMODAL_ENGINE_KWARGS, VLLMBackend, engine_kwargs, sampling_kwargs
+from operators.models.backends.base import BackendConfig, ChatRequest, make_backend, modality_from_config
+from operators.models.backends.vllm_local import MULTIMODAL_ENGINE_KWARGS, VLLMBackend, engine_kwargs, sampling_kwargs
 from operators.instructions.captioner import CaptionerInstructions
 from operators.instructions.config import InstructionsConfig
 from operators.instructions.rewrites import RewriteInstructions

@@ -9,7 +9,7 @@ from pipelines.cli import main
 from pipelines import build_recipe
 from pipelines import run
 from datagen.shards.reader import iter_samples
-from operators.instructions.backends.base import BackendConfig, ChatRequest, make_backend
+from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
 from operators.instructions.captioner_data import ANNOTATION, META, export_captioner_data
 from operators.instructions.prompts import captioner_prompt
 

@@ -8,7 +8,7 @@ from pipelines import build_recipe
 from pipelines import run
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir
-from operators.instructions.backends.base import BackendConfig, ChatRequest, make_backend
+from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
 
 
 def _backend(url, **kw):

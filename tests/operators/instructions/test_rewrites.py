@@ -5,7 +5,7 @@ import numpy as np
 
 from datagen.batch import WorkBatch
 from datagen.schema import Frame, Provenance, Sample, Turn, indicators
-from operators.instructions.backends.base import BackendConfig
+from operators.models.backends.base import BackendConfig
 from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
 from operators.instructions.meaning import meaning_problem, select_rewrites

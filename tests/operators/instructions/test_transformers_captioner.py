@@ -7,7 +7,7 @@ import logging
 from datagen.batch import WorkBatch
 from pipelines import build_recipe
 from datagen.schema import Frame, Provenance, Sample, Turn
-from operators.instructions.backends.base import BackendConfig, ChatRequest, make_backend
+from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
 from operators.instructions.captioner import CaptionerInstructions
 from operators.instructions.config import CaptionerConfig
 from operators.instructions.stages import build_instruction_stages

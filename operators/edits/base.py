@@ -1,0 +1,110 @@
+"""What the makers of synthesized edits share (remove/add/replace object, background, style, layers, text-to-image):
+the execution keys (device, GPUs, batch), the Emu Edit record and instruction slots every sample carries in its
+provenance, and one sample builder, so each maker only says which frames an edit makes."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+from pydantic import Field
+
+from datagen import schema
+from datagen.batch import SourceImage, WorkBatch
+from datagen.operator import Operator, OperatorConfig, Resources, Role
+from datagen.schema import Frame, Provenance, Sample, Turn
+from datagen.worker_cache import ItemCache
+from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
+from operators.conditions.base import EXECUTION_KEYS
+from operators.edits.object_proposals import ProposalConfig, Proposer
+
+# the provenance keys a synthesized sample always has
+EMU_KEY = SYNTH_EMU_KEY
+
+
+class EditConfig(OperatorConfig):
+    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor when a model runs (cluster recipes set e.g. 1)")
+    batch_size: int = Field(4, ge=1, description="images per model call")
+
+
+def emu_edit(edit: str, edited_object: str = "", output: str = "", original_object: str = "") -> dict[str, str]:
+    """Emu Edit's instruction record: the kind of edit, the object as it is after it, the new caption, the object
+    before it. Every field is present (empty where the edit has none, e.g. no original object for an addition)."""
+    rec = {"edit": edit, "edited_object": edited_object, "output": output, "original_object": original_object}
+    assert tuple(rec) == EMU_FIELDS
+    return {k: " ".join(str(v).split()) for k, v in rec.items()}
+
+
+class EditOperator(Operator):
+    """A MAKE-role operator whose samples are synthesized from one photo."""
+
+    role = Role.MAKE
+    Config: ClassVar[type[EditConfig]] = EditConfig
+
+    def uses_model(self) -> bool:
+        return False
+
+    def resources(self) -> Resources:
+        c = self.config
+        if not self.uses_model():
+            return Resources(batch_size=16)
+        return Resources(num_cpus=1.0, num_gpus=float(c.num_gpus), batch_size=int(c.batch_size))
+
+    def params(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json", exclude=EXECUTION_KEYS)
+
+    def sample(self, batch: WorkBatch, item: SourceImage, task: str, inputs: list[Frame], target: Frame,
+               emu: dict[str, str], slots: dict[str, str], drawn: dict[str, Any], variant: int = 0,
+               caption: Optional[str] = None) -> Sample:
+        """One CU. Its caption (what template lines say with {caption}) is the edit's output caption unless given:
+        layer decomposition's templates describe the photo the layer comes from."""
+        caption = emu.get("output", "") if caption is None else caption
+        turn = Turn(task=task, direction=schema.TASKS[task].direction, inputs=inputs, target=target, caption=caption)
+        prov = Provenance(
+            sources=[item.uri],
+            source_ids=[item.source_id],
+            operator=self.name,
+            operator_version=self.version,
+            params={**self.params(), **drawn, EMU_KEY: emu, SLOTS_KEY: slots},
+            recipe=batch.recipe,
+            variant=variant,
+        )
+        return Sample(turns=[turn], provenance=prov)
+
+
+# what several edit makers compute from the same photo (object proposals, the foreground matte): the makers run one
+# after another in one worker, so each photo is analysed once, not once per maker
+CACHE = ItemCache()
+
+
+def image_key(item: SourceImage) -> tuple:
+    """What identifies an item's pixels in the cache: its source id (a content digest), size and a pixel sample (two
+    items with one source id but other pixels, e.g. resized differently by two recipes, never share an entry)."""
+    import hashlib
+
+    return item.source_id, item.image.shape, hashlib.sha1(np.ascontiguousarray(item.image[::17, ::13]).tobytes()).hexdigest()
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    import cv2
+
+    if px <= 0:
+        return mask.copy()
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.dilate(mask, k)
+
+
+def pick(rng: np.random.Generator, options: list, k: int, exclude: Optional[str] = None) -> list:
+    pool = [o for o in options if o != exclude]
+    if not pool:
+        return []
+    idx = rng.choice(len(pool), size=min(k, len(pool)), replace=False)
+    return [pool[int(i)] for i in idx]
+
+
+NO_OBJECT = "no object proposal"
+
+
+def proposals_for(proposer: Proposer, cfg: ProposalConfig, item) -> list:
+    """An item's proposals, computed once per worker for every maker that asks with the same settings."""
+    return CACHE.get(("proposals", image_key(item), cfg.model_dump_json()), lambda: proposer.propose(item.image, item.caption))

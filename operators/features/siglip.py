@@ -1,0 +1,123 @@
+"""SigLIP image embeddings with open_clip (the SO400M and B/16 SigLIP families): batched, bf16/fp16 on GPU,
+L2-normalised. Only the vision tower is kept; the tokenizer is never loaded (it needs hub files, images do not).
+`pretrained` is a hub id (hf-hub:timm/...), a local checkpoint file, a local-dir: folder, or an open_clip tag."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar, Literal, Optional
+
+import numpy as np
+from pydantic import Field
+
+from datagen.devices import resolve_device
+from datagen.operator import OperatorConfig, Resources
+from datagen.pairing.config import Band
+from datagen.pairing.features import META_EMBEDDING, META_ENCODER
+from operators.features.base import FeatureOperator, gpu_request
+
+log = logging.getLogger(__name__)
+
+# SigLIP's published preprocessing (open_clip's pretrained tags for webli): squash to size, bicubic, mean=std=0.5.
+# A bare checkpoint file carries none, so it gets this one.
+SIGLIP_PREPROCESS = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic", "resize_mode": "squash"}
+SCHEMAS = ("hf-hub:", "local-dir:")
+
+
+class SiglipFeaturesConfig(OperatorConfig):
+    model: str = Field("ViT-SO400M-14-SigLIP-384", description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)")
+    pretrained: Optional[str] = Field(None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(64, ge=1)
+    num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
+    concurrency: Optional[int] = Field(None, ge=1, description="actors in the pool (None: one per GPU / as Ray allows)")
+    num_cpus: float = Field(4, gt=0, description="CPUs per actor, one preprocessing thread each (PIL resize releases the "
+                            "GIL). SO400M bf16 on an H200: 90 images/s with 1, 189 with 4, 224 with 8; the model alone 501")
+
+
+def resolve_source(model: str, pretrained: str) -> tuple[str, Optional[str], Optional[dict]]:
+    """(open_clip model_name, pretrained argument, forced preprocessing) for create_model."""
+    if pretrained.startswith(SCHEMAS):
+        return pretrained, None, None
+    if os.path.isfile(pretrained):
+        return model, pretrained, dict(SIGLIP_PREPROCESS)
+    return model, pretrained, None  # an open_clip tag (resolved through its hub cache)
+
+
+def load_vision_tower(model: str, pretrained: str, device: str, precision: str) -> tuple[Any, Any]:
+    """(vision tower on `device` in eval mode, its open_clip preprocessing transform)."""
+    import open_clip
+    import torch
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    name, pt, force_pp = resolve_source(model, pretrained)
+    clip = open_clip.create_model(name, pretrained=pt, device="cpu", precision="fp32", force_preprocess_cfg=force_pp, require_pretrained=True)
+    visual = clip.visual
+    pp = PreprocessCfg(**{k: v for k, v in visual.preprocess_cfg.items() if k in PreprocessCfg.__dataclass_fields__})
+    transform = image_transform_v2(pp, is_train=False)
+    del clip  # the text tower is half of SO400M's weights and is never used here
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    visual = visual.to(device=device, dtype=dtype).eval()
+    return visual, transform
+
+
+class SiglipFeatures(FeatureOperator):
+    name = "siglip_features"
+    version = "1"
+    stateful = True
+    Config: ClassVar[type[SiglipFeaturesConfig]] = SiglipFeaturesConfig
+    default_center: ClassVar[bool] = False
+    # a starting point for SigLIP image-image cosine: same scene or object above ~0.75, re-encodes of one photo ~0.98
+    default_band: ClassVar[Band] = Band(low=0.75, high=0.97)
+
+    def __init__(self, config: SiglipFeaturesConfig | None = None, **context: Any):
+        super().__init__(config, **context)
+        self._visual = None
+        self._transform = None
+        self._device = "cpu"
+        self._dtype = None
+        self._pool = None  # preprocessing threads, made on first use (a thread pool does not pickle)
+
+    def unavailable_reason(self) -> str | None:
+        p = self.config.pretrained
+        if not p:
+            return "siglip_features.pretrained is not set (a hub id, a local checkpoint file or local-dir:PATH of SigLIP weights)"
+        if p.startswith("local-dir:") and not os.path.isdir(p[len("local-dir:"):]):
+            return f"siglip_features.pretrained={p!r}: no such folder"
+        return None
+
+    def resources(self) -> Resources:
+        c = self.config
+        return Resources(num_cpus=c.num_cpus, batch_size=c.batch_size, concurrency=c.concurrency, **gpu_request(c.device, c.num_gpus))
+
+    def describe(self) -> str:
+        c = self.config
+        return f"siglip_features: open_clip {c.model} weights {c.pretrained} ({c.precision}, {c.device}); vision tower only, no tokenizer"
+
+    def setup(self) -> None:
+        c = self.config
+        device = resolve_device(c.device)
+        precision = c.precision if c.precision != "auto" else ("bf16" if device == "cuda" else "fp32")
+        self._visual, self._transform = load_vision_tower(c.model, c.pretrained or "", device, precision)
+        self._device = device
+        self._dtype = next(self._visual.parameters()).dtype
+        log.info("siglip_features loaded %s on %s (%s)", c.pretrained, device, precision)
+
+    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        import torch
+        import torch.nn.functional as F
+        from PIL import Image
+
+        if self._visual is None:
+            self.setup()
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max(1, round(self.config.num_cpus)), thread_name_prefix="siglip-preprocess")
+        tensors = list(self._pool.map(lambda im: self._transform(Image.fromarray(im)), images))
+        x = torch.stack(tensors).to(self._device, self._dtype)
+        with torch.inference_mode():
+            emb = F.normalize(self._visual(x).float(), dim=-1).cpu().numpy()
+        tag = self.describe()
+        return [{META_EMBEDDING: e.astype(np.float32), META_ENCODER: tag} for e in emb]

@@ -1,0 +1,103 @@
+"""Shared shape of the model-backed instruction stages (captioner, MLLM difference): pick the turns they write
+for, send requests through the backend in batches, accept usable answers, and fall back to the turn's template
+instruction (method fallback_template, counted in the stage's stats) for everything else. No sample is lost."""
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from datagen.batch import WorkBatch, derive_seed
+from datagen.operator import Operator, Resources, Role
+from datagen.schema import Sample, Turn
+from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, make_backend
+from operators.instructions.records import FALLBACK_TEMPLATE, TEMPLATE, count_fallback, update_turn_record
+from operators.instructions.text import normalize_answer, shift_indicators, unusable_reason
+
+log = logging.getLogger(__name__)
+
+Job = tuple[Sample, int]
+
+
+class ModelInstructionStage(Operator):
+    role = Role.INSTRUCT
+    stateful = True  # the backend (a model or a connection pool) lives as long as the worker
+    method: ClassVar[str] = ""
+    config_key: ClassVar[str] = "instructions"  # the recipe key of this stage's section, for error messages
+
+    def __init__(self, config=None, **context: Any):
+        super().__init__(config, **context)
+        # both model stages show the model the images: the backend needs an image-text model
+        self.backend: ChatBackend = make_backend(self.backend_config, images=True, key=f"{self.config_key}.backend")
+
+    @property
+    def backend_config(self) -> BackendConfig:
+        return self.config.backend
+
+    def unavailable_reason(self) -> str | None:
+        return self.backend.unavailable_reason()
+
+    def resources(self) -> Resources:
+        b = self.backend_config
+        return Resources(num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors)
+
+    def setup(self) -> None:
+        self.backend.setup()
+
+    def eligible(self, sample: Sample, index: int, turn: Turn) -> bool:
+        tasks = self.config.tasks
+        return bool(turn.inputs) and turn.instruction_method in (TEMPLATE, "") and ("*" in tasks or turn.task in tasks)
+
+    def seed(self, batch: WorkBatch, job: Job) -> int:
+        return derive_seed(batch.seed, job[0].key, job[1], self.name)
+
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        jobs = [(s, i) for s in batch.samples for i, t in enumerate(s.turns) if self.eligible(s, i, t)]
+        step = max(1, self.backend_config.batch_size) * max(1, self.backend_config.concurrency if self.backend_config.kind == "openai" else 1)
+        for start in range(0, len(jobs), step):
+            chunk = jobs[start : start + step]
+            try:
+                self.run_chunk(batch, chunk)
+            except Exception as err:  # noqa: BLE001 - a broken backend call means templates for these turns, not lost samples
+                log.warning("partition %s: %s failed on %d turns: %s: %s", batch.partition, self.name, len(chunk), type(err).__name__, err)
+                for job in chunk:
+                    if job[0].turns[job[1]].instruction_method in (TEMPLATE, ""):
+                        self.fallback(batch, job, f"backend_error:{type(err).__name__}")
+        return batch
+
+    def run_chunk(self, batch: WorkBatch, chunk: list[Job]) -> None:
+        raise NotImplementedError
+
+    def ask(self, reqs: list[ChatRequest], backend: ChatBackend | None = None) -> list[ChatResult]:
+        results = (backend or self.backend).chat(reqs)
+        if len(results) != len(reqs):
+            raise RuntimeError(f"backend returned {len(results)} results for {len(reqs)} requests")
+        return results
+
+    def finish_answer(self, batch: WorkBatch, job: Job, answer: str, record: dict[str, Any] | None = None) -> bool:
+        """Normalise the answer; use it if it is a usable instruction for the turn, else fall back. True if used."""
+        sample, i = job
+        turn = sample.turns[i]
+        n_before = sample.n_images_visible(i) - len(turn.inputs)
+        text = normalize_answer(answer, len(turn.inputs))
+        try:
+            text = shift_indicators(text, n_before)
+        except ValueError:
+            self.fallback(batch, job, "unusable:bad_indicator", answer=answer)
+            return False
+        why = unusable_reason(text, sample.n_images_visible(i))
+        if why:
+            self.fallback(batch, job, f"unusable:{why}", answer=answer)
+            return False
+        source = turn.instruction
+        turn.instruction = text
+        turn.instruction_method = self.method
+        update_turn_record(sample, i, method=self.method, source=source, model=self.backend_config.model, **(record or {}))
+        return True
+
+    def fallback(self, batch: WorkBatch, job: Job, reason: str, answer: str | None = None) -> None:
+        sample, i = job
+        turn = sample.turns[i]
+        turn.instruction_method = FALLBACK_TEMPLATE  # the template text written before this stage stays
+        count_fallback(batch, self.name, reason)
+        update_turn_record(sample, i, method=FALLBACK_TEMPLATE, fallback=reason, tried=self.method, model=self.backend_config.model,
+                           answer=(answer[:200] if answer else None))

@@ -1,0 +1,96 @@
+"""vLLM in-process, for GPU clusters: one engine per Ray actor, `tensor_parallel_size` GPUs each, batched
+`LLM.chat` with the OpenAI message format. vllm is an optional import (`pip install 'datagen[vllm]'`).
+
+The engine and sampling arguments are built by pure functions (`engine_kwargs`, `sampling_kwargs`) so that what
+reaches vLLM is testable without vLLM: a text-only model, or a stage that sends no images (the rewriter), gets no
+multimodal argument at all; several vLLM versions refuse `limit_mm_per_prompt` for a text-only model."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult
+from operators.models.backends.openai_http import openai_messages
+
+log = logging.getLogger(__name__)
+
+# engine arguments that only make sense for a model with a vision part
+MULTIMODAL_ENGINE_KWARGS = ("limit_mm_per_prompt", "mm_processor_kwargs", "mm_processor_cache_gb", "disable_mm_preprocessor_cache")
+
+
+def engine_kwargs(c: BackendConfig, multimodal: bool) -> dict[str, Any]:
+    """Keyword arguments of `vllm.LLM(...)` for this backend config; multimodal: the stage sends images and the
+    model has a vision part (VLLMBackend.engine_kwargs decides)."""
+    kwargs: dict[str, Any] = dict(
+        model=c.model,
+        tensor_parallel_size=c.tensor_parallel_size,
+        gpu_memory_utilization=c.gpu_memory_utilization,
+        trust_remote_code=c.trust_remote_code,
+        seed=0,
+    )
+    if multimodal:
+        kwargs["limit_mm_per_prompt"] = {"image": c.max_images}
+    if c.max_model_len:
+        kwargs["max_model_len"] = c.max_model_len
+    if c.dtype != "auto":
+        kwargs["dtype"] = c.dtype
+    if c.tensor_parallel_size > 1:
+        # inside a Ray actor that already holds the GPUs, vLLM's workers are local processes
+        kwargs["distributed_executor_backend"] = "mp"
+    return kwargs
+
+
+def sampling_kwargs(c: BackendConfig, req: ChatRequest) -> dict[str, Any]:
+    """Keyword arguments of `vllm.SamplingParams(...)` for one request (seeded per request: reproducible)."""
+    return dict(max_tokens=req.max_new_tokens or c.max_new_tokens, temperature=c.temperature, seed=int(req.seed % (2**31)))
+
+
+class VLLMBackend(ChatBackend):
+    def unavailable_reason(self) -> str | None:
+        if importlib.util.find_spec("vllm") is None:
+            return "vllm backend: vllm is not installed (install datagen[vllm] in the GPU image, or serve the model with `vllm serve` and use kind: openai)"
+        return super().unavailable_reason()
+
+    def num_gpus(self) -> float:
+        if self.config.num_gpus is not None:
+            return self.config.num_gpus
+        return float(self.config.tensor_parallel_size)
+
+    def describe(self) -> str:
+        c = self.config
+        return f"vLLM in-process {c.model} (tensor_parallel_size {c.tensor_parallel_size}, gpu_memory_utilization {c.gpu_memory_utilization})"
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """What `setup` hands to `vllm.LLM`: the model's modality is read only when the stage sends images."""
+        multimodal = self.images and self.model_modality() == "image_text"
+        return engine_kwargs(self.config, multimodal)
+
+    def setup(self) -> None:
+        from vllm import LLM
+
+        kwargs = self.engine_kwargs()
+        self.llm = LLM(**kwargs)
+        log.info("vLLM engine ready: %s (%s)", self.describe(), "image-text" if "limit_mm_per_prompt" in kwargs else "text only")
+
+    def chat(self, reqs: list[ChatRequest]) -> list[ChatResult]:
+        from vllm import SamplingParams
+
+        if not hasattr(self, "llm"):
+            self.setup()
+        c = self.config
+        out: list[ChatResult] = []
+        for start in range(0, len(reqs), c.batch_size):
+            chunk = reqs[start : start + c.batch_size]
+            msgs = [openai_messages(r, c.image_max_side) for r in chunk]
+            params = [SamplingParams(**sampling_kwargs(c, r)) for r in chunk]
+            try:
+                results = self.llm.chat(msgs, sampling_params=params, use_tqdm=False)
+            except (RuntimeError, ValueError) as e:
+                log.warning("vLLM chat failed for %d requests: %s: %s", len(chunk), type(e).__name__, e)
+                out.extend(ChatResult(None, f"backend_error:{type(e).__name__}") for _ in chunk)
+                continue
+            for res in results:
+                text = res.outputs[0].text if res.outputs else None
+                out.append(ChatResult(text, "" if text is not None else "empty_answer"))
+        return out
