@@ -26,7 +26,7 @@ else
 endif
 DEMO_OUT ?= out/demo
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo lint test test-fast bench clean
 
 install: $(STAMP)
 
@@ -58,11 +58,15 @@ demo: install
 	$(VENV)/bin/datagen validate $(DEMO_OUT)
 	$(VENV)/bin/datagen stats $(DEMO_OUT)
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install lint
 	$(PY) -m pytest -q -m "not cluster"
 	$(PY) -m pytest -q -m cluster
 
-test-fast: install
+test-fast: install lint
 	$(PY) -m pytest -q -m "not slow and not cluster"
 
 bench: install

@@ -7,6 +7,7 @@ scribble line drawings. The rest have no weight-free peer and are reported absol
 --models adds the model backends at their published sizes (random weights of the real architectures: the cost
 is the same), which on a CPU take seconds per image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,7 +101,10 @@ def model_configs(tmp: Path) -> dict[str, object]:
     torch.save(build_generator().state_dict(), gen)
     torch.save(build_hed().state_dict(), hed)
     return {
-        "contour (informative-drawings)": ("contour", ContourConfig(backend="model", checkpoint=str(gen), device="cpu")),
+        "contour (informative-drawings)": (
+            "contour",
+            ContourConfig(backend="model", checkpoint=str(gen), device="cpu"),
+        ),
         "doodle (HED)": ("doodle", DoodleConfig(backend="model", checkpoint=str(hed), device="cpu")),
     }
 
@@ -120,7 +124,9 @@ def main() -> None:
     photos = load_photos(args.side)
     canny_peer, lineart_peer = CannyDetector(), LineartStandardDetector()
     peers = {
-        "CannyDetector": lambda p, i: canny_peer(p, detect_resolution=args.side, image_resolution=args.side, output_type="np"),
+        "CannyDetector": lambda p, i: canny_peer(
+            p, detect_resolution=args.side, image_resolution=args.side, output_type="np"
+        ),
         "LineartStandardDetector": lambda p, i: lineart_peer(p, detect_resolution=args.side, output_type="np"),
     }
     rows = [
@@ -142,7 +148,10 @@ def main() -> None:
         for label, (name, cfg) in model_configs(Path(tempfile.mkdtemp(prefix="bench_cond_"))).items():
             rows.append((label, ours(name, cfg), None))
 
-    print(f"\n{len(photos)} photos at long side {args.side}, one thread (cv2, torch, BLAS), best of 3 runs in {args.seconds}s per row\n")
+    print(
+        f"\n{len(photos)} photos at long side {args.side}, one thread (cv2, torch, BLAS), best of 3 runs in "
+        f"{args.seconds}s per row\n"
+    )
     print(f"{'operator':<32}{'ours img/s':>12}  {'controlnet_aux peer':<26}{'peer img/s':>11}{'ours/peer':>11}")
     for label, fn, peer in rows:
         if peer:

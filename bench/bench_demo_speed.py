@@ -4,8 +4,10 @@ branch left main) and this tree run `datagen run configs/demo.yaml` on the same 
 the rewrite stage's share of worker time, wall time end to end (process start to exit: Ray start-up and shutdown
 included) and the instruction variety of each side, as medians over the rounds.
 
-    python bench/bench_demo_speed.py [--baseline REF] [--rounds 3] [--input PATH] [--variant NAME=KEY=VALUE ...] [--same-work]
+    python bench/bench_demo_speed.py [--baseline REF] [--rounds 3] [--input PATH] [--variant NAME=KEY=VALUE ...]
+    [--same-work]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +28,22 @@ from datagen.shards.reader import iter_samples  # noqa: E402
 
 REWRITE = "rewrite_instructions"
 # the demo recipe's stages that the pre-issue-14 demo (bcdd19d) did not run, and its classical pairing encoder
-SAME_WORK = [f"operators.{op}.enabled=false" for op in (
-    "pose", "remove_object", "background_change", "style_transfer", "text_to_image", "layers", "subject_reference",
-    "face_features", "pixel_scores", "nsfw_score", "quality_filter")] + [
-    "pairing.encoder=classical_features", "pairing.routes.facial_editing.enabled=false"]
+SAME_WORK = [
+    f"operators.{op}.enabled=false"
+    for op in (
+        "pose",
+        "remove_object",
+        "background_change",
+        "style_transfer",
+        "text_to_image",
+        "layers",
+        "subject_reference",
+        "face_features",
+        "pixel_scores",
+        "nsfw_score",
+        "quality_filter",
+    )
+] + ["pairing.encoder=classical_features", "pairing.routes.facial_editing.enabled=false"]
 
 
 def git(*args: str) -> str:
@@ -47,7 +61,16 @@ def checkout(ref: str, into: Path) -> Path:
 def run_demo(src: Path, out: Path, overrides: list[str]) -> float:
     """Wall seconds of one `datagen run` of the demo recipe from the tree at `src` (its code, its demo.yaml)."""
     env = dict(os.environ, PYTHONPATH=str(src))  # Ray's workers inherit it: they import the same tree
-    cmd = [sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}", "runtime.progress=false", *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "run",
+        "configs/demo.yaml",
+        f"output.dir={out}",
+        "runtime.progress=false",
+        *overrides,
+    ]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -70,7 +93,11 @@ def variety(out: Path) -> dict[str, float]:
                 turns += 1
                 kept += len(rec.get("alternates", []))
     rates = [len(set(v)) / len(v) for t, v in per_turn.items() if samples[t] >= 10]
-    return {"min distinct/task": min(rates), "mean distinct/task": statistics.mean(rates), "rewrites kept/turn": kept / max(1, turns)}
+    return {
+        "min distinct/task": min(rates),
+        "mean distinct/task": statistics.mean(rates),
+        "rewrites kept/turn": kept / max(1, turns),
+    }
 
 
 def main() -> None:
@@ -79,9 +106,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--input", default="", help="input.path for both sides (default: the demo's builtin:photos)")
     ap.add_argument("--cpus", type=int, default=2, help="runtime.num_cpus for both sides")
-    ap.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE[;KEY=VALUE...]: this tree again with overrides")
-    ap.add_argument("--same-work", action="store_true", help="also run this tree with the baseline demo's stages only "
-                    "(what issues 12-14 added turned off), to separate the engine's speed from the recipe's growth")
+    ap.add_argument(
+        "--variant", action="append", default=[], help="NAME=KEY=VALUE[;KEY=VALUE...]: this tree again with overrides"
+    )
+    ap.add_argument(
+        "--same-work",
+        action="store_true",
+        help="also run this tree with the baseline demo's stages only "
+        "(what issues 12-14 added turned off), to separate the engine's speed from the recipe's growth",
+    )
     ap.add_argument("--keep", default="", help="folder to keep the outputs in (default: a temporary one)")
     args = ap.parse_args()
 
@@ -98,10 +131,9 @@ def main() -> None:
         sides.append(("same work", ROOT, common + SAME_WORK))
 
     # the ONNX exports are one-offs per checkpoint (cached by its hash): done here, timed, not inside a round
+    from operators.features.mobilenet import cached_onnx as mobilenet_onnx
     from operators.instructions.embedder import default_model_dir
     from operators.instructions.onnx_text_model import cached_onnx
-
-    from operators.features.mobilenet import cached_onnx as mobilenet_onnx
 
     t0 = time.perf_counter()
     cached_onnx(default_model_dir())
@@ -123,16 +155,26 @@ def main() -> None:
             for stage, row in summary["stages"].items():
                 stages[name][stage].append(row["seconds"])
             varieties[name].append(variety(out))
-            print(f"round {r} {name:<8} {wall:6.1f}s wall, {sum(row['seconds'] for row in summary['stages'].values()):6.1f} worker-s, "
-                  f"rewrite {summary['stages'].get(REWRITE, {}).get('seconds', 0):5.1f}s", flush=True)
+            print(
+                f"round {r} {name:<8} {wall:6.1f}s wall, "
+                f"{sum(row['seconds'] for row in summary['stages'].values()):6.1f} worker-s, "
+                f"rewrite {summary['stages'].get(REWRITE, {}).get('seconds', 0):5.1f}s",
+                flush=True,
+            )
     load1 = os.getloadavg()
 
     med = lambda xs: statistics.median(xs) if xs else 0.0  # noqa: E731
     names = [n for n, _, _ in sides]
     all_stages = list(dict.fromkeys(s for n in names for s in stages[n]))
-    print(f"\ndemo recipe, {args.rounds} interleaved rounds, runtime.num_cpus={args.cpus}, input {args.input or 'builtin:photos'}; "
-          f"before = {ref[:10]}, after = this tree; medians")
-    print(f"load average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; one-off ONNX exports (MiniLM + int8 copy, MobileNetV2): {export_s:.1f}s (cached)")
+    print(
+        f"\ndemo recipe, {args.rounds} interleaved rounds, runtime.num_cpus={args.cpus}, input "
+        f"{args.input or 'builtin:photos'}; "
+        f"before = {ref[:10]}, after = this tree; medians"
+    )
+    print(
+        f"load average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; one-off ONNX exports (MiniLM + int8 "
+        f"copy, MobileNetV2): {export_s:.1f}s (cached)"
+    )
     print(f"{'stage (worker s)':<24}" + "".join(f"{n:>12}" for n in names))
     for st in all_stages:
         print(f"{st:<24}" + "".join(f"{med(stages[n].get(st, [])):>12.2f}" for n in names))

@@ -6,6 +6,7 @@ DataLoader workers), the tiny trainer alone (samples/s on batches already in mem
 
 Without --data it first writes a shard folder with the demo recipe (real photos, all weight-free conditions).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from datagen.trainer.config import load_train_recipe  # noqa: E402
-from datagen.trainer.encoders import load_text_encoder, load_vae, prepare_tiny_models  # noqa: E402
 from datagen.trainer.distributed import DistInfo  # noqa: E402
+from datagen.trainer.encoders import load_text_encoder, load_vae, prepare_tiny_models  # noqa: E402
 from datagen.trainer.loader import ShardStream, make_loader  # noqa: E402
 from datagen.trainer.loop import cpu_threads  # noqa: E402
 from datagen.trainer.models import ACEDiT, size_spec  # noqa: E402
@@ -31,10 +32,14 @@ from datagen.trainer.objectives import make_objective, training_loss  # noqa: E4
 
 
 def build_shards(out: Path, limit: int) -> None:
-    from pipelines import load_recipe
-    from pipelines import run
+    from pipelines import load_recipe, run
 
-    run(load_recipe("configs/demo.yaml", [f"output.dir={out}", f"input.limit={limit}", "runtime.executor=local", "runtime.progress=false"]))
+    run(
+        load_recipe(
+            "configs/demo.yaml",
+            [f"output.dir={out}", f"input.limit={limit}", "runtime.executor=local", "runtime.progress=false"],
+        )
+    )
 
 
 def loader_rate(recipe, tokenizer, workers: int, n: int) -> tuple[float, float]:
@@ -57,7 +62,9 @@ def make_trainer(recipe, codec, text):
     objective = make_objective(recipe.loss)
 
     def step(batch, i):
-        res = training_loss(model, objective, codec, text, batch, recipe.loss, torch.Generator().manual_seed(i), spec["patch"], False)
+        res = training_loss(
+            model, objective, codec, text, batch, recipe.loss, torch.Generator().manual_seed(i), spec["patch"], False
+        )
         res.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -77,7 +84,9 @@ def main() -> None:
     data = Path(args.data) if args.data else tmp / "shards"
     if not args.data:
         build_shards(data, args.limit)
-    recipe = load_train_recipe("configs/train_tiny.yaml", [f"data.path={data}", f"data.max_tokens={args.max_tokens}", "data.holdout=0"])
+    recipe = load_train_recipe(
+        "configs/train_tiny.yaml", [f"data.path={data}", f"data.max_tokens={args.max_tokens}", "data.holdout=0"]
+    )
     from datagen.shards.reader import iter_samples
 
     corpus = [t.instruction for s in islice(iter_samples(data), 200) for t in s.turns]
@@ -114,16 +123,28 @@ def main() -> None:
         t2 = time.perf_counter()
         wait += t1 - t0
         compute += t2 - t1
-    rows.append((f"train loop, {recipe.data.num_workers} worker", n / (wait + compute), f"{100 * wait / (wait + compute):.1f}% of step time waiting for data"))
+    rows.append(
+        (
+            f"train loop, {recipe.data.num_workers} worker",
+            n / (wait + compute),
+            f"{100 * wait / (wait + compute):.1f}% of step time waiting for data",
+        )
+    )
 
-    print(f"\nshards: {data}   frames: data.max_tokens={args.max_tokens} cells   batch: {recipe.data.batch_size} samples   threads: {torch.get_num_threads()}")
+    print(
+        f"\nshards: {data}   frames: data.max_tokens={args.max_tokens} cells   batch: {recipe.data.batch_size} "
+        f"samples   threads: {torch.get_num_threads()}"
+    )
     print(f"| {'what':<32} | {'samples/s':>9} | note")
     print(f"|{'-' * 34}|{'-' * 11}|{'-' * 40}")
     for name, rate, note in rows:
         print(f"| {name:<32} | {rate:>9.1f} | {note}")
     best_loader = max(r[1] for r in rows[:3])
     verdict = "yes" if best_loader > train_rate else "NO"
-    print(f"\nloader outpaces the tiny trainer: {verdict} ({best_loader:.1f} vs {train_rate:.1f} samples/s, x{best_loader / train_rate:.1f})")
+    print(
+        f"\nloader outpaces the tiny trainer: {verdict} ({best_loader:.1f} vs {train_rate:.1f} samples/s, "
+        f"x{best_loader / train_rate:.1f})"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ N grows. Prints a table.
 
     python bench/bench_memory.py [--sizes 10000,100000] [--side 64] [--executor ray]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def make_images(root: Path, n: int, side: int) -> None:
         h, w = img.shape[:2]
         s = int(rng.integers(side, min(h, w)))
         y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-        crop = cv2.resize(img[y:y + s, x:x + s], (side, side), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(img[y : y + s, x : x + s], (side, side), interpolation=cv2.INTER_AREA)
         sub = root / f"{i // 1000:04d}"
         sub.mkdir(exist_ok=True)
         cv2.imwrite(str(sub / f"{i:07d}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -70,10 +71,22 @@ def tree_rss(pid: int) -> tuple[int, int]:
 
 def measure(inp: Path, out: Path, args) -> dict:
     # the lean recipe with grayscale only: this measures the streaming machinery, not an operator's working set
-    cmd = [sys.executable, "-m", "pipelines.cli", "run", "tests/tiny_recipe.yaml", f"input.path={inp}", f"output.dir={out}",
-           f"runtime.executor={args.executor}", f"input.images_per_partition={args.per_partition}", "input.max_side=64",
-           "input.min_side=32", "operators.canny.enabled=false", "operators.lcu_chains.enabled=false",
-           "output.samples_per_shard=5000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "run",
+        "tests/tiny_recipe.yaml",
+        f"input.path={inp}",
+        f"output.dir={out}",
+        f"runtime.executor={args.executor}",
+        f"input.images_per_partition={args.per_partition}",
+        "input.max_side=64",
+        "input.min_side=32",
+        "operators.canny.enabled=false",
+        "operators.lcu_chains.enabled=false",
+        "output.samples_per_shard=5000",
+    ]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -113,12 +126,16 @@ def main() -> None:
         rows.append((n, gen, r))
         shutil.rmtree(inp)
         shutil.rmtree(tmp / f"out{n}")
-    print(f"\ngrayscale both ways on {args.side}px images, executor {args.executor}, "
-          f"{args.per_partition} images per partition, {os.cpu_count()} CPUs\n")
+    print(
+        f"\ngrayscale both ways on {args.side}px images, executor {args.executor}, "
+        f"{args.per_partition} images per partition, {os.cpu_count()} CPUs\n"
+    )
     print(f"{'images':>8}{'samples':>9}{'wall s':>9}{'images/s':>10}{'peak driver MB':>16}{'peak total MB':>15}")
     for n, _, r in rows:
-        print(f"{n:>8}{r['samples']:>9}{r['wall']:>9.1f}{r['decoded'] / r['wall']:>10.1f}"
-              f"{r['driver'] / 2**20:>16.0f}{r['total'] / 2**20:>15.0f}")
+        print(
+            f"{n:>8}{r['samples']:>9}{r['wall']:>9.1f}{r['decoded'] / r['wall']:>10.1f}"
+            f"{r['driver'] / 2**20:>16.0f}{r['total'] / 2**20:>15.0f}"
+        )
     shutil.rmtree(tmp)
 
 

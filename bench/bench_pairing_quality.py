@@ -6,6 +6,7 @@ group recall and pair recall per split; the held-out figures are the ones to quo
 
     python bench/bench_pairing_quality.py [--split tuning|held-out|both] [--executor local|ray] [--siglip hf-hub:...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,9 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from datagen import schema  # noqa: E402
 from datagen.operator import Role  # noqa: E402
-from pipelines.catalog import OPERATORS  # noqa: E402
-from pipelines import load_recipe, run  # noqa: E402
 from datagen.pairing.quality import SPLITS, evaluate, read_labels  # noqa: E402
+from pipelines import load_recipe, run  # noqa: E402
+from pipelines.catalog import OPERATORS  # noqa: E402
 
 PASS1_ONLY = [
     "pairing.routes.general_editing.score=none",
@@ -35,8 +36,14 @@ PASS1_ONLY = [
 
 
 def pairing_run(out: Path, executor: str, extra: list[str], folder: Path = SPLITS["held-out"]) -> dict:
-    overrides = [f"input.path={folder}", f"output.dir={out}", f"runtime.executor={executor}", "runtime.progress=false",
-                 "instructions.methods=[template]", *extra]
+    overrides = [
+        f"input.path={folder}",
+        f"output.dir={out}",
+        f"runtime.executor={executor}",
+        "runtime.progress=false",
+        "instructions.methods=[template]",
+        *extra,
+    ]
     recipe = load_recipe("configs/demo.yaml", overrides)
     for name, cfg in recipe.operators.items():
         if OPERATORS[name].role is not Role.FEATURES:
@@ -54,26 +61,47 @@ def main() -> None:
     ap.add_argument("--executor", default="local", choices=["local", "ray"])
     ap.add_argument("--siglip", default=None, help="SigLIP weights (hub id, file or local-dir:) to add a SigLIP row")
     ap.add_argument("--siglip-model", default="ViT-SO400M-14-SigLIP-384")
-    ap.add_argument("--set", action="append", default=[], help="extra recipe overrides for every variant (tuning split only, please)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="extra recipe overrides for every variant (tuning split only, please)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_pairing_quality_"))
-    variants = [("demo recipe: MobileNetV2 + two-pass", []),
-                ("peer: MobileNetV2, pass 1 only", PASS1_ONLY),
-                ("classical + two-pass", ["pairing.encoder=classical_features"]),
-                ("peer: classical, pass 1 only", ["pairing.encoder=classical_features", *PASS1_ONLY])]
+    variants = [
+        ("demo recipe: MobileNetV2 + two-pass", []),
+        ("peer: MobileNetV2, pass 1 only", PASS1_ONLY),
+        ("classical + two-pass", ["pairing.encoder=classical_features"]),
+        ("peer: classical, pass 1 only", ["pairing.encoder=classical_features", *PASS1_ONLY]),
+    ]
     if args.siglip:
-        variants.append(("SigLIP + two-pass", ["pairing.encoder=siglip_features", f"operators.siglip_features.pretrained={args.siglip}",
-                                              f"operators.siglip_features.model={args.siglip_model}"]))
-    for split in (SPLITS if args.split == "both" else [args.split]):
+        variants.append(
+            (
+                "SigLIP + two-pass",
+                [
+                    "pairing.encoder=siglip_features",
+                    f"operators.siglip_features.pretrained={args.siglip}",
+                    f"operators.siglip_features.model={args.siglip_model}",
+                ],
+            )
+        )
+    for split in SPLITS if args.split == "both" else [args.split]:
         folder = SPLITS[split]
         labels = read_labels(folder)
-        print(f"{split} split ({folder.name}): {len(labels)} photos, {len({r['group'] for r in labels.values() if r['group']})} groups of related views\n")
+        print(
+            f"{split} split ({folder.name}): {len(labels)} photos, "
+            f"{len({r['group'] for r in labels.values() if r['group']})} groups of related views\n"
+        )
         print(f"{'variant':<36} {'pairs':>5} {'right':>5} {'precision':>9} {'group recall':>12} {'pair recall':>11}")
         results = []
         for i, (name, extra) in enumerate(variants):
             r = pairing_run(tmp / f"{split}-run{i}", args.executor, [*extra, *args.set], folder)
             results.append((name, r))
-            print(f"{name:<36} {r['pairs']:>5} {r['right']:>5} {r['precision']:>9.2f} {r['groups_covered']:>5}/{r['groups']:<6} {r['pair_recall']:>11.2f}")
+            print(
+                f"{name:<36} {r['pairs']:>5} {r['right']:>5} {r['precision']:>9.2f} "
+                f"{r['groups_covered']:>5}/{r['groups']:<6} {r['pair_recall']:>11.2f}"
+            )
         print()
         for name, r in results:
             kinds = ", ".join(f"{k} {v['covered']}/{v['groups']}" for k, v in sorted(r["per_kind"].items()))
@@ -81,7 +109,10 @@ def main() -> None:
             if r["missed_groups"]:
                 print(f"  missed groups: {', '.join(r['missed_groups'])}")
             if r["wrong_pairs"]:
-                print(f"  wrong pairs: {', '.join(f'{a}~{b}' for a, b in r['wrong_pairs'][:8])}" + (" ..." if len(r["wrong_pairs"]) > 8 else ""))
+                print(
+                    f"  wrong pairs: {', '.join(f'{a}~{b}' for a, b in r['wrong_pairs'][:8])}"
+                    + (" ..." if len(r["wrong_pairs"]) > 8 else "")
+                )
         print()
     print(f"\noutputs under {tmp}")
 

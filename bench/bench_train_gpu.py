@@ -10,6 +10,7 @@ and T5 encoders are not in the timing (they do not train); their cost depends on
 MFU = model FLOPs (forward x 3, counted analytically, no recomputation) / peak dense bf16 FLOPs of the GPU.
 `--cpu-smoke` runs a tiny config on CPU to check the code path and the FLOP formula against torch's counter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,16 @@ def peak_flops(name: str, override: float | None) -> float | None:
     return None
 
 
-def forward_flops(spec: dict, frames: int, side: int, text_tokens: int, text_dim: int, latent_channels: int = 4,
-                  mlp_ratio: float = 4.0, parts: bool = False) -> float | dict[str, float]:
+def forward_flops(
+    spec: dict,
+    frames: int,
+    side: int,
+    text_tokens: int,
+    text_dim: int,
+    latent_channels: int = 4,
+    mlp_ratio: float = 4.0,
+    parts: bool = False,
+) -> float | dict[str, float]:
     """FLOPs of one sample's forward pass (2 per multiply-add), as the model computes them: linear layers and
     patch convolutions, plus attention (scores and weighted sums). The timestep MLP (per sample, tiny) is left out."""
     D, depth, p = spec["hidden"], spec["depth"], spec["patch"]
@@ -94,8 +103,11 @@ def check_flop_formula() -> None:
     parts = forward_flops(spec, 3, 64, 16, 32, parts=True)
     mine = parts["linear"] + parts["conv"]
     counted = counts.get("aten.addmm", 0) + counts.get("aten.mm", 0) + counts.get("aten.convolution", 0)
-    print(f"FLOP formula check (tiny, per sample): linear+conv analytic {mine:.5g}, torch counter {counted:.5g} "
-          f"(ratio {mine / counted:.3f}; the counter also has the timestep MLP); attention {parts['attention']:.4g} (analytic)")
+    print(
+        f"FLOP formula check (tiny, per sample): linear+conv analytic {mine:.5g}, torch counter {counted:.5g} "
+        f"(ratio {mine / counted:.3f}; the counter also has the timestep MLP); attention {parts['attention']:.4g} "
+        f"(analytic)"
+    )
 
 
 def main() -> None:
@@ -118,11 +130,28 @@ def main() -> None:
     if args.cpu_smoke:
         torch.set_num_threads(1)
         check_flop_formula()
-        args.size, args.resolution, args.batch, args.text_dim, args.text_tokens, args.steps, args.warmup = "tiny", 64, 2, 32, 16, 3, 1
+        args.size, args.resolution, args.batch, args.text_dim, args.text_tokens, args.steps, args.warmup = (
+            "tiny",
+            64,
+            2,
+            32,
+            16,
+            3,
+            1,
+        )
     elif not torch.cuda.is_available():
         print("no CUDA device: this benchmark measures GPU training (use --cpu-smoke to check the code path on CPU)")
         return
-    info = init_distributed() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else DistInfo(0, 1, 0, torch.device("cuda", 0) if torch.cuda.is_available() and not args.cpu_smoke else torch.device("cpu"))
+    info = (
+        init_distributed()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1
+        else DistInfo(
+            0,
+            1,
+            0,
+            torch.device("cuda", 0) if torch.cuda.is_available() and not args.cpu_smoke else torch.device("cpu"),
+        )
+    )
     device = info.device
     bf16 = device.type == "cuda"
     spec = size_spec(args.size)
@@ -135,7 +164,9 @@ def main() -> None:
     model = wrap_model(model.to(device), strategy, info, bf16)
     fwd = torch.compile(model) if args.compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda" and strategy != "fsdp")
-    x, target, text, valid, ind, layout = synthetic_batch(args.batch, args.frames, args.resolution, args.text_tokens, args.text_dim, device)
+    x, target, text, valid, ind, layout = synthetic_batch(
+        args.batch, args.frames, args.resolution, args.text_tokens, args.text_dim, device
+    )
 
     def step() -> None:
         t = torch.rand(args.batch, device=device)
@@ -173,11 +204,20 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = peak_flops(name, args.peak_tflops)
     mfu = f"{100 * train_flops / (peak * info.world):.1f}%" if peak else "n/a (unknown peak; --peak-tflops)"
-    print(f"\n{name} x{info.world}, strategy {strategy}, {'bf16 autocast' if bf16 else 'fp32'}, compile={args.compile}, grad_ckpt={args.grad_checkpointing}")
-    print(f"| {'config':<10} | {'params':>7} | {'res':>4} | {'frames':>6} | {'batch/GPU':>9} | {'step ms':>8} | {'samples/s':>9} | {'tokens/s':>9} | {'TFLOP/s':>8} | {'MFU':>6} | {'mem GiB':>7} |")
+    print(
+        f"\n{name} x{info.world}, strategy {strategy}, {'bf16 autocast' if bf16 else 'fp32'}, compile={args.compile}, "
+        f"grad_ckpt={args.grad_checkpointing}"
+    )
+    print(
+        f"| {'config':<10} | {'params':>7} | {'res':>4} | {'frames':>6} | {'batch/GPU':>9} | {'step ms':>8} | "
+        f"{'samples/s':>9} | {'tokens/s':>9} | {'TFLOP/s':>8} | {'MFU':>6} | {'mem GiB':>7} |"
+    )
     print("|" + "|".join("-" * (w + 2) for w in (10, 7, 4, 6, 9, 8, 9, 9, 8, 6, 7)) + "|")
-    print(f"| {args.size:<10} | {n_params / 1e6:>6.0f}M | {args.resolution:>4} | {args.frames:>6} | {args.batch:>9} | {1000 * step_s:>8.1f} | "
-          f"{samples:>9.1f} | {tokens:>9.0f} | {train_flops / 1e12:>8.1f} | {mfu:>6} | {mem:>7.1f} |")
+    print(
+        f"| {args.size:<10} | {n_params / 1e6:>6.0f}M | {args.resolution:>4} | {args.frames:>6} | {args.batch:>9} | "
+        f"{1000 * step_s:>8.1f} | "
+        f"{samples:>9.1f} | {tokens:>9.0f} | {train_flops / 1e12:>8.1f} | {mfu:>6} | {mem:>7.1f} |"
+    )
     cleanup(info)
 
 

@@ -3,6 +3,7 @@
 Every part runs in its own process under `timeout`, writes one JSON file (`--json PATH`) with its rows, and
 imports only torch (plus timm for SigLIP, faiss when present): the lent GPU machine has no Ray, open_clip, faiss
 or diffusers, and nothing can be downloaded there."""
+
 from __future__ import annotations
 
 import argparse

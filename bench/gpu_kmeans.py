@@ -7,6 +7,7 @@ When `import faiss` fails or this faiss has no GPU, a clearly labelled stand-in 
 K-means written in torch on the GPU (fp32 matmuls, no TF32, chunked assignment), so the figure still tells what
 the GPU does; it is NOT faiss's figure. The data are a seeded mixture of Gaussians made on the device (the time
 per iteration depends on n, d and K, not on the values)."""
+
 from __future__ import annotations
 
 import time
@@ -24,7 +25,7 @@ def mixture(n: int, d: int, centres: int, dev, seed: int = 0):
     for i in range(0, n, step):  # in slices: the whole noise tensor at once would double the peak memory
         m = min(step, n - i)
         a = torch.randint(0, centres, (m,), generator=g, device=dev)
-        x[i:i + m] = c[a] + 0.7 * torch.randn(m, d, generator=g, device=dev)
+        x[i : i + m] = c[a] + 0.7 * torch.randn(m, d, generator=g, device=dev)
     return torch.nn.functional.normalize(x, dim=1)
 
 
@@ -39,8 +40,17 @@ def faiss_gpus() -> tuple[object | None, str]:
 
 
 def faiss_kmeans(faiss, x_np, k: int, niter: int, gpu: bool):
-    km = faiss.Kmeans(x_np.shape[1], k, niter=niter, spherical=True, seed=1, gpu=gpu,
-                      max_points_per_centroid=max(1, -(-len(x_np) // k)), min_points_per_centroid=1, verbose=False)
+    km = faiss.Kmeans(
+        x_np.shape[1],
+        k,
+        niter=niter,
+        spherical=True,
+        seed=1,
+        gpu=gpu,
+        max_points_per_centroid=max(1, -(-len(x_np) // k)),
+        min_points_per_centroid=1,
+        verbose=False,
+    )
     t0 = time.perf_counter()
     km.train(x_np)
     return time.perf_counter() - t0, float(km.obj[-1]) / len(x_np)
@@ -62,8 +72,8 @@ def torch_kmeans(x, k: int, niter: int, seed: int = 1):
     for _ in range(niter):
         total = torch.zeros((), device=dev, dtype=torch.float64)
         for i in range(0, len(x), chunk):
-            s, a = (x[i:i + chunk] @ c.T).max(dim=1)
-            assign[i:i + chunk] = a
+            s, a = (x[i : i + chunk] @ c.T).max(dim=1)
+            assign[i : i + chunk] = a
             total += s.sum(dtype=torch.float64)
         sums = torch.zeros_like(c).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k)
@@ -98,7 +108,11 @@ def main() -> None:
         x_np = x.cpu().numpy()
         engine = f"faiss {faiss.__version__} {'GPU' if not why_not else 'CPU (smoke)'}"
     else:
-        engine = "torch K-means on GPU - STAND-IN, NOT faiss" if dev.type == "cuda" else "torch K-means on CPU - STAND-IN, NOT faiss"
+        engine = (
+            "torch K-means on GPU - STAND-IN, NOT faiss"
+            if dev.type == "cuda"
+            else "torch K-means on CPU - STAND-IN, NOT faiss"
+        )
 
     rows = []
     for i, (k, niter) in enumerate(runs):
@@ -109,9 +123,22 @@ def main() -> None:
         key = ("kmeans_small_k", "kmeans_large_k")[i] if len(runs) == 2 else f"kmeans_{i}"
         what = f"{engine}: spherical K-means {args.n:,} x {args.d}, K={k:,}, {niter} iterations"
         note = f"{why_not}; " if why_not else ""
-        rows.append(row(key, what, f"{s:.3g} s", f"{note}{1000 * s / niter:.0f} ms/iteration; mean cosine {obj:.3f}; "
-                        f"data made in {make_s:.1f} s", seconds=s, iterations=niter, k=k, n=args.n, d=args.d,
-                        engine=engine, is_faiss=use_faiss, mean_cosine=obj))
+        rows.append(
+            row(
+                key,
+                what,
+                f"{s:.3g} s",
+                f"{note}{1000 * s / niter:.0f} ms/iteration; mean cosine {obj:.3f}; data made in {make_s:.1f} s",
+                seconds=s,
+                iterations=niter,
+                k=k,
+                n=args.n,
+                d=args.d,
+                engine=engine,
+                is_faiss=use_faiss,
+                mean_cosine=obj,
+            )
+        )
     write(args.json, "kmeans", rows)
 
 

@@ -5,6 +5,7 @@
 WORKDIR holds status.tsv (part, status, rc, seconds, limit; written by bench/gpu_check.sh), PART.json and
 PART.log. Every expected row is printed whatever happened to its part: a failed, timed-out or skipped part shows
 that, with the last line of its log. Exit status 1 when a part failed or timed out."""
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def main() -> int:
 
     status: dict[str, dict] = {}
     tsv = args.work / "status.tsv"
-    for ln in (tsv.read_text().splitlines() if tsv.exists() else []):
+    for ln in tsv.read_text().splitlines() if tsv.exists() else []:
         name, st, rc, secs, limit = (ln.split("\t") + ["", "", "", ""])[:5]
         status[name] = {"status": st, "rc": int(rc or 0), "seconds": int(secs or 0), "limit_s": int(limit or 0)}
 
@@ -60,29 +61,53 @@ def main() -> int:
             if key in got:
                 rows.append({**got[key], "part": part, "status": "ok"})
                 continue
-            why = {"timeout": f"TIMEOUT after {st['limit_s']} s", "skipped": "skipped (--skip)",
-                   "no-time": "skipped: no time left in the budget", "failed": f"FAILED (exit {st['rc']})",
-                   "ok": "missing from the part's output"}.get(st["status"], st["status"])
+            why = {
+                "timeout": f"TIMEOUT after {st['limit_s']} s",
+                "skipped": "skipped (--skip)",
+                "no-time": "skipped: no time left in the budget",
+                "failed": f"FAILED (exit {st['rc']})",
+                "ok": "missing from the part's output",
+            }.get(st["status"], st["status"])
             detail = _last_error(args.work / f"{part}.log") if st["status"] in ("failed", "timeout", "ok") else ""
-            rows.append({"key": key, "what": "", "value": why, "detail": detail, "data": {}, "part": part,
-                         "status": st["status"] if st["status"] != "ok" else "missing"})
+            rows.append(
+                {
+                    "key": key,
+                    "what": "",
+                    "value": why,
+                    "detail": detail,
+                    "data": {},
+                    "part": part,
+                    "status": st["status"] if st["status"] != "ok" else "missing",
+                }
+            )
 
-    date = next((r["value"] for r in rows if r["key"] == "date" and r["status"] == "ok"),
-                time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    title = "GPU check" + (" (--cpu-smoke: tiny sizes on CPU; the figures say nothing about speed)" if args.mode == "smoke" else "")
+    date = next(
+        (r["value"] for r in rows if r["key"] == "date" and r["status"] == "ok"),
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )
+    title = "GPU check" + (
+        " (--cpu-smoke: tiny sizes on CPU; the figures say nothing about speed)" if args.mode == "smoke" else ""
+    )
     print(f"\n## {title}, {date}" + (f", {args.total_s:.0f} s" if args.total_s else ""))
     print("| row | value | measured | how / notes |")
     print("|---|---|---|---|")
     for r in rows:
         cell = lambda s: str(s).replace("|", "/").replace("\n", " ")  # noqa: E731
         print(f"| {r['key']} | {cell(r['value'])} | {cell(r['what'])} | {cell(r['detail'])} |")
-    print("parts: " + ", ".join(f"{p} {status.get(p, {}).get('status', 'not run')} "
-                                 f"({status.get(p, {}).get('seconds', 0)} s)" for p in parts))
+    print(
+        "parts: "
+        + ", ".join(
+            f"{p} {status.get(p, {}).get('status', 'not run')} ({status.get(p, {}).get('seconds', 0)} s)" for p in parts
+        )
+    )
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_check.json").write_text(json.dumps(
-            {"mode": args.mode, "date": date, "total_s": args.total_s, "parts": status, "rows": rows}, indent=1))
+        (args.out / "gpu_check.json").write_text(
+            json.dumps(
+                {"mode": args.mode, "date": date, "total_s": args.total_s, "parts": status, "rows": rows}, indent=1
+            )
+        )
         logs = args.out / "gpu_check_logs"
         logs.mkdir(exist_ok=True)
         for log in args.work.glob("*.log"):

@@ -7,6 +7,7 @@ included, on edit pairs at 512 px; one JSON row per scorer.
     python bench/gpu_scorers.py --json OUT.json                # on the GPU machine (carry open_clip, pydantic wheels)
     python bench/gpu_scorers.py --json OUT.json --cpu-smoke    # tiny sizes on CPU: the same code path
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,21 @@ def _samples(n: int, side: int):
         a = rng.integers(0, 255, (side, side, 3), np.uint8)
         b = a.copy()
         b[: side // 2] = 255 - b[: side // 2]
-        out.append(Sample([Turn("General Editing", "edit", [Frame(a)], Frame(b), instruction="Invert the top of {image}.",
-                                caption=f"a picture {k}")], Provenance(["u"], [str(k)], "bench", "1")))
+        out.append(
+            Sample(
+                [
+                    Turn(
+                        "General Editing",
+                        "edit",
+                        [Frame(a)],
+                        Frame(b),
+                        instruction="Invert the top of {image}.",
+                        caption=f"a picture {k}",
+                    )
+                ],
+                Provenance(["u"], [str(k)], "bench", "1"),
+            )
+        )
     return out
 
 
@@ -55,8 +69,10 @@ def main() -> int:
     devices.assign_gpus([] if args.cpu_smoke else ["0"])
     n, side, bs = (8, 64, 4) if args.cpu_smoke else (1024, 512, 128)
     samples = _samples(n, side)
-    rows: dict[str, object] = {"device": devices.resolve_device("auto"),
-                               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
+    rows: dict[str, object] = {
+        "device": devices.resolve_device("auto"),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         try:
@@ -67,12 +83,18 @@ def main() -> int:
             from operators.scoring.clip import ClipScores, ClipScoresConfig
 
             if args.cpu_smoke:
-                cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-                       "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+                cfg = {
+                    "embed_dim": 32,
+                    "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+                    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+                }
                 local = tmp / "clip"
                 local.mkdir()
                 (local / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
-                save_file({k: v.contiguous() for k, v in open_clip.CLIP(**cfg).state_dict().items()}, str(local / "open_clip_model.safetensors"))
+                save_file(
+                    {k: v.contiguous() for k, v in open_clip.CLIP(**cfg).state_dict().items()},
+                    str(local / "open_clip_model.safetensors"),
+                )
                 model, pretrained, dim = "ViT-L-14", f"local-dir:{local}", 32
             else:
                 clip = open_clip.create_model("ViT-L-14", pretrained=None)
@@ -82,7 +104,9 @@ def main() -> int:
                 del clip
             aes = tmp / "aesthetic.pth"
             torch.save(build_mlp(dim).state_dict(), aes)
-            op = ClipScores(ClipScoresConfig(model=model, pretrained=pretrained, aesthetic_checkpoint=str(aes), batch_size=bs))
+            op = ClipScores(
+                ClipScoresConfig(model=model, pretrained=pretrained, aesthetic_checkpoint=str(aes), batch_size=bs)
+            )
             op.setup()
             rows["clip_scores_samples_per_s"] = round(_time(op, samples, bs), 1)
             rows["clip_scores_scores"] = sorted(samples[0].provenance.scores)
@@ -92,10 +116,16 @@ def main() -> int:
 
         from operators.scoring.dino import DinoScore, DinoScoreConfig
 
-        size = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=56) if args.cpu_smoke else {}
+        size = (
+            dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=56)
+            if args.cpu_smoke
+            else {}
+        )
         Dinov2Model(Dinov2Config(patch_size=14, **size)).save_pretrained(tmp / "dino")  # Dinov2Config() is dinov2-base
         crop = 56 if args.cpu_smoke else 224
-        BitImageProcessor(size={"shortest_edge": crop + crop // 7}, crop_size={"height": crop, "width": crop}).save_pretrained(tmp / "dino")
+        BitImageProcessor(
+            size={"shortest_edge": crop + crop // 7}, crop_size={"height": crop, "width": crop}
+        ).save_pretrained(tmp / "dino")
         op = DinoScore(DinoScoreConfig(checkpoint=str(tmp / "dino"), batch_size=bs))
         op.setup()
         rows["dino_score_samples_per_s"] = round(_time(op, samples, bs), 1)

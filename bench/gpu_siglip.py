@@ -6,6 +6,7 @@ depend on the weights, and nothing can be downloaded on the lent machine. Inputs
 resized and normalised (decoding and resizing run on CPU workers in the pipeline and are not timed here). The
 pooled 1152-d embedding is what the pairing job stores. Warm-up steps first, then timed steps; TFLOP/s and MFU
 come from an analytic count of the ViT's matmuls and attention (2 FLOPs per multiply-add)."""
+
 from __future__ import annotations
 
 import time
@@ -24,7 +25,11 @@ def vit_forward_flops(model, tokens: int) -> float:
     patch = model.patch_embed.proj
     per_block = 2 * tokens * (4 * D * D + 2 * D * hidden) + 4 * tokens * tokens * D
     embed = 2 * tokens * patch.in_channels * patch.kernel_size[0] * patch.kernel_size[1] * D
-    head = 2 * tokens * 2 * D * D + 2 * (2 * D * D + 2 * D * hidden) if getattr(model, "attn_pool", None) is not None else 0
+    head = (
+        2 * tokens * 2 * D * D + 2 * (2 * D * D + 2 * D * hidden)
+        if getattr(model, "attn_pool", None) is not None
+        else 0
+    )
     return len(blocks) * per_block + embed + head
 
 
@@ -80,15 +85,36 @@ def main() -> None:
     peak = peak_bf16(dev)
     mfu = f"{100 * flops / peak:.1f}%" if peak else "n/a"
     name = "SigLIP SO400M/14" if not args.cpu_smoke else "SigLIP-arch toy (smoke)"
-    what = (f"{name} image embedding, {n_params / 1e6:.3g}M params, {side} px, batch {args.batch}, "
-            f"{'bf16' if dtype == torch.bfloat16 else 'fp32'}, {dev.type}")
-    write(args.json, "siglip", [row(
-        "siglip_img_per_s", what, f"{ips:,.1f} img/s",
-        f"{1000 * dt / done:.1f} ms/batch over {done} timed steps after {args.warmup} warm-up; "
-        f"{flops / 1e12:.1f} TFLOP/s, MFU {mfu}; emb dim {model.embed_dim}; "
-        + (f"peak mem {peak_mem_gib(dev)} GiB; " if dev.type == "cuda" else "") + f"build {build_s:.1f} s",
-        images_per_s=ips, ms_per_batch=1000 * dt / done, steps=done, batch=args.batch, px=side, tokens=tokens,
-        params=n_params, tflops=flops / 1e12, mfu=mfu, peak_mem_gib=peak_mem_gib(dev), arch=ARCH)])
+    what = (
+        f"{name} image embedding, {n_params / 1e6:.3g}M params, {side} px, batch {args.batch}, "
+        f"{'bf16' if dtype == torch.bfloat16 else 'fp32'}, {dev.type}"
+    )
+    write(
+        args.json,
+        "siglip",
+        [
+            row(
+                "siglip_img_per_s",
+                what,
+                f"{ips:,.1f} img/s",
+                f"{1000 * dt / done:.1f} ms/batch over {done} timed steps after {args.warmup} warm-up; "
+                f"{flops / 1e12:.1f} TFLOP/s, MFU {mfu}; emb dim {model.embed_dim}; "
+                + (f"peak mem {peak_mem_gib(dev)} GiB; " if dev.type == "cuda" else "")
+                + f"build {build_s:.1f} s",
+                images_per_s=ips,
+                ms_per_batch=1000 * dt / done,
+                steps=done,
+                batch=args.batch,
+                px=side,
+                tokens=tokens,
+                params=n_params,
+                tflops=flops / 1e12,
+                mfu=mfu,
+                peak_mem_gib=peak_mem_gib(dev),
+                arch=ARCH,
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

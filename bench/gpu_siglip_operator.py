@@ -6,6 +6,7 @@ loaded as users' checkpoints are) and timed end to end, PIL preprocessing includ
     python bench/gpu_siglip_operator.py             # on a GPU machine with open_clip and pydantic (carried wheels)
     python bench/gpu_siglip_operator.py --cpu-smoke # tiny sizes on CPU: the same code path
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-HIDDEN = ("from datagen import devices; devices.assign_gpus([]); import torch; "
-          "print(devices.resolve_device('auto'), torch.cuda.is_available())")
+HIDDEN = (
+    "from datagen import devices; devices.assign_gpus([]); import torch; "
+    "print(devices.resolve_device('auto'), torch.cuda.is_available())"
+)
 
 
 def main() -> int:
@@ -61,7 +64,11 @@ def main() -> int:
             rows["checkpoint_written_s"] = round(time.perf_counter() - t0, 1)
         op = SiglipFeatures(SiglipFeaturesConfig(model=model, pretrained=ckpt, batch_size=bs))
         res = op.resources()
-        rows["resources"] = {"num_gpus": res.num_gpus, "gpus_if_available": res.gpus_if_available, "num_cpus": res.num_cpus}
+        rows["resources"] = {
+            "num_gpus": res.num_gpus,
+            "gpus_if_available": res.gpus_if_available,
+            "num_cpus": res.num_cpus,
+        }
         t0 = time.perf_counter()
         op.setup()
         rows["setup_s"] = round(time.perf_counter() - t0, 1)
@@ -69,7 +76,7 @@ def main() -> int:
         rng = np.random.default_rng(0)
         images = [rng.integers(0, 256, (512, 640, 3), dtype=np.uint8) for _ in range(bs)]
         op.compute(images)  # warm-up
-        for threads in ([1, 2] if args.cpu_smoke else [1, 4, 8]):  # preprocessing threads = the actor's num_cpus
+        for threads in [1, 2] if args.cpu_smoke else [1, 4, 8]:  # preprocessing threads = the actor's num_cpus
             op.config.num_cpus, op._pool = threads, None
             if op._device == "cuda":
                 torch.cuda.synchronize()
@@ -82,7 +89,9 @@ def main() -> int:
                 torch.cuda.synchronize()
             rows[f"operator_img_per_s_{threads}_cpus"] = round(done / (time.perf_counter() - t0), 1)
         rows["embedding_dim"] = int(out[0]["pairing.embedding"].shape[0])
-        x = torch.stack([op._transform(__import__("PIL.Image", fromlist=["Image"]).fromarray(im)) for im in images]).to(op._device, op._dtype)
+        x = torch.stack([op._transform(__import__("PIL.Image", fromlist=["Image"]).fromarray(im)) for im in images]).to(
+            op._device, op._dtype
+        )
         with torch.inference_mode():
             op._visual(x)
             if op._device == "cuda":
@@ -100,7 +109,9 @@ def main() -> int:
     print(json.dumps(rows, indent=1))
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "siglip_operator.json").write_text(json.dumps(rows, indent=1))
-    ok = rows["worker_without_gpu"] == "cpu False" and (args.cpu_smoke or (rows["device"] == "cuda" and "bfloat16" in rows["dtype"]))
+    ok = rows["worker_without_gpu"] == "cpu False" and (
+        args.cpu_smoke or (rows["device"] == "cuda" and "bfloat16" in rows["dtype"])
+    )
     return 0 if ok else 1
 
 

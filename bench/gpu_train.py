@@ -5,6 +5,7 @@ its docstring for what is timed). This wrapper runs that script unchanged and re
 
 bench_train_gpu.py imports datagen.trainer.models and datagen.trainer.distributed only (torch, no Ray), so it runs
 on the lent machine from a copy of the working tree without installing datagen."""
+
 from __future__ import annotations
 
 import subprocess
@@ -29,20 +30,35 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("extra", nargs="*", help="more arguments for bench_train_gpu.py (after --)")
     args = ap.parse_args()
-    cmd = [sys.executable, str(ROOT / "bench" / "bench_train_gpu.py"), *(["--cpu-smoke"] if args.cpu_smoke else []),
-           *args.extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "bench_train_gpu.py"),
+        *(["--cpu-smoke"] if args.cpu_smoke else []),
+        *args.extra,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     sys.stderr.write(p.stdout[-4000:] + p.stderr[-4000:])
     if p.returncode != 0:
         raise SystemExit(f"bench_train_gpu.py exited {p.returncode}")
     t = parse_table(p.stdout)
     setup = next((ln for ln in p.stdout.splitlines() if " x" in ln and "strategy" in ln), "").strip()
-    what = f"{t['config']} DiT ({t['params']} params) train step, {t['res']} px, {t['frames']} frames, batch {t['batch/GPU']}/GPU"
-    detail = f"{setup}; {t['step ms']} ms/step, {t['tokens/s']} image tokens/s, {t['TFLOP/s']} TFLOP/s, peak {t['mem GiB']} GiB"
-    write(args.json, "train", [
-        row("train_samples_per_s", what, f"{t['samples/s']} samples/s", detail, **t),
-        row("train_mfu", what, t["MFU"], "model FLOPs (analytic, forward x 3) / dense bf16 peak of the GPU", **t),
-    ], command=" ".join(str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c for c in cmd[1:]))
+    what = (
+        f"{t['config']} DiT ({t['params']} params) train step, {t['res']} px, {t['frames']} frames, batch "
+        f"{t['batch/GPU']}/GPU"
+    )
+    detail = (
+        f"{setup}; {t['step ms']} ms/step, {t['tokens/s']} image tokens/s, {t['TFLOP/s']} TFLOP/s, peak "
+        f"{t['mem GiB']} GiB"
+    )
+    write(
+        args.json,
+        "train",
+        [
+            row("train_samples_per_s", what, f"{t['samples/s']} samples/s", detail, **t),
+            row("train_mfu", what, t["MFU"], "model FLOPs (analytic, forward x 3) / dense bf16 peak of the GPU", **t),
+        ],
+        command=" ".join(str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c for c in cmd[1:]),
+    )
 
 
 if __name__ == "__main__":

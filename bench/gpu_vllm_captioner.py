@@ -8,6 +8,7 @@ cache, for example the `datagen finetune-captioner` output or OpenGVLab/InternVL
     python bench/gpu_vllm_captioner.py --model /models/datagen-instruction-captioner/merged --pairs 512 --tp 1
     python bench/gpu_vllm_captioner.py --model OpenGVLab/InternVL3-2B-hf --skip-transformers --openai-url http://localhost:8000/v1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datagen.batch import WorkBatch  # noqa: E402
 from datagen.ingest.listing import BUILTIN_CAPTIONS, builtin_photos  # noqa: E402
 from datagen.schema import Frame, Provenance, Sample, Turn  # noqa: E402
-from operators.models.backends.base import BackendConfig  # noqa: E402
 from operators.instructions.captioner import CaptionerInstructions  # noqa: E402
 from operators.instructions.config import CaptionerConfig  # noqa: E402
 from operators.instructions.templates import TemplateInstructions  # noqa: E402
+from operators.models.backends.base import BackendConfig  # noqa: E402
 
 
 def edited(image: np.ndarray, k: int) -> np.ndarray:
@@ -54,14 +55,19 @@ def make_pairs(n: int, side: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
         s = side / max(bgr.shape[:2])
         bgr = cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         photos.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), BUILTIN_CAPTIONS.get(rel, "")))
-    return [(photos[k % len(photos)][0], edited(photos[k % len(photos)][0], k), photos[k % len(photos)][1]) for k in range(n)]
+    return [
+        (photos[k % len(photos)][0], edited(photos[k % len(photos)][0], k), photos[k % len(photos)][1])
+        for k in range(n)
+    ]
 
 
 def batch_of(pairs) -> WorkBatch:
     batch = WorkBatch("bench", {}, seed=0, recipe="bench")
     for k, (a, b, cap) in enumerate(pairs):
         turn = Turn("General Editing", "edit", [Frame(a)], Frame(b), caption=cap)
-        batch.samples.append(Sample([turn], Provenance([f"bench://{k}"], [f"id{k}"], "bench_pairs", "1", params={"k": k})))
+        batch.samples.append(
+            Sample([turn], Provenance([f"bench://{k}"], [f"id{k}"], "bench_pairs", "1", params={"k": k}))
+        )
     TemplateInstructions()(batch)
     return batch
 
@@ -81,9 +87,15 @@ def bench(name: str, backend: BackendConfig, pairs, warmup: int) -> dict:
     secs = time.perf_counter() - t0
     methods = [s.current.instruction_method for s in batch.samples]
     example = next((s.current.instruction for s in batch.samples if s.current.instruction_method == "captioner"), "")
-    return {"backend": name, "load_s": load, "pairs_per_s": len(pairs) / secs, "ms_per_pair": 1000 * secs / len(pairs),
-            "usable": methods.count("captioner") / len(methods), "fallbacks": dict(batch.stats["captioner_instructions"].skipped),
-            "example": example}
+    return {
+        "backend": name,
+        "load_s": load,
+        "pairs_per_s": len(pairs) / secs,
+        "ms_per_pair": 1000 * secs / len(pairs),
+        "usable": methods.count("captioner") / len(methods),
+        "fallbacks": dict(batch.stats["captioner_instructions"].skipped),
+        "example": example,
+    }
 
 
 def main() -> None:
@@ -95,7 +107,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64, help="vLLM requests per call")
     ap.add_argument("--hf-batch-size", type=int, default=8, help="transformers requests per generate")
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--trust-remote-code", action="store_true", help="original (non -hf) InternVL checkpoints under vLLM")
+    ap.add_argument(
+        "--trust-remote-code", action="store_true", help="original (non -hf) InternVL checkpoints under vLLM"
+    )
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--openai-url", default="", help="also time a `vllm serve` endpoint serving --model")
     args = ap.parse_args()
@@ -109,24 +123,61 @@ def main() -> None:
     rows = []
     if not args.skip_transformers:
         # first, so that its memory is back before vLLM reserves gpu_memory_utilization of the card
-        rows.append(bench("transformers", BackendConfig(kind="transformers", device="cuda", dtype="bfloat16",
-                                                        batch_size=args.hf_batch_size, **common), pairs[: max(16, args.pairs // 4)], 2))
+        rows.append(
+            bench(
+                "transformers",
+                BackendConfig(
+                    kind="transformers", device="cuda", dtype="bfloat16", batch_size=args.hf_batch_size, **common
+                ),
+                pairs[: max(16, args.pairs // 4)],
+                2,
+            )
+        )
         import gc
 
         gc.collect()
         torch.cuda.empty_cache()
-    rows.append(bench("vllm", BackendConfig(kind="vllm", tensor_parallel_size=args.tp, batch_size=args.batch_size,
-                                            trust_remote_code=args.trust_remote_code, dtype="bfloat16", **common), pairs, 8))
+    rows.append(
+        bench(
+            "vllm",
+            BackendConfig(
+                kind="vllm",
+                tensor_parallel_size=args.tp,
+                batch_size=args.batch_size,
+                trust_remote_code=args.trust_remote_code,
+                dtype="bfloat16",
+                **common,
+            ),
+            pairs,
+            8,
+        )
+    )
     if args.openai_url:
-        rows.append(bench("openai (vllm serve)", BackendConfig(kind="openai", base_url=args.openai_url, concurrency=64,
-                                                               batch_size=args.batch_size, timeout_s=120, **common), pairs, 8))
+        rows.append(
+            bench(
+                "openai (vllm serve)",
+                BackendConfig(
+                    kind="openai",
+                    base_url=args.openai_url,
+                    concurrency=64,
+                    batch_size=args.batch_size,
+                    timeout_s=120,
+                    **common,
+                ),
+                pairs,
+                8,
+            )
+        )
     print(f"instruction captioner {args.model}: {args.pairs} pairs at {args.side}px, {torch.cuda.get_device_name()}")
     print(f"{'backend':<22} {'load s':>8} {'pairs/s':>9} {'ms/pair':>9} {'usable':>8}  fallbacks")
     for r in rows:
         if "error" in r:
             print(f"{r['backend']:<22} not run: {r['error']}")
             continue
-        print(f"{r['backend']:<22} {r['load_s']:>8.1f} {r['pairs_per_s']:>9.2f} {r['ms_per_pair']:>9.1f} {r['usable']:>8.1%}  {r['fallbacks']}")
+        print(
+            f"{r['backend']:<22} {r['load_s']:>8.1f} {r['pairs_per_s']:>9.2f} {r['ms_per_pair']:>9.1f} "
+            f"{r['usable']:>8.1%}  {r['fallbacks']}"
+        )
     for r in rows:
         if r.get("example"):
             print(f"  {r['backend']}: e.g. {r['example']!r}")

@@ -1,5 +1,6 @@
 """The unit of work that flows through the pipeline: one partition of source images and the samples made
 from them, plus what each stage kept, dropped and why. Operators turn a WorkBatch into a WorkBatch."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,12 @@ class StageStats:
             self.skip(k, v)
 
     def to_json(self) -> dict[str, Any]:
-        return {"seconds": round(self.seconds, 4), "items_in": self.items_in, "samples_out": self.samples_out, "skipped": dict(self.skipped)}
+        return {
+            "seconds": round(self.seconds, 4),
+            "items_in": self.items_in,
+            "samples_out": self.samples_out,
+            "skipped": dict(self.skipped),
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "StageStats":

@@ -1,5 +1,6 @@
 """datagen's cache folder: derived files that are costly to make and safe to remake (ONNX exports of shipped
 checkpoints, digests of large files). DATAGEN_CACHE_DIR, else XDG_CACHE_HOME/datagen, else ~/.cache/datagen."""
+
 from __future__ import annotations
 
 import fcntl

@@ -2,6 +2,7 @@
 datagen/commands/ (each module has `register(subparsers)` that adds its parser and sets `fn`). The program users run
 is pipelines/cli.py, which adds the commands that run pipelines (`run`, `conditions-sheet`, ...).
 Options may come anywhere: `datagen run RECIPE a=1 --address HOST:PORT b=2` takes both overrides."""
+
 from __future__ import annotations
 
 import argparse
@@ -48,22 +49,33 @@ def cmd_stats(args: argparse.Namespace) -> int:
         "kinds": dict(kinds),
         "tasks": dict(sorted(tasks.items())),
         "width": {"min": min((r["width"] for r in rows), default=0), "max": max((r["width"] for r in rows), default=0)},
-        "height": {"min": min((r["height"] for r in rows), default=0), "max": max((r["height"] for r in rows), default=0)},
+        "height": {
+            "min": min((r["height"] for r in rows), default=0),
+            "max": max((r["height"] for r in rows), default=0),
+        },
         "scores": score_quantiles(index),
     }
     if args.json:
         print(json.dumps(stats, indent=2))
         return 0
-    print(f"{stats['samples']} samples in {stats['shards']} shards, {stats['bytes'] / 1e6:.1f} MB; kinds {stats['kinds']}")
+    print(
+        f"{stats['samples']} samples in {stats['shards']} shards, {stats['bytes'] / 1e6:.1f} MB; kinds {stats['kinds']}"
+    )
     w = max((len(t) for t in tasks), default=4)
     for t, n in stats["tasks"].items():
         print(f"  {t:<{w}}  {n}")
-    print(f"  width {stats['width']['min']}-{stats['width']['max']}, height {stats['height']['min']}-{stats['height']['max']}")
+    print(
+        f"  width {stats['width']['min']}-{stats['width']['max']}, height "
+        f"{stats['height']['min']}-{stats['height']['max']}"
+    )
     if stats["scores"]:
         print("  scores (samples scored: min / p10 / median / p90 / max):")
         w = max(len(k) for k in stats["scores"])
         for k, q in stats["scores"].items():
-            print(f"    {k:<{w}}  {q['n']:>6}:  " + " / ".join(f"{q[x]:.3g}" for x in ("min", "p10", "median", "p90", "max")))
+            print(
+                f"    {k:<{w}}  {q['n']:>6}:  "
+                + " / ".join(f"{q[x]:.3g}" for x in ("min", "p10", "median", "p90", "max"))
+            )
     return 0
 
 
@@ -81,7 +93,14 @@ def score_quantiles(index) -> dict[str, dict[str, float]]:
         v = np.array([x for x in index.column(col).to_pylist() if x is not None], np.float64)
         if v.size:
             p10, med, p90 = np.quantile(v, [0.1, 0.5, 0.9])
-            out[name] = {"n": int(v.size), "min": float(v.min()), "p10": float(p10), "median": float(med), "p90": float(p90), "max": float(v.max())}
+            out[name] = {
+                "n": int(v.size),
+                "min": float(v.min()),
+                "p10": float(p10),
+                "median": float(med),
+                "p90": float(p90),
+                "max": float(v.max()),
+            }
     return out
 
 

@@ -1,5 +1,6 @@
 """Recipes: YAML files validated into typed config, with `key=value` overrides.
 A bad recipe fails before any work, naming the key, the value and what is allowed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,9 @@ class Section(BaseModel):
 
 
 class InputConfig(Section):
-    path: str = Field("builtin:photos", description="folder, tar (or folder of tars), parquet/CSV list, fsspec URI, or builtin:photos")
+    path: str = Field(
+        "builtin:photos", description="folder, tar (or folder of tars), parquet/CSV list, fsspec URI, or builtin:photos"
+    )
     format: Literal["auto", "folder", "tar", "parquet", "csv", "builtin"] = "auto"
     path_column: str = "path"
     caption_column: Optional[str] = "caption"
@@ -34,7 +37,9 @@ class InputConfig(Section):
     min_side: int = Field(64, ge=1)
     max_aspect: float = Field(4.0, ge=1.0)
     max_side: int = Field(1024, ge=16, description="decoded images are downscaled so their long side is at most this")
-    images_per_partition: int = Field(32, ge=1, description="images per unit of work; one partition -> one or more shards")
+    images_per_partition: int = Field(
+        32, ge=1, description="images per unit of work; one partition -> one or more shards"
+    )
     limit: Optional[int] = Field(None, ge=1, description="use only the first N inputs (after sorting)")
 
 
@@ -47,17 +52,31 @@ class OutputConfig(Section):
 
 
 class RuntimeConfig(Section):
-    executor: Literal["ray", "local"] = Field("ray", description="ray: Ray Data streaming; local: the same stages in a plain loop")
+    executor: Literal["ray", "local"] = Field(
+        "ray", description="ray: Ray Data streaming; local: the same stages in a plain loop"
+    )
     address: Optional[str] = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: Optional[int] = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
     progress: bool = True
-    actor_pools: list[str] = Field(default_factory=list, description="operator names to run as actor pools even "
-                                   "though they hold no model (for example an operator with a costly setup)")
-    max_task_retries: int = Field(3, ge=0, description="retries of a partition whose worker died (tasks) or actor restarts")
-    concurrent_jobs: bool = Field(True, description="jobs that do not read each other's output (images and features) "
-                                  "run at the same time, their partitions interleaved on the cluster; false: one job after another")
-    actor_start_timeout_s: int = Field(900, ge=1, description="how long a model stage's first actors may take to start "
-                                       "(load their model) before the run fails for want of cluster resources")
+    actor_pools: list[str] = Field(
+        default_factory=list,
+        description="operator names to run as actor pools even "
+        "though they hold no model (for example an operator with a costly setup)",
+    )
+    max_task_retries: int = Field(
+        3, ge=0, description="retries of a partition whose worker died (tasks) or actor restarts"
+    )
+    concurrent_jobs: bool = Field(
+        True,
+        description="jobs that do not read each other's output (images and features) "
+        "run at the same time, their partitions interleaved on the cluster; false: one job after another",
+    )
+    actor_start_timeout_s: int = Field(
+        900,
+        ge=1,
+        description="how long a model stage's first actors may take to start "
+        "(load their model) before the run fails for want of cluster resources",
+    )
 
 
 class Recipe(Section):
@@ -212,7 +231,9 @@ def build_recipe(raw: dict[str, Any], catalog: Catalog) -> Recipe:
             raise ConfigError(f"operators.{name}: unknown operator; allowed: {', '.join(sorted(catalog.operators))}")
         ops[name] = validate_section(catalog.operators[name], data, f"operators.{name}")
     recipe.operators = ops
-    recipe.sections = {name: validate_section(cls, section_data.get(name), name) for name, cls in sorted(catalog.sections.items())}
+    recipe.sections = {
+        name: validate_section(cls, section_data.get(name), name) for name, cls in sorted(catalog.sections.items())
+    }
     return recipe
 
 

@@ -1,6 +1,7 @@
 """Which device a stage may use. The runtime records, in each Ray worker before any model loads, the GPUs Ray
 assigned to it; `resolve_device("auto")` then means CUDA only where Ray gave a GPU. Outside Ray (the plain loop,
 a notebook, a test) "auto" means CUDA when torch sees one. Operators ask here; they never probe Ray themselves."""
+
 from __future__ import annotations
 
 import logging
@@ -56,12 +57,14 @@ def has_gpu() -> bool:
     global _WARNED
     if _ASSIGNED and not _WARNED:
         _WARNED = True
-        log.warning("Ray assigned GPU %s to this worker but CUDA is not available here; running on CPU", ",".join(_ASSIGNED))
+        log.warning(
+            "Ray assigned GPU %s to this worker but CUDA is not available here; running on CPU", ",".join(_ASSIGNED)
+        )
     return False
 
 
 def resolve_device(requested: str = "auto") -> str:
-    """"auto" -> "cuda" or "cpu" by `has_gpu`; an explicit device is kept, but asking for CUDA in a worker that
+    """ "auto" -> "cuda" or "cpu" by `has_gpu`; an explicit device is kept, but asking for CUDA in a worker that
     Ray gave no GPU is an error (it would share a GPU nobody reserved)."""
     if requested == "auto":
         return "cuda" if has_gpu() else "cpu"

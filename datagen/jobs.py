@@ -1,6 +1,7 @@
 """What a job is: one pass over a set of partitions. A job plans its partitions once (it may do global work first,
 such as clustering, and write under OUT), names the stages of a partition in running order, and may add a section
 to the run summary. pipelines/ defines the jobs and their order; the core runs whatever list it is given."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,5 +30,7 @@ def check_stage_order(job: str, stages: list[Operator]) -> list[Operator]:
     a stage list out of that order is a bug in the pipeline module, said before any work."""
     for a, b in zip(stages, stages[1:]):
         if b.role.value < a.role.value:
-            raise ConfigError(f"job {job}: stage {b.name} ({b.role.name.lower()}) cannot run after {a.name} ({a.role.name.lower()})")
+            raise ConfigError(
+                f"job {job}: stage {b.name} ({b.role.name.lower()}) cannot run after {a.name} ({a.role.name.lower()})"
+            )
     return stages

@@ -1,5 +1,6 @@
 """What every operator is: a plain class that turns a WorkBatch into a WorkBatch and knows nothing of Ray.
 It declares its resources and batch size; `setup` loads models once per worker; `process` does the work."""
+
 from __future__ import annotations
 
 import enum

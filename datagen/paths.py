@@ -1,5 +1,6 @@
 """Output-folder layout and atomic file writes: every file lands under a temporary name and is renamed,
 and no name may escape the output folder."""
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """The run report: samples per task as a bar chart coloured by ACE task group (like ACE's task-distribution
 figure), quarantine reasons and per-stage throughput, a histogram of every quality score per task (from the index),
 and what the quality filter dropped or marked by reason; written as OUT/report.png and a self-contained report.html."""
+
 from __future__ import annotations
 
 import base64
@@ -65,7 +66,9 @@ def render_png(summary: dict[str, Any]) -> bytes:
     ax = axes[0]
     lcu = summary.get("lcu_tasks", {})
     ax.barh(names, [tasks[t] for t in names], color=colors)
-    ax.barh(names, [lcu.get(t, 0) for t in names], color="none", edgecolor="black", hatch="//", label="multi-turn (LCU)")
+    ax.barh(
+        names, [lcu.get(t, 0) for t in names], color="none", edgecolor="black", hatch="//", label="multi-turn (LCU)"
+    )
     ax.invert_yaxis()
     ax.set_title(f"samples per task ({summary.get('samples', 0)} in all)")
     seen = []
@@ -135,15 +138,29 @@ def render_score_histograms(values: dict[str, dict[str, list[float]]]) -> bytes:
             counts, edges = np.histogram(v, bins=20, range=(lo, hi))
             handles[task] = ax.stairs(counts, edges, linewidth=1.4, color=cmap(all_tasks.index(task) % 20))
         ax.set_title(f"{name} ({spec.better} is better)" if spec.better else name, fontsize=10)
-        ax.text(0.99, 0.97, f"{sum(len(v) for v in values[name].values())} samples, {len(values[name])} tasks",
-                transform=ax.transAxes, ha="right", va="top", fontsize=7)
-    for ax in list(axes.flat)[len(names):]:
+        ax.text(
+            0.99,
+            0.97,
+            f"{sum(len(v) for v in values[name].values())} samples, {len(values[name])} tasks",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+        )
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_axis_off()
     # one legend for every panel: a task keeps its colour across scores
     fig.legend([handles[t] for t in all_tasks], all_tasks, loc="lower center", ncol=4, fontsize=7, frameon=False)
     # fixed margins: tight_layout would draw the figure once more only to measure it (a second per report)
     height = 3.2 * rows + 0.22 * legend_rows
-    fig.subplots_adjust(left=0.05, right=0.98, top=1 - 0.45 / height, bottom=(0.22 * legend_rows + 0.45) / height, wspace=0.2, hspace=0.45)
+    fig.subplots_adjust(
+        left=0.05,
+        right=0.98,
+        top=1 - 0.45 / height,
+        bottom=(0.22 * legend_rows + 0.45) / height,
+        wspace=0.2,
+        hspace=0.45,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     return buf.getvalue()
@@ -172,25 +189,32 @@ def write_report(out_dir: str | Path, summary: dict[str, Any] | None = None) -> 
     paths.atomic_write_bytes(out / "report.png", png)
     mix = summary.get("mix") or {}
     mix_rows = {k: f"target {v['target']:.1%}, achieved {v['achieved']:.1%} ({v['samples']})" for k, v in mix.items()}
-    stage_rows = {k: f"{v['items_in']} in, {v['samples_out']} out, {v['seconds']:.2f}s, "
-                     f"{v['items_per_s'] or '-'} items/s" for k, v in summary.get("stages", {}).items()}
+    stage_rows = {
+        k: f"{v['items_in']} in, {v['samples_out']} out, {v['seconds']:.2f}s, {v['items_per_s'] or '-'} items/s"
+        for k, v in summary.get("stages", {}).items()
+    }
     inv = summary.get("invocation", {})
     scores = score_values(out)
     hist = ""
     if scores:
         hist_png = render_score_histograms(scores)
         paths.atomic_write_bytes(out / "report_scores.png", hist_png)
-        hist = (f"<h2>quality scores per task</h2><img src='data:image/png;base64,{base64.b64encode(hist_png).decode()}' "
-                "style='max-width:100%'>")
+        hist = (
+            f"<h2>quality scores per task</h2><img src='data:image/png;base64,{base64.b64encode(hist_png).decode()}' "
+            "style='max-width:100%'>"
+        )
     filtered = _filtered(summary)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>datagen run report</title><style>"
         "body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0 1.5em}"
         "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}</style></head><body>"
         f"<h1>run {html.escape(str(summary.get('name', '')))}</h1>"
-        f"<p>{summary.get('samples')} samples in {summary.get('shards')} shards from {summary.get('decoded')} decoded + "
-        f"{summary.get('refused', 0)} refused = {summary.get('inputs')} inputs; {summary.get('quarantined')} quarantined. Last invocation: "
-        f"{inv.get('seconds', '?')} s, {inv.get('inputs_per_s', '?')} images/s, {inv.get('samples_per_s', '?')} samples/s.</p>"
+        f"<p>{summary.get('samples')} samples in {summary.get('shards')} shards from {summary.get('decoded')} decoded "
+        f"+ "
+        f"{summary.get('refused', 0)} refused = {summary.get('inputs')} inputs; {summary.get('quarantined')} "
+        f"quarantined. Last invocation: "
+        f"{inv.get('seconds', '?')} s, {inv.get('inputs_per_s', '?')} images/s, {inv.get('samples_per_s', '?')} "
+        f"samples/s.</p>"
         f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
         f"<h2>samples per task</h2>{_table(summary.get('tasks', {}), ('task', 'samples'))}"
         + (f"<h2>task mix</h2>{_table(mix_rows, ('key', 'target / achieved'))}" if mix_rows else "")

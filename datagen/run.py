@@ -1,6 +1,7 @@
 """Run a recipe end to end: plan each job's partitions once (frozen in OUT/_plan/), skip partitions that have a
 done-marker, execute the rest, then merge quarantine rows and write the summary to OUT/run.json.
 Rerunning a finished job does nothing; a killed run resumes where its markers end."""
+
 from __future__ import annotations
 
 import fcntl
@@ -49,15 +50,14 @@ def frozen_plan(out: Path, job: str, recipe: Recipe, make_plan) -> list[dict[str
         saved = json.loads(path.read_text())
         if saved["recipe"] != fp:
             raise ConfigError(
-                f"output.dir={str(out)!r} holds output of a different recipe (fingerprint {saved['recipe']}, now {fp}); "
+                f"output.dir={str(out)!r} holds output of a different recipe (fingerprint {saved['recipe']}, now "
+                f"{fp}); "
                 "use a new output.dir, or delete the old one"
             )
         return saved["partitions"]
     partitions = make_plan(recipe)
     paths.atomic_write_json(path, {"recipe": fp, "job": job, "partitions": partitions})
     return partitions
-
-
 
 
 def merge_quarantine(out: Path, partitions: Sequence[str] = ()) -> pa.Table:
@@ -163,8 +163,13 @@ def run_jobs(jobs: Sequence[JobSpec], recipe: Recipe, out: Path, show: bool) -> 
             from tqdm import tqdm
 
             for i, o in enumerate(active):
-                bars[o.spec.name] = tqdm(total=len(o.partitions), initial=len(o.partitions) - len(o.job.partitions),
-                                         desc=o.spec.name, unit="part", position=i)
+                bars[o.spec.name] = tqdm(
+                    total=len(o.partitions),
+                    initial=len(o.partitions) - len(o.job.partitions),
+                    desc=o.spec.name,
+                    unit="part",
+                    position=i,
+                )
         samples = {o.spec.name: 0 for o in active}
         for result in execute_jobs([(o.job, o.plans) for o in active], rt):
             o = owner[result["partition"]]

@@ -1,6 +1,7 @@
 """Executors: run a job's stages over its partitions, either as a Ray Data streaming pipeline (default; stateful
 operators become actor pools with their declared resources, the rest fused Ray tasks) or as a plain Python loop
 over the same stage objects (debugging, and the baseline that measures Ray's overhead)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -85,7 +86,9 @@ def run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
             op(batch)
         except Exception as err:  # noqa: BLE001
             uri = s.provenance.sources[0] if s.provenance.sources else s.key
-            batch.quarantine.append(QuarantineRow(uri, OPERATOR_ERROR, op.name, f"sample {s.key}: {_describe_error(op, err)}"))
+            batch.quarantine.append(
+                QuarantineRow(uri, OPERATOR_ERROR, op.name, f"sample {s.key}: {_describe_error(op, err)}")
+            )
             continue
         out_samples.extend(batch.samples)
     batch.samples = out_samples
@@ -118,16 +121,25 @@ class StagePlan:
         return "+".join(op.name for op in self.ops) or "commit"
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"stage": self.name, "operators": [op.name for op in self.ops], "kind": self.kind,
-                             "cpus_per_worker": self.num_cpus, "gpus_per_worker": self.num_gpus, "commits": self.commits}
+        d: dict[str, Any] = {
+            "stage": self.name,
+            "operators": [op.name for op in self.ops],
+            "kind": self.kind,
+            "cpus_per_worker": self.num_cpus,
+            "gpus_per_worker": self.num_gpus,
+            "commits": self.commits,
+        }
         if self.kind == "actors":
             d.update(pool_min=self.min_size, pool_max=self.max_size, pool_initial=self.initial_size)
         return d
 
     def describe(self) -> str:
-        what = (f"{self.min_size}-{self.max_size} actors (start {self.initial_size})" if self.kind == "actors" else "tasks")
-        return (f"{self.name}: {what}, {self.num_cpus:g} CPU + {self.num_gpus:g} GPU each"
-                + ("; commits partitions" if self.commits else ""))
+        what = (
+            f"{self.min_size}-{self.max_size} actors (start {self.initial_size})" if self.kind == "actors" else "tasks"
+        )
+        return f"{self.name}: {what}, {self.num_cpus:g} CPU + {self.num_gpus:g} GPU each" + (
+            "; commits partitions" if self.commits else ""
+        )
 
 
 def _gpus(op: Operator, cluster_gpus: float) -> float:
@@ -137,8 +149,9 @@ def _gpus(op: Operator, cluster_gpus: float) -> float:
     return float(r.gpus_if_available) if cluster_gpus > 0 else 0.0
 
 
-def plan_stages(stages: list[Operator], runtime: RuntimeConfig, cluster_cpus: float, cluster_gpus: float,
-                partitions: int) -> list[StagePlan]:
+def plan_stages(
+    stages: list[Operator], runtime: RuntimeConfig, cluster_cpus: float, cluster_gpus: float, partitions: int
+) -> list[StagePlan]:
     """Group the stage list for Ray Data and size every actor pool from the cluster.
     - Stateless neighbours fuse into one task; an operator that holds a model (stateful), wants a GPU, or is named in
       runtime.actor_pools gets an actor pool of its own, so its `setup` runs once per actor.
@@ -168,7 +181,12 @@ def plan_stages(stages: list[Operator], runtime: RuntimeConfig, cluster_cpus: fl
     room = max(0.5, cluster_cpus - task_budget)
     scale = min(1.0, room / want) if want else 1.0
     if scale < 1.0:
-        log.info("CPU actor pools want %.1f CPUs of %.1f; scaling their CPU requests by %.2f so tasks can run", want, cluster_cpus, scale)
+        log.info(
+            "CPU actor pools want %.1f CPUs of %.1f; scaling their CPU requests by %.2f so tasks can run",
+            want,
+            cluster_cpus,
+            scale,
+        )
     plans: list[StagePlan] = []
     for i, (stateful, ops) in enumerate(groups):
         last = i == len(groups) - 1
@@ -275,6 +293,7 @@ def init_ray(runtime: RuntimeConfig) -> None:
 def _warm(ops: list[Operator]) -> None:
     _prepare_worker()
     import ray.data  # noqa: F401 - what the partition's map task imports first (half a second): done while Ray Data starts up
+
     for op in ops:
         try:
             op.setup()
@@ -366,14 +385,18 @@ def job_dataset(job: Job, runtime: RuntimeConfig, plans: list[StagePlan]):
             ds = ds.map(
                 _ActorStage,
                 fn_constructor_kwargs={"ops": list(sp.ops), "job": slim, "first": first, "last": last},
-                compute=ray.data.ActorPoolStrategy(min_size=sp.min_size, max_size=sp.max_size, initial_size=sp.initial_size),
+                compute=ray.data.ActorPoolStrategy(
+                    min_size=sp.min_size, max_size=sp.max_size, initial_size=sp.initial_size
+                ),
                 num_cpus=sp.num_cpus,
                 num_gpus=sp.num_gpus,
                 max_restarts=runtime.max_task_retries,
                 max_task_retries=runtime.max_task_retries,
             )
         else:
-            ds = ds.map(_TaskStages(list(sp.ops), slim, first, last), num_cpus=sp.num_cpus, max_retries=runtime.max_task_retries)
+            ds = ds.map(
+                _TaskStages(list(sp.ops), slim, first, last), num_cpus=sp.num_cpus, max_retries=runtime.max_task_retries
+            )
     return ds
 
 

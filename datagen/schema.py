@@ -12,6 +12,7 @@ One webdataset sample per CU or LCU::
     KEY.t0.in0.mask.png      its mask, only when it is not all ones
     KEY.t0.target.jpg        turn 0 target (the last turn's target is the sample's target)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -223,7 +224,9 @@ class Turn:
     inputs: list[Frame]
     target: Frame
     instruction: str = ""
-    instruction_method: str = ""  # template | rule_rewrite | llm_rewrite | captioner | mllm_difference | fallback_template
+    instruction_method: str = (
+        ""  # template | rule_rewrite | llm_rewrite | captioner | mllm_difference | fallback_template
+    )
     caption: str = ""  # a caption of the target, when known; the instruction stage may use it
 
     def __post_init__(self) -> None:
@@ -350,32 +353,40 @@ class ScoreSpec:
     what: str
 
 
-SCORES: dict[str, ScoreSpec] = {s.name: s for s in (
-    # pairing (pairs job): pass-1 encoder cosine and the route's task score
-    ScoreSpec("pass1", -1.0, 1.0, "high", "pairing pass 1: encoder cosine of the two photos"),
-    ScoreSpec("pass2", -1.0, 1.0, "high", "pairing pass 2: the route's task score (face cosine, object inliers)"),
-    # pixel level: the current turn's first input against its target (the input resized to the target when they differ)
-    ScoreSpec("pixel_l1", 0.0, 1.0, "", "mean absolute difference of input and target, 0-1"),
-    ScoreSpec("pixel_l1_inside", 0.0, 1.0, "", "mean absolute difference inside the edit mask, 0-1"),
-    ScoreSpec("pixel_l1_outside", 0.0, 1.0, "low", "mean absolute difference outside the edit mask, 0-1"),
-    ScoreSpec("pixel_ssim", -1.0, 1.0, "", "SSIM (Wang et al. 2004, Gaussian window) of input and target"),
-    ScoreSpec("pixel_ssim_inside", -1.0, 1.0, "", "SSIM inside the edit mask"),
-    ScoreSpec("pixel_ssim_outside", -1.0, 1.0, "high", "SSIM outside the edit mask"),
-    ScoreSpec("mask_area", 0.0, 1.0, "", "share of the input's pixels inside its edit mask"),
-    # embeddings (open_clip SigLIP/CLIP, DINOv2)
-    ScoreSpec("clip_text", -1.0, 1.0, "high", "cosine of the target image and its caption (or the instruction)"),
-    ScoreSpec("clip_image", -1.0, 1.0, "high", "cosine of input and target image embeddings"),
-    ScoreSpec("clip_direction", -1.0, 1.0, "high", "cosine of the image change and the caption change (InstructPix2Pix)"),
-    ScoreSpec("dino_image", -1.0, 1.0, "high", "DINOv2 CLS cosine of input and target"),
-    # safety and beauty
-    ScoreSpec("nsfw", 0.0, 1.0, "low", "open_nsfw probability, the largest over the turn's photos"),
-    ScoreSpec("aesthetic", 0.0, 10.0, "high", "LAION improved-aesthetic predictor on the target's CLIP embedding"),
-    # a vision-language judge (VIEScore-style), 0-10
-    ScoreSpec("judge_semantics", 0.0, 10.0, "high", "judge: does the target follow the instruction (and keep the rest)"),
-    ScoreSpec("judge_quality", 0.0, 10.0, "high", "judge: is the target natural and free of artefacts"),
-    # the quality filter's mark when it keeps failing samples (keep_below_threshold)
-    ScoreSpec("failed_thresholds", 0.0, 10.0, "low", "number of recipe thresholds the sample fails"),
-)}
+SCORES: dict[str, ScoreSpec] = {
+    s.name: s
+    for s in (
+        # pairing (pairs job): pass-1 encoder cosine and the route's task score
+        ScoreSpec("pass1", -1.0, 1.0, "high", "pairing pass 1: encoder cosine of the two photos"),
+        ScoreSpec("pass2", -1.0, 1.0, "high", "pairing pass 2: the route's task score (face cosine, object inliers)"),
+        # pixel level: the current turn's first input against its target (the input resized to the target when they
+        # differ)
+        ScoreSpec("pixel_l1", 0.0, 1.0, "", "mean absolute difference of input and target, 0-1"),
+        ScoreSpec("pixel_l1_inside", 0.0, 1.0, "", "mean absolute difference inside the edit mask, 0-1"),
+        ScoreSpec("pixel_l1_outside", 0.0, 1.0, "low", "mean absolute difference outside the edit mask, 0-1"),
+        ScoreSpec("pixel_ssim", -1.0, 1.0, "", "SSIM (Wang et al. 2004, Gaussian window) of input and target"),
+        ScoreSpec("pixel_ssim_inside", -1.0, 1.0, "", "SSIM inside the edit mask"),
+        ScoreSpec("pixel_ssim_outside", -1.0, 1.0, "high", "SSIM outside the edit mask"),
+        ScoreSpec("mask_area", 0.0, 1.0, "", "share of the input's pixels inside its edit mask"),
+        # embeddings (open_clip SigLIP/CLIP, DINOv2)
+        ScoreSpec("clip_text", -1.0, 1.0, "high", "cosine of the target image and its caption (or the instruction)"),
+        ScoreSpec("clip_image", -1.0, 1.0, "high", "cosine of input and target image embeddings"),
+        ScoreSpec(
+            "clip_direction", -1.0, 1.0, "high", "cosine of the image change and the caption change (InstructPix2Pix)"
+        ),
+        ScoreSpec("dino_image", -1.0, 1.0, "high", "DINOv2 CLS cosine of input and target"),
+        # safety and beauty
+        ScoreSpec("nsfw", 0.0, 1.0, "low", "open_nsfw probability, the largest over the turn's photos"),
+        ScoreSpec("aesthetic", 0.0, 10.0, "high", "LAION improved-aesthetic predictor on the target's CLIP embedding"),
+        # a vision-language judge (VIEScore-style), 0-10
+        ScoreSpec(
+            "judge_semantics", 0.0, 10.0, "high", "judge: does the target follow the instruction (and keep the rest)"
+        ),
+        ScoreSpec("judge_quality", 0.0, 10.0, "high", "judge: is the target natural and free of artefacts"),
+        # the quality filter's mark when it keeps failing samples (keep_below_threshold)
+        ScoreSpec("failed_thresholds", 0.0, 10.0, "low", "number of recipe thresholds the sample fails"),
+    )
+}
 SCORE_COLUMN_PREFIX = "score_"
 
 
@@ -413,7 +424,9 @@ INDEX_SCHEMA = pa.schema(
 )
 INDEX_COLUMNS = tuple(INDEX_SCHEMA.names)
 
-QUARANTINE_SCHEMA = pa.schema([("uri", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("detail", pa.string())])
+QUARANTINE_SCHEMA = pa.schema(
+    [("uri", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("detail", pa.string())]
+)
 
 # Pairing artefacts (issue 3) -------------------------------------------------------------------------------
 # OUT/features/feat-NNNNN.parquet: one row per decoded source image, keyed by source_id.

@@ -1,5 +1,6 @@
 """The run summary: counts per task, quarantined inputs by reason, per-stage throughput, overall throughput.
 Built from the partition done-markers, so a resumed run reports the whole job, not just its last part."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -56,16 +57,20 @@ def format_summary(summary: dict[str, Any]) -> str:
     inv = summary.get("invocation", {})
     refused = summary.get("refused", 0)
     later = summary["quarantined"] - refused  # decoded inputs a later stage failed on (their other samples kept)
-    lines.append(f"run {summary.get('name', '')}: {summary['samples']} samples in {summary['shards']} shards "
-                 f"({summary['bytes'] / 1e6:.1f} MB) from {summary['decoded']} decoded + {refused} refused = "
-                 f"{summary['inputs']} inputs; {summary['quarantined']} quarantined"
-                 + (f" ({later} by a stage after decoding)" if later > 0 else ""))
+    lines.append(
+        f"run {summary.get('name', '')}: {summary['samples']} samples in {summary['shards']} shards "
+        f"({summary['bytes'] / 1e6:.1f} MB) from {summary['decoded']} decoded + {refused} refused = "
+        f"{summary['inputs']} inputs; {summary['quarantined']} quarantined"
+        + (f" ({later} by a stage after decoding)" if later > 0 else "")
+    )
     if inv:
         if inv.get("nothing_to_do"):
             lines.append("  nothing to do: every partition was already complete")
         else:
-            lines.append(f"  this invocation: {inv['partitions_done']} partitions in {inv['seconds']:.1f}s, "
-                         f"{inv['samples_per_s']:.1f} samples/s, {inv['inputs_per_s']:.1f} images/s")
+            lines.append(
+                f"  this invocation: {inv['partitions_done']} partitions in {inv['seconds']:.1f}s, "
+                f"{inv['samples_per_s']:.1f} samples/s, {inv['inputs_per_s']:.1f} images/s"
+            )
     if summary["tasks"]:
         lines.append("  samples per task:")
         w = max(len(t) for t in summary["tasks"])
@@ -86,5 +91,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         for s, st in summary["stages"].items():
             ips = f"{st['items_per_s']:.1f}" if st["items_per_s"] else "-"
             skipped = f"  skipped {st['skipped']}" if st["skipped"] else ""
-            lines.append(f"    {s:<{w}}  {st['seconds']:>8.2f}s  {st['items_in']:>6}  {st['samples_out']:>6}  {ips:>8}{skipped}")
+            lines.append(
+                f"    {s:<{w}}  {st['seconds']:>8.2f}s  {st['items_in']:>6}  {st['samples_out']:>6}  {ips:>8}{skipped}"
+            )
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Helpers for tests and benchmarks: real photos at small sizes, and a folder of hostile inputs (zero-byte,
 truncated, mislabelled, decompression-bomb, tiny, extreme-aspect) next to odd-but-valid ones."""
+
 from __future__ import annotations
 
 import io
@@ -90,7 +91,9 @@ def make_hostile_corpus(root: Path, side: int = 160) -> dict[str, str | None]:
     files["animated.gif"] = buf.getvalue()
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 CW on display
-    files["rotated_exif.jpg"] = _save(Image.fromarray(load_photo("astronaut.png", side)[: side // 2]), "JPEG", exif=exif)
+    files["rotated_exif.jpg"] = _save(
+        Image.fromarray(load_photo("astronaut.png", side)[: side // 2]), "JPEG", exif=exif
+    )
     for name, data in files.items():
         (root / name).write_bytes(data)
     return dict(HOSTILE_EXPECTED)

@@ -1,6 +1,7 @@
 """Models loaded once per worker process. On the CPU a small model (an ONNX session, a MobileNet, a .tflite
 interpreter) runs inside the partition's Ray task rather than in an actor pool that would hold a CPU of its own;
 each task calls the operator's `setup`, and this cache makes every call after a process's first one free."""
+
 from __future__ import annotations
 
 from collections import OrderedDict

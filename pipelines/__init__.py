@@ -5,6 +5,7 @@
     features -> per-photo pairing features                               (pipelines/features.py)
     pairs    -> K-means + two-pass union-find, then one CU per pair      (pipelines/pairing.py)
 """
+
 from __future__ import annotations
 
 from pathlib import Path

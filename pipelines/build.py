@@ -1,5 +1,6 @@
 """How a pipeline module turns the recipe into operator instances: an operator runs when the recipe lists it under
 `operators:` with `enabled: true` and it can run with its config; otherwise the log says plainly why it is off."""
+
 from __future__ import annotations
 
 import logging

@@ -1,6 +1,7 @@
 """The features job (pairing, step 1): read every source image once and store its pairing features (the encoder's
 embedding, ORB keypoints, faces when the face route is on, a dHash) in OUT/features/feat-NNNNN.parquet. Runs before
 the pairs job, which plans from these files. Off unless the recipe's `pairing.enabled` is true."""
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,8 @@ from datagen.jobs import JobSpec
 from datagen.operator import Operator
 from datagen.pairing.config import SCORE_FACE, SCORE_OBJECT, PairingConfig, RouteConfig
 from datagen.pairing.features import WriteFeatures
-from operators.features.faces import FaceFeatures
 from operators.features.dhash import ImageDHash
+from operators.features.faces import FaceFeatures
 from operators.features.object_keypoints import ObjectKeypoints
 from pipelines.catalog import ENCODERS
 

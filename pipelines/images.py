@@ -2,6 +2,7 @@
 directions), repainting sample and edit synthesized from the photo (remove/add/replace object, background, style,
 text-to-image, layers, subject reference), write instructions, chain CUs into LCUs, apply the task mix, commit shards.
 Partition names: img-00000, img-00001, ..."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,27 +14,27 @@ from datagen.ingest.read import ReadImages
 from datagen.jobs import JobSpec
 from datagen.operator import Operator
 from datagen.shards.reader import read_index
-from operators.edits.background_change import BackgroundChange
+from operators.assembly.lcu_chains import LcuChains
+from operators.assembly.task_mix import TaskMix, mix_report
 from operators.conditions.canny import Canny
 from operators.conditions.contour import Contour
 from operators.conditions.degradation import Degradation
 from operators.conditions.depth import Depth
 from operators.conditions.doodle import Doodle
 from operators.conditions.grayscale import Grayscale
-from operators.instructions.stages import build_instruction_stages
-from operators.edits.layers import Layers
-from operators.assembly.lcu_chains import LcuChains
 from operators.conditions.mosaic import Mosaic
 from operators.conditions.pose import Pose
-from operators.edits.remove_object import RemoveObject
 from operators.conditions.repainting import Repainting
-from operators.edits.replace_object import ReplaceObject
 from operators.conditions.scribble import Scribble
 from operators.conditions.segmentation import Segmentation
+from operators.edits.background_change import BackgroundChange
+from operators.edits.layers import Layers
+from operators.edits.remove_object import RemoveObject
+from operators.edits.replace_object import ReplaceObject
 from operators.edits.style_transfer import StyleTransfer
 from operators.edits.subject_reference import SubjectReference
-from operators.assembly.task_mix import TaskMix, mix_report
 from operators.edits.text_to_image import TextToImage
+from operators.instructions.stages import build_instruction_stages
 from pipelines.build import configured, present
 from pipelines.scoring import scoring_stages
 
@@ -50,12 +51,25 @@ def stages(recipe: Recipe) -> list[Operator]:
 
     makers = present(
         # the ten low-level conditions (BRIEF.md's order), each both ways: analysis and controllable generation
-        op(Segmentation), op(Depth), op(Pose), op(Mosaic), op(Degradation),
-        op(Grayscale), op(Canny), op(Doodle), op(Contour), op(Scribble),
+        op(Segmentation),
+        op(Depth),
+        op(Pose),
+        op(Mosaic),
+        op(Degradation),
+        op(Grayscale),
+        op(Canny),
+        op(Doodle),
+        op(Contour),
+        op(Scribble),
         # repainting: inpainting and outpainting masks
         op(Repainting),
         # edits synthesized from one photo: element (remove/add, replace), semantic (background, style), text, layers
-        op(RemoveObject), op(ReplaceObject), op(BackgroundChange), op(StyleTransfer), op(TextToImage), op(Layers),
+        op(RemoveObject),
+        op(ReplaceObject),
+        op(BackgroundChange),
+        op(StyleTransfer),
+        op(TextToImage),
+        op(Layers),
         op(SubjectReference),  # reference generation: the subject cut out -> the photo
     )
     if not makers:

@@ -1,6 +1,7 @@
 """The pairs job (pairing, step 2): its plan is the global step (K-means, two-pass union-find per group of
 clusters, cleaned and capped pairs in OUT/pairs.parquet); each partition (pair-NNNNN, one row group of pairs.parquet)
 then reads both images of its pairs, makes one CU per pair, writes instructions and commits shards."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +12,9 @@ from datagen.jobs import JobSpec
 from datagen.operator import Operator
 from datagen.pairing.config import Band, PairingConfig
 from datagen.pairing.plan import plan_pairs
-from operators.instructions.stages import build_instruction_stages
 from operators.assembly.pair_samples import PairSamples
 from operators.assembly.read_pairs import ReadPairs
+from operators.instructions.stages import build_instruction_stages
 from pipelines.catalog import ENCODERS
 from pipelines.features import active_routes, encoder
 from pipelines.scoring import scoring_stages

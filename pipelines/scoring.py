@@ -1,16 +1,17 @@
 """The scoring stages every sample-making job runs after its samples are finished (images: CUs and LCUs; pairs:
 paired photos): each scorer the recipe lists, in the order below, then the quality filter. A scorer scores what a
 sample has and skips the rest; only the filter drops, and it counts why."""
+
 from __future__ import annotations
 
 from datagen.config import Recipe
 from datagen.operator import Operator
-from operators.scoring.quality_filter import QualityFilter
 from operators.scoring.clip import ClipScores
 from operators.scoring.dino import DinoScore
 from operators.scoring.judge import JudgeScores
 from operators.scoring.nsfw import NsfwScore
 from operators.scoring.pixel import PixelScores
+from operators.scoring.quality_filter import QualityFilter
 from pipelines.build import configured, present
 
 # cheap pixel scores first, then the models (each an actor pool of its own when it holds one)

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny real images, tiny shard folders, one local Ray per test session, and no network."""
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ Two things made loopback clusters flaky on the shared 2-core machine (Ray 2.60):
 - Start-up time: the raylet waits a fixed 15 s for the dashboard agent to report its ports and aborts when it has not
   (raylet.err: "Timed out waiting for file .../dashboard_agent_listen_port_..."). On two loaded cores the agent's
   imports alone can take longer, so a failed start is retried in a fresh temp dir, a bounded number of times."""
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,11 @@ def free_port() -> int:
 
 def kill_cluster(temp_dir: str) -> None:
     """Kill the processes whose command lines name this cluster's temp dir."""
-    procs = [p for p in psutil.process_iter(["cmdline"]) if p.pid != os.getpid() and any(temp_dir in a for a in (p.info["cmdline"] or []))]
+    procs = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.pid != os.getpid() and any(temp_dir in a for a in (p.info["cmdline"] or []))
+    ]
     for p in procs:
         try:
             p.kill()
@@ -58,24 +63,53 @@ def cluster_log_errors(temp_dir: str) -> str:
             keep = ("Timed out", "Check failed")
         else:
             continue
-        lines += [f"{f.name}: {ln.strip()[:300]}" for ln in f.read_text(errors="replace").splitlines() if any(k in ln for k in keep)]
+        lines += [
+            f"{f.name}: {ln.strip()[:300]}"
+            for ln in f.read_text(errors="replace").splitlines()
+            if any(k in ln for k in keep)
+        ]
     return "\n".join(lines[-20:])
 
 
 def _start_nodes(num_cpus: int, num_gpus: int, workers: int, temp_dir: str, env: dict) -> dict:
     port, dash, client = free_port(), free_port(), free_port()
     common = ["--node-ip-address=127.0.0.1", *NODE_PORTS, f"--temp-dir={temp_dir}", "--disable-usage-stats"]
-    subprocess.run([RAY, "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
-                    "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                    f"--ray-client-server-port={client}", *common], check=True, env=env, capture_output=True, text=True, timeout=240)
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            f"--num-cpus={num_cpus}",
+            f"--num-gpus={num_gpus}",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            f"--ray-client-server-port={client}",
+            *common,
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     for _ in range(workers):
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"victim": 1}', *common],
-                       check=True, env=env, capture_output=True, text=True, timeout=240)
+        subprocess.run(
+            [RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"victim": 1}', *common],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     return {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "env": env, "temp_dir": temp_dir}
 
 
 @contextmanager
-def loopback_cluster(num_cpus: int = 1, num_gpus: int = 0, workers: int = 0, extra_env: Optional[dict[str, str]] = None) -> Iterator[dict]:
+def loopback_cluster(
+    num_cpus: int = 1, num_gpus: int = 0, workers: int = 0, extra_env: Optional[dict[str, str]] = None
+) -> Iterator[dict]:
     """Yields {"address", "dashboard", "env", "temp_dir"}; `env` is what drivers of this cluster should run with."""
     env = {**os.environ, **CLUSTER_ENV, **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
@@ -87,7 +121,9 @@ def loopback_cluster(num_cpus: int = 1, num_gpus: int = 0, workers: int = 0, ext
             break
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
             err = e.stderr if isinstance(e.stderr, str) else (e.stderr or b"").decode(errors="replace")
-            failures.append(f"attempt {attempt}: {(err.strip().splitlines() or ['?'])[-1]}\n{cluster_log_errors(temp_dir)}")
+            failures.append(
+                f"attempt {attempt}: {(err.strip().splitlines() or ['?'])[-1]}\n{cluster_log_errors(temp_dir)}"
+            )
             kill_cluster(temp_dir)
     else:
         pytest.fail(f"`ray start` failed {START_ATTEMPTS} times:\n" + "\n".join(failures))

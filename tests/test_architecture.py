@@ -1,6 +1,7 @@
 """Dependencies point one way: pipelines -> operators -> datagen (the core). The core imports nothing from operators/
 or pipelines/ (at any level, function-local imports and import_module calls included), operators import neither
 pipelines/ nor Ray (the runtime owns Ray), and each job's stage list keeps the order of its roles."""
+
 import ast
 from pathlib import Path
 
@@ -17,8 +18,13 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             out.append((node.lineno, node.module))
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             out.append((node.lineno, node.args[0].value))
     return out
 
@@ -42,7 +48,9 @@ def test_operators_import_neither_ray_nor_pipelines():
 
 def test_the_checker_sees_function_local_imports(tmp_path):
     f = tmp_path / "m.py"
-    f.write_text("def f():\n    from operators.x import y\n    import ray.data\n    importlib.import_module('pipelines.z')\n")
+    f.write_text(
+        "def f():\n    from operators.x import y\n    import ray.data\n    importlib.import_module('pipelines.z')\n"
+    )
     assert [m for _, m in imported_modules(f)] == ["operators.x", "ray.data", "pipelines.z"]
 
 
@@ -60,8 +68,8 @@ def test_every_job_stage_list_keeps_its_role_order(recipe):
 def test_a_stage_list_out_of_role_order_is_refused():
     from datagen.config import ConfigError
     from datagen.jobs import check_stage_order
-    from operators.conditions.grayscale import Grayscale
     from operators.assembly.lcu_chains import LcuChains
+    from operators.conditions.grayscale import Grayscale
 
     with pytest.raises(ConfigError, match="grayscale .make. cannot run after lcu_chains .compose."):
         check_stage_order("images", [LcuChains(), Grayscale()])
@@ -90,7 +98,9 @@ def base_classes_from_leaves(path: Path) -> list[str]:
     """Base classes a module imports from a leaf module of another operator family (not its base.py, not models/)."""
     tree = ast.parse(path.read_text(), str(path))
     family = path.relative_to(ROOT / "operators").parts[0]
-    bases = {b.id for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for b in node.bases if isinstance(b, ast.Name)}
+    bases = {
+        b.id for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for b in node.bases if isinstance(b, ast.Name)
+    }
     bad = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("operators.")):
@@ -98,7 +108,9 @@ def base_classes_from_leaves(path: Path) -> list[str]:
         parts = node.module.split(".")
         if len(parts) < 3 or parts[1] in (family, SHARED) or parts[-1] == "base":
             continue
-        bad += [f"{path.relative_to(ROOT)} subclasses {a.name} from {node.module}" for a in node.names if a.name in bases]
+        bad += [
+            f"{path.relative_to(ROOT)} subclasses {a.name} from {node.module}" for a in node.names if a.name in bases
+        ]
     return bad
 
 
@@ -109,9 +121,13 @@ def test_no_family_subclasses_a_leaf_of_another_family():
 
 def test_the_leaf_check_sees_a_base_from_another_familys_leaf(tmp_path, monkeypatch):
     leaf = ROOT / "operators" / "edits" / "_probe_leaf.py"
-    leaf.write_text("from operators.conditions.canny import Canny\nfrom operators.conditions.base import ConditionOperator\n"
-                    "class A(Canny): pass\nclass B(ConditionOperator): pass\n")
+    leaf.write_text(
+        "from operators.conditions.canny import Canny\nfrom operators.conditions.base import ConditionOperator\n"
+        "class A(Canny): pass\nclass B(ConditionOperator): pass\n"
+    )
     try:
-        assert base_classes_from_leaves(leaf) == ["operators/edits/_probe_leaf.py subclasses Canny from operators.conditions.canny"]
+        assert base_classes_from_leaves(leaf) == [
+            "operators/edits/_probe_leaf.py subclasses Canny from operators.conditions.canny"
+        ]
     finally:
         leaf.unlink()

@@ -1,4 +1,5 @@
 """Recipes: overrides reach any key; a bad key or value fails before work, naming the key and what is allowed."""
+
 import pytest
 
 from datagen.config import ConfigError, load_yaml
@@ -6,7 +7,9 @@ from pipelines import load_recipe
 
 
 def test_demo_recipe_loads_with_overrides():
-    r = load_recipe("configs/demo.yaml", ["output.dir=/tmp/x", "input.max_side=256", "operators.canny.low=50", "seed=7"])
+    r = load_recipe(
+        "configs/demo.yaml", ["output.dir=/tmp/x", "input.max_side=256", "operators.canny.low=50", "seed=7"]
+    )
     assert r.output.dir == "/tmp/x" and r.input.max_side == 256 and r.seed == 7
     assert r.operators["canny"].low == 50
 

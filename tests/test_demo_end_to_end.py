@@ -2,6 +2,7 @@
 that upstream webdataset reads sample by sample, whose parquet index matches the tar, and that validate accepts.
 Every sample carries pixel scores and the real open_nsfw probability in its JSON and its index row; safe photos
 score low."""
+
 import json
 import subprocess
 import sys
@@ -23,9 +24,24 @@ from datagen.shards.reader import read_index, shard_paths
 DEMO_KEYS = Path(__file__).parent / "data" / "demo_keys.txt"
 
 # ACE's eight task groups (BRIEF.md), every one of which the demo makes
-ACE_GROUPS = {"text_guided_generation", "low_level_analysis", "controllable_generation", "semantic_editing", "element_editing",
-              "repainting", "layer_editing", "reference_generation"}
-SYNTHESIZED_OPERATORS = {"remove_object", "background_change", "style_transfer", "text_to_image", "layers", "subject_reference"}
+ACE_GROUPS = {
+    "text_guided_generation",
+    "low_level_analysis",
+    "controllable_generation",
+    "semantic_editing",
+    "element_editing",
+    "repainting",
+    "layer_editing",
+    "reference_generation",
+}
+SYNTHESIZED_OPERATORS = {
+    "remove_object",
+    "background_change",
+    "style_transfer",
+    "text_to_image",
+    "layers",
+    "subject_reference",
+}
 
 
 def check_synthesized(sample, removal_ratios: list[float]) -> None:
@@ -40,7 +56,9 @@ def check_synthesized(sample, removal_ratios: list[float]) -> None:
     if sample.task == "Remove Object":
         frame = sample.current.inputs[0]
         mask = frame.mask > 0
-        around = cv2.dilate(frame.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))) > 0  # JPEG blocks at the seam
+        around = (
+            cv2.dilate(frame.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))) > 0
+        )  # JPEG blocks at the seam
         diff = np.abs(frame.image.astype(np.int32) - sample.current.target.image.astype(np.int32)).mean(axis=2)
         inside, outside = float(diff[mask].mean()), float(diff[~around].mean())
         assert outside <= inside / 5, (sample.provenance.sources, inside, outside)
@@ -50,8 +68,20 @@ def check_synthesized(sample, removal_ratios: list[float]) -> None:
 @pytest.mark.slow
 def test_demo_recipe_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}",
-                          "runtime.progress=false"], capture_output=True, text=True, timeout=1200)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "configs/demo.yaml",
+            f"output.dir={out}",
+            "runtime.progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert res.returncode == 0, res.stderr[-4000:]
     assert "samples per task" in res.stdout
     # pose and faces run with the real offline weights, and the log names each file with its sha256
@@ -93,8 +123,14 @@ def test_demo_recipe_end_to_end(tmp_path):
     keys = sorted((r["key"], r["task"]) for r in read_index(out).select(["key", "task"]).to_pylist())
     want = [tuple(line.split("\t")) for line in DEMO_KEYS.read_text().splitlines()]
     missing, extra = sorted(set(want) - set(keys)), sorted(set(keys) - set(want))
-    assert not missing and not extra, (f"{len(missing)} recorded keys missing, {len(extra)} new", missing[:5], extra[:5])
-    tasks = {r["task"] for tar in shards for r in pq.read_table(tar.with_suffix(".parquet"), columns=["task"]).to_pylist()}
+    assert not missing and not extra, (
+        f"{len(missing)} recorded keys missing, {len(extra)} new",
+        missing[:5],
+        extra[:5],
+    )
+    tasks = {
+        r["task"] for tar in shards for r in pq.read_table(tar.with_suffix(".parquet"), columns=["task"]).to_pylist()
+    }
     assert {"Pose Estimation", "Pose-guided Generation"} <= tasks, tasks  # the astronaut and the cameraman
     # the shipped photos are all safe: open_nsfw says so (its README: below 0.2 very likely safe), and nothing the
     # demo makes from them reaches the default NSFW threshold
@@ -107,6 +143,18 @@ def test_demo_recipe_end_to_end(tmp_path):
     val = subprocess.run([sys.executable, "-m", "datagen.cli", "validate", str(out)], capture_output=True, text=True)
     assert val.returncode == 0, val.stdout[-4000:]
     # a rerun is a no-op
-    again = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}",
-                            "runtime.progress=false"], capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "configs/demo.yaml",
+            f"output.dir={out}",
+            "runtime.progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0 and "nothing to do" in again.stdout

@@ -1,5 +1,6 @@
 """The environment `make install` builds: one OpenCV build (several packages ship their own cv2), one faiss and one
 onnxruntime build (CPU or GPU), torch pinned to the pair vLLM 0.33 requires."""
+
 from importlib import metadata
 
 

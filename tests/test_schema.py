@@ -1,4 +1,5 @@
 """The data contract: indicators, masks, keys and task names behave as ACE's convention says."""
+
 import numpy as np
 import pytest
 
@@ -7,15 +8,22 @@ from datagen.schema import Frame, Provenance, Sample, Turn
 
 
 def _prov(**kw):
-    base = dict(sources=["file:///a.jpg"], source_ids=["abc"], operator="canny", operator_version="1", params={"low": 100})
+    base = dict(
+        sources=["file:///a.jpg"], source_ids=["abc"], operator="canny", operator_version="1", params={"low": 100}
+    )
     base.update(kw)
     return Provenance(**base)
 
 
 def _turn(instruction="Detect the edges in {image}.", n_inputs=1):
     img = np.zeros((32, 48, 3), np.uint8)
-    return Turn(task="Edge map Extraction", direction="analysis", inputs=[Frame(img) for _ in range(n_inputs)],
-                target=Frame(img, role=schema.ROLE_CONDITION), instruction=instruction)
+    return Turn(
+        task="Edge map Extraction",
+        direction="analysis",
+        inputs=[Frame(img) for _ in range(n_inputs)],
+        target=Frame(img, role=schema.ROLE_CONDITION),
+        instruction=instruction,
+    )
 
 
 def test_indicators_found_in_order():
@@ -24,8 +32,14 @@ def test_indicators_found_in_order():
 
 @pytest.mark.parametrize(
     "text,n,ok",
-    [("Edit {image}.", 1, True), ("Edit {image}.", 0, False), ("Mix {image1} and {image2}", 2, True),
-     ("Mix {image1} and {image3}", 2, False), ("No images here", 0, True), ("{image0}", 3, False)],
+    [
+        ("Edit {image}.", 1, True),
+        ("Edit {image}.", 0, False),
+        ("Mix {image1} and {image2}", 2, True),
+        ("Mix {image1} and {image3}", 2, False),
+        ("No images here", 0, True),
+        ("{image0}", 3, False),
+    ],
 )
 def test_indicator_problems(text, n, ok):
     assert (schema.indicator_problems(text, n) == []) is ok

@@ -2,6 +2,7 @@
 small: no torch import to learn there is no GPU, none to embed with MobileNetV2 on the CPU (its ONNX export runs on
 ONNX Runtime, equal to torch's), no scikit-learn import to find the shipped photos, one JPEG per shared photo per
 partition, one set of SSIM statistics per photo per batch, and OpenCV held to the task's CPUs."""
+
 import os
 import subprocess
 import sys
@@ -21,21 +22,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def python(code: str, **env: str) -> str:
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return res.stdout.strip()
 
 
 @pytest.mark.skipif(any(os.path.exists(p) for p in devices._GPU_NODES), reason="this machine has a GPU driver")
 def test_no_gpu_is_known_without_importing_torch():
-    out = python("import sys; from datagen.devices import resolve_device; print(resolve_device('auto'), 'torch' in sys.modules)")
+    out = python(
+        "import sys; from datagen.devices import resolve_device; print(resolve_device('auto'), 'torch' in sys.modules)"
+    )
     assert out == "cpu False"
 
 
 def test_the_shipped_photos_are_found_without_importing_their_packages():
-    out = python("import sys; from datagen.ingest.listing import builtin_photos; n = len(builtin_photos()); "
-                 "print(n, 'sklearn' in sys.modules, 'skimage' in sys.modules)")
+    out = python(
+        "import sys; from datagen.ingest.listing import builtin_photos; n = len(builtin_photos()); "
+        "print(n, 'sklearn' in sys.modules, 'skimage' in sys.modules)"
+    )
     assert out == "17 False False"
 
 
@@ -57,17 +68,29 @@ def test_mobilenet_on_onnx_runtime_equals_torch_and_needs_no_torch(tmp_path):
     finally:
         del os.environ["DATAGEN_CACHE_DIR"]
     # a worker with the export cached embeds without torch
-    out = python("import sys, skimage.data; from operators.features.mobilenet import MobileNetFeatures; "
-                 "e = MobileNetFeatures().compute([skimage.data.chelsea()])[0]; "
-                 "print(len(next(iter(e.values()))), 'torch' in sys.modules)", DATAGEN_CACHE_DIR=str(tmp_path))
+    out = python(
+        "import sys, skimage.data; from operators.features.mobilenet import MobileNetFeatures; "
+        "e = MobileNetFeatures().compute([skimage.data.chelsea()])[0]; "
+        "print(len(next(iter(e.values()))), 'torch' in sys.modules)",
+        DATAGEN_CACHE_DIR=str(tmp_path),
+    )
     assert out == "1280 False"
 
 
 def sample(key: str, photo: np.ndarray, cond: np.ndarray) -> Sample:
     task = "Image Colorization"
-    turn = Turn(task=task, direction=TASKS[task].direction, inputs=[Frame(cond, role=ROLE_CONDITION)],
-                target=Frame(photo, role=ROLE_PHOTO), instruction="Colorize {image}.")
-    return Sample(turns=[turn], provenance=Provenance(sources=["p"], source_ids=[key], operator="test", operator_version="1"), key=key)
+    turn = Turn(
+        task=task,
+        direction=TASKS[task].direction,
+        inputs=[Frame(cond, role=ROLE_CONDITION)],
+        target=Frame(photo, role=ROLE_PHOTO),
+        instruction="Colorize {image}.",
+    )
+    return Sample(
+        turns=[turn],
+        provenance=Provenance(sources=["p"], source_ids=[key], operator="test", operator_version="1"),
+        key=key,
+    )
 
 
 def test_a_photo_shared_by_samples_is_encoded_once(tmp_path, monkeypatch):
@@ -94,7 +117,9 @@ def test_pixel_scores_share_a_photos_statistics_without_changing_them():
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[100:200, 150:300] = 255
     memo = _StatsMemo(1.5)
-    shared = [pixel_scores(photo, e, mask, memo=memo) for e in edits] + [pixel_scores(e, photo, None, memo=memo) for e in edits]
+    shared = [pixel_scores(photo, e, mask, memo=memo) for e in edits] + [
+        pixel_scores(e, photo, None, memo=memo) for e in edits
+    ]
     alone = [pixel_scores(photo, e, mask) for e in edits] + [pixel_scores(e, photo, None) for e in edits]
     assert shared == alone
     assert len(memo._stats) == 4  # the photo and the three edits, each once

@@ -1,4 +1,5 @@
 """`datagen export DIR --layout ace|ace++ --out DIR`: files and lists for ACE's and ACE++'s reference loaders."""
+
 from __future__ import annotations
 
 import argparse

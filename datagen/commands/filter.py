@@ -1,4 +1,5 @@
 """`datagen filter DIR --marks marks.json [--rule operator=canny]`: drop reviewed samples or whole rules."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("filter", help="drop marked samples or everything a rule made; rewrites shards and index")
     p.add_argument("dir")
     p.add_argument("--marks", help="marks.json from the review page, or parquet/CSV with a `key` column")
-    p.add_argument("--rule", action="append", default=[], help="FIELD=VALUE[,FIELD=VALUE] over operator, task, "
-                   "task_group, instruction_method, kind; or a score rule scores.NAME<VALUE (<=, >, >=: drops the samples "
-                   "whose score compares so, e.g. scores.nsfw>0.8); repeatable")
+    p.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        help="FIELD=VALUE[,FIELD=VALUE] over operator, task, "
+        "task_group, instruction_method, kind; or a score rule scores.NAME<VALUE (<=, >, >=: drops the samples "
+        "whose score compares so, e.g. scores.nsfw>0.8); repeatable",
+    )
     p.add_argument("--out", help="write the filtered folder here instead of rewriting in place")
     p.set_defaults(fn=cmd_filter)

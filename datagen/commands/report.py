@@ -1,4 +1,5 @@
 """`datagen report DIR`: (re)write OUT/report.html and OUT/report.png from OUT/run.json."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """`datagen review DIR --out review.html`: a stratified contact sheet per task for quality reviewers."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,5 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="review.html")
     p.add_argument("--per-task", type=int, default=6, help="samples per task (and per task of multi-turn samples)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sort", help="NAME:asc or NAME:desc: cards of each task sorted by that score (the page's menu changes it)")
+    p.add_argument(
+        "--sort", help="NAME:asc or NAME:desc: cards of each task sorted by that score (the page's menu changes it)"
+    )
     p.set_defaults(fn=cmd_review)

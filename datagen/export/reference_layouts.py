@@ -2,6 +2,7 @@
 ACE (scepter ACEDemoDataset: a folder with train.csv of `Source:FILE`, `Target:FILE`, `Prompt`) and
 ACE++ (a CSV with delimiter `#;#` and fields edit_image, edit_mask, ref_image, target_image, prompt, data_type).
 Image files are the shard members' bytes, unchanged; what a layout cannot express is counted, not dropped silently."""
+
 from __future__ import annotations
 
 import csv
@@ -37,14 +38,26 @@ def export_ace(root: str | Path, out: str | Path) -> dict[str, Any]:
     rows, skipped = [], {}
     for rec, raw in _records(root):
         turn = rec["turns"][-1]
-        why = ("multi-turn" if len(rec["turns"]) > 1 else "not one input" if len(turn["inputs"]) != 1
-               else "masked input (use the ace++ layout)" if turn["inputs"][0].get("mask") else None)
+        why = (
+            "multi-turn"
+            if len(rec["turns"]) > 1
+            else "not one input"
+            if len(turn["inputs"]) != 1
+            else "masked input (use the ace++ layout)"
+            if turn["inputs"][0].get("mask")
+            else None
+        )
         if why:
             skipped[why] = skipped.get(why, 0) + 1
             continue
-        rows.append({"Source:FILE": _write_member(out, rec["key"], turn["inputs"][0]["image"], raw),
-                     "Target:FILE": _write_member(out, rec["key"], turn["target"]["image"], raw),
-                     "Prompt": turn["instruction"], "_key": rec["key"]})
+        rows.append(
+            {
+                "Source:FILE": _write_member(out, rec["key"], turn["inputs"][0]["image"], raw),
+                "Target:FILE": _write_member(out, rec["key"], turn["target"]["image"], raw),
+                "Prompt": turn["instruction"],
+                "_key": rec["key"],
+            }
+        )
     with open(out / "train.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=ACE_COLUMNS, extrasaction="ignore")
         w.writeheader()
@@ -81,7 +94,9 @@ def export_ace_plus(root: str | Path, out: str | Path) -> dict[str, Any]:
         }
         lines.append(ACE_PLUS_DELIMITER.join(fields[c] for c in ACE_PLUS_COLUMNS))
         keys.append(rec["key"])
-    (out / "train.csv").write_text("\n".join([ACE_PLUS_DELIMITER.join(ACE_PLUS_COLUMNS), *lines]) + "\n", encoding="utf-8")
+    (out / "train.csv").write_text(
+        "\n".join([ACE_PLUS_DELIMITER.join(ACE_PLUS_COLUMNS), *lines]) + "\n", encoding="utf-8"
+    )
     report = {"layout": "ace++", "rows": len(lines), "skipped": skipped, "keys": keys}
     paths.atomic_write_json(out / "export.json", report)
     return report

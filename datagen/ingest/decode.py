@@ -1,6 +1,7 @@
 """Decode one input into an RGB array under limits: a byte cap, a pixel cap checked before decoding
 (decompression bombs), a minimum side and a maximum aspect ratio; EXIF orientation applied; CMYK, 16-bit,
 alpha, palette and animated inputs converted to 8-bit RGB. A refused input raises RejectedInput(reason)."""
+
 from __future__ import annotations
 
 import io

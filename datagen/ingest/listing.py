@@ -1,6 +1,7 @@
 """Turn the recipe's input into a sorted list of entries and cut it into partitions (the units of work).
 Inputs: image folders (recursive), webdataset tars (img2dataset output), parquet or CSV lists of paths,
 fsspec URIs, and `builtin:photos` (real photos shipped inside scikit-image and scikit-learn)."""
+
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,23 @@ log = logging.getLogger(__name__)
 
 # Real photographs shipped inside packages the project installs (licences in datagen/assets/PHOTOS.md).
 BUILTIN_PHOTOS = {
-    "skimage": ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
-                "rocket.jpg", "camera.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png",
-                "moon.png", "coins.png", "brick.png", "grass.png", "gravel.png"],
+    "skimage": [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "motorcycle_left.png",
+        "motorcycle_right.png",
+        "rocket.jpg",
+        "camera.png",
+        "hubble_deep_field.jpg",
+        "retina.jpg",
+        "ihc.png",
+        "moon.png",
+        "coins.png",
+        "brick.png",
+        "grass.png",
+        "gravel.png",
+    ],
     "sklearn": ["china.jpg", "flower.jpg"],
 }
 
@@ -105,7 +120,9 @@ def _tar_entries(fs: fsspec.AbstractFileSystem, tar_path: str, cfg: InputConfig)
         for m in tar:
             name = m.name
             if name.startswith("/") or ".." in name.split("/"):
-                entries.append({"uri": f"{uri}#{name}", "reject": UNSAFE_MEMBER, "detail": "absolute path or '..' in member name"})
+                entries.append(
+                    {"uri": f"{uri}#{name}", "reject": UNSAFE_MEMBER, "detail": "absolute path or '..' in member name"}
+                )
                 continue
             if m.issym() or m.islnk():
                 if _ext(name) in exts:
@@ -116,13 +133,24 @@ def _tar_entries(fs: fsspec.AbstractFileSystem, tar_path: str, cfg: InputConfig)
             base, ext = (name.rsplit(".", 1) + [""])[:2]
             ext = ext.lower()
             if ext in FORBIDDEN_EXTENSIONS:  # pickled objects: never loaded, refused where reviewers can see it
-                entries.append({"uri": f"{uri}#{name}", "reject": UNSAFE_MEMBER, "detail": f"pickle-capable member .{ext}"})
+                entries.append(
+                    {"uri": f"{uri}#{name}", "reject": UNSAFE_MEMBER, "detail": f"pickle-capable member .{ext}"}
+                )
                 continue
             if ext == "txt" and m.size < 65536:
                 fh = tar.extractfile(m)
                 captions[base] = fh.read().decode("utf-8", "replace").strip() if fh else ""
             elif ext in exts:
-                entries.append({"uri": f"{uri}#{name}", "rel": f"{posixpath.basename(tar_path)}#{name}", "tar": uri, "member": name, "size": m.size, "_base": base})
+                entries.append(
+                    {
+                        "uri": f"{uri}#{name}",
+                        "rel": f"{posixpath.basename(tar_path)}#{name}",
+                        "tar": uri,
+                        "member": name,
+                        "size": m.size,
+                        "_base": base,
+                    }
+                )
     for e in entries:
         base = e.pop("_base", None)
         if base is not None and base in captions:
@@ -160,7 +188,9 @@ def list_entries(cfg: InputConfig) -> list[dict[str, Any]]:
     if path.startswith("builtin:"):
         if path != "builtin:photos":
             raise ConfigError(f"input.path={path!r}: the only builtin input is builtin:photos")
-        entries = [{"uri": "file://" + p, "rel": rel, "caption": BUILTIN_CAPTIONS.get(rel, "")} for rel, p in builtin_photos()]
+        entries = [
+            {"uri": "file://" + p, "rel": rel, "caption": BUILTIN_CAPTIONS.get(rel, "")} for rel, p in builtin_photos()
+        ]
     else:
         fs, root = fsspec.core.url_to_fs(path)
         fmt = cfg.format if cfg.format != "auto" else _detect_format(path, fs)
@@ -176,7 +206,9 @@ def list_entries(cfg: InputConfig) -> list[dict[str, Any]]:
                 elif e == "tar":
                     entries.extend(_tar_entries(fs, p, cfg))
         elif fmt == "tar":
-            tars = [t for pat in braceexpand(root) for t in sorted(fs.glob(pat))] if "{" in root or "*" in root else [root]
+            tars = (
+                [t for pat in braceexpand(root) for t in sorted(fs.glob(pat))] if "{" in root or "*" in root else [root]
+            )
             if not tars or not all(fs.exists(t) for t in tars):
                 raise ConfigError(f"input.path={path!r}: tar file(s) not found")
             entries = [e for t in tars for e in _tar_entries(fs, t, cfg)]

@@ -1,5 +1,6 @@
 """The first stage of every image job: fetch each entry's bytes (file, fsspec URI or tar member), decode it
 under the recipe's limits, and quarantine what cannot be used, with its reason. The run never stops for one input."""
+
 from __future__ import annotations
 
 import logging
@@ -102,5 +103,13 @@ class ReadImages(Operator):
             except RejectedInput as r:
                 batch.quarantine.append(QuarantineRow(uri, r.reason, STAGE, r.detail))
                 continue
-            batch.items.append(SourceImage(uri=uri, source_id=content_id(data, entry.get("rel", uri)), image=image, caption=entry.get("caption") or "", meta=meta))
+            batch.items.append(
+                SourceImage(
+                    uri=uri,
+                    source_id=content_id(data, entry.get("rel", uri)),
+                    image=image,
+                    caption=entry.get("caption") or "",
+                    meta=meta,
+                )
+            )
         return batch

@@ -1,5 +1,6 @@
 """Band membership of scores, with explicit edges: a band is [low, high) unless it says otherwise, so that
 "related but not identical" is decided the same way by pass 1, pass 2 and the tests."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,7 @@
 """The `pairing` recipe section: which encoder, the K-means and pass-1 settings, the pass-2 routes (one per ACE
-task, each with its score and band), the per-set cap and the cleaning filters. Defaults fit the demo; recipes override."""
+task, each with its score and band), the per-set cap and the cleaning filters. Defaults fit the demo; recipes
+override."""
+
 from __future__ import annotations
 
 from typing import Literal, Optional, Union
@@ -36,12 +38,18 @@ class Band(Section):
 class KMeansConfig(Section):
     clusters: int = Field(1000, ge=1, description="K at full scale (ACE/SemDeDup: tens of thousands for 100M+ images)")
     min_cluster_size: int = Field(64, ge=1, description="K shrinks to n_images // this for small inputs (logged)")
-    train_sample: int = Field(1_000_000, ge=1, description="embeddings drawn (seeded) to train K-means; all are assigned")
+    train_sample: int = Field(
+        1_000_000, ge=1, description="embeddings drawn (seeded) to train K-means; all are assigned"
+    )
     iterations: int = Field(20, ge=1)
-    init: Literal["auto", "kmeans++", "random"] = Field("auto", description="seeding: greedy k-means++ (auto: up to 5000 clusters) or faiss's random")
+    init: Literal["auto", "kmeans++", "random"] = Field(
+        "auto", description="seeding: greedy k-means++ (auto: up to 5000 clusters) or faiss's random"
+    )
     init_size: int = Field(10_000, ge=1, description="rows the k-means++ seeding looks at")
     redo: int = Field(1, ge=1, description="independent runs; the best objective is kept")
-    gpu: Union[bool, Literal["auto"]] = Field("auto", description="faiss GPU indexes: true, false, or auto (when faiss has GPUs)")
+    gpu: Union[bool, Literal["auto"]] = Field(
+        "auto", description="faiss GPU indexes: true, false, or auto (when faiss has GPUs)"
+    )
     clusters_per_task: int = Field(64, ge=1, description="clusters handled by one union-find task")
 
 
@@ -49,9 +57,15 @@ class Pass1Config(Section):
     band: Optional[Band] = Field(None, description="cosine band of related images; None: the encoder's default band")
     search: Literal["range", "knn"] = "range"
     max_neighbors: int = Field(16, ge=1, description="links kept per image (the most similar in band)")
-    center: Optional[bool] = Field(None, description="subtract the collection mean before cosine; None: encoder's default")
-    edge_neighbors: int = Field(2, ge=0, description="more candidate links per image: its nearest neighbours by edge layout "
-                                "(inside the cluster, cosine >= edge_min_cosine), for the object routes' pass 2 to verify; 0: off")
+    center: Optional[bool] = Field(
+        None, description="subtract the collection mean before cosine; None: encoder's default"
+    )
+    edge_neighbors: int = Field(
+        2,
+        ge=0,
+        description="more candidate links per image: its nearest neighbours by edge layout "
+        "(inside the cluster, cosine >= edge_min_cosine), for the object routes' pass 2 to verify; 0: off",
+    )
     edge_min_cosine: float = Field(0.5, ge=-1, le=1)
 
 
@@ -104,7 +118,13 @@ class RoutesConfig(Section):
 class CleanConfig(Section):
     min_side: int = Field(256, ge=1, description="shorter side of both original images, in pixels")
     max_aspect: float = Field(3.0, ge=1.0)
-    near_duplicate_bits: int = Field(6, ge=-1, le=256, description="images of a set whose 256-bit dHash differ in at most this many bits count as one; -1 turns it off")
+    near_duplicate_bits: int = Field(
+        6,
+        ge=-1,
+        le=256,
+        description="images of a set whose 256-bit dHash differ in at most this many bits count as one; -1 turns it "
+        "off",
+    )
 
 
 class PairingConfig(Section):
@@ -117,6 +137,8 @@ class PairingConfig(Section):
     clean: CleanConfig = CleanConfig()
     pairs_per_partition: int = Field(200, ge=1, description="pairs per unit of work of the pairs job (one row group)")
     features_per_partition: Optional[int] = Field(
-        None, ge=1, description="images per unit of work of the features job; None: input.images_per_partition. Features "
-        "cost a fraction of the images job's work per image, so a larger size schedules fewer, fuller tasks")
-
+        None,
+        ge=1,
+        description="images per unit of work of the features job; None: input.images_per_partition. Features "
+        "cost a fraction of the images job's work per image, so a larger size schedules fewer, fuller tasks",
+    )

@@ -1,6 +1,7 @@
 """The features job's contract: the SourceImage.meta keys where feature operators (operators/features/base.py) leave
 their results, and the stage that writes OUT/features/PARTITION.parquet (schema.FEATURES_SCHEMA) from them before the
 job's commit writes the done-marker."""
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ META_KEYPOINTS = "pairing.keypoints"
 META_DESCRIPTORS = "pairing.descriptors"
 META_DHASH = "pairing.dhash"
 META_EDGES = "pairing.edges"
+
 
 def entry_json(entry: dict[str, Any]) -> str:
     """What the pairs job needs to fetch the image again, exactly as the features job did."""
@@ -80,7 +82,9 @@ class WriteFeatures(Operator):
         self.out_dir = Path(out_dir).resolve()
 
     def describe(self) -> str:
-        return f"write_features: float16 embeddings and per-image pairing features to {self.out_dir / schema.FEATURES_DIR}"
+        return (
+            f"write_features: float16 embeddings and per-image pairing features to {self.out_dir / schema.FEATURES_DIR}"
+        )
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         table = features_table(batch)

@@ -1,6 +1,7 @@
 """One task of the pairing step: a group of clusters. For each cluster, pass 1 links images in the encoder band; for
 each route, pass 2 keeps the links inside the route's band, union-find makes disjoint sets, and every set gives its
 cleaned, capped pairs. Writes the group's pairs (schema.PAIRS_SCHEMA) and returns what it kept and dropped."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,8 @@ from datagen.batch import derive_seed
 from datagen.pairing.band import in_band
 from datagen.pairing.config import SCORE_NONE, SCORE_OBJECT, Band, PairingConfig, RouteConfig
 from datagen.pairing.kmeans import faiss_gpus, normalize_inplace
-from datagen.pairing.pairs import clean_members, set_pairs
 from datagen.pairing.object_score import edge_layout
+from datagen.pairing.pairs import clean_members, set_pairs
 from datagen.pairing.pass2 import GroupFeatures, link_scores
 from datagen.pairing.search import band_links
 from datagen.pairing.unionfind import UnionFind
@@ -68,8 +69,18 @@ def read_group(files: list[str]) -> pa.Table:
     return table.sort_by([("cluster", "ascending"), ("source_id", "ascending"), ("uri", "ascending")])
 
 
-def _with_edge_candidates(feats: GroupFeatures, x: np.ndarray, starts: np.ndarray, ends: np.ndarray, i: np.ndarray, j: np.ndarray,
-                          sim1: np.ndarray, k: int, min_cosine: float, gpus: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _with_edge_candidates(
+    feats: GroupFeatures,
+    x: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    sim1: np.ndarray,
+    k: int,
+    min_cosine: float,
+    gpus: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Pass-1 links plus each image's `k` nearest neighbours by edge layout inside its cluster (object routes only:
     their pass 2 verifies every candidate geometrically). New links carry the encoder's own cosine."""
     layout = np.stack([edge_layout(feats.edges(r)) for r in range(len(x))]).astype(np.float32)
@@ -94,7 +105,13 @@ def run_group(task: GroupTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     cfg = task.config
     table = read_group(task.files)
-    stats: dict[str, Any] = {"group": task.group, "images": table.num_rows, "clusters": 0, "links_pass1": 0, "routes": {}}
+    stats: dict[str, Any] = {
+        "group": task.group,
+        "images": table.num_rows,
+        "clusters": 0,
+        "links_pass1": 0,
+        "routes": {},
+    }
     rows: list[dict[str, Any]] = []
     if table.num_rows:
         feats = GroupFeatures(table)
@@ -114,7 +131,9 @@ def run_group(task: GroupTask) -> dict[str, Any]:
         sim1 = np.concatenate(ls) if ls else np.empty(0, np.float32)
         stats["links_pass1"] = int(len(i))
         if cfg.pass1.edge_neighbors and any(r.score == SCORE_OBJECT for _, r in task.routes) and feats.has_edges:
-            i, j, sim1, added = _with_edge_candidates(feats, x, starts, ends, i, j, sim1, cfg.pass1.edge_neighbors, cfg.pass1.edge_min_cosine, gpus)
+            i, j, sim1, added = _with_edge_candidates(
+                feats, x, starts, ends, i, j, sim1, cfg.pass1.edge_neighbors, cfg.pass1.edge_min_cosine, gpus
+            )
             stats["links_edge_layout"] = added
         cache: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
         width = np.asarray(table.column("width").to_numpy(), np.int64)
@@ -126,10 +145,21 @@ def run_group(task: GroupTask) -> dict[str, Any]:
                 cache[route.score] = link_scores(route.score, feats, i, j, sim1)
             score2, skipped = cache[route.score]
             keep = in_band(score2, route.band)
-            rstats = {"links_scored": int(len(i)), "links_kept": int(keep.sum()), "skipped": dict(skipped), "sets": 0, "largest_set": 0, "pairs": 0, "pairs_capped": 0}
+            rstats = {
+                "links_scored": int(len(i)),
+                "links_kept": int(keep.sum()),
+                "skipped": dict(skipped),
+                "sets": 0,
+                "largest_set": 0,
+                "pairs": 0,
+                "pairs_capped": 0,
+            }
             uf = UnionFind(table.num_rows)
             uf.union_all(zip(i[keep].tolist(), j[keep].tolist()))
-            kept_links = {(int(a), int(b)): (float(s1), float(s2)) for a, b, s1, s2 in zip(i[keep], j[keep], sim1[keep], score2[keep])}
+            kept_links = {
+                (int(a), int(b)): (float(s1), float(s2))
+                for a, b, s1, s2 in zip(i[keep], j[keep], sim1[keep], score2[keep])
+            }
             for members in uf.sets():
                 cluster = int(clusters[members[0]])
                 set_id = f"{name}/{cluster}/{cols['source_id'][members[0]][:16]}"
@@ -150,7 +180,11 @@ def run_group(task: GroupTask) -> dict[str, Any]:
                         s1, s2 = link
                     else:
                         s1 = float(np.dot(x[ga], x[gb]))
-                        s2 = float(link_scores(route.score, feats, np.array([ga]), np.array([gb]), np.array([s1]))[0][0]) if route.score != SCORE_NONE else s1
+                        s2 = (
+                            float(link_scores(route.score, feats, np.array([ga]), np.array([gb]), np.array([s1]))[0][0])
+                            if route.score != SCORE_NONE
+                            else s1
+                        )
                         # joined through the set, but itself too similar: the two are one photo, not a pair
                         if above_band(s1, task.band) or above_band(s2, route.band):
                             rstats["skipped"][ABOVE_BAND] = rstats["skipped"].get(ABOVE_BAND, 0) + 1
@@ -159,13 +193,22 @@ def run_group(task: GroupTask) -> dict[str, Any]:
                         ga, gb = gb, ga
                     rows.append(
                         {
-                            "uri_a": cols["uri"][ga], "uri_b": cols["uri"][gb],
-                            "source_id_a": cols["source_id"][ga], "source_id_b": cols["source_id"][gb],
-                            "entry_a": cols["entry"][ga], "entry_b": cols["entry"][gb],
-                            "caption_a": cols["caption"][ga], "caption_b": cols["caption"][gb],
-                            "task": route.task, "route": name, "set_id": set_id, "set_size": len(clean),
-                            "cluster": cluster, "linked": link is not None,
-                            "score_pass1": s1, "score_pass2": s2 if route.score != SCORE_NONE else float("nan"),
+                            "uri_a": cols["uri"][ga],
+                            "uri_b": cols["uri"][gb],
+                            "source_id_a": cols["source_id"][ga],
+                            "source_id_b": cols["source_id"][gb],
+                            "entry_a": cols["entry"][ga],
+                            "entry_b": cols["entry"][gb],
+                            "caption_a": cols["caption"][ga],
+                            "caption_b": cols["caption"][gb],
+                            "task": route.task,
+                            "route": name,
+                            "set_id": set_id,
+                            "set_size": len(clean),
+                            "cluster": cluster,
+                            "linked": link is not None,
+                            "score_pass1": s1,
+                            "score_pass2": s2 if route.score != SCORE_NONE else float("nan"),
                         }
                     )
                     rstats["pairs"] += 1

@@ -1,6 +1,7 @@
 """Spherical K-means with faiss: trained on a seeded sample of the embeddings, then every embedding assigned to its
 nearest centroid. Uses faiss's GPU index when faiss has GPUs, faiss-cpu otherwise; K shrinks for small inputs.
 faiss is imported where it is used, so that discovering operators stays light."""
+
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,9 @@ def faiss_gpus(mode: bool | str = "auto") -> int:
 
     n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if mode is True and n == 0:
-        log.warning("pairing.kmeans.gpu=true but this faiss has no GPU (faiss-cpu, or no visible GPU); using CPU indexes")
+        log.warning(
+            "pairing.kmeans.gpu=true but this faiss has no GPU (faiss-cpu, or no visible GPU); using CPU indexes"
+        )
     return n
 
 
@@ -31,7 +34,10 @@ def effective_clusters(n_items: int, wanted: int, min_cluster_size: int) -> int:
     if k < wanted:
         log.info(
             "K-means: %d clusters asked for %d embeddings; using %d so clusters hold about %d (min_cluster_size)",
-            wanted, n_items, k, min_cluster_size,
+            wanted,
+            n_items,
+            k,
+            min_cluster_size,
         )
     return k
 
@@ -120,7 +126,11 @@ def train_spherical(
             verbose=False,
         )
         if use_pp:
-            sub = x if len(x) <= max(init_size, 3 * k) else x[rng.choice(len(x), size=max(init_size, 3 * k), replace=False)]
+            sub = (
+                x
+                if len(x) <= max(init_size, 3 * k)
+                else x[rng.choice(len(x), size=max(init_size, 3 * k), replace=False)]
+            )
             km.train(x, init_centroids=kmeanspp_seeds(sub, k, rng))
         else:
             km.train(x)

@@ -1,6 +1,8 @@
 """Object consistency, the pass-2 score of the editing and reference routes: how much of the same rigid object or
-scene two images share, by geometric verification of ORB keypoint matches (the measure is defined on object_consistency),
+scene two images share, by geometric verification of ORB keypoint matches (the measure is defined on
+object_consistency),
 and its fallback where ORB has nothing to match: the alignment of the two images' edge maps (edge_alignment)."""
+
 from __future__ import annotations
 
 import cv2
@@ -10,10 +12,13 @@ DESCRIPTOR_BYTES = 32  # ORB
 
 
 def orb_keypoints(image: np.ndarray, n_features: int = 300, side: int = 384) -> tuple[np.ndarray, np.ndarray]:
-    """(xy float32 n x 2 in pixels of the image scaled to long side `side`, descriptors uint8 n x 32) of an RGB image."""
+    """(xy float32 n x 2 in pixels of the image scaled to long side `side`, descriptors uint8 n x 32) of an RGB
+    image."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     s = side / max(gray.shape)
-    gray = cv2.resize(gray, (max(1, round(gray.shape[1] * s)), max(1, round(gray.shape[0] * s))), interpolation=cv2.INTER_AREA)
+    gray = cv2.resize(
+        gray, (max(1, round(gray.shape[1] * s)), max(1, round(gray.shape[0] * s))), interpolation=cv2.INTER_AREA
+    )
     # a low FAST threshold so smooth photos still give enough corners; ORB keeps the strongest n_features
     orb = cv2.ORB_create(nfeatures=n_features, fastThreshold=10)
     kps, desc = orb.detectAndCompute(gray, None)

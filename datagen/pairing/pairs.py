@@ -1,6 +1,7 @@
 """From disjoint sets to pairs: clean each set (resolution, aspect, near-duplicates counted once), then take every
 pair inside it, or a seeded choice of `cap` pairs when there are more (sets can be huge; pairs are drawn by index and
 never all listed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,16 @@ def hamming(hashes: np.ndarray, h: np.ndarray) -> np.ndarray:
     return np.unpackbits(hashes ^ h, axis=1).sum(axis=1)
 
 
-def clean_members(members: list[int], width: np.ndarray, height: np.ndarray, dhash: np.ndarray | None, cfg: CleanConfig, skipped: dict[str, int],
-                  embeddings: np.ndarray | None = None, same_above: float = 1.0) -> list[int]:
+def clean_members(
+    members: list[int],
+    width: np.ndarray,
+    height: np.ndarray,
+    dhash: np.ndarray | None,
+    cfg: CleanConfig,
+    skipped: dict[str, int],
+    embeddings: np.ndarray | None = None,
+    same_above: float = 1.0,
+) -> list[int]:
     """The members of a set that may be paired, in their given order; what was dropped is counted in `skipped`.
     `dhash`: n x bytes uint8 hashes (rows of zero length mean unknown), or None to skip near-duplicate cleaning.
     `embeddings` (unit rows) and `same_above`: when given, two images are near-duplicates only when their dHashes

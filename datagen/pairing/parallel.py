@@ -1,5 +1,6 @@
 """Fan the global pairing step out: the same function over many inputs, as Ray tasks when the recipe runs on Ray
 (large shared arrays are put in the object store once), or in a plain loop for runtime.executor=local."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -27,8 +28,15 @@ def _in_worker(fn: Callable[..., Any], item: Any, **shared: Any) -> Any:
     return fn(item, **shared)
 
 
-def parallel_map(fn: Callable[..., Any], items: Sequence[Any], runtime: RuntimeConfig, num_cpus: float = 1, num_gpus: float = 0,
-                 always_remote: bool = False, **shared: Any) -> list[Any]:
+def parallel_map(
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    runtime: RuntimeConfig,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    always_remote: bool = False,
+    **shared: Any,
+) -> list[Any]:
     """[fn(item, **shared) for item in items], in order. A single CPU item runs in this process unless
     `always_remote` (work that reads embeddings: under Ray the driver must never hold them); work that wants a GPU
     always goes to a Ray task, since the driver of a cluster job often has none."""

@@ -1,6 +1,7 @@
 """Pass 2 of the two-pass union-find: re-score every pass-1 link with a route's task score, from features stored per
 image (no image is decoded again). `face`: cosine of the two face embeddings (ArcFace or SFace), only when both
 images hold exactly one face; `object`: object consistency (object_score.py); `none`: the pass-1 cosine itself."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -66,7 +67,9 @@ def object_score(feats: GroupFeatures, a: int, b: int) -> float:
     return shape_fallback(edge_alignment(feats.edges(a), feats.edges(b)))
 
 
-def link_scores(kind: str, feats: GroupFeatures, i: np.ndarray, j: np.ndarray, pass1: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+def link_scores(
+    kind: str, feats: GroupFeatures, i: np.ndarray, j: np.ndarray, pass1: np.ndarray
+) -> tuple[np.ndarray, dict[str, int]]:
     """Score of each link (i[k], j[k]); NaN where the score does not apply, with the reasons counted."""
     skipped: dict[str, int] = {}
     if kind == SCORE_NONE:

@@ -7,6 +7,7 @@ how many sample rows each file gives, and sends out paths and those counts. The 
 takes the collection mean, normalises and trains, and returns the K x d centroids; the assignment tasks read their
 runs of files and get the centroids once through the object store; the union-find tasks read their buckets. This
 module knows no operator: the caller (pipelines/pairing.py) passes pass 1's band and centring and the routes."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,14 @@ from datagen.config import Recipe
 from datagen.pairing.config import Band, KMeansConfig, PairingConfig, RouteConfig
 from datagen.pairing.features import features_files
 from datagen.pairing.group import GroupTask, run_group
-from datagen.pairing.kmeans import Assigner, effective_clusters, faiss_gpus, normalize, normalize_inplace, train_spherical
+from datagen.pairing.kmeans import (
+    Assigner,
+    effective_clusters,
+    faiss_gpus,
+    normalize,
+    normalize_inplace,
+    train_spherical,
+)
 from datagen.pairing.parallel import parallel_map, task_gpus
 
 log = logging.getLogger(__name__)
@@ -102,7 +110,9 @@ def read_sample(items: list[tuple[str, int, int]], seed: int, threads: int = REA
         path, count, m = items[i]
         x = read_embeddings(path, sample_rows(path, count, m, seed))
         if len(x) != m:
-            raise ValueError(f"{path}: {len(x)} embeddings read where {m} were drawn (did the file change while planning?)")
+            raise ValueError(
+                f"{path}: {len(x)} embeddings read where {m} were drawn (did the file change while planning?)"
+            )
         return x
 
     first = rows_of(0)
@@ -131,7 +141,9 @@ def _all_cores_for_faiss() -> None:
         faiss.omp_set_num_threads(max(1, cores))
 
 
-def _train(items: list[tuple[str, int, int]], k: int, cfg: KMeansConfig, seed: int, center_on: bool) -> tuple[np.ndarray, np.ndarray | None, float, int]:
+def _train(
+    items: list[tuple[str, int, int]], k: int, cfg: KMeansConfig, seed: int, center_on: bool
+) -> tuple[np.ndarray, np.ndarray | None, float, int]:
     """The K-means training task: reads its own seeded sample from the features files, takes the collection mean
     (when centring), normalises in place and trains. Returns (centroids, centre or None, objective, GPUs used):
     nothing of the sample's size leaves the task. Runs where the GPU is (a Ray task on clusters)."""
@@ -144,7 +156,13 @@ def _train(items: list[tuple[str, int, int]], k: int, cfg: KMeansConfig, seed: i
     return centroids, center, objective, gpus
 
 
-def _assign_files(item: tuple[list[str], str], centroids: np.ndarray, center: np.ndarray | None, clusters_per_task: int, gpu: bool | str) -> dict[int, int]:
+def _assign_files(
+    item: tuple[list[str], str],
+    centroids: np.ndarray,
+    center: np.ndarray | None,
+    clusters_per_task: int,
+    gpu: bool | str,
+) -> dict[int, int]:
     """Cluster every row of a run of features files and write the rows into the buckets of their groups of clusters
     (one bucket file per group, named after the run's first file). One centroid index serves the whole run."""
     files, bucket_dir = item
@@ -155,7 +173,11 @@ def _assign_files(item: tuple[list[str], str], centroids: np.ndarray, center: np
         if table.num_rows == 0:
             continue
         ids, sims = assign(normalize(_embedding_matrix(table), center))
-        tables.append(table.append_column("cluster", pa.array(ids.astype(np.int32))).append_column("cluster_cosine", pa.array(sims.astype(np.float32))))
+        tables.append(
+            table.append_column("cluster", pa.array(ids.astype(np.int32))).append_column(
+                "cluster_cosine", pa.array(sims.astype(np.float32))
+            )
+        )
     if not tables:
         return {}
     table = pa.concat_tables(tables)
@@ -197,6 +219,7 @@ def _merge(group_files: list[Path], out_file: Path, per_partition: int) -> list[
     pending: list[pa.Table] = []
     n_pending = 0
     with pq.ParquetWriter(tmp, schema.PAIRS_SCHEMA) as writer:
+
         def flush(final: bool) -> None:
             nonlocal pending, n_pending
             table = pa.concat_tables(pending) if pending else schema.PAIRS_SCHEMA.empty_table()
@@ -219,7 +242,9 @@ def _merge(group_files: list[Path], out_file: Path, per_partition: int) -> list[
     return sizes
 
 
-def plan_pairs(recipe: Recipe, out_dir: Path, *, band: Band, center: bool, routes: list[tuple[str, RouteConfig]]) -> list[dict[str, Any]]:
+def plan_pairs(
+    recipe: Recipe, out_dir: Path, *, band: Band, center: bool, routes: list[tuple[str, RouteConfig]]
+) -> list[dict[str, Any]]:
     """Plan the pairs job: its partitions (one row group of OUT/pairs.parquet each). `band` and `center`: pass 1's
     cosine band and whether embeddings are centred on the collection mean (the recipe's, else the encoder's
     defaults); `routes`: the pass-2 routes that can run with this recipe. pipelines/pairing.py decides all three."""
@@ -249,18 +274,40 @@ def plan_pairs(recipe: Recipe, out_dir: Path, *, band: Band, center: bool, route
     items = [(f, int(c), int(m)) for f, c, m in zip(files, counts, per_file) if m]
     k = effective_clusters(n_total, cfg.kmeans.clusters, cfg.kmeans.min_cluster_size)
     t1 = time.perf_counter()
-    centroids, center_vec, objective, gpus = parallel_map(_train, [items], recipe.runtime, num_gpus=gpu_tasks, always_remote=True,
-                                                          k=k, cfg=cfg.kmeans, seed=recipe.seed, center_on=center)[0]
+    centroids, center_vec, objective, gpus = parallel_map(
+        _train,
+        [items],
+        recipe.runtime,
+        num_gpus=gpu_tasks,
+        always_remote=True,
+        k=k,
+        cfg=cfg.kmeans,
+        seed=recipe.seed,
+        center_on=center,
+    )[0]
     del items, per_file
     k = len(centroids)
     t2 = time.perf_counter()
-    np.savez(work / "kmeans.npz", centroids=centroids, center=center_vec if center_vec is not None else np.zeros(0, np.float32))
+    np.savez(
+        work / "kmeans.npz",
+        centroids=centroids,
+        center=center_vec if center_vec is not None else np.zeros(0, np.float32),
+    )
 
     # 2. assign every image; bucket rows by group of clusters (one union-find task per group)
     bucket_dir = work / "buckets"
     runs = runs_of_files(files, counts, ASSIGN_ROWS)
-    per_run = parallel_map(_assign_files, [(r, str(bucket_dir)) for r in runs], recipe.runtime, num_gpus=gpu_tasks, always_remote=True,
-                           centroids=centroids, center=center_vec, clusters_per_task=cfg.kmeans.clusters_per_task, gpu=cfg.kmeans.gpu)
+    per_run = parallel_map(
+        _assign_files,
+        [(r, str(bucket_dir)) for r in runs],
+        recipe.runtime,
+        num_gpus=gpu_tasks,
+        always_remote=True,
+        centroids=centroids,
+        center=center_vec,
+        clusters_per_task=cfg.kmeans.clusters_per_task,
+        gpu=cfg.kmeans.gpu,
+    )
     group_sizes: dict[int, int] = {}
     for c in per_run:
         for g, n in c.items():
@@ -292,7 +339,9 @@ def plan_pairs(recipe: Recipe, out_dir: Path, *, band: Band, center: bool, route
     routes_summary: dict[str, dict[str, Any]] = {}
     for gs in group_stats:
         for name, rs in gs["routes"].items():
-            agg = routes_summary.setdefault(name, {"links_kept": 0, "sets": 0, "largest_set": 0, "pairs": 0, "pairs_capped": 0, "skipped": {}})
+            agg = routes_summary.setdefault(
+                name, {"links_kept": 0, "sets": 0, "largest_set": 0, "pairs": 0, "pairs_capped": 0, "skipped": {}}
+            )
             for key in ("links_kept", "sets", "pairs", "pairs_capped"):
                 agg[key] += rs[key]
             agg["largest_set"] = max(agg["largest_set"], rs["largest_set"])
@@ -313,13 +362,25 @@ def plan_pairs(recipe: Recipe, out_dir: Path, *, band: Band, center: bool, route
             "links_pass1": int(sum(g["links_pass1"] for g in group_stats)),
             "route_stats": routes_summary,
             "pairs": int(sum(sizes)),
-            "seconds": {"sample_and_kmeans": round(t2 - t0, 3), "kmeans_train": round(t2 - t1, 3), "assign": round(t3 - t2, 3),
-                        "union_find": round(t4 - t3, 3), "total": round(time.perf_counter() - t0, 3)},
+            "seconds": {
+                "sample_and_kmeans": round(t2 - t0, 3),
+                "kmeans_train": round(t2 - t1, 3),
+                "assign": round(t3 - t2, 3),
+                "union_find": round(t4 - t3, 3),
+                "total": round(time.perf_counter() - t0, 3),
+            },
         }
     )
     paths.atomic_write_json(work / SUMMARY_FILE, summary)
     log.info("pairing: %s", json.dumps({k: summary[k] for k in ("images", "clusters", "links_pass1", "pairs")}))
     for name, agg in routes_summary.items():
-        log.info("pairing route %s: %d links kept, %d sets (largest %d), %d pairs; skipped %s",
-                 name, agg["links_kept"], agg["sets"], agg["largest_set"], agg["pairs"], agg["skipped"])
+        log.info(
+            "pairing route %s: %d links kept, %d sets (largest %d), %d pairs; skipped %s",
+            name,
+            agg["links_kept"],
+            agg["sets"],
+            agg["largest_set"],
+            agg["pairs"],
+            agg["skipped"],
+        )
     return [{"name": f"{PREFIX}-{i:05d}", "row_group": i, "pairs": n} for i, n in enumerate(sizes)]

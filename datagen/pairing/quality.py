@@ -1,7 +1,9 @@
 """How right the pairs are on a labelled set (datagen/assets/pairs_labelled, the split the demo's pairing is tuned on;
-datagen/assets/pairs_heldout, the same kinds of relation from other photos, never tuned on): pair precision (both images from the
+datagen/assets/pairs_heldout, the same kinds of relation from other photos, never tuned on): pair precision (both
+images from the
 same labelled group), group recall (groups with at least one right pair) and pair recall (right pairs found among
 all same-group pairs), overall and per kind of relation."""
+
 from __future__ import annotations
 
 import csv
@@ -22,6 +24,7 @@ def read_labels(folder: Path = LABELLED_SET) -> dict[str, dict[str, str]]:
 
 def evaluate(pairs: list[tuple[str, str]], labels: dict[str, dict[str, str]]) -> dict[str, Any]:
     """`pairs`: (uri or path a, uri or path b); only the file names are compared with the labels."""
+
     def group(uri: str) -> str:
         row = labels.get(Path(uri.split("#")[-1]).name)
         return row["group"] if row else ""
@@ -44,7 +47,9 @@ def evaluate(pairs: list[tuple[str, str]], labels: dict[str, dict[str, str]]) ->
             wrong += 1
             wrong_pairs.append((Path(a).name, Path(b).name))
     all_right = {frozenset(p) for members in groups.values() for p in itertools.combinations(members, 2)}
-    covered = {g for g, members in groups.items() if any(frozenset(p) in found for p in itertools.combinations(members, 2))}
+    covered = {
+        g for g, members in groups.items() if any(frozenset(p) in found for p in itertools.combinations(members, 2))
+    }
     per_kind: dict[str, dict[str, int]] = {}
     for g, kind in kinds.items():
         k = per_kind.setdefault(kind, {"groups": 0, "covered": 0})

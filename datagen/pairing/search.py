@@ -1,18 +1,21 @@
 """Pass 1 of the two-pass union-find: inside one cluster, link images whose cosine similarity lies in the band,
 found with a faiss range or kNN search over that cluster only (never all pairs of the collection)."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from datagen.pairing.band import in_band
 from datagen.optional import require
+from datagen.pairing.band import in_band
 from datagen.pairing.config import Band
 
 # faiss compares in float32; ask for a hair below the band so the exact test below decides the edge
 _EDGE = 1e-5
 
 
-def band_links(x: np.ndarray, band: Band, mode: str = "range", max_neighbors: int = 16, gpus: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def band_links(
+    x: np.ndarray, band: Band, mode: str = "range", max_neighbors: int = 16, gpus: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Links (i, j, cosine) with i < j among the unit rows `x` of one cluster, cosine in `band`, keeping for each
     image its `max_neighbors` most similar partners in the band."""
     m = len(x)

@@ -1,6 +1,7 @@
 """Tiny models of the real architectures used by pairing, built at test or benchmark time and saved where the real
 loaders read them: a SigLIP-architecture open_clip model (timm ViT with MAP pooling and no class token, SigLIP text
 tower) and an insightface model pack (an SCRFD-layout detector and an ArcFace-layout recognizer as ONNX files)."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ def register_tiny_siglip_trunk() -> None:
         return
 
     def vit_pico_patch16_siglip_64(pretrained: bool = False, **kwargs):
-        args = dict(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, class_token=False, global_pool="map")
+        args = dict(
+            img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, class_token=False, global_pool="map"
+        )
         for k in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's factory bookkeeping
             kwargs.pop(k, None)
         return VisionTransformer(**dict(args, **kwargs))
@@ -36,7 +39,13 @@ def tiny_siglip_config() -> dict:
         "embed_dim": 32,
         "init_logit_bias": -10,
         "custom_text": True,
-        "vision_cfg": {"image_size": 64, "timm_model_name": TINY_TIMM, "timm_model_pretrained": False, "timm_pool": "map", "timm_proj": "none"},
+        "vision_cfg": {
+            "image_size": 64,
+            "timm_model_name": TINY_TIMM,
+            "timm_model_pretrained": False,
+            "timm_pool": "map",
+            "timm_proj": "none",
+        },
         "text_cfg": {
             "context_length": 16,
             "vocab_size": 1000,
@@ -131,16 +140,36 @@ def make_tiny_face_pack(folder: Path, seed: int = 0, embedding_dim: int = 64) ->
 
     det = folder / "det_tiny.onnx"
     names = [f"score_{s}" for s in (8, 16, 32)] + [f"bbox_{s}" for s in (8, 16, 32)] + [f"kps_{s}" for s in (8, 16, 32)]
-    torch.onnx.export(TinySCRFD(), torch.zeros(1, 3, DET_SIZE, DET_SIZE), str(det), input_names=["input.1"], output_names=names, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        TinySCRFD(),
+        torch.zeros(1, 3, DET_SIZE, DET_SIZE),
+        str(det),
+        input_names=["input.1"],
+        output_names=names,
+        opset_version=17,
+        dynamo=False,
+    )
     rec = folder / "w_tiny.onnx"
     torch.onnx.export(
-        TinyArcFace(), torch.zeros(1, 3, 112, 112), str(rec), input_names=["input.1"], output_names=["embedding"],
-        dynamic_axes={"input.1": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17, dynamo=False,
+        TinyArcFace(),
+        torch.zeros(1, 3, 112, 112),
+        str(rec),
+        input_names=["input.1"],
+        output_names=["embedding"],
+        dynamic_axes={"input.1": {0: "batch"}, "embedding": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
     )
     return folder
 
 
-def bright_cells(cells: list[tuple[int, int]], side: int = DET_SIZE, identity: int = 0, variation: float = 0.0, variation_seed: int = 0) -> np.ndarray:
+def bright_cells(
+    cells: list[tuple[int, int]],
+    side: int = DET_SIZE,
+    identity: int = 0,
+    variation: float = 0.0,
+    variation_seed: int = 0,
+) -> np.ndarray:
     """A dark RGB image (side x side) with a bright textured 32x32 square at each (row, col) cell: each square is one
     face for the tiny detector. The texture is the face's identity for the tiny recognizer: the same `identity` gives
     the same embedding, `variation` (0..1) blends in other texture so the similarity drops by a controlled amount."""

@@ -1,5 +1,6 @@
 """Disjoint sets with union by size and path compression: the second half of the two-pass union-find that turns
 kept links into sets of related images. Near-constant time per operation, so it scales with the number of links."""
+
 from __future__ import annotations
 
 from typing import Iterable

@@ -1,4 +1,5 @@
 """Headless Chromium for checking the HTML pages datagen writes: the DOM after scripts ran, and a screenshot."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,9 +8,17 @@ import tempfile
 from pathlib import Path
 
 # No background traffic: this machine's network is closed and Chromium would otherwise retry at every start.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--virtual-time-budget=8000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=8000",
+]
 
 
 def chromium() -> str:
@@ -23,8 +32,9 @@ def chromium() -> str:
 def _run(page: Path, *extra: str, fragment: str = "") -> subprocess.CompletedProcess:
     url = page.resolve().as_uri() + (f"#{fragment}" if fragment else "")
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *extra, url],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [chromium(), *FLAGS, f"--user-data-dir={profile}", *extra, url], capture_output=True, text=True, timeout=120
+        )
 
 
 def dump_dom(page: Path, fragment: str = "") -> str:

@@ -1,6 +1,7 @@
 """`datagen filter`: drop reviewer-marked samples, everything a rule made (operator, task), or every sample whose
 score passes a comparison (scores.nsfw>0.8), and rewrite the affected shards, their index and stats atomically.
 Unaffected shards are left byte for byte."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,9 @@ from datagen.shards.reader import shard_paths
 
 RULE_FIELDS = ("operator", "task", "task_group", "instruction_method", "kind")
 # scores.NAME<VALUE (also <=, >, >=): drops the samples whose score compares so; a sample without the score stays
-SCORE_RULE = re.compile(r"^scores\.(?P<score>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$")
+SCORE_RULE = re.compile(
+    r"^scores\.(?P<score>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$"
+)
 _COMPARE = {"<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal}
 
 
@@ -30,7 +33,9 @@ def parse_score_rule(text: str) -> dict[str, Any]:
     """'scores.clip_text<0.2' -> {"score": "clip_text", "op": "<", "value": 0.2}."""
     m = SCORE_RULE.match(text.strip())
     if not m:
-        raise ConfigError(f"--rule {text!r}: a score rule is scores.NAME<VALUE (or <=, >, >=), NAME one of {sorted(schema.SCORES)}")
+        raise ConfigError(
+            f"--rule {text!r}: a score rule is scores.NAME<VALUE (or <=, >, >=), NAME one of {sorted(schema.SCORES)}"
+        )
     if m["score"] not in schema.SCORES:
         raise ConfigError(f"--rule {text!r}: unknown score {m['score']!r}; known scores: {sorted(schema.SCORES)}")
     return {"score": m["score"], "op": m["op"], "value": float(m["value"])}
@@ -93,7 +98,9 @@ def _rewrite_tar(src: Path, dst: Path, drop: set[str]) -> bytes:
     return buf.getvalue()
 
 
-def filter_dir(root: str | Path, keys: set[str], rules: list[dict[str, str]], out: str | Path | None = None) -> dict[str, Any]:
+def filter_dir(
+    root: str | Path, keys: set[str], rules: list[dict[str, str]], out: str | Path | None = None
+) -> dict[str, Any]:
     root = Path(root)
     dst = Path(out) if out else root
     dst.mkdir(parents=True, exist_ok=True)
@@ -132,9 +139,17 @@ def filter_dir(root: str | Path, keys: set[str], rules: list[dict[str, str]], ou
         tasks: dict[str, int] = {}
         for t in keep.column("task").to_pylist():
             tasks[t] = tasks.get(t, 0) + 1
-        paths.atomic_write_json(stats_dst, {"shard": tar.stem, "count": keep.num_rows, "bytes": len(data),
-                                            "sha256": hashlib.sha256(data).hexdigest(), "tasks": dict(sorted(tasks.items())),
-                                            "schema": schema.SCHEMA_VERSION})
+        paths.atomic_write_json(
+            stats_dst,
+            {
+                "shard": tar.stem,
+                "count": keep.num_rows,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "tasks": dict(sorted(tasks.items())),
+                "schema": schema.SCHEMA_VERSION,
+            },
+        )
     report["rules"] = rules
     paths.atomic_write_json(dst / "filter.json", report)
     return report

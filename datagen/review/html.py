@@ -2,6 +2,7 @@
 every frame and mask, instructions with their image indicators highlighted, every quality score (coloured from bad to
 good) and provenance. Cards sort by any score (the bar's menu, or #sort=NAME:asc|desc in the address). Reviewers flag
 samples or whole rules and export the marks as JSON for `datagen filter`."""
+
 from __future__ import annotations
 
 import base64
@@ -32,17 +33,22 @@ def _thumb_uri(image: np.ndarray, lossless: bool) -> str:
 
 def highlight(text: str) -> str:
     """Escape an instruction and wrap each {image}/{imageN} indicator in <mark>."""
-    return "".join(f'<mark class="ind">{html.escape(p)}</mark>' if _IND.fullmatch(p) else html.escape(p)
-                   for p in _IND.split(text))
+    return "".join(
+        f'<mark class="ind">{html.escape(p)}</mark>' if _IND.fullmatch(p) else html.escape(p) for p in _IND.split(text)
+    )
 
 
 def _frame(frame: Frame, label: str) -> str:
     lossless = frame.role == schema.ROLE_CONDITION
-    parts = [f'<figure><img src="{_thumb_uri(frame.image, lossless)}" alt="{html.escape(label)}">'
-             f"<figcaption>{html.escape(label)}</figcaption></figure>"]
+    parts = [
+        f'<figure><img src="{_thumb_uri(frame.image, lossless)}" alt="{html.escape(label)}">'
+        f"<figcaption>{html.escape(label)}</figcaption></figure>"
+    ]
     if frame.mask is not None:
-        parts.append(f'<figure><img src="{_thumb_uri(frame.mask, True)}" alt="mask of {html.escape(label)}">'
-                     f"<figcaption>mask ({html.escape(label)})</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="{_thumb_uri(frame.mask, True)}" alt="mask of {html.escape(label)}">'
+            f"<figcaption>mask ({html.escape(label)})</figcaption></figure>"
+        )
     return "".join(parts)
 
 
@@ -62,8 +68,10 @@ def _scores(sample: Sample) -> str:
     for name, value in sorted(sample.provenance.scores.items()):
         spec = schema.SCORES.get(name)
         tip = html.escape(f"{spec.what}" + (f" ({spec.better} is better)" if spec.better else "") if spec else name)
-        chips.append(f'<span class="score" data-name="{html.escape(name)}" data-value="{value:.6g}" title="{tip}" '
-                     f'style="background:{score_colour(name, value)}">{html.escape(name)} <b>{value:.3g}</b></span>')
+        chips.append(
+            f'<span class="score" data-name="{html.escape(name)}" data-value="{value:.6g}" title="{tip}" '
+            f'style="background:{score_colour(name, value)}">{html.escape(name)} <b>{value:.3g}</b></span>'
+        )
     failed = sample.provenance.params.get("quality_filter", {}).get("failed", [])
     if failed:
         chips.append(f'<span class="failed">fails {html.escape(", ".join(failed))}</span>')
@@ -77,7 +85,11 @@ def _card(sample: Sample) -> str:
     for ti, turn in enumerate(sample.turns):
         frames = []
         for ii, f in enumerate(turn.inputs):
-            frames.append(_frame(f, f"input {n_before + ii + 1}" + (" ({image})" if ti == len(sample.turns) - 1 and ii == 0 else "")))
+            frames.append(
+                _frame(
+                    f, f"input {n_before + ii + 1}" + (" ({image})" if ti == len(sample.turns) - 1 and ii == 0 else "")
+                )
+            )
         frames.append(_frame(turn.target, "target"))
         n_before += len(turn.inputs)
         rows.append(
@@ -87,11 +99,13 @@ def _card(sample: Sample) -> str:
         )
     params = html.escape(json.dumps(prov.params, sort_keys=True)[:600])
     sources = "<br>".join(html.escape(s) for s in prov.sources)
-    data = html.escape(json.dumps({"key": sample.key, "task": sample.task, "operator": prov.operator, "scores": prov.scores}))
+    data = html.escape(
+        json.dumps({"key": sample.key, "task": sample.task, "operator": prov.operator, "scores": prov.scores})
+    )
     return (
         f'<section class="card" data-sample="{data}"><header><code>{sample.key}</code> · {sample.kind.upper()} · '
         f"{html.escape(sample.task)}</header>{_scores(sample)}{''.join(rows)}"
-        f'<details><summary>provenance</summary><table><tr><th>operator</th><td>{html.escape(prov.operator)} '
+        f"<details><summary>provenance</summary><table><tr><th>operator</th><td>{html.escape(prov.operator)} "
         f"v{html.escape(prov.operator_version)}</td></tr><tr><th>params</th><td><code>{params}</code></td></tr>"
         f"<tr><th>scores</th><td>{html.escape(json.dumps(prov.scores))}</td></tr>"
         f"<tr><th>sources</th><td>{sources}</td></tr></table></details>"
@@ -112,7 +126,8 @@ mark.ind{background:#ffe08a;border-radius:3px;padding:0 .15em;font-family:monosp
 .turn{border-left:3px solid #eee;padding-left:.6em;margin:.4em 0}footer{margin-top:.5em}
 #bar{position:sticky;top:0;background:#222;color:#fff;padding:.5em 1em;z-index:2}
 #bar button,#bar select{margin-left:1em}
-.scores{display:flex;flex-wrap:wrap;gap:.3em;margin:.2em 0 .4em}.score{border-radius:3px;padding:0 .35em;font-size:.85em}
+.scores{display:flex;flex-wrap:wrap;gap:.3em;margin:.2em 0 .4em}.score{border-radius:3px;padding:0
+.35em;font-size:.85em}
 .failed{background:#b00;color:#fff;border-radius:3px;padding:0 .35em;font-size:.85em}
 """
 
@@ -164,20 +179,33 @@ window.addEventListener('load',()=>{
 def render(dataset: str, strata: dict[str, list[Sample]], summary: dict | None = None, sort: str = "") -> str:
     """The page; `sort` (NAME:asc or NAME:desc) is the cards' order when the address names none."""
     n = sum(len(v) for v in strata.values())
-    toc = "".join(f'<li><a href="#s{i}">{html.escape(name)}</a> ({len(samples)})</li>'
-                  for i, (name, samples) in enumerate(strata.items()))
+    toc = "".join(
+        f'<li><a href="#s{i}">{html.escape(name)}</a> ({len(samples)})</li>'
+        for i, (name, samples) in enumerate(strata.items())
+    )
     body = "".join(
         f'<h2 id="s{i}">{html.escape(name)}</h2><div class="stratum">' + "".join(_card(s) for s in samples) + "</div>"
         for i, (name, samples) in enumerate(strata.items())
     )
     names = sorted({k for samples in strata.values() for s in samples for k in s.provenance.scores})
-    options = "".join(f'<option value="{html.escape(k)}:{d}">{html.escape(k)} {arrow}</option>'
-                      for k in names for d, arrow in (("asc", "ascending"), ("desc", "descending")))
-    sort_menu = (f"<label>sort by <select id='sort' onchange='sortCards(this.value)'><option value=''>sampled order</option>"
-                 f"{options}</select></label>") if names else ""
+    options = "".join(
+        f'<option value="{html.escape(k)}:{d}">{html.escape(k)} {arrow}</option>'
+        for k in names
+        for d, arrow in (("asc", "ascending"), ("desc", "descending"))
+    )
+    sort_menu = (
+        (
+            f"<label>sort by <select id='sort' onchange='sortCards(this.value)'><option value=''>sampled order</option>"
+            f"{options}</select></label>"
+        )
+        if names
+        else ""
+    )
     head = f"<p>{n} samples from <code>{html.escape(dataset)}</code>, stratified by task.</p>"
     if summary:
-        head += f"<p>run: {summary.get('samples', '?')} samples, {summary.get('quarantined', '?')} inputs quarantined.</p>"
+        head += (
+            f"<p>run: {summary.get('samples', '?')} samples, {summary.get('quarantined', '?')} inputs quarantined.</p>"
+        )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>datagen review</title>"
         f"<style>{STYLE}</style></head><body data-dataset='{html.escape(dataset)}' data-sort='{html.escape(sort)}'>"

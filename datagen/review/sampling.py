@@ -1,5 +1,6 @@
 """Stratified sampling of a shard folder for review: up to N samples per task, chosen with a seed from the
 parquet index, then read from their tars (only the tars that hold them)."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -1,5 +1,6 @@
 """Encode a Sample into webdataset members (extension -> bytes) and decode it back.
 The record layout is defined in datagen.schema; this module only turns pixels into bytes and back."""
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ class EncodeMemo:
         return hit[1]
 
 
-def encode_sample(sample: Sample, photo_format: str = "jpg", jpeg_quality: int = 95, memo: EncodeMemo | None = None) -> dict[str, bytes]:
+def encode_sample(
+    sample: Sample, photo_format: str = "jpg", jpeg_quality: int = 95, memo: EncodeMemo | None = None
+) -> dict[str, bytes]:
     """Members of one sample, keyed by the webdataset extension (everything after KEY.). `memo`: reuse the bytes of
     frames encoded before (a writer keeps one per partition)."""
     encode = memo.encode if memo is not None else encode_image

@@ -1,5 +1,6 @@
 """The last stage of every job: write a finished partition's shards, its quarantine rows, and then its
 done-marker. A partition with a marker is never redone; one without is redone whole, giving the same keys."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,8 @@ def commit_partition(batch: WorkBatch, out_dir: str | Path, output: OutputConfig
     q_rows = [q.to_json() for q in batch.quarantine]
     if q_rows:
         paths.atomic_write_parquet(
-            paths.partition_quarantine(out, batch.partition), pa.Table.from_pylist(q_rows, schema=schema.QUARANTINE_SCHEMA)
+            paths.partition_quarantine(out, batch.partition),
+            pa.Table.from_pylist(q_rows, schema=schema.QUARANTINE_SCHEMA),
         )
     tasks: dict[str, int] = {}
     lcu_tasks: dict[str, int] = {}

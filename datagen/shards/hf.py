@@ -1,6 +1,7 @@
 """Loading datagen shards with Hugging Face `datasets`' own webdataset loader. Samples of different tasks carry
 different members (masks, multi-turn inputs), which the loader cannot infer from its first few examples; this
 declares the features from the union of member names, so missing members come back as None."""
+
 from __future__ import annotations
 
 import tarfile

@@ -1,5 +1,6 @@
 """Read datagen shards back: iterate samples of a shard folder with upstream webdataset, decoded into Samples
 through the contract in datagen.schema. The same member dict that plain `webdataset.WebDataset(url)` yields."""
+
 from __future__ import annotations
 
 from pathlib import Path

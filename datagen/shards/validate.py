@@ -1,5 +1,6 @@
 """`datagen validate DIR`: every shard complete and consistent with its index and stats, every record
 pointing at members that exist, no pickle members, no unsafe names, no key twice. Returns the problems found."""
+
 from __future__ import annotations
 
 import hashlib
@@ -93,7 +94,9 @@ def validate_shard(tar_path: Path, seen_keys: dict[str, str]) -> list[str]:
         if have - wanted:
             problems.append(f"{name}/{key}: unreferenced members {sorted(have - wanted)}")
         row = by_key.get(key)
-        if row is not None and (row["task"] != record["task"] or row["instruction"] != record["turns"][-1]["instruction"]):
+        if row is not None and (
+            row["task"] != record["task"] or row["instruction"] != record["turns"][-1]["instruction"]
+        ):
             problems.append(f"{name}/{key}: index row disagrees with the record (task or instruction)")
         if record.get("task") not in schema.TASKS:
             problems.append(f"{name}/{key}: unknown task {record.get('task')!r}")

@@ -1,5 +1,6 @@
 """Write one partition's samples as webdataset shards: NAME.tar and its NAME.parquet index, each written under
 a temporary name and renamed, then NAME.stats.json last as the shard's done-marker (as img2dataset does)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,5 +1,6 @@
 """Aspect-ratio buckets as ACE sizes its inputs: sides divisible by 16, (H/16)*(W/16) <= a token budget
 (1024 at 512px, 4096 at 1024px), aspect ratio at most 4. Every frame of a sample is cropped to one bucket."""
+
 from __future__ import annotations
 
 import math

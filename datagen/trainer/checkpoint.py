@@ -1,6 +1,7 @@
 """Checkpoints under OUTPUT/checkpoints/step-NNNNNN/: model and EMA weights (safetensors, full fp32), optimiser
 state, and state.json (step, recipe, every data stream's position). A checkpoint is written under a temporary
 name and renamed; latest.json, written last, names the newest complete one."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,9 @@ def full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimize
     if _is_fsdp(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(
+            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
     return optimizer.state_dict()
 
 

@@ -1,5 +1,6 @@
 """The typed train recipe: one Section per concern (data, model, encoders, loss, optimiser, loop, previews).
 Recipes only override these defaults; a bad key or value fails before any work, naming the key."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,18 @@ class DataConfig(Section):
     batch_size: int = Field(4, ge=1, description="samples per batch on each rank (before gradient accumulation)")
     num_workers: int = Field(2, ge=0, description="DataLoader workers per rank; 0 decodes in the training process")
     shuffle_buffer: int = Field(256, ge=1, description="samples held for within-stream shuffling")
-    max_tokens: int = Field(1024, ge=1, description="per-frame budget of 16x16 px cells: (H/16)*(W/16) <= this (ACE: 1024 at 512px)")
+    max_tokens: int = Field(
+        1024, ge=1, description="per-frame budget of 16x16 px cells: (H/16)*(W/16) <= this (ACE: 1024 at 512px)"
+    )
     side_multiple: int = Field(16, ge=1, description="bucket sides are multiples of this (VAE factor x patch size)")
     max_aspect: float = Field(4.0, ge=1.0, description="largest long/short side ratio of a bucket (ACE: 4)")
     max_text_tokens: int = Field(120, ge=4, description="T5 tokens per CU instruction, EOS included")
-    max_inputs: int = Field(9, ge=1, le=9, description="input frames per sample ({image1}..{image9}); larger samples are counted and skipped")
+    max_inputs: int = Field(
+        9,
+        ge=1,
+        le=9,
+        description="input frames per sample ({image1}..{image9}); larger samples are counted and skipped",
+    )
     holdout: int = Field(4, ge=0, description="CUs held out of training and used for the sampler's previews")
 
 
@@ -34,28 +42,44 @@ class ModelConfig(Section):
     heads: Optional[int] = Field(None, ge=1)
     patch: Optional[int] = Field(None, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
-    grad_checkpointing: bool = Field(False, description="recompute block activations in the backward pass (saves memory)")
+    grad_checkpointing: bool = Field(
+        False, description="recompute block activations in the backward pass (saves memory)"
+    )
 
 
 class VaeConfig(Section):
-    path: str = Field(TINY_RANDOM, description="local diffusers AutoencoderKL folder (or hub id where reachable); tiny:random for pipeline tests")
+    path: str = Field(
+        TINY_RANDOM,
+        description="local diffusers AutoencoderKL folder (or hub id where reachable); tiny:random for pipeline tests",
+    )
     subfolder: Optional[str] = Field(None, description="e.g. 'vae' inside a full diffusers pipeline folder")
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 class TextEncoderConfig(Section):
-    path: str = Field(TINY_RANDOM, description="local transformers T5 folder (encoder weights + tokenizer); tiny:random for pipeline tests")
+    path: str = Field(
+        TINY_RANDOM,
+        description="local transformers T5 folder (encoder weights + tokenizer); tiny:random for pipeline tests",
+    )
     tokenizer_path: Optional[str] = Field(None, description="tokenizer folder when it differs from path")
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 class LossConfig(Section):
-    objective: Literal["flow", "eps"] = Field("flow", description="flow: ACE++ flow matching (velocity); eps: ACE's DDPM noise prediction")
-    frames: Literal["all", "target"] = Field("all", description="all: loss on input and target frames alike (ACE++); target: target only (ACE)")
+    objective: Literal["flow", "eps"] = Field(
+        "flow", description="flow: ACE++ flow matching (velocity); eps: ACE's DDPM noise prediction"
+    )
+    frames: Literal["all", "target"] = Field(
+        "all", description="all: loss on input and target frames alike (ACE++); target: target only (ACE)"
+    )
     logit_mean: float = 0.0
     logit_std: float = Field(1.0, gt=0)
-    shift: float = Field(1.0, gt=0, description="timestep shift s: t' = s*t / (1 + (s-1)*t); >1 spends more steps at high noise")
-    text_dropout: float = Field(0.1, ge=0, le=1, description="probability of dropping a sample's text (for classifier-free guidance)")
+    shift: float = Field(
+        1.0, gt=0, description="timestep shift s: t' = s*t / (1 + (s-1)*t); >1 spends more steps at high noise"
+    )
+    text_dropout: float = Field(
+        0.1, ge=0, le=1, description="probability of dropping a sample's text (for classifier-free guidance)"
+    )
     eps_train_steps: int = Field(1000, ge=10, description="discrete DDPM steps of the eps objective")
 
 
@@ -71,7 +95,9 @@ class TrainerConfig(Section):
     max_steps: int = Field(1000, ge=1, description="optimiser steps; a resumed run continues up to this")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
-    strategy: Literal["auto", "ddp", "fsdp"] = Field("auto", description="auto: DDP when launched by torchrun with >1 process")
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", description="auto: DDP when launched by torchrun with >1 process"
+    )
     ema_decay: float = Field(0.9999, ge=0, lt=1)
     log_every: int = Field(10, ge=1)
     ckpt_every: int = Field(500, ge=1)
@@ -79,9 +105,14 @@ class TrainerConfig(Section):
     preview_every: int = Field(0, ge=0, description="0: previews only at the end of the run")
     compile: bool = Field(False, description="torch.compile the DiT")
     cpu_threads: Optional[int] = Field(
-        None, ge=1, description="torch threads per process on CPU; None: OMP_NUM_THREADS, else the cores left per process after data workers"
+        None,
+        ge=1,
+        description="torch threads per process on CPU; None: OMP_NUM_THREADS, else the cores left per process after "
+        "data workers",
     )
-    record_keys: bool = Field(False, description="write OUTPUT/keys/rank-R.jsonl: the sample keys of every step (data audits)")
+    record_keys: bool = Field(
+        False, description="write OUTPUT/keys/rank-R.jsonl: the sample keys of every step (data audits)"
+    )
     seed: Optional[int] = Field(None, description="defaults to the recipe seed")
 
 

@@ -1,5 +1,6 @@
 """One process per GPU through torchrun: the process group (NCCL on GPU, gloo on CPU), the device, and the
 wrapping of the DiT in DDP or, for the big configs, FSDP (fully_shard per block, bf16 params, fp32 reduce)."""
+
 from __future__ import annotations
 
 import datetime
@@ -92,7 +93,11 @@ def wrap_model(model: torch.nn.Module, strategy: str, info: DistInfo, bf16: bool
             raise RuntimeError("trainer.strategy=fsdp needs torchrun (a process group)")
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
+        mp = (
+            MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            if bf16
+            else MixedPrecisionPolicy()
+        )
         for block in model.blocks:
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)

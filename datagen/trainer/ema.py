@@ -1,5 +1,6 @@
 """Exponential moving average of the DiT's weights, kept in fp32 beside the trained ones (sharded alike under
 FSDP). Previews sample with it; checkpoints save it whole."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

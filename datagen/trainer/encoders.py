@@ -3,6 +3,7 @@ encoder with its tokenizer, each loaded from a local path through the library's 
 
 `tiny:random` builds randomly initialised tiny models of the same architectures, saves them, and loads them
 back through that same path: for pipeline tests only (the logs say so), since no weights exist offline."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ class LatentCodec:
     def encode(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         dist = self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
         z = dist.sample(generator) if generator is not None else dist.mean
-        return ((z.float() - self.shift) * self.scale)
+        return (z.float() - self.shift) * self.scale
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -178,7 +179,9 @@ def load_text_encoder(cfg: TextEncoderConfig, device: torch.device, tiny_dir: Pa
         model = T5EncoderModel.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer_path or path)
     except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"text_encoder.path={cfg.path!r}: cannot load a T5 encoder and tokenizer: {e}") from None
+        raise FileNotFoundError(
+            f"text_encoder.path={cfg.path!r}: cannot load a T5 encoder and tokenizer: {e}"
+        ) from None
     enc = TextEncoder(model, tokenizer, device, resolve_dtype(cfg.dtype, device))
     log.info("text encoder %s: d_model %d, vocab %d", path, enc.dim, len(tokenizer))
     return enc

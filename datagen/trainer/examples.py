@@ -1,6 +1,7 @@
 """Turn a decoded CU/LCU (datagen.schema.Sample) into what the model trains on, and collate those into batches.
 Frames of a sample: every history turn's inputs, the current turn's inputs, then the target; each frame keeps
 its mask (255 = edit, missing = all ones) and points at its own turn's instruction."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -64,7 +65,9 @@ def to_example(sample: Sample, bucket: Bucket, max_inputs: int) -> TrainExample:
     frame_text.append(last)
     frame_ind.append(INDICATOR_TARGET)
     is_target.append(True)
-    return TrainExample(sample.key, np.stack(images), np.stack(masks), frame_text, frame_ind, is_target, texts, text_inds)
+    return TrainExample(
+        sample.key, np.stack(images), np.stack(masks), frame_text, frame_ind, is_target, texts, text_inds
+    )
 
 
 @dataclass
@@ -105,7 +108,9 @@ class Batch:
         )
 
 
-def collate(examples: list[TrainExample], tokenizer: Any, max_text_tokens: int, meta: dict[str, Any] | None = None) -> Batch:
+def collate(
+    examples: list[TrainExample], tokenizer: Any, max_text_tokens: int, meta: dict[str, Any] | None = None
+) -> Batch:
     if not examples:
         raise ValueError("cannot collate an empty batch")
     frame_sample, frame_slot, frame_text, frame_ind, is_target = [], [], [], [], []

@@ -5,6 +5,7 @@ split by rank and worker so no sample is seen twice in an epoch; samples are bat
 Every stream is a pure function of (seed, epoch, stream id), so its position is one number, the batches it has
 produced in the epoch: a resumed stream replays the epoch's plan, re-reading its shards up to that point without
 decoding images, and continues with the next batch. Reviewer-dropped and held-out keys are counted skips."""
+
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +54,9 @@ def list_shards(path: str) -> list[Shard]:
     if not fs.isdir(root):
         raise FileNotFoundError(f"data.path={path!r} is not a folder")
     done = {p[: -len(STATS_SUFFIX)] for p in fs.glob(root + "/*" + STATS_SUFFIX)}
-    shards = [Shard(_url(fs, t), _url(fs, t[:-4] + ".parquet")) for t in sorted(fs.glob(root + "/*.tar")) if t[:-4] in done]
+    shards = [
+        Shard(_url(fs, t), _url(fs, t[:-4] + ".parquet")) for t in sorted(fs.glob(root + "/*.tar")) if t[:-4] in done
+    ]
     if not shards:
         raise FileNotFoundError(f"data.path={path!r} holds no completed shards (*.tar with a *.stats.json)")
     return shards
@@ -74,7 +77,10 @@ def read_sizes(index_url: str) -> dict[str, tuple[int, int]]:
     """key -> (width, height) of the sample's target, from the shard's parquet index (no image decoded)."""
     with fsspec.open(index_url, "rb") as f:
         t = pq.read_table(f, columns=["key", "width", "height"])
-    return {k: (w, h) for k, w, h in zip(t.column("key").to_pylist(), t.column("width").to_pylist(), t.column("height").to_pylist())}
+    return {
+        k: (w, h)
+        for k, w, h in zip(t.column("key").to_pylist(), t.column("width").to_pylist(), t.column("height").to_pylist())
+    }
 
 
 def iter_raw(url: str) -> Iterator[dict[str, Any]]:
@@ -154,12 +160,18 @@ class ShardStream(IterableDataset):
         if sid == 0:
             log.warning(
                 "data position saved for world=%s workers=%s, now world=%d workers=%d: restarting at epoch %d",
-                r.get("world"), r.get("workers"), self.world, nw, nxt,
+                r.get("world"),
+                r.get("workers"),
+                self.world,
+                nw,
+                nxt,
             )
         return nxt, 0
 
     # the plan of one epoch: batches of raw (undecoded) samples -------------------------------------------
-    def plan_epoch(self, epoch: int, sid: int, n_streams: int) -> Iterator[tuple[list[dict[str, Any]], Bucket, dict[str, int]]]:
+    def plan_epoch(
+        self, epoch: int, sid: int, n_streams: int
+    ) -> Iterator[tuple[list[dict[str, Any]], Bucket, dict[str, int]]]:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))  # same on every stream
         by_sample = len(self.shards) < n_streams  # too few shards to give each stream its own
         mine = order if by_sample else order[sid::n_streams]
@@ -283,12 +295,22 @@ class LoaderPosition:
         return min((e for e, _ in self.positions.values()), default=0)
 
     def state(self) -> dict[str, Any]:
-        return {"world": self.world, "workers": self.workers, "positions": dict(self.positions), "skipped": dict(self.skipped)}
+        return {
+            "world": self.world,
+            "workers": self.workers,
+            "positions": dict(self.positions),
+            "skipped": dict(self.skipped),
+        }
 
     @staticmethod
     def merge(states: list[dict[str, Any]]) -> dict[str, Any]:
         """One resume record from every rank's state (streams are numbered globally, so they never collide)."""
-        merged: dict[str, Any] = {"world": states[0]["world"], "workers": states[0]["workers"], "positions": {}, "skipped": {}}
+        merged: dict[str, Any] = {
+            "world": states[0]["world"],
+            "workers": states[0]["workers"],
+            "positions": {},
+            "skipped": {},
+        }
         for s in states:
             merged["positions"].update(s["positions"])
             for k, v in s["skipped"].items():

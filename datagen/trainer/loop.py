@@ -1,6 +1,7 @@
 """The training loop behind `datagen train`: build encoders, DiT, optimiser and the shard stream; resume from the
 latest checkpoint (weights, optimiser, EMA, step, data position); train with gradient accumulation, clipping,
 bf16 autocast on GPU and DDP/FSDP under torchrun; log OUTPUT/metrics.jsonl; checkpoint; write previews."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,15 @@ from datagen.trainer.distributed import (
 from datagen.trainer.ema import EMA
 from datagen.trainer.encoders import load_text_encoder, load_vae, prepare_tiny_models
 from datagen.trainer.examples import Batch
-from datagen.trainer.loader import LoaderPosition, ShardStream, holdout_keys, iter_raw, list_shards, make_loader, read_samples
+from datagen.trainer.loader import (
+    LoaderPosition,
+    ShardStream,
+    holdout_keys,
+    iter_raw,
+    list_shards,
+    make_loader,
+    read_samples,
+)
 from datagen.trainer.models import ACEDiT, count_params, size_spec
 from datagen.trainer.objectives import make_objective, training_loss
 from datagen.trainer.preview import write_previews
@@ -127,12 +136,20 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
     if TINY_RANDOM in (recipe.vae.path, recipe.text_encoder.path):
         if info.main:
             corpus, cal = _tiny_inputs(recipe, shards)
-            prepare_tiny_models(tiny_root, corpus, cal, recipe.vae.path == TINY_RANDOM, recipe.text_encoder.path == TINY_RANDOM)
+            prepare_tiny_models(
+                tiny_root, corpus, cal, recipe.vae.path == TINY_RANDOM, recipe.text_encoder.path == TINY_RANDOM
+            )
         barrier(info)
     codec = load_vae(recipe.vae, device, tiny_root / "vae")
     text_encoder = load_text_encoder(recipe.text_encoder, device, tiny_root / "t5")
 
-    spec = size_spec(recipe.model.size, hidden=recipe.model.hidden, depth=recipe.model.depth, heads=recipe.model.heads, patch=recipe.model.patch)
+    spec = size_spec(
+        recipe.model.size,
+        hidden=recipe.model.hidden,
+        depth=recipe.model.depth,
+        heads=recipe.model.heads,
+        patch=recipe.model.patch,
+    )
     if codec.factor * spec["patch"] != recipe.data.side_multiple:
         raise ConfigError(
             f"data.side_multiple={recipe.data.side_multiple} must equal the VAE factor ({codec.factor}) x model.patch "
@@ -156,17 +173,29 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         diffs = locked_differences(state["recipe"], recipe)
         if diffs:
             raise ConfigError(
-                f"output.dir={str(out)!r} holds a checkpoint of another model; use a new output.dir, or keep:\n  " + "\n  ".join(diffs)
+                f"output.dir={str(out)!r} holds a checkpoint of another model; use a new output.dir, or keep:\n  "
+                + "\n  ".join(diffs)
             )
         model.load_state_dict(weights)
         step, resume_data = int(state["step"]), state["data"]
         if info.main:
-            log.info("resuming from %s at step %d (data position of %d streams)", last, step, len(resume_data.get("positions", {})))
+            log.info(
+                "resuming from %s at step %d (data position of %d streams)",
+                last,
+                step,
+                len(resume_data.get("positions", {})),
+            )
     if info.main:
         log.info(
             "DiT %s: %.2fM parameters (hidden %d, depth %d, heads %d, patch %d); objective %s, loss on %s frames",
-            recipe.model.size, n_params / 1e6, spec["hidden"], spec["depth"], spec["heads"], spec["patch"],
-            recipe.loss.objective, recipe.loss.frames,
+            recipe.model.size,
+            n_params / 1e6,
+            spec["hidden"],
+            spec["depth"],
+            spec["heads"],
+            spec["patch"],
+            recipe.loss.objective,
+            recipe.loss.frames,
         )
         paths.atomic_write_json(out / "train_recipe.json", recipe.to_json())
     if step >= tcfg.max_steps:
@@ -192,7 +221,16 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
     forward = torch.compile(wrapped) if tcfg.compile else wrapped
     objective = make_objective(recipe.loss)
 
-    stream = ShardStream(recipe.data, text_encoder.tokenizer, seed, info.rank, info.world, exclude=set(held), resume=resume_data, shards=shards)
+    stream = ShardStream(
+        recipe.data,
+        text_encoder.tokenizer,
+        seed,
+        info.rank,
+        info.world,
+        exclude=set(held),
+        resume=resume_data,
+        shards=shards,
+    )
     loader = make_loader(stream, recipe.data.num_workers)
     position = LoaderPosition(info.rank, info.world, recipe.data.num_workers, resume_data)
     preview_samples = read_samples(shards, held) if (info.main or strategy == "fsdp") else []
@@ -216,7 +254,15 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         opt_state = ckpt.full_optimizer_state(wrapped, optimizer)
         data_state = LoaderPosition.merge(all_gather_objects(info, position.state()))
         if info.main:
-            ckpt.save_checkpoint(out, at, model_state, ema_state, opt_state, {"recipe": recipe.to_json(), "data": data_state}, tcfg.keep_checkpoints)
+            ckpt.save_checkpoint(
+                out,
+                at,
+                model_state,
+                ema_state,
+                opt_state,
+                {"recipe": recipe.to_json(), "data": data_state},
+                tcfg.keep_checkpoints,
+            )
         barrier(info)
 
     def previews(at: int) -> None:
@@ -233,7 +279,11 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
     try:
         metrics = open(metrics_path, "a") if info.main else None
         while step < tcfg.max_steps:
-            lr = recipe.optim.lr * min(1.0, (step + 1) / recipe.optim.warmup_steps) if recipe.optim.warmup_steps else recipe.optim.lr
+            lr = (
+                recipe.optim.lr * min(1.0, (step + 1) / recipe.optim.warmup_steps)
+                if recipe.optim.warmup_steps
+                else recipe.optim.lr
+            )
             for g in optimizer.param_groups:
                 g["lr"] = lr
             step_loss, step_keys = 0.0, []
@@ -248,8 +298,15 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
                     wrapped.set_requires_gradient_sync(sync)
                 with ctx:
                     res = training_loss(
-                        forward, objective, codec, text_encoder, batch, recipe.loss,
-                        step_generator(seed, step, info.rank, micro), spec["patch"], bf16,
+                        forward,
+                        objective,
+                        codec,
+                        text_encoder,
+                        batch,
+                        recipe.loss,
+                        step_generator(seed, step, info.rank, micro),
+                        spec["patch"],
+                        bf16,
                     )
                     (res.loss / tcfg.grad_accum).backward()
                 step_loss += float(res.loss.detach()) / tcfg.grad_accum
@@ -258,7 +315,11 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
             if recipe.optim.grad_clip > 0:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(wrapped.parameters(), recipe.optim.grad_clip))
             else:
-                grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in wrapped.parameters() if p.grad is not None])))
+                grad_norm = float(
+                    torch.linalg.vector_norm(
+                        torch.stack([p.grad.norm() for p in wrapped.parameters() if p.grad is not None])
+                    )
+                )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -291,7 +352,15 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
                     }
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()
-                    log.info("step %d/%d loss %.4f grad %.3f lr %.2e %.1f samples/s", step, tcfg.max_steps, loss, grad_norm, lr, row["samples_per_s"])
+                    log.info(
+                        "step %d/%d loss %.4f grad %.3f lr %.2e %.1f samples/s",
+                        step,
+                        tcfg.max_steps,
+                        loss,
+                        grad_norm,
+                        lr,
+                        row["samples_per_s"],
+                    )
                 window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
             if step % tcfg.ckpt_every == 0 or step == tcfg.max_steps:
                 save(step)

@@ -9,6 +9,7 @@ cross-attend only to the text of their own CU (turn). Samples are padded to the 
 Sections: (1) embedders, block and final layer as in DiT/PixArt; (2) ACE's additions, visibly separate;
 (3) the model; (4) a table of sizes, up to ACE's 0.6B (hidden 1152, depth 28, 16 heads, patch 2).
 """
+
 from __future__ import annotations
 
 import math
@@ -84,7 +85,9 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None
+    ) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
@@ -220,7 +223,10 @@ class FrameLayout:
 
     def to(self, device: torch.device) -> "FrameLayout":
         return FrameLayout(
-            *(getattr(self, f).to(device) for f in ("frame_sample", "frame_slot", "frame_text", "frame_indicator", "text_sample", "text_slot")),
+            *(
+                getattr(self, f).to(device)
+                for f in ("frame_sample", "frame_slot", "frame_text", "frame_indicator", "text_sample", "text_slot")
+            ),
             n_samples=self.n_samples,
         )
 

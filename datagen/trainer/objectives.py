@@ -1,5 +1,6 @@
 """Training objectives: ACE++'s flow matching (x_t = (1-t)*x_0 + t*noise, target noise - x_0, shifted
 logit-normal t) and ACE's DDPM eps-prediction, plus the one training step that turns a Batch into a loss."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,7 +81,9 @@ def model_inputs(x_t: torch.Tensor, x0: torch.Tensor, masks_lat: torch.Tensor, i
     return torch.cat([x_t, cond, masks_lat.to(x_t.dtype)], dim=1)
 
 
-def drop_text(states: torch.Tensor, indicator: torch.Tensor, text_sample: torch.Tensor, dropped: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def drop_text(
+    states: torch.Tensor, indicator: torch.Tensor, text_sample: torch.Tensor, dropped: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero the T5 states (and text indicator ids) of the texts of dropped samples: the unconditional input
     that classifier-free guidance contrasts with."""
     keep = (~dropped)[text_sample]

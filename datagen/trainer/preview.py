@@ -1,5 +1,6 @@
 """Preview images for a few held-out CUs: for each, one strip [inputs ... | generated target | real target]
 under OUTPUT/previews/step-NNNNNN/KEY.png, and index.json with the instructions, so progress can be seen."""
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,16 @@ def write_previews(
                 continue
             batch = collate([ex], text_encoder.tokenizer, recipe.data.max_text_tokens).to(codec.device)
             lat = sample_targets(
-                model, objective, codec, text_encoder, batch, recipe.loss, recipe.preview.steps,
-                recipe.preview.guidance, seed=recipe.train_seed + i, autocast=autocast,
+                model,
+                objective,
+                codec,
+                text_encoder,
+                batch,
+                recipe.loss,
+                recipe.preview.steps,
+                recipe.preview.guidance,
+                seed=recipe.train_seed + i,
+                autocast=autocast,
             )
             generated = to_uint8(codec.decode(lat)[0])
             if not write:
@@ -70,9 +79,18 @@ def write_previews(
                 raise RuntimeError(f"could not encode the preview of {sample.key}")
             paths.atomic_write_bytes(path, buf.tobytes())
             written.append(path)
-            index.append({"key": sample.key, "task": sample.task, "instructions": [t.instruction for t in sample.turns], "file": path.name})
+            index.append(
+                {
+                    "key": sample.key,
+                    "task": sample.task,
+                    "instructions": [t.instruction for t in sample.turns],
+                    "file": path.name,
+                }
+            )
     finally:
         model.train(was_training)
     if write and index:
-        paths.atomic_write_json(folder / "index.json", {"step": step, "layout": "inputs | generated | target", "previews": index})
+        paths.atomic_write_json(
+            folder / "index.json", {"step": step, "layout": "inputs | generated | target", "previews": index}
+        )
     return written

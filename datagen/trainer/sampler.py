@@ -1,6 +1,7 @@
 """Generate target frames for a Batch of CUs: a flow-Euler sampler for the flow objective (DDIM for ACE's eps
 objective), with optional classifier-free guidance. Input frames stay on their known path from the clean
 condition, exactly as training showed them; only the target is integrated from noise."""
+
 from __future__ import annotations
 
 import torch
@@ -32,7 +33,9 @@ def sample_targets(
     is_t = batch.is_target.view(-1, 1, 1, 1)
     B = batch.n_samples
     text = text_encoder.encode(batch.text_ids, batch.text_valid)
-    uncond_text, uncond_ind = drop_text(text, batch.text_indicator, batch.layout.text_sample, torch.ones(B, dtype=torch.bool, device=device))
+    uncond_text, uncond_ind = drop_text(
+        text, batch.text_indicator, batch.layout.text_sample, torch.ones(B, dtype=torch.bool, device=device)
+    )
     noise = torch.randn(x0.shape, generator=gen).to(device)
     x = noise.clone()
 

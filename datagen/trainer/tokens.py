@@ -1,5 +1,6 @@
 """Tokenise a CU instruction for the T5 encoder and mark which tokens spell an image indicator ({image},
 {image1}..{image9}), so the model can add that image's indicator embedding to them (ACE)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,9 @@ from datagen.schema import INDICATOR_RE
 from datagen.trainer.models import INDICATOR_NONE
 
 
-def tokenize_instruction(tokenizer: Any, text: str, indicator_ids: dict[str, int], max_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tokenize_instruction(
+    tokenizer: Any, text: str, indicator_ids: dict[str, int], max_tokens: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, valid, indicator) arrays of length max_tokens. `indicator_ids` maps an indicator's digit string
     ('' for {image}, '1'..'9') to its indicator id; tokens overlapping that indicator's characters get the id.
     Truncation keeps the EOS token so every text has at least one valid token."""

@@ -3,6 +3,7 @@ each turn's input being the previous turn's output, with up to `max_history` ear
 Runs after the instruction stage: every turn says its CU's instruction another way (a kept rewrite or the template,
 one the partition has not used yet for the task where there is one) where the instruction stage made one, so an LCU
 repeats no CU word for word; history turns i>0 name their input {image<i>}, as ACE's chat does."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -25,8 +26,15 @@ class LcuChainsConfig(OperatorConfig):
 
 
 def _copy_turn(turn: Turn, instruction: str, method: str) -> Turn:
-    return Turn(task=turn.task, direction=turn.direction, inputs=turn.inputs, target=turn.target,
-                instruction=instruction, instruction_method=method, caption=turn.caption)
+    return Turn(
+        task=turn.task,
+        direction=turn.direction,
+        inputs=turn.inputs,
+        target=turn.target,
+        instruction=instruction,
+        instruction_method=method,
+        caption=turn.caption,
+    )
 
 
 def _is_photo(image: np.ndarray, photo: np.ndarray | None) -> bool:
@@ -76,9 +84,17 @@ class LcuChains(Operator):
             photo = next((s.current.inputs[0].image for s in analysis.values()), None)
             # the next turn starts from the source photo: only CUs with one input whose target is that photo (not an
             # edit synthesized from it, such as a removal or a restyle) lead into it
-            to_photo = sorted((s for s in samples if s.direction != schema.DIRECTION_ANALYSIS and len(s.current.inputs) == 1
-                               and s.current.target.role == schema.ROLE_PHOTO and _is_photo(s.current.target.image, photo)),
-                              key=lambda s: s.key)
+            to_photo = sorted(
+                (
+                    s
+                    for s in samples
+                    if s.direction != schema.DIRECTION_ANALYSIS
+                    and len(s.current.inputs) == 1
+                    and s.current.target.role == schema.ROLE_PHOTO
+                    and _is_photo(s.current.target.image, photo)
+                ),
+                key=lambda s: s.key,
+            )
             inverse = {s.provenance.operator: s for s in samples if s.direction == schema.DIRECTION_GENERATION}
             if not to_photo or not analysis:
                 stats.skip("no chainable CUs")
@@ -108,7 +124,9 @@ class LcuChains(Operator):
         for i, s in enumerate(chain):
             text, method = s.current.instruction, s.current.instruction_method
             # every turn says it another way than its CU does, where the CU has another way
-            alt = alternate_instruction(s, batch.rng(s.key, self.name, variant, "current" if i == last else f"turn{i}"), used[s.task])
+            alt = alternate_instruction(
+                s, batch.rng(s.key, self.name, variant, "current" if i == last else f"turn{i}"), used[s.task]
+            )
             if alt is not None:
                 text, method = alt
                 used[s.task].add(text)
@@ -126,8 +144,12 @@ class LcuChains(Operator):
             source_ids=list(first.source_ids),
             operator=self.name,
             operator_version=self.version,
-            params={"turn_keys": [s.key for s in chain], "turn_operators": [s.provenance.operator for s in chain],
-                    "max_history": self.config.max_history, "current_instruction": current_from},
+            params={
+                "turn_keys": [s.key for s in chain],
+                "turn_operators": [s.provenance.operator for s in chain],
+                "max_history": self.config.max_history,
+                "current_instruction": current_from,
+            },
             recipe=batch.recipe,
             variant=variant,
         )

@@ -1,6 +1,7 @@
 """Turn pairs of related real photos into CU samples of their route's task (General Editing, Reference Generation,
 Facial Editing): input [image a] -> target image b. The instruction is left to the instruction stage; the target's
 caption is passed on when known. Pairs whose images could not be read are counted, never dropped silently."""
+
 from __future__ import annotations
 
 import math
@@ -45,9 +46,19 @@ class PairSamples(Operator):
                 continue
             try:
                 task = schema.TASKS[r["task"]]
-                turn = Turn(task=task.name, direction=task.direction, inputs=[Frame(a.image)], target=Frame(b.image), caption=b.caption or r["caption_b"] or "")
+                turn = Turn(
+                    task=task.name,
+                    direction=task.direction,
+                    inputs=[Frame(a.image)],
+                    target=Frame(b.image),
+                    caption=b.caption or r["caption_b"] or "",
+                )
             except (KeyError, ValueError) as err:
-                batch.quarantine.append(QuarantineRow(r["uri_a"], BAD_PAIR, self.name, f"pair with {r['uri_b']}: {type(err).__name__}: {err}"))
+                batch.quarantine.append(
+                    QuarantineRow(
+                        r["uri_a"], BAD_PAIR, self.name, f"pair with {r['uri_b']}: {type(err).__name__}: {err}"
+                    )
+                )
                 continue
             scores = {"pass1": float(r["score_pass1"])}
             if r["score_pass2"] is not None and not math.isnan(r["score_pass2"]):
@@ -57,7 +68,13 @@ class PairSamples(Operator):
                 source_ids=[a.source_id, b.source_id],
                 operator=self.name,
                 operator_version=self.version,
-                params={**base, "route": r["route"], "set_id": r["set_id"], "cluster": int(r["cluster"]), "linked": bool(r["linked"])},
+                params={
+                    **base,
+                    "route": r["route"],
+                    "set_id": r["set_id"],
+                    "cluster": int(r["cluster"]),
+                    "linked": bool(r["linked"]),
+                },
                 scores=scores,
                 recipe=batch.recipe,
             )

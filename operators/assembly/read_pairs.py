@@ -1,5 +1,6 @@
 """First stage of the pairs job: read the partition's row group of OUT/pairs.parquet and decode both images of
 every pair (each image once per partition) through the same reader, limits and quarantine as the images job."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,11 @@ class ReadPairs(Operator):
             rows = pq.ParquetFile(self.pairs_file).read_row_group(rg).to_pylist()
         except (OSError, IndexError, pa.ArrowException) as err:
             # the whole partition is lost: say so as data, with where it came from
-            batch.quarantine.append(QuarantineRow(f"{self.pairs_file}#row_group={rg}", PAIRS_UNREADABLE, self.name, f"{type(err).__name__}: {err}"))
+            batch.quarantine.append(
+                QuarantineRow(
+                    f"{self.pairs_file}#row_group={rg}", PAIRS_UNREADABLE, self.name, f"{type(err).__name__}: {err}"
+                )
+            )
             batch.spec[PAIR_ROWS] = []
             return batch
         entries: dict[str, dict[str, Any]] = {}

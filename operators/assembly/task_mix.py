@@ -1,6 +1,7 @@
 """Task mix: keep samples in the proportions the recipe asks for (per task name, task group, or `lcu` for all
 multi-turn samples), dropping the surplus of over-supplied tasks with a seeded choice. The run reports achieved
 against target."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -24,7 +25,9 @@ class TaskMixConfig(OperatorConfig):
         allowed = set(schema.TASKS) | set(schema.TASK_GROUPS) | {"lcu"}
         bad = sorted(set(v) - allowed)
         if bad:
-            raise ValueError(f"unknown mix keys {bad}; allowed: 'lcu', task groups {list(schema.TASK_GROUPS)} or task names")
+            raise ValueError(
+                f"unknown mix keys {bad}; allowed: 'lcu', task groups {list(schema.TASK_GROUPS)} or task names"
+            )
         if any(w < 0 for w in v.values()):
             raise ValueError("weights must be >= 0")
         return v
@@ -49,9 +52,14 @@ def mix_report(weights: dict[str, float], rows: list[dict]) -> dict[str, dict[st
         if b is not None:
             counts[b] += 1
     n = sum(counts.values())
-    return {k: {"target": round(w / total_w, 4) if total_w else 0.0,
-                "achieved": round(counts[k] / n, 4) if n else 0.0, "samples": counts[k]}
-            for k, w in sorted(weights.items())}
+    return {
+        k: {
+            "target": round(w / total_w, 4) if total_w else 0.0,
+            "achieved": round(counts[k] / n, 4) if n else 0.0,
+            "samples": counts[k],
+        }
+        for k, w in sorted(weights.items())
+    }
 
 
 class TaskMix(Operator):

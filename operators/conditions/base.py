@@ -1,6 +1,7 @@
 """The shared shape of the ten low-level condition operators: compute a condition map from a photo, then emit
 one CU per enabled direction (analysis: photo -> map; controllable generation: map -> photo).
 A condition module only implements `make_condition`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,12 @@ EXECUTION_KEYS = {"enabled", "device", "num_gpus", "batch_size"}
 class ModelConditionConfig(ConditionConfig):
     """A condition with a model path and, unless the operator says otherwise, a classical default."""
 
-    backend: Literal["classical", "model"] = Field("classical", description="classical: embedded algorithm; model: load `checkpoint`")
-    checkpoint: Optional[str] = Field(None, description="local path (or hub id where the loader takes one) of the model weights")
+    backend: Literal["classical", "model"] = Field(
+        "classical", description="classical: embedded algorithm; model: load `checkpoint`"
+    )
+    checkpoint: Optional[str] = Field(
+        None, description="local path (or hub id where the loader takes one) of the model weights"
+    )
     device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor when the model runs (cluster recipes set e.g. 0.25)")
     batch_size: int = Field(8, ge=1, description="images per model call")
@@ -51,7 +56,9 @@ class ModelConditionConfig(ConditionConfig):
 class ModelOnlyConfig(ConditionConfig):
     """A condition that exists only as a model: without a checkpoint the operator is off."""
 
-    checkpoint: Optional[str] = Field(None, description="local path or hub id of the model; unset means this condition is OFF")
+    checkpoint: Optional[str] = Field(
+        None, description="local path or hub id of the model; unset means this condition is OFF"
+    )
     device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
     batch_size: int = Field(4, ge=1, description="images per model call")
@@ -80,7 +87,9 @@ class ConditionOperator(Operator):
         """Photo (HxWx3 uint8 RGB) -> (condition map HxWx3 uint8, per-image parameters drawn from rng)."""
         raise NotImplementedError
 
-    def make_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]) -> list[tuple[np.ndarray, dict] | SkipImage]:
+    def make_conditions(
+        self, images: list[np.ndarray], rngs: list[np.random.Generator]
+    ) -> list[tuple[np.ndarray, dict] | SkipImage]:
         """Batched form; model-backed operators override this to run the model on a whole batch at once."""
         out: list[tuple[np.ndarray, dict] | SkipImage] = []
         for image, rng in zip(images, rngs):

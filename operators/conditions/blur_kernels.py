@@ -1,5 +1,6 @@
 """Real-ESRGAN's random blur kernels in numpy (Wang et al., 2021; basicsr.data.degradations): isotropic and
 anisotropic Gaussian, generalised Gaussian, plateau, and the circular sinc (ringing) kernel, drawn from a Generator."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Canny edge condition (OpenCV), thresholds 100/200 as in ACE, or drawn per image from ranges."""
+
 from __future__ import annotations
 
 from typing import ClassVar

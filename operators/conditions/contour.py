@@ -1,5 +1,6 @@
 """Contour condition: informative-drawings contour_style (local checkpoint) or, by default, XDoG tuned to its look:
 smooth, sparse outlines of the main shapes, little texture."""
+
 from __future__ import annotations
 
 from typing import ClassVar

@@ -1,6 +1,7 @@
 """Degradation condition: Real-ESRGAN's second-order degradation (blur, resize, noise, JPEG, twice, then sinc and
 JPEG in either order) in OpenCV/numpy with its published ranges; the output keeps the photo's size so the pair aligns.
 Analysis = degrade the photo; generation = restore it. Every drawn parameter goes into provenance."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,8 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
-from operators.conditions.blur_kernels import KERNEL_TYPES, random_mixed_kernel, sinc_kernel
 from operators.conditions.base import ConditionConfig, ConditionOperator
+from operators.conditions.blur_kernels import KERNEL_TYPES, random_mixed_kernel, sinc_kernel
 
 Range = tuple[float, float]
 RESIZE_MODES = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
@@ -22,7 +23,9 @@ class DegradationConfig(ConditionConfig):
     """Defaults are Real-ESRGAN's train_realesrgan_x4plus.yml (the ranges in BRIEF.md)."""
 
     kernel_size_range: tuple[int, int] = Field((7, 21), description="odd blur kernel sizes drawn from this range")
-    kernel_prob: list[float] = Field([0.45, 0.25, 0.12, 0.03, 0.12, 0.03], description=f"probabilities of {', '.join(KERNEL_TYPES)}")
+    kernel_prob: list[float] = Field(
+        [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], description=f"probabilities of {', '.join(KERNEL_TYPES)}"
+    )
     # stage 1
     sinc_prob: float = Field(0.1, ge=0, le=1)
     blur_sigma: Range = (0.2, 3.0)
@@ -54,11 +57,17 @@ class DegradationConfig(ConditionConfig):
     def _check(self):
         lo, hi = self.kernel_size_range
         if not (3 <= lo <= hi and lo % 2 == 1 and hi % 2 == 1):
-            raise ValueError(f"kernel_size_range must be odd (min, max) with 3 <= min <= max, got {self.kernel_size_range}")
+            raise ValueError(
+                f"kernel_size_range must be odd (min, max) with 3 <= min <= max, got {self.kernel_size_range}"
+            )
         if len(self.kernel_prob) != len(KERNEL_TYPES) or sum(self.kernel_prob) <= 0 or min(self.kernel_prob) < 0:
             raise ValueError(f"kernel_prob needs {len(KERNEL_TYPES)} non-negative weights ({', '.join(KERNEL_TYPES)})")
         for name, value in self:
-            if name.endswith(("_range", "_sigma", "_sigma2", "_range2")) and isinstance(value, tuple) and value[0] > value[1]:
+            if (
+                name.endswith(("_range", "_sigma", "_sigma2", "_range2"))
+                and isinstance(value, tuple)
+                and value[0] > value[1]
+            ):
                 raise ValueError(f"{name} must be (min, max) with min <= max, got {value}")
         for name in ("resize_prob", "resize_prob2"):
             if sum(getattr(self, name)) <= 0:
@@ -85,7 +94,7 @@ def blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     shape = (sfft.next_fast_len(h, True), sfft.next_fast_len(w, True))
     spectrum = sfft.rfft2(padded, s=shape, axes=(0, 1)) * sfft.rfft2(k[::-1, ::-1], s=shape)[..., None]
     full = sfft.irfft2(spectrum, s=shape, axes=(0, 1))
-    return np.ascontiguousarray(full[kh - 1:h, kw - 1:w], dtype=np.float32)
+    return np.ascontiguousarray(full[kh - 1 : h, kw - 1 : w], dtype=np.float32)
 
 
 class Degrader:
@@ -104,7 +113,9 @@ class Degrader:
         k, p = random_mixed_kernel(self.rng, size, tuple(self.c.kernel_prob), sigma, betag, betap)
         return k, {key: (_r(v) if isinstance(v, float) else v) for key, v in p.items()}
 
-    def resize(self, img: np.ndarray, probs, scale_range: Range, base: tuple[int, int]) -> tuple[np.ndarray, dict[str, Any]]:
+    def resize(
+        self, img: np.ndarray, probs, scale_range: Range, base: tuple[int, int]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         updown = UPDOWN[int(self.rng.choice(3, p=np.asarray(probs) / np.sum(probs)))]
         if updown == "up":
             scale = float(self.rng.uniform(1.0, scale_range[1]))
@@ -114,7 +125,11 @@ class Degrader:
             scale = 1.0
         mode = list(RESIZE_MODES)[int(self.rng.integers(len(RESIZE_MODES)))]
         w, h = max(1, int(base[0] * scale)), max(1, int(base[1] * scale))
-        return cv2.resize(img, (w, h), interpolation=RESIZE_MODES[mode]), {"updown": updown, "scale": _r(scale), "mode": mode}
+        return cv2.resize(img, (w, h), interpolation=RESIZE_MODES[mode]), {
+            "updown": updown,
+            "scale": _r(scale),
+            "mode": mode,
+        }
 
     def noise(self, img: np.ndarray, gaussian_prob: float, sigma_range: Range, poisson_range: Range, gray_prob: float):
         gray = bool(self.rng.uniform() < gray_prob)
@@ -152,7 +167,9 @@ class Degrader:
         k, s1["kernel"] = self.kernel(c.sinc_prob, c.blur_sigma, c.betag_range, c.betap_range)
         img = blur(img, k)
         img, s1["resize"] = self.resize(img, c.resize_prob, c.resize_range, (img.shape[1], img.shape[0]))
-        img, s1["noise"] = self.noise(img, c.gaussian_noise_prob, c.noise_range, c.poisson_scale_range, c.gray_noise_prob)
+        img, s1["noise"] = self.noise(
+            img, c.gaussian_noise_prob, c.noise_range, c.poisson_scale_range, c.gray_noise_prob
+        )
         img, s1["jpeg"] = self.jpeg(img, c.jpeg_range)
 
         s2: dict[str, Any] = {"blur": bool(self.rng.uniform() < c.second_blur_prob)}
@@ -160,7 +177,9 @@ class Degrader:
             k, s2["kernel"] = self.kernel(c.sinc_prob2, c.blur_sigma2, c.betag_range2, c.betap_range2)
             img = blur(img, k)
         img, s2["resize"] = self.resize(img, c.resize_prob2, c.resize_range2, (w, h))
-        img, s2["noise"] = self.noise(img, c.gaussian_noise_prob2, c.noise_range2, c.poisson_scale_range2, c.gray_noise_prob2)
+        img, s2["noise"] = self.noise(
+            img, c.gaussian_noise_prob2, c.noise_range2, c.poisson_scale_range2, c.gray_noise_prob2
+        )
 
         final: dict[str, Any] = {"sinc": bool(self.rng.uniform() < c.final_sinc_prob)}
         sinc = None

@@ -1,6 +1,7 @@
 """Depth condition: a DPT / MiDaS / Depth Anything model through transformers (local directory or hub id), rendered
 as 8-bit inverse depth (near = bright), normalised per image. There is no classical default: without a checkpoint
 the operator is off and the run says so."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -9,13 +10,20 @@ import numpy as np
 from pydantic import Field
 
 from datagen.operator import Resources
-from operators.conditions.base import ConditionOperator, gray3
-from operators.conditions.base import ModelOnlyConfig, model_resources, provenance_params, resolve_device
+from operators.conditions.base import (
+    ConditionOperator,
+    ModelOnlyConfig,
+    gray3,
+    model_resources,
+    provenance_params,
+    resolve_device,
+)
 
 
 class DepthConfig(ModelOnlyConfig):
     prediction: Literal["inverse_depth", "depth"] = Field(
-        "inverse_depth", description="what the model predicts: relative inverse depth (DPT, MiDaS, Depth Anything) or metric depth"
+        "inverse_depth",
+        description="what the model predicts: relative inverse depth (DPT, MiDaS, Depth Anything) or metric depth",
     )
 
 
@@ -45,7 +53,10 @@ class Depth(ConditionOperator):
 
     def unavailable_reason(self) -> str | None:
         if not self.config.checkpoint:
-            return "no depth checkpoint (operators.depth.checkpoint: a DPT / MiDaS / Depth Anything directory); depth has no classical default"
+            return (
+                "no depth checkpoint (operators.depth.checkpoint: a DPT / MiDaS / Depth Anything directory); depth "
+                "has no classical default"
+            )
         return None
 
     def resources(self) -> Resources:
@@ -66,7 +77,12 @@ class Depth(ConditionOperator):
 
         self._device = resolve_device(self.config.device)
         self._processor = AutoImageProcessor.from_pretrained(self.config.checkpoint)
-        self._model = AutoModelForDepthEstimation.from_pretrained(self.config.checkpoint).eval().requires_grad_(False).to(self._device)
+        self._model = (
+            AutoModelForDepthEstimation.from_pretrained(self.config.checkpoint)
+            .eval()
+            .requires_grad_(False)
+            .to(self._device)
+        )
 
     def make_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]):
         import torch
@@ -81,7 +97,11 @@ class Depth(ConditionOperator):
             for (h, w, _), idx in groups.items():
                 inputs = self._processor(images=[images[i] for i in idx], return_tensors="pt").to(self._device)
                 pred = self._model(**inputs).predicted_depth
-                pred = F.interpolate(pred[:, None].float(), size=(h, w), mode="bicubic", align_corners=False)[:, 0].cpu().numpy()
+                pred = (
+                    F.interpolate(pred[:, None].float(), size=(h, w), mode="bicubic", align_corners=False)[:, 0]
+                    .cpu()
+                    .numpy()
+                )
                 for j, i in enumerate(idx):
                     out[i] = (gray3(to_inverse_depth_u8(pred[j], self.config.prediction)), {})
         return out

@@ -2,22 +2,29 @@
 
 With a HED checkpoint: its soft edges through ControlNet's scribble recipe (NMS, blur, binarise), then simplified
 to a skeleton without short bits and redrawn with one thick round pen. By default (no weights): the outlines of
-the classical object regions (`operators/models/regions.py`, merged coarser than the segmentation map), smoothed, without
+the classical object regions (`operators/models/regions.py`, merged coarser than the segmentation map), smoothed,
+without
 the frame and short bits, redrawn with the same pen. The older classical source, a multi-scale colour gradient
 through the scribble recipe, is `edges: gradient`; it draws texture as much as objects (scattered strokes)."""
+
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
-from typing import Literal
-
 from pydantic import Field, model_validator
 
-from operators.conditions.base import ConditionOperator, gray3
+from operators.conditions.base import (
+    ConditionOperator,
+    ModelConditionConfig,
+    gray3,
+    model_resources,
+    provenance_params,
+    resolve_device,
+    uses_model,
+)
 from operators.conditions.hed import load_hed, soft_edges
-from operators.conditions.base import ModelConditionConfig, model_resources, provenance_params, resolve_device, uses_model
 
 REFERENCE_SIDE = 512  # pixel sizes below are for a 512px image and scale with it
 _NMS_KERNELS = [
@@ -32,12 +39,27 @@ _NMS_KERNELS = [
 
 
 class DoodleConfig(ModelConditionConfig):
-    edges: Literal["regions", "gradient"] = Field("regions", description="classical stroke source: object-region outlines or colour gradient")
-    region_merge_threshold: float = Field(0.4, gt=0, le=1, description="regions: boundaries weaker than this are merged away (coarser than the segmentation map)")
-    region_min_fraction: float = Field(0.03, ge=0, lt=1, description="regions: regions below this share of the image merge first")
-    outline_smoothing: int = Field(11, ge=1, description="regions: median filter on the region labels before outlining (px at 512px)")
-    gradient_sigmas: list[float] = Field([1.0, 2.0, 4.0], min_length=1, description="classical soft edges: Gaussian scales (px at 512px)")
-    gradient_percentile: float = Field(98.0, gt=50, le=100, description="classical soft edges: gradient percentile mapped to full strength")
+    edges: Literal["regions", "gradient"] = Field(
+        "regions", description="classical stroke source: object-region outlines or colour gradient"
+    )
+    region_merge_threshold: float = Field(
+        0.4,
+        gt=0,
+        le=1,
+        description="regions: boundaries weaker than this are merged away (coarser than the segmentation map)",
+    )
+    region_min_fraction: float = Field(
+        0.03, ge=0, lt=1, description="regions: regions below this share of the image merge first"
+    )
+    outline_smoothing: int = Field(
+        11, ge=1, description="regions: median filter on the region labels before outlining (px at 512px)"
+    )
+    gradient_sigmas: list[float] = Field(
+        [1.0, 2.0, 4.0], min_length=1, description="classical soft edges: Gaussian scales (px at 512px)"
+    )
+    gradient_percentile: float = Field(
+        98.0, gt=50, le=100, description="classical soft edges: gradient percentile mapped to full strength"
+    )
     nms_sigma: float = Field(3.0, gt=0, description="smoothing before non-maximum suppression (ControlNet scribble: 3)")
     nms_threshold: int = Field(110, ge=0, le=255, description="soft-edge strength a stroke must reach")
     blur_sigma: float = Field(2.5, gt=0, description="blur that merges nearby stroke pieces before binarising")
@@ -54,7 +76,8 @@ class DoodleConfig(ModelConditionConfig):
 
 
 def gradient_edges(image: np.ndarray, sigmas: list[float], percentile: float) -> np.ndarray:
-    """Classical soft edges: Lab gradient magnitude at several scales, each normalised by a high percentile, averaged."""
+    """Classical soft edges: Lab gradient magnitude at several scales, each normalised by a high percentile,
+    averaged."""
     scale = max(image.shape[:2]) / REFERENCE_SIDE
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     acc = np.zeros(image.shape[:2], np.float32)
@@ -111,11 +134,19 @@ def region_outlines(image: np.ndarray, c: DoodleConfig, pen_radius: float) -> np
     h, w = image.shape[:2]
     scale = max(h, w) / REFERENCE_SIDE
     s = min(1.0, REGION_SIDE / max(h, w))
-    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else image
+    small = (
+        cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        if s < 1
+        else image
+    )
     labels = object_regions(small, merge_threshold=c.region_merge_threshold, min_region_fraction=c.region_min_fraction)
     labels = cv2.resize(labels.astype(np.uint16), (w, h), interpolation=cv2.INTER_NEAREST)
     k = max(3, int(round(c.outline_smoothing * scale)) | 1)  # odd; medianBlur takes 16-bit input only up to 5
-    labels = cv2.medianBlur(labels.astype(np.uint8), k) if labels.max() < 256 else cv2.medianBlur(labels.astype(np.float32), 5)
+    labels = (
+        cv2.medianBlur(labels.astype(np.uint8), k)
+        if labels.max() < 256
+        else cv2.medianBlur(labels.astype(np.float32), 5)
+    )
     outline = label_boundaries(labels)
     margin = max(1, int(round(4 * scale)))  # the frame is not a stroke
     outline[:margin] = outline[-margin:] = False
@@ -157,13 +188,19 @@ class Doodle(ConditionOperator):
     def describe(self) -> str:
         c = self.config
         if uses_model(c):
-            return f"doodle: HED from {c.checkpoint} (model) -> NMS/blur/binarise -> skeleton -> pen radius {c.pen_radius_range}"
+            return (
+                f"doodle: HED from {c.checkpoint} (model) -> NMS/blur/binarise -> skeleton -> pen radius "
+                f"{c.pen_radius_range}"
+            )
         if c.edges == "regions":
             return (
                 f"doodle: outlines of classical object regions (merged SLIC, threshold {c.region_merge_threshold}) "
                 f"-> skeleton -> pen radius {c.pen_radius_range}"
             )
-        return f"doodle: multi-scale Lab gradient sigmas {c.gradient_sigmas} (classical) -> NMS/blur/binarise -> skeleton -> pen radius {c.pen_radius_range}"
+        return (
+            f"doodle: multi-scale Lab gradient sigmas {c.gradient_sigmas} (classical) -> NMS/blur/binarise -> "
+            f"skeleton -> pen radius {c.pen_radius_range}"
+        )
 
     def setup(self) -> None:
         if uses_model(self.config) and self._net is None:

@@ -1,4 +1,5 @@
 """Grayscale condition (OpenCV luma): analysis = make the photo grayscale; generation = colorize it."""
+
 from __future__ import annotations
 
 import cv2

@@ -1,5 +1,6 @@
 """HED soft edges (Xie and Tu, 2015) in the Apache-2.0 re-implementation that ControlNet's scribble annotator uses
 (ControlNetHED.pth): five VGG-like stages, one side output each, averaged and squashed. RGB input in 0..255."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -23,7 +24,9 @@ def _hed_class():
     class DoubleConvBlock(torch.nn.Module):
         def __init__(self, cin: int, cout: int, layers: int):
             super().__init__()
-            self.convs = torch.nn.Sequential(*[torch.nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1) for i in range(layers)])
+            self.convs = torch.nn.Sequential(
+                *[torch.nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1) for i in range(layers)]
+            )
             self.projection = torch.nn.Conv2d(cout, 1, 1)
 
         def forward(self, x, down_sampling: bool = False):
@@ -64,7 +67,9 @@ def architecture_of(state_dict: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     widths, layers = [], []
     i = 1
     while f"block{i}.projection.weight" in state_dict:
-        convs = sorted(int(k.split(".")[2]) for k in state_dict if k.startswith(f"block{i}.convs.") and k.endswith(".weight"))
+        convs = sorted(
+            int(k.split(".")[2]) for k in state_dict if k.startswith(f"block{i}.convs.") and k.endswith(".weight")
+        )
         widths.append(int(state_dict[f"block{i}.convs.0.weight"].shape[0]))
         layers.append(len(convs))
         i += 1

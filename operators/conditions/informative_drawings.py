@@ -1,5 +1,6 @@
 """The informative-drawings line generator (Chan et al., CVPR 2022): a ResNet generator with 3 residual blocks and a
 1-channel sigmoid output, run at 256px; contour_style and anime_style checkpoints load into it unchanged."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -40,7 +41,9 @@ def _generator_class():
 
         def __init__(self, input_nc: int = 3, output_nc: int = 1, n_residual_blocks: int = 3, ngf: int = 64):
             super().__init__()
-            self.model0 = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(inplace=True))
+            self.model0 = nn.Sequential(
+                nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(inplace=True)
+            )
             down, f = [], ngf
             for _ in range(2):
                 down += [nn.Conv2d(f, f * 2, 3, stride=2, padding=1), nn.InstanceNorm2d(f * 2), nn.ReLU(inplace=True)]
@@ -49,7 +52,11 @@ def _generator_class():
             self.model2 = nn.Sequential(*[ResidualBlock(f) for _ in range(n_residual_blocks)])
             up = []
             for _ in range(2):
-                up += [nn.ConvTranspose2d(f, f // 2, 3, stride=2, padding=1, output_padding=1), nn.InstanceNorm2d(f // 2), nn.ReLU(inplace=True)]
+                up += [
+                    nn.ConvTranspose2d(f, f // 2, 3, stride=2, padding=1, output_padding=1),
+                    nn.InstanceNorm2d(f // 2),
+                    nn.ReLU(inplace=True),
+                ]
                 f //= 2
             self.model3 = nn.Sequential(*up)
             self.model4 = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Sigmoid())
@@ -105,7 +112,10 @@ def draw_lines(net, images: list[np.ndarray], device: str, side: int = MODEL_SID
         groups.setdefault(model_size(*im.shape[:2], side), []).append(i)
     with torch.inference_mode():
         for (w, h), idx in groups.items():
-            x = np.stack([cv2.resize(images[i], (w, h), interpolation=cv2.INTER_CUBIC) for i in idx]).astype(np.float32) / 255.0
+            x = (
+                np.stack([cv2.resize(images[i], (w, h), interpolation=cv2.INTER_CUBIC) for i in idx]).astype(np.float32)
+                / 255.0
+            )
             y = net(torch.from_numpy(x).permute(0, 3, 1, 2).to(device)).float().cpu().numpy()[:, 0]
             for j, i in enumerate(idx):
                 ih, iw = images[i].shape[:2]

@@ -1,5 +1,6 @@
 """The shared operator behind contour and scribble: an informative-drawings generator from a local checkpoint, or
 the classical XDoG default tuned to the same look. Both give dark lines on white."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -7,15 +8,24 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from operators.conditions.base import ConditionOperator, gray3
+from operators.conditions.base import (
+    ConditionOperator,
+    ModelConditionConfig,
+    gray3,
+    model_resources,
+    provenance_params,
+    resolve_device,
+    uses_model,
+)
 from operators.conditions.informative_drawings import MODEL_SIDE, draw_lines, load_generator
-from operators.conditions.base import ModelConditionConfig, model_resources, provenance_params, resolve_device, uses_model
 from operators.conditions.xdog import XDoGParams, xdog
 
 
 class LineDrawingConfig(ModelConditionConfig):
     xdog: XDoGParams = XDoGParams()
-    model_side: int = Field(MODEL_SIDE, ge=32, description="shorter side the generator runs at (256 for the published models)")
+    model_side: int = Field(
+        MODEL_SIDE, ge=32, description="shorter side the generator runs at (256 for the published models)"
+    )
 
 
 class LineDrawingOperator(ConditionOperator):
@@ -42,9 +52,15 @@ class LineDrawingOperator(ConditionOperator):
     def describe(self) -> str:
         c = self.config
         if uses_model(c):
-            return f"{self.name}: informative-drawings {self.style} generator from {c.checkpoint} at {c.model_side}px (model)"
+            return (
+                f"{self.name}: informative-drawings {self.style} generator from {c.checkpoint} at {c.model_side}px "
+                f"(model)"
+            )
         x = c.xdog
-        return f"{self.name}: XDoG sigma={x.sigma} k={x.k} tau={x.tau} eps={x.epsilon} phi={x.phi} (classical, tuned to {self.style})"
+        return (
+            f"{self.name}: XDoG sigma={x.sigma} k={x.k} tau={x.tau} eps={x.epsilon} phi={x.phi} (classical, tuned "
+            f"to {self.style})"
+        )
 
     def setup(self) -> None:
         if uses_model(self.config) and self._net is None:

@@ -1,5 +1,6 @@
 """Repainting masks as scepter draws them for ACE: irregular brush strokes or random boxes (one kind per mask) for
 inpainting, and a kept inner box for outpainting. A mask is HxW uint8, 255 = the region to repaint."""
+
 from __future__ import annotations
 
 import math
@@ -96,4 +97,8 @@ def outpaint_mask(h: int, w: int, rng: np.random.Generator, p: OutpaintParams) -
     bottom = h - int(round(cut.get("bottom", 0.0) * h))
     mask = np.full((h, w), 255, np.uint8)
     mask[top:bottom, left:right] = 0
-    return mask, {"kind": "outpaint", "sides": [SIDES[i] for i in chosen], "keep_box": [left, top, right - left, bottom - top]}
+    return mask, {
+        "kind": "outpaint",
+        "sides": [SIDES[i] for i in chosen],
+        "keep_box": [left, top, right - left, bottom - top],
+    }

@@ -1,5 +1,6 @@
 """Mosaic condition: the photo as flat blocks (area-average down, nearest up). The block size comes from a downsample
 ratio drawn per image from 48-96 as in scepter, read at ACE's 1024px training side and scaled to the image."""
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -11,8 +12,12 @@ from operators.conditions.base import ConditionConfig, ConditionOperator
 
 
 class MosaicConfig(ConditionConfig):
-    ratio_range: tuple[int, int] = Field((48, 96), description="downsample ratio drawn per image (block side in px at reference_side)")
-    reference_side: int = Field(1024, ge=0, description="long side the ratio refers to; 0 = the ratio is the block side in px")
+    ratio_range: tuple[int, int] = Field(
+        (48, 96), description="downsample ratio drawn per image (block side in px at reference_side)"
+    )
+    reference_side: int = Field(
+        1024, ge=0, description="long side the ratio refers to; 0 = the ratio is the block side in px"
+    )
     min_block: int = Field(2, ge=1)
 
     @model_validator(mode="after")

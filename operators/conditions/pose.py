@@ -2,6 +2,7 @@
 both from local paths (clusters), or MediaPipe BlazePose from the offline .tflite files `make install` fetches
 (model: blazepose; the embedded default); either is drawn as OpenPose's 17-limb skeleton. Images without a person
 are skipped with a reason. There is no classical default: without weights the operator is off and the run says so."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from datagen.operator import Resources
 from datagen.devices import resolve_device
-from operators.conditions.base import ConditionOperator, SkipImage
-from operators.conditions.base import ModelOnlyConfig, model_resources, provenance_params
+from datagen.operator import Resources
+from operators.conditions.base import ConditionOperator, ModelOnlyConfig, SkipImage, model_resources, provenance_params
 from operators.conditions.openpose_draw import coco_to_openpose, draw_bodies
 
 NO_PERSON = "no person detected"
@@ -23,17 +23,30 @@ NO_KEYPOINTS = "no keypoint above kpt_threshold"
 
 class PoseConfig(ModelOnlyConfig):
     model: Literal["rtmpose", "blazepose"] = Field(
-        "rtmpose", description="rtmpose: rtmlib YOLOX + RTMPose ONNX from checkpoint/det_checkpoint; blazepose: MediaPipe's offline .tflite files (LiteRT, CPU)")
-    landmark: Literal["lite", "full"] = Field("lite", description="blazepose: which landmark model of the npm package (lite: 2.8 MB, full: 6.4 MB)")
+        "rtmpose",
+        description="rtmpose: rtmlib YOLOX + RTMPose ONNX from checkpoint/det_checkpoint; blazepose: MediaPipe's "
+        "offline .tflite files (LiteRT, CPU)",
+    )
+    landmark: Literal["lite", "full"] = Field(
+        "lite", description="blazepose: which landmark model of the npm package (lite: 2.8 MB, full: 6.4 MB)"
+    )
     max_people: int = Field(4, ge=1, description="blazepose: landmarks for at most this many detected people")
-    checkpoint: Optional[str] = Field(None, description="RTMPose ONNX (rtmlib's end2end.onnx, body 17 keypoints); unset = pose is OFF")
-    det_checkpoint: Optional[str] = Field(None, description="YOLOX person detector ONNX for rtmlib; unset = pose is OFF")
+    checkpoint: Optional[str] = Field(
+        None, description="RTMPose ONNX (rtmlib's end2end.onnx, body 17 keypoints); unset = pose is OFF"
+    )
+    det_checkpoint: Optional[str] = Field(
+        None, description="YOLOX person detector ONNX for rtmlib; unset = pose is OFF"
+    )
     pose_input_size: tuple[int, int] = Field((192, 256), description="RTMPose input (width, height)")
     det_input_size: tuple[int, int] = Field((640, 640), description="YOLOX input (height, width)")
     det_nms_threshold: float = Field(0.45, ge=0, le=1)
-    det_score_threshold: float = Field(0.7, ge=0, le=1, description="used by detectors exported without NMS; rtmlib applies 0.3 to end2end ones")
+    det_score_threshold: float = Field(
+        0.7, ge=0, le=1, description="used by detectors exported without NMS; rtmlib applies 0.3 to end2end ones"
+    )
     kpt_threshold: float = Field(0.3, ge=0, description="keypoints at or below this score are not drawn")
-    min_keypoints: int = Field(1, ge=1, le=17, description="a person needs this many keypoints above threshold to count")
+    min_keypoints: int = Field(
+        1, ge=1, le=17, description="a person needs this many keypoints above threshold to count"
+    )
 
 
 def _ort_device(device: str) -> str:
@@ -67,11 +80,18 @@ class Pose(ConditionOperator):
     def unavailable_reason(self) -> str | None:
         if self.config.model == "blazepose":
             from datagen.offline_weights import locate
-
             from operators.conditions.pose_blazepose import LANDMARK_FILES
 
-            gone = [str(p) for p in (locate("blazepose_detector"), locate(LANDMARK_FILES[self.config.landmark])) if not p.is_file()]
-            return f"operators.pose.model=blazepose: {', '.join(gone)} missing (make install fetches them)" if gone else None
+            gone = [
+                str(p)
+                for p in (locate("blazepose_detector"), locate(LANDMARK_FILES[self.config.landmark]))
+                if not p.is_file()
+            ]
+            return (
+                f"operators.pose.model=blazepose: {', '.join(gone)} missing (make install fetches them)"
+                if gone
+                else None
+            )
         missing = [k for k in ("checkpoint", "det_checkpoint") if not getattr(self.config, k)]
         if missing:
             keys = " and ".join(f"operators.pose.{k}" for k in missing)
@@ -88,11 +108,13 @@ class Pose(ConditionOperator):
         c = self.config
         if c.model == "blazepose":
             from datagen.offline_weights import provenance
-
             from operators.conditions.pose_blazepose import LANDMARK_FILES
 
-            return (f"pose: MediaPipe BlazePose (offline .tflite, LiteRT) detector {provenance('blazepose_detector')} + {c.landmark} landmarks "
-                    f"{provenance(LANDMARK_FILES[c.landmark])}, OpenPose 18-point skeleton (model)")
+            return (
+                f"pose: MediaPipe BlazePose (offline .tflite, LiteRT) detector {provenance('blazepose_detector')} + "
+                f"{c.landmark} landmarks "
+                f"{provenance(LANDMARK_FILES[c.landmark])}, OpenPose 18-point skeleton (model)"
+            )
         return f"pose: rtmlib YOLOX {c.det_checkpoint} + RTMPose {c.checkpoint}, OpenPose 18-point skeleton (model)"
 
     def setup(self) -> None:
@@ -103,9 +125,8 @@ class Pose(ConditionOperator):
             raise ValueError(f"pose: {why}")
         c = self.config
         if c.model == "blazepose":
-            from operators.conditions.pose_blazepose import BlazePose
-
             from datagen.worker_cache import per_process
+            from operators.conditions.pose_blazepose import BlazePose
 
             # one per worker process, whichever task or actor asks
             self._pose = per_process(("blazepose", c.landmark), lambda: BlazePose(c.landmark))
@@ -128,7 +149,9 @@ class Pose(ConditionOperator):
             backend="onnxruntime",
             device=device,
         )
-        self._pose = RTMPose(c.checkpoint, model_input_size=tuple(c.pose_input_size), backend="onnxruntime", device=device)
+        self._pose = RTMPose(
+            c.checkpoint, model_input_size=tuple(c.pose_input_size), backend="onnxruntime", device=device
+        )
 
     def make_condition(self, image, rng):
         self.setup()

@@ -4,6 +4,7 @@ out, and the landmark model (256x256) gives 33 body landmarks with visibility th
 The .tflite files come from the npm package @mediapipe/pose (sha256-pinned in datagen.offline_weights) and run in
 LiteRT (ai-edge-litert); OpenCV's TFLite importer cannot read the detector (its DENSIFY op).
 Constants follow MediaPipe's pose_detection / pose_landmark graphs (anchors, decoding, ROI from alignment points)."""
+
 from __future__ import annotations
 
 import logging
@@ -67,7 +68,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
 
 
-def weighted_nms(scores: np.ndarray, boxes: np.ndarray, points: np.ndarray, iou: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
+def weighted_nms(
+    scores: np.ndarray, boxes: np.ndarray, points: np.ndarray, iou: float
+) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """MediaPipe's weighted NMS: each kept detection is the score-weighted mean of the candidates it overlaps."""
     order = np.argsort(-scores)
     scores, boxes, points = scores[order], boxes[order], points[order]
@@ -79,7 +82,9 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, points: np.ndarray, iou:
         group = alive & (_iou(boxes[i], boxes) > iou)
         group[i] = True
         w = scores[group][:, None]
-        out.append((float(scores[i]), (boxes[group] * w).sum(0) / w.sum(), (points[group] * w[:, :, None]).sum(0) / w.sum()))
+        out.append(
+            (float(scores[i]), (boxes[group] * w).sum(0) / w.sum(), (points[group] * w[:, :, None]).sum(0) / w.sum())
+        )
         alive &= ~group
     return out
 
@@ -127,7 +132,10 @@ class BlazePose:
         def to_image(xy: np.ndarray) -> np.ndarray:  # letterboxed [0, 1] -> photo pixels
             return (xy * DET_SIDE - np.array([px, py], np.float32)) / s
 
-        return [Person(sc, to_image(b.reshape(2, 2)).ravel(), to_image(p)) for sc, b, p in weighted_nms(scores, boxes, points, self.nms_iou)]
+        return [
+            Person(sc, to_image(b.reshape(2, 2)).ravel(), to_image(p))
+            for sc, b, p in weighted_nms(scores, boxes, points, self.nms_iou)
+        ]
 
     @staticmethod
     def roi(alignment: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -150,7 +158,13 @@ class BlazePose:
     def landmarks(self, rgb: np.ndarray, person: Person) -> Person:
         centre, side, angle = self.roi(person.alignment)
         to_img = self.crop_to_image(centre, side, angle)
-        crop = cv2.warpAffine(rgb, cv2.invertAffineTransform(to_img), (LMK_SIDE, LMK_SIDE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        crop = cv2.warpAffine(
+            rgb,
+            cv2.invertAffineTransform(to_img),
+            (LMK_SIDE, LMK_SIDE),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
         self.lmk.set_tensor(self._lmk_in, (crop.astype(np.float32) / 255.0)[None])
         self.lmk.invoke()
         out = {n: self.lmk.get_tensor(d["index"]) for n, d in self._lmk_out.items()}

@@ -1,5 +1,6 @@
 """Repainting: inpainting (brush strokes or boxes) and outpainting (a kept inner box) CUs from a photo. The input is
 the photo with the masked region filled, its mask (255 = repaint), and the target is the untouched photo."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -19,9 +20,15 @@ for _task in (INPAINTING, OUTPAINTING):
 
 
 class RepaintingConfig(OperatorConfig):
-    tasks: list[Literal["Inpainting", "Outpainting"]] = Field([INPAINTING, OUTPAINTING], min_length=1, description="one CU per task per photo")
-    fill: int = Field(0, ge=0, le=255, description="grey level written into the masked region of the input (scepter: 0)")
-    stroke_prob: float = Field(0.5, ge=0, le=1, description="inpainting mask kind: strokes with this probability, else boxes")
+    tasks: list[Literal["Inpainting", "Outpainting"]] = Field(
+        [INPAINTING, OUTPAINTING], min_length=1, description="one CU per task per photo"
+    )
+    fill: int = Field(
+        0, ge=0, le=255, description="grey level written into the masked region of the input (scepter: 0)"
+    )
+    stroke_prob: float = Field(
+        0.5, ge=0, le=1, description="inpainting mask kind: strokes with this probability, else boxes"
+    )
     strokes: StrokeParams = StrokeParams()
     boxes: BoxParams = BoxParams()
     outpaint: OutpaintParams = OutpaintParams()
@@ -49,8 +56,10 @@ class Repainting(Operator):
     def describe(self) -> str:
         c = self.config
         return (
-            f"repainting: {', '.join(c.tasks)}; strokes {c.strokes.strokes} (width<={c.strokes.width[1]}, length<={c.strokes.length[1]}) "
-            f"p={c.stroke_prob} else boxes {c.boxes.boxes} of {c.boxes.size} px; outpaint sides {c.outpaint.sides} (classical masks)"
+            f"repainting: {', '.join(c.tasks)}; strokes {c.strokes.strokes} (width<={c.strokes.width[1]}, "
+            f"length<={c.strokes.length[1]}) "
+            f"p={c.stroke_prob} else boxes {c.boxes.boxes} of {c.boxes.size} px; outpaint sides {c.outpaint.sides} "
+            f"(classical masks)"
         )
 
     def _params_for(self, task: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Scribble condition: informative-drawings anime_style (local checkpoint) or, by default, XDoG tuned to its look:
 denser, crisper lines with tone fills in dark areas, like anime line art."""
+
 from __future__ import annotations
 
 from typing import ClassVar

@@ -1,7 +1,9 @@
 """Segmentation condition: segment-anything's automatic mask generator (local checkpoint) or, by default, classical
-object regions (SLIC superpixels merged across weak boundaries, `operators/models/regions.py`; plain Felzenszwalb or SLIC
+object regions (SLIC superpixels merged across weak boundaries, `operators/models/regions.py`; plain Felzenszwalb or
+SLIC
 from scikit-image remain as methods), rendered as a colour map: one fixed palette colour per region by area rank, so
 the largest region always gets the first colour; pixels no mask covers stay black."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -10,25 +12,51 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from operators.conditions.base import ConditionOperator
-from operators.conditions.base import ModelConditionConfig, model_resources, provenance_params, resolve_device, uses_model
+from operators.conditions.base import (
+    ConditionOperator,
+    ModelConditionConfig,
+    model_resources,
+    provenance_params,
+    resolve_device,
+    uses_model,
+)
 
 # A fixed, seeded palette: the same region rank has the same colour in every map, which keeps analysis learnable.
 PALETTE = np.random.default_rng(20241001).integers(40, 256, size=(256, 3)).astype(np.uint8)
 CLASSICAL_KEYS = (
-    "method", "work_side", "merge_threshold", "min_region_fraction",
-    "fz_scale", "fz_sigma", "fz_min_size", "slic_segments", "slic_compactness",
+    "method",
+    "work_side",
+    "merge_threshold",
+    "min_region_fraction",
+    "fz_scale",
+    "fz_sigma",
+    "fz_min_size",
+    "slic_segments",
+    "slic_compactness",
 )
-SAM_KEYS = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "min_mask_region_area")
+SAM_KEYS = (
+    "points_per_side",
+    "points_per_batch",
+    "pred_iou_thresh",
+    "stability_score_thresh",
+    "box_nms_thresh",
+    "min_mask_region_area",
+)
 
 
 class SegmentationConfig(ModelConditionConfig):
     # classical
     # regions: SLIC merged across weak boundaries (follows objects); felzenszwalb / slic: the raw over-segmentations
     method: Literal["regions", "felzenszwalb", "slic"] = "regions"
-    work_side: int = Field(256, ge=32, description="long side the classical segmentation runs at; labels are scaled back")
-    merge_threshold: float = Field(0.3, gt=0, le=1, description="regions: boundaries weaker than this (0-1 Lab gradient) are merged away")
-    min_region_fraction: float = Field(0.02, ge=0, lt=1, description="regions: regions below this share of the image merge first")
+    work_side: int = Field(
+        256, ge=32, description="long side the classical segmentation runs at; labels are scaled back"
+    )
+    merge_threshold: float = Field(
+        0.3, gt=0, le=1, description="regions: boundaries weaker than this (0-1 Lab gradient) are merged away"
+    )
+    min_region_fraction: float = Field(
+        0.02, ge=0, lt=1, description="regions: regions below this share of the image merge first"
+    )
     fz_scale: float = Field(100.0, gt=0, description="Felzenszwalb scale (larger: fewer, bigger regions)")
     fz_sigma: float = Field(0.8, ge=0)
     fz_min_size: int = Field(160, ge=1, description="smallest Felzenszwalb region, px at work_side")
@@ -94,7 +122,10 @@ class Segmentation(ConditionOperator):
     def describe(self) -> str:
         c = self.config
         if uses_model(c):
-            return f"segmentation: segment-anything automatic masks from {c.checkpoint}, {c.points_per_side}^2 points (model)"
+            return (
+                f"segmentation: segment-anything automatic masks from {c.checkpoint}, {c.points_per_side}^2 points "
+                f"(model)"
+            )
         if c.method == "regions":
             return (
                 f"segmentation: SLIC superpixels merged across boundaries weaker than {c.merge_threshold} "
@@ -128,7 +159,11 @@ class Segmentation(ConditionOperator):
         c = self.config
         h, w = image.shape[:2]
         s = min(1.0, c.work_side / max(h, w))
-        small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else image
+        small = (
+            cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+            if s < 1
+            else image
+        )
         if c.method == "regions":
             from operators.models.regions import object_regions
 

@@ -1,5 +1,6 @@
 """XDoG line drawing (Winnemoeller, Kyprianidis and Olsen, 2012): a thresholded difference of Gaussians that gives
 dark lines (and, with a positive threshold, tone fills) on white. The classical default of contour and scribble."""
+
 from __future__ import annotations
 
 import cv2
@@ -17,7 +18,9 @@ class XDoGParams(Section):
     tau: float = Field(0.99, gt=0, le=1, description="weight of the outer Gaussian; below 1 keeps flat areas white")
     epsilon: float = Field(0.0, description="threshold on the DoG response; above 0 fills dark areas with tone")
     phi: float = Field(60.0, gt=0, description="steepness of the soft threshold")
-    smooth: float = Field(4.0, ge=0, description="edge-preserving (bilateral) pre-smoothing, spatial sigma in px; 0 = off")
+    smooth: float = Field(
+        4.0, ge=0, description="edge-preserving (bilateral) pre-smoothing, spatial sigma in px; 0 = off"
+    )
     min_stroke_area: int = Field(30, ge=0, description="ink components smaller than this (px at 512px) are erased")
 
 

@@ -1,6 +1,7 @@
 """What the makers of synthesized edits share (remove/add/replace object, background, style, layers, text-to-image):
 the execution keys (device, GPUs, batch), the Emu Edit record and instruction slots every sample carries in its
 provenance, and one sample builder, so each maker only says which frames an edit makes."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Optional
@@ -13,9 +14,9 @@ from datagen.batch import SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 from datagen.worker_cache import ItemCache
-from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
 from operators.conditions.base import EXECUTION_KEYS
 from operators.edits.object_proposals import ProposalConfig, Proposer
+from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
 
 # the provenance keys a synthesized sample always has
 EMU_KEY = SYNTH_EMU_KEY
@@ -53,9 +54,19 @@ class EditOperator(Operator):
     def params(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json", exclude=EXECUTION_KEYS)
 
-    def sample(self, batch: WorkBatch, item: SourceImage, task: str, inputs: list[Frame], target: Frame,
-               emu: dict[str, str], slots: dict[str, str], drawn: dict[str, Any], variant: int = 0,
-               caption: Optional[str] = None) -> Sample:
+    def sample(
+        self,
+        batch: WorkBatch,
+        item: SourceImage,
+        task: str,
+        inputs: list[Frame],
+        target: Frame,
+        emu: dict[str, str],
+        slots: dict[str, str],
+        drawn: dict[str, Any],
+        variant: int = 0,
+        caption: Optional[str] = None,
+    ) -> Sample:
         """One CU. Its caption (what template lines say with {caption}) is the edit's output caption unless given:
         layer decomposition's templates describe the photo the layer comes from."""
         caption = emu.get("output", "") if caption is None else caption
@@ -82,7 +93,11 @@ def image_key(item: SourceImage) -> tuple:
     items with one source id but other pixels, e.g. resized differently by two recipes, never share an entry)."""
     import hashlib
 
-    return item.source_id, item.image.shape, hashlib.sha1(np.ascontiguousarray(item.image[::17, ::13]).tobytes()).hexdigest()
+    return (
+        item.source_id,
+        item.image.shape,
+        hashlib.sha1(np.ascontiguousarray(item.image[::17, ::13]).tobytes()).hexdigest(),
+    )
 
 
 def dilate(mask: np.ndarray, px: int) -> np.ndarray:
@@ -107,4 +122,6 @@ NO_OBJECT = "no object proposal"
 
 def proposals_for(proposer: Proposer, cfg: ProposalConfig, item) -> list:
     """An item's proposals, computed once per worker for every maker that asks with the same settings."""
-    return CACHE.get(("proposals", image_key(item), cfg.model_dump_json()), lambda: proposer.propose(item.image, item.caption))
+    return CACHE.get(
+        ("proposals", image_key(item), cfg.model_dump_json()), lambda: proposer.propose(item.image, item.caption)
+    )

@@ -1,6 +1,7 @@
 """The diffusers side of the synthesized edits: load a local (or cached hub) checkpoint through diffusers' own loader
 as an inpainting or image-to-image pipeline (SD, SDXL, FLUX Fill, ...), and run it on photos of any size at a
 working resolution whose sides the model accepts, with the untouched pixels pasted back from the photo."""
+
 from __future__ import annotations
 
 import inspect
@@ -19,13 +20,19 @@ INPAINT, IMG2IMG = "inpaint", "img2img"
 
 
 class DiffusionConfig(Section):
-    checkpoint: Optional[str] = Field(None, description="diffusers folder (model_index.json) or hub id: SD/SDXL inpainting, FLUX.1 Fill, SD img2img")
+    checkpoint: Optional[str] = Field(
+        None, description="diffusers folder (model_index.json) or hub id: SD/SDXL inpainting, FLUX.1 Fill, SD img2img"
+    )
     steps: int = Field(30, ge=1, description="denoising steps")
     guidance_scale: float = Field(7.5, ge=0, description="classifier-free guidance (FLUX Fill wants ~30)")
     strength: float = Field(1.0, gt=0, le=1, description="how much of the input is re-noised (img2img style: ~0.6)")
     resolution: int = Field(1024, ge=64, description="long side the model runs at (sides rounded to multiples of 16)")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="auto: float16 on CUDA (bfloat16 for FLUX), float32 on CPU")
-    negative_prompt: str = Field("blurry, distorted, low quality, text, watermark", description="where the pipeline takes one")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float16 on CUDA (bfloat16 for FLUX), float32 on CPU"
+    )
+    negative_prompt: str = Field(
+        "blurry, distorted, low quality, text, watermark", description="where the pipeline takes one"
+    )
 
 
 def _dtype(name: str, device: str, class_name: str):
@@ -64,7 +71,9 @@ def load_pipeline(cfg: DiffusionConfig, kind: str, device: str):
 def work_size(h: int, w: int, resolution: int, multiple: int = 16) -> tuple[int, int]:
     """(height, width) with the long side at `resolution`, both multiples of `multiple`."""
     s = resolution / max(h, w)
-    return max(multiple, int(round(h * s / multiple)) * multiple), max(multiple, int(round(w * s / multiple)) * multiple)
+    return max(multiple, int(round(h * s / multiple)) * multiple), max(
+        multiple, int(round(w * s / multiple)) * multiple
+    )
 
 
 def feather(mask: np.ndarray, px: int) -> np.ndarray:
@@ -96,8 +105,14 @@ class DiffusionRunner:
             self.pipe = load_pipeline(self.cfg, self.kind, self.device)
             self._accepts = set(inspect.signature(self.pipe.__call__).parameters)
 
-    def run(self, images: list[np.ndarray], prompts: list[str], seeds: list[int], masks: Optional[list[np.ndarray]] = None,
-            batch_size: int = 4) -> list[np.ndarray]:
+    def run(
+        self,
+        images: list[np.ndarray],
+        prompts: list[str],
+        seeds: list[int],
+        masks: Optional[list[np.ndarray]] = None,
+        batch_size: int = 4,
+    ) -> list[np.ndarray]:
         import torch
         from PIL import Image
 
@@ -111,16 +126,24 @@ class DiffusionRunner:
                 chunk = idx[start : start + batch_size]
                 kw: dict[str, Any] = {
                     "prompt": [prompts[i] for i in chunk],
-                    "image": [Image.fromarray(cv2.resize(images[i], (ww, wh), interpolation=cv2.INTER_AREA)) for i in chunk],
+                    "image": [
+                        Image.fromarray(cv2.resize(images[i], (ww, wh), interpolation=cv2.INTER_AREA)) for i in chunk
+                    ],
                     "num_inference_steps": self.cfg.steps,
                     "guidance_scale": self.cfg.guidance_scale,
                     "generator": [torch.Generator("cpu").manual_seed(int(seeds[i]) % (2**63)) for i in chunk],
                     "output_type": "np",
                 }
                 if masks is not None:
-                    kw["mask_image"] = [Image.fromarray(cv2.resize(masks[i], (ww, wh), interpolation=cv2.INTER_NEAREST)) for i in chunk]
-                for key, value in (("height", wh), ("width", ww), ("strength", self.cfg.strength),
-                                   ("negative_prompt", [self.cfg.negative_prompt] * len(chunk))):
+                    kw["mask_image"] = [
+                        Image.fromarray(cv2.resize(masks[i], (ww, wh), interpolation=cv2.INTER_NEAREST)) for i in chunk
+                    ]
+                for key, value in (
+                    ("height", wh),
+                    ("width", ww),
+                    ("strength", self.cfg.strength),
+                    ("negative_prompt", [self.cfg.negative_prompt] * len(chunk)),
+                ):
                     if key in self._accepts:
                         kw[key] = value
                 with torch.inference_mode():

@@ -1,5 +1,6 @@
 """Inpainting behind one call (OpenCV Telea / Navier-Stokes, or a diffusers inpainting model), and the base of the
 makers that propose objects and inpaint their masks (remove/add, replace)."""
+
 from __future__ import annotations
 
 from typing import Any, Literal, Optional
@@ -17,12 +18,23 @@ TOO_LARGE = "mask too large for OpenCV inpainting"
 
 
 class InpaintConfig(DiffusionConfig):
-    backend: Literal["classical", "model"] = Field("classical", description="classical: OpenCV inpainting; model: diffusers `checkpoint`")
-    method: Literal["telea", "ns"] = Field("telea", description="OpenCV inpainting: Telea's fast marching or Navier-Stokes")
+    backend: Literal["classical", "model"] = Field(
+        "classical", description="classical: OpenCV inpainting; model: diffusers `checkpoint`"
+    )
+    method: Literal["telea", "ns"] = Field(
+        "telea", description="OpenCV inpainting: Telea's fast marching or Navier-Stokes"
+    )
     radius: int = Field(7, ge=1, description="OpenCV inpainting neighbourhood, px")
-    max_area: float = Field(0.05, gt=0, le=1, description="classical only: largest (dilated) mask OpenCV fills plausibly, share of the image")
-    prompt: str = Field("empty background, nothing there, seamless continuation of the surroundings",
-                        description="model prompt for filling a removed object's place")
+    max_area: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="classical only: largest (dilated) mask OpenCV fills plausibly, share of the image",
+    )
+    prompt: str = Field(
+        "empty background, nothing there, seamless continuation of the surroundings",
+        description="model prompt for filling a removed object's place",
+    )
 
 
 def opencv_inpaint(image: np.ndarray, mask: np.ndarray, method: str, radius: int) -> np.ndarray:
@@ -45,13 +57,18 @@ class Inpainter:
     def describe(self) -> str:
         c = self.cfg
         if self.runner is None:
-            return f"OpenCV {'Telea' if c.method == 'telea' else 'Navier-Stokes'} inpainting r={c.radius}, masks <= {c.max_area:.0%} (classical)"
+            return (
+                f"OpenCV {'Telea' if c.method == 'telea' else 'Navier-Stokes'} inpainting r={c.radius}, masks <= "
+                f"{c.max_area:.0%} (classical)"
+            )
         return f"diffusers inpainting {c.checkpoint}, {c.steps} steps at {c.resolution}px (model)"
 
     def too_large(self, mask: np.ndarray) -> bool:
         return self.runner is None and float((mask > 0).mean()) > self.cfg.max_area
 
-    def fill(self, images: list[np.ndarray], masks: list[np.ndarray], prompts: list[str], seeds: list[int], batch_size: int) -> list[np.ndarray]:
+    def fill(
+        self, images: list[np.ndarray], masks: list[np.ndarray], prompts: list[str], seeds: list[int], batch_size: int
+    ) -> list[np.ndarray]:
         if self.runner is None:
             return [opencv_inpaint(im, m, self.cfg.method, self.cfg.radius) for im, m in zip(images, masks)]
         gen = self.runner.run(images, prompts, seeds, masks=masks, batch_size=batch_size)
@@ -79,4 +96,7 @@ class ObjectInpaintOperator(EditOperator):
             self._inpainter.setup()
 
     def describe(self) -> str:
-        return f"{self.name}: objects from {Proposer(self.config.proposals).describe()}; fill by {Inpainter(self.config.inpaint, 'cpu').describe()}"
+        return (
+            f"{self.name}: objects from {Proposer(self.config.proposals).describe()}; fill by "
+            f"{Inpainter(self.config.inpaint, 'cpu').describe()}"
+        )

@@ -1,7 +1,9 @@
-"""Layer editing from a foreground matte (the main subject by GrabCut; with a detector, its best object refined). A layer is a photo frame
+"""Layer editing from a foreground matte (the main subject by GrabCut; with a detector, its best object refined). A
+layer is a photo frame
 whose mask is its alpha (255 = the layer's pixels). Decomposition: photo -> foreground layer (on white), and photo ->
 background layer (the foreground's place left empty, its mask the hole). Fusion: foreground layer + background layer
 -> the photo, pixel-exact."""
+
 from __future__ import annotations
 
 from typing import ClassVar, Literal
@@ -53,13 +55,39 @@ class Layers(MatteEditOperator):
             photo = Frame(item.image)
             if DECOMPOSE in c.tasks:
                 for v, (layer, target) in enumerate(((FOREGROUND_LAYER, fg), (BACKGROUND_LAYER, bg))):
-                    emu = emu_edit("layer", edited_object=layer, output=f"{layer} of {item.caption}" if item.caption else layer,
-                                   original_object=p.definite)
-                    batch.samples.append(self.sample(batch, item, DECOMPOSE, [photo], target, emu,
-                                                     {"object": p.definite, "layer": layer}, {**drawn, "layer": layer}, variant=v,
-                                                     caption=item.caption))
+                    emu = emu_edit(
+                        "layer",
+                        edited_object=layer,
+                        output=f"{layer} of {item.caption}" if item.caption else layer,
+                        original_object=p.definite,
+                    )
+                    batch.samples.append(
+                        self.sample(
+                            batch,
+                            item,
+                            DECOMPOSE,
+                            [photo],
+                            target,
+                            emu,
+                            {"object": p.definite, "layer": layer},
+                            {**drawn, "layer": layer},
+                            variant=v,
+                            caption=item.caption,
+                        )
+                    )
             if FUSE in c.tasks:
                 emu = emu_edit("layer", edited_object=p.definite, output=item.caption, original_object="two layers")
-                batch.samples.append(self.sample(batch, item, FUSE, [fg, bg], photo, emu, {"object": p.definite},
-                                                 {**drawn, "layer": "both"}, variant=2))
+                batch.samples.append(
+                    self.sample(
+                        batch,
+                        item,
+                        FUSE,
+                        [fg, bg],
+                        photo,
+                        emu,
+                        {"object": p.definite},
+                        {**drawn, "layer": "both"},
+                        variant=2,
+                    )
+                )
         return batch

@@ -1,5 +1,6 @@
 """The base of the edits made along the photo's foreground matte (background change, layers, subject references):
 the subject and its matte per photo, classical (GrabCut from the frame) or grown from a detector's best object."""
+
 from __future__ import annotations
 
 from typing import Any, Iterator, Optional
@@ -22,7 +23,9 @@ def matte_for(proposer: Proposer, cfg: ProposalConfig, item, min_foreground: flo
         return p, (p.mask if p is not None else None)
     props = proposals_for(proposer, cfg, item)
     p = subject(props, min_foreground)
-    return p, CACHE.get(("matte", image_key(item), cfg.model_dump_json(), p.box if p else None), lambda: foreground_matte(item.image, p))
+    return p, CACHE.get(
+        ("matte", image_key(item), cfg.model_dump_json(), p.box if p else None), lambda: foreground_matte(item.image, p)
+    )
 
 
 def describe_matte(cfg: ProposalConfig) -> str:

@@ -1,8 +1,10 @@
 """Object proposals: which objects a photo holds, each with a mask and a name an instruction can use. Classical
 default: the classical segmentation's regions (scikit-image Felzenszwalb, or the segmentation map's merged SLIC
 regions) scored by OpenCV's spectral-residual saliency and colour contrast, named by colour and place ("the dark
-object in the lower left"), and the main subject by GrabCut from the photo's frame; model: an open-vocabulary detector through transformers
+object in the lower left"), and the main subject by GrabCut from the photo's frame; model: an open-vocabulary
+detector through transformers
 (OWLv2 or Grounding DINO) queried with caption nouns, boxes turned into masks by segment-anything."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +22,26 @@ log = logging.getLogger(__name__)
 
 # Objects a detector is asked for when the caption names none (COCO-like things people edit in photos).
 DEFAULT_QUERIES = (
-    "person", "cat", "dog", "bird", "horse", "car", "bicycle", "boat", "cup", "bottle", "chair", "flower", "tree",
-    "book", "clock", "hat", "bag", "plate", "lamp", "camera",
+    "person",
+    "cat",
+    "dog",
+    "bird",
+    "horse",
+    "car",
+    "bicycle",
+    "boat",
+    "cup",
+    "bottle",
+    "chair",
+    "flower",
+    "tree",
+    "book",
+    "clock",
+    "hat",
+    "bag",
+    "plate",
+    "lamp",
+    "camera",
 )
 # Caption words that are never the object (articles, places, photo words, colours).
 _STOP = set(
@@ -32,22 +52,30 @@ _STOP = set(
 
 
 class ProposalConfig(Section):
-    backend: Literal["classical", "model"] = Field("classical", description="classical: saliency-scored regions; model: detector + SAM")
+    backend: Literal["classical", "model"] = Field(
+        "classical", description="classical: saliency-scored regions; model: detector + SAM"
+    )
     min_area: float = Field(0.01, gt=0, lt=1, description="smallest object, share of the image")
     max_area: float = Field(0.6, gt=0, le=1, description="largest object, share of the image")
     max_objects: int = Field(4, ge=1, description="proposals kept per photo, best first")
     # classical
     segmentation: Literal["felzenszwalb", "regions"] = Field(
-        "felzenszwalb", description="classical regions scored: Felzenszwalb's (small, clean objects: badges, coins, cups) or the "
-                                    "segmentation map's merged SLIC regions (larger parts; also finds patches in plain textures)")
+        "felzenszwalb",
+        description="classical regions scored: Felzenszwalb's (small, clean objects: badges, coins, cups) or the "
+        "segmentation map's merged SLIC regions (larger parts; also finds patches in plain textures)",
+    )
     work_side: int = Field(160, ge=32, description="long side the classical proposals are computed at")
     fz_scale: float = Field(300.0, gt=0, description="Felzenszwalb scale (larger: fewer, bigger regions)")
     fz_min_size: int = Field(60, ge=1, description="smallest Felzenszwalb region, px at work_side")
     min_contrast: float = Field(18.0, ge=0, description="least Lab distance between an object and the ring around it")
     max_border: float = Field(0.25, ge=0, le=1, description="largest share of an object's outline on the image border")
     # model
-    detector: Optional[str] = Field(None, description="OWLv2 / Grounding DINO checkpoint (local dir or hub id) for backend=model")
-    sam_checkpoint: Optional[str] = Field(None, description="segment-anything checkpoint for masks of the detected boxes (unset: box masks)")
+    detector: Optional[str] = Field(
+        None, description="OWLv2 / Grounding DINO checkpoint (local dir or hub id) for backend=model"
+    )
+    sam_checkpoint: Optional[str] = Field(
+        None, description="segment-anything checkpoint for masks of the detected boxes (unset: box masks)"
+    )
     queries: list[str] = Field(list(DEFAULT_QUERIES), description="object names asked for besides the caption's nouns")
     box_threshold: float = Field(0.3, ge=0, le=1)
 
@@ -80,7 +108,13 @@ class Proposal:
         return f"{article} {self.noun} {self.place}".strip()
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.definite, "box": list(self.box), "area": round(self.area, 4), "score": round(self.score, 4), **self.extra}
+        return {
+            "name": self.definite,
+            "box": list(self.box),
+            "area": round(self.area, 4),
+            "score": round(self.score, 4),
+            **self.extra,
+        }
 
 
 def place_phrase(cx: float, cy: float) -> str:
@@ -88,9 +122,15 @@ def place_phrase(cx: float, cy: float) -> str:
     col = 0 if cx < 1 / 3 else (2 if cx > 2 / 3 else 1)
     row = 0 if cy < 1 / 3 else (2 if cy > 2 / 3 else 1)
     names = {
-        (0, 0): "in the upper left", (0, 1): "at the top", (0, 2): "in the upper right",
-        (1, 0): "on the left", (1, 1): "in the centre", (1, 2): "on the right",
-        (2, 0): "in the lower left", (2, 1): "at the bottom", (2, 2): "in the lower right",
+        (0, 0): "in the upper left",
+        (0, 1): "at the top",
+        (0, 2): "in the upper right",
+        (1, 0): "on the left",
+        (1, 1): "in the centre",
+        (1, 2): "on the right",
+        (2, 0): "in the lower left",
+        (2, 1): "at the bottom",
+        (2, 2): "in the lower right",
     }
     return names[(row, col)]
 
@@ -103,7 +143,16 @@ def colour_word(rgb: np.ndarray) -> str:
         return "dark"
     if s < 45:
         return "white" if v > 200 else "grey"
-    for limit, name in ((8, "red"), (20, "orange"), (33, "yellow"), (78, "green"), (96, "teal"), (130, "blue"), (150, "purple"), (170, "pink")):
+    for limit, name in (
+        (8, "red"),
+        (20, "orange"),
+        (33, "yellow"),
+        (78, "green"),
+        (96, "teal"),
+        (130, "blue"),
+        (150, "purple"),
+        (170, "pink"),
+    ):
         if h < limit:
             return name
     return "red"
@@ -123,8 +172,15 @@ def _from_mask(mask: np.ndarray, image: np.ndarray, noun: str, score: float, ext
     h, w = mask.shape
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return Proposal(mask=mask, noun=noun, place=place_phrase(xs.mean() / w, ys.mean() / h), score=float(score), box=box,
-                    area=float(len(xs)) / (h * w), extra=extra)
+    return Proposal(
+        mask=mask,
+        noun=noun,
+        place=place_phrase(xs.mean() / w, ys.mean() / h),
+        score=float(score),
+        box=box,
+        area=float(len(xs)) / (h * w),
+        extra=extra,
+    )
 
 
 def saliency_map(image: np.ndarray) -> np.ndarray:
@@ -175,7 +231,9 @@ def classical_proposals(image: np.ndarray, cfg: ProposalConfig) -> list[Proposal
         x0, x1 = max(0, sl[1].start - pad), min(sw, sl[1].stop + pad)
         m = (labels[y0:y1, x0:x1] == r).astype(np.uint8)
         m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, kernel)
-        contour_len = max(1.0, float(cv2.countNonZero(cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))))
+        contour_len = max(
+            1.0, float(cv2.countNonZero(cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))))
+        )
         if border_counts[r] / contour_len > cfg.max_border:
             continue
         ring = cv2.dilate(m, kernel, iterations=2) & (1 - m)
@@ -197,8 +255,15 @@ def classical_proposals(image: np.ndarray, cfg: ProposalConfig) -> list[Proposal
         full = cv2.resize(m * 255, (w, h), interpolation=cv2.INTER_NEAREST) if s < 1 else m * 255
         rgb = image[full > 0].mean(0)
         noun = f"{colour_word(rgb)} object"
-        out.append(_from_mask(full.astype(np.uint8), image, noun, score,
-                              {"method": f"{cfg.segmentation}+spectral_residual", "contrast": round(contrast, 1)}))
+        out.append(
+            _from_mask(
+                full.astype(np.uint8),
+                image,
+                noun,
+                score,
+                {"method": f"{cfg.segmentation}+spectral_residual", "contrast": round(contrast, 1)},
+            )
+        )
     return out
 
 
@@ -215,7 +280,9 @@ def _grab_cut(rgb: np.ndarray, gc: np.ndarray, bgd: np.ndarray, fgd: np.ndarray,
     cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
 
 
-def foreground_matte(image: np.ndarray, p: Optional[Proposal], iterations: int = 3, work_side: int = 256) -> Optional[np.ndarray]:
+def foreground_matte(
+    image: np.ndarray, p: Optional[Proposal], iterations: int = 3, work_side: int = 256
+) -> Optional[np.ndarray]:
     """A foreground matte (HxW uint8, 255 = foreground) grown from proposal `p` with OpenCV GrabCut at `work_side`:
     the proposal seeds sure foreground, its padded box bounds the rest. None when there is no proposal."""
     if p is None:
@@ -244,7 +311,9 @@ def foreground_matte(image: np.ndarray, p: Optional[Proposal], iterations: int =
     return matte if matte.any() else p.mask.copy()
 
 
-def subject_matte(image: np.ndarray, margin: float = 0.08, iterations: int = 4, work_side: int = 200) -> Optional[Proposal]:
+def subject_matte(
+    image: np.ndarray, margin: float = 0.08, iterations: int = 4, work_side: int = 200
+) -> Optional[Proposal]:
     """The photo's main subject without any model: OpenCV GrabCut initialised with the frame `margin` as background
     and everything inside as probable foreground (photos centre their subject), its largest connected part kept.
     None when GrabCut keeps nothing."""
@@ -268,7 +337,11 @@ def subject_matte(image: np.ndarray, margin: float = 0.08, iterations: int = 4, 
     m = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     full = cv2.resize(m * 255, (w, h), interpolation=cv2.INTER_NEAREST) if s < 1 else m * 255
-    return _from_mask(full.astype(np.uint8), image, "main subject", 1.0, {"method": "grabcut_frame"}) if full.any() else None
+    return (
+        _from_mask(full.astype(np.uint8), image, "main subject", 1.0, {"method": "grabcut_frame"})
+        if full.any()
+        else None
+    )
 
 
 class DetectorProposer:
@@ -307,12 +380,18 @@ class DetectorProposer:
         if "owlv2" in type(self.model).__name__.lower():
             size = [(max(size[0]), max(size[0]))]  # OWLv2 pads the photo to a square at the bottom/right first
         if grounding:
-            res = self.processor.post_process_grounded_object_detection(out, inputs.input_ids, threshold=self.cfg.box_threshold,
-                                                                         text_threshold=self.cfg.box_threshold, target_sizes=size)[0]
+            res = self.processor.post_process_grounded_object_detection(
+                out,
+                inputs.input_ids,
+                threshold=self.cfg.box_threshold,
+                text_threshold=self.cfg.box_threshold,
+                target_sizes=size,
+            )[0]
             names = [str(t) for t in res.get("text_labels", res.get("labels"))]
         else:
-            res = self.processor.post_process_grounded_object_detection(out, threshold=self.cfg.box_threshold, target_sizes=size,
-                                                                         text_labels=[labels])[0]
+            res = self.processor.post_process_grounded_object_detection(
+                out, threshold=self.cfg.box_threshold, target_sizes=size, text_labels=[labels]
+            )[0]
             names = [str(t) for t in res["text_labels"]]
         return [(b.tolist(), float(sc), n) for b, sc, n in zip(res["boxes"], res["scores"], names)]
 
@@ -337,10 +416,18 @@ class DetectorProposer:
                 mask[y0:y1, x0:x1] = 255
             share = float((mask > 0).mean())
             if not self.cfg.min_area <= share <= self.cfg.max_area or any(
-                    (mask > 0)[p.mask > 0].mean() > 0.5 for p in out):
+                (mask > 0)[p.mask > 0].mean() > 0.5 for p in out
+            ):
                 continue
-            out.append(_from_mask(mask, image, name.strip() or "object", score,
-                                  {"method": type(self.model).__name__ + ("+sam" if self.sam is not None else "+box")}))
+            out.append(
+                _from_mask(
+                    mask,
+                    image,
+                    name.strip() or "object",
+                    score,
+                    {"method": type(self.model).__name__ + ("+sam" if self.sam is not None else "+box")},
+                )
+            )
             if len(out) >= self.cfg.max_objects:
                 break
         return out
@@ -360,9 +447,14 @@ class Proposer:
     def describe(self) -> str:
         c = self.cfg
         if self.detector is not None:
-            return f"{c.detector} boxes{' + SAM ' + c.sam_checkpoint + ' masks' if c.sam_checkpoint else ' as masks'} (model)"
+            return (
+                f"{c.detector} boxes{' + SAM ' + c.sam_checkpoint + ' masks' if c.sam_checkpoint else ' as masks'} "
+                f"(model)"
+            )
         regions = "Felzenszwalb regions" if c.segmentation == "felzenszwalb" else "merged SLIC object regions"
-        return f"{regions} scored by spectral-residual saliency and contrast (classical), areas {c.min_area}-{c.max_area}"
+        return (
+            f"{regions} scored by spectral-residual saliency and contrast (classical), areas {c.min_area}-{c.max_area}"
+        )
 
     def propose(self, image: np.ndarray, caption: str = "") -> list[Proposal]:
         if self.detector is not None:

@@ -1,6 +1,7 @@
 """Remove Object, and Add Object as its reverse: an object proposal's (dilated) mask is filled in, by OpenCV
 inpainting (Telea or Navier-Stokes; only masks small enough for it to look plausible) or by a diffusers inpainting
 model. Remove: photo -> object-free image. Add: object-free image -> photo, pixel-exact outside the mask."""
+
 from __future__ import annotations
 
 from typing import ClassVar, Literal
@@ -59,17 +60,44 @@ class RemoveObject(ObjectInpaintOperator):
         if not jobs:
             return batch
         seeds = [int(batch.rng(it.source_id, self.name, k).integers(2**62)) for it, k, _, _ in jobs]
-        filled = self._inpainter.fill([it.image for it, _, _, _ in jobs], [m for *_, m in jobs],
-                                      [c.inpaint.prompt] * len(jobs), seeds, c.batch_size)
+        filled = self._inpainter.fill(
+            [it.image for it, _, _, _ in jobs],
+            [m for *_, m in jobs],
+            [c.inpaint.prompt] * len(jobs),
+            seeds,
+            c.batch_size,
+        )
         how = "opencv_" + c.inpaint.method if c.inpaint.backend == "classical" else "diffusers"
         for (item, k, p, mask), clean in zip(jobs, filled):
             drawn = {"object": p.record(), "fill": how, "mask_area": round(float((mask > 0).mean()), 4)}
             if REMOVE in c.tasks:
                 emu = emu_edit("remove", edited_object="", output=item.caption, original_object=p.definite)
-                batch.samples.append(self.sample(batch, item, REMOVE, [Frame(item.image, mask=mask)], Frame(clean),
-                                                 emu, {"object": p.definite}, drawn, variant=k))
+                batch.samples.append(
+                    self.sample(
+                        batch,
+                        item,
+                        REMOVE,
+                        [Frame(item.image, mask=mask)],
+                        Frame(clean),
+                        emu,
+                        {"object": p.definite},
+                        drawn,
+                        variant=k,
+                    )
+                )
             if ADD in c.tasks:
                 emu = emu_edit("add", edited_object=p.indefinite, output=item.caption, original_object="")
-                batch.samples.append(self.sample(batch, item, ADD, [Frame(clean, mask=mask)], Frame(item.image),
-                                                 emu, {"object": p.indefinite}, drawn, variant=k))
+                batch.samples.append(
+                    self.sample(
+                        batch,
+                        item,
+                        ADD,
+                        [Frame(clean, mask=mask)],
+                        Frame(item.image),
+                        emu,
+                        {"object": p.indefinite},
+                        drawn,
+                        variant=k,
+                    )
+                )
         return batch

@@ -1,5 +1,6 @@
 """Replace Object (model only): an object proposal's mask, grown to its box so a new shape fits, is inpainted by a
 diffusers model with another object's prompt. OpenCV cannot invent an object, so without a checkpoint this is off."""
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -15,13 +16,27 @@ from operators.edits.object_proposals import ProposalConfig
 
 REPLACE = "Replace Object"
 NEW_OBJECTS = [
-    "a cat", "a dog", "a teddy bear", "a vase of flowers", "a red ball", "a potted plant", "a stack of books",
-    "a wooden chair", "a bicycle", "a glass bottle", "a basket of apples", "a small robot", "a lamp", "a toy car",
+    "a cat",
+    "a dog",
+    "a teddy bear",
+    "a vase of flowers",
+    "a red ball",
+    "a potted plant",
+    "a stack of books",
+    "a wooden chair",
+    "a bicycle",
+    "a glass bottle",
+    "a basket of apples",
+    "a small robot",
+    "a lamp",
+    "a toy car",
 ]
 
 
 class ReplaceObjectConfig(EditConfig):
-    new_objects: list[str] = Field(NEW_OBJECTS, min_length=1, description="what a proposal may become (indefinite noun phrases)")
+    new_objects: list[str] = Field(
+        NEW_OBJECTS, min_length=1, description="what a proposal may become (indefinite noun phrases)"
+    )
     objects_per_image: int = Field(1, ge=1, le=8)
     dilate: int = Field(8, ge=0, description="px the object mask grows by")
     to_box: bool = Field(True, description="inpaint the object's whole box, so a new object of another shape fits")
@@ -36,7 +51,10 @@ class ReplaceObject(ObjectInpaintOperator):
 
     def unavailable_reason(self) -> str | None:
         if self.config.inpaint.backend != "model" or not self.config.inpaint.checkpoint:
-            return "Replace Object needs a diffusers inpainting model (inpaint.backend: model, inpaint.checkpoint); OpenCV cannot draw a new object"
+            return (
+                "Replace Object needs a diffusers inpainting model (inpaint.backend: model, inpaint.checkpoint); "
+                "OpenCV cannot draw a new object"
+            )
         return None
 
     def process(self, batch: WorkBatch) -> WorkBatch:
@@ -60,10 +78,27 @@ class ReplaceObject(ObjectInpaintOperator):
         if not jobs:
             return batch
         prompts = [f"{new}, {item.caption}" if item.caption else new for item, _, _, _, new, _ in jobs]
-        out = self._inpainter.fill([j[0].image for j in jobs], [j[3] for j in jobs], prompts, [j[5] for j in jobs], c.batch_size)
+        out = self._inpainter.fill(
+            [j[0].image for j in jobs], [j[3] for j in jobs], prompts, [j[5] for j in jobs], c.batch_size
+        )
         for (item, k, p, mask, new, _), edited in zip(jobs, out):
             emu = emu_edit("replace", edited_object=f"{new} {p.place}", output="", original_object=p.definite)
-            drawn = {"object": p.record(), "new_object": new, "mask_area": round(float((np.asarray(mask) > 0).mean()), 4)}
-            batch.samples.append(self.sample(batch, item, REPLACE, [Frame(item.image, mask=mask)], Frame(edited), emu,
-                                             {"object": p.definite, "new_object": new}, drawn, variant=k))
+            drawn = {
+                "object": p.record(),
+                "new_object": new,
+                "mask_area": round(float((np.asarray(mask) > 0).mean()), 4),
+            }
+            batch.samples.append(
+                self.sample(
+                    batch,
+                    item,
+                    REPLACE,
+                    [Frame(item.image, mask=mask)],
+                    Frame(edited),
+                    emu,
+                    {"object": p.definite, "new_object": new},
+                    drawn,
+                    variant=k,
+                )
+            )
         return batch

@@ -2,6 +2,7 @@
 each named as the style it imitates (stylization -> watercolour, pencilSketch -> pencil / coloured-pencil drawing,
 xphoto.oilPainting -> oil painting, edgePreservingFilter -> airbrushed painting, bilateral + edges -> cartoon).
 Model: a diffusers image-to-image pipeline prompted with a style from the bank, at a strength that keeps the layout."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Literal, Optional
@@ -13,8 +14,8 @@ from pydantic import Field
 from datagen.batch import WorkBatch
 from datagen.devices import resolve_device
 from datagen.schema import Frame
-from operators.edits.diffusion import IMG2IMG, DiffusionConfig, DiffusionRunner
 from operators.edits.base import EditConfig, EditOperator, emu_edit, pick
+from operators.edits.diffusion import IMG2IMG, DiffusionConfig, DiffusionRunner
 
 STYLE = "Style Transfer"
 
@@ -61,26 +62,47 @@ CLASSICAL_STYLES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "pencil_sketch": ("a pencil sketch", _bgr(_pencil)),
     "coloured_pencil": ("a coloured-pencil drawing", _bgr(_colour_pencil)),
     "oil_painting": ("an oil painting", _bgr(lambda b: cv2.xphoto.oilPainting(b, 7, 1))),
-    "airbrushed": ("a smooth airbrushed painting", _bgr(lambda b: cv2.edgePreservingFilter(b, flags=cv2.RECURS_FILTER, sigma_s=60, sigma_r=0.4))),
+    "airbrushed": (
+        "a smooth airbrushed painting",
+        _bgr(lambda b: cv2.edgePreservingFilter(b, flags=cv2.RECURS_FILTER, sigma_s=60, sigma_r=0.4)),
+    ),
     "cartoon": ("a cartoon", _bgr(_cartoon)),
 }
 CLASSICAL_FILTERS = {
-    "watercolour": "cv2.stylization", "pencil_sketch": "cv2.pencilSketch (gray)", "coloured_pencil": "cv2.pencilSketch (colour)",
-    "oil_painting": "cv2.xphoto.oilPainting", "airbrushed": "cv2.edgePreservingFilter", "cartoon": "bilateral filter + adaptive-threshold edges",
+    "watercolour": "cv2.stylization",
+    "pencil_sketch": "cv2.pencilSketch (gray)",
+    "coloured_pencil": "cv2.pencilSketch (colour)",
+    "oil_painting": "cv2.xphoto.oilPainting",
+    "airbrushed": "cv2.edgePreservingFilter",
+    "cartoon": "bilateral filter + adaptive-threshold edges",
 }
 MODEL_STYLES = [
-    "a watercolour painting", "an oil painting", "a pencil sketch", "an anime illustration", "a Van Gogh style painting",
-    "a ukiyo-e woodblock print", "a pixel-art picture", "a charcoal drawing", "a pop-art poster", "a low-poly 3D render",
-    "a stained-glass window", "a comic book panel",
+    "a watercolour painting",
+    "an oil painting",
+    "a pencil sketch",
+    "an anime illustration",
+    "a Van Gogh style painting",
+    "a ukiyo-e woodblock print",
+    "a pixel-art picture",
+    "a charcoal drawing",
+    "a pop-art poster",
+    "a low-poly 3D render",
+    "a stained-glass window",
+    "a comic book panel",
 ]
 
 
 class StyleTransferConfig(EditConfig):
-    backend: Literal["classical", "model"] = Field("classical", description="classical: OpenCV NPR filters; model: diffusers img2img `model.checkpoint`")
+    backend: Literal["classical", "model"] = Field(
+        "classical", description="classical: OpenCV NPR filters; model: diffusers img2img `model.checkpoint`"
+    )
     styles_per_image: int = Field(2, ge=1, le=12, description="styles drawn per photo")
-    classical: list[Literal["watercolour", "pencil_sketch", "coloured_pencil", "oil_painting", "airbrushed", "cartoon"]] = Field(
-        list(CLASSICAL_STYLES), min_length=1, description="classical styles drawn from")
-    styles: list[str] = Field(MODEL_STYLES, min_length=1, description="model: style phrases drawn from (indefinite noun phrases)")
+    classical: list[
+        Literal["watercolour", "pencil_sketch", "coloured_pencil", "oil_painting", "airbrushed", "cartoon"]
+    ] = Field(list(CLASSICAL_STYLES), min_length=1, description="classical styles drawn from")
+    styles: list[str] = Field(
+        MODEL_STYLES, min_length=1, description="model: style phrases drawn from (indefinite noun phrases)"
+    )
     model: DiffusionConfig = DiffusionConfig(strength=0.6, steps=30)
 
 
@@ -105,8 +127,15 @@ class StyleTransfer(EditOperator):
     def describe(self) -> str:
         c = self.config
         if self.uses_model():
-            return f"style_transfer: diffusers img2img {c.model.checkpoint} strength {c.model.strength}, {len(c.styles)} styles (model)"
-        return "style_transfer: OpenCV NPR filters " + ", ".join(f"{CLASSICAL_FILTERS[s]} as {CLASSICAL_STYLES[s][0]}" for s in c.classical) + " (classical)"
+            return (
+                f"style_transfer: diffusers img2img {c.model.checkpoint} strength {c.model.strength}, "
+                f"{len(c.styles)} styles (model)"
+            )
+        return (
+            "style_transfer: OpenCV NPR filters "
+            + ", ".join(f"{CLASSICAL_FILTERS[s]} as {CLASSICAL_STYLES[s][0]}" for s in c.classical)
+            + " (classical)"
+        )
 
     def setup(self) -> None:
         if self.uses_model() and self._runner is None:
@@ -131,8 +160,16 @@ class StyleTransfer(EditOperator):
             outs = [CLASSICAL_STYLES[style][1](item.image) for item, _, style, _ in jobs]
         for (item, v, style, _), out in zip(jobs, outs):
             phrase = style if self.uses_model() else CLASSICAL_STYLES[style][0]
-            emu = emu_edit("style", edited_object=phrase, output=f"{phrase} of {item.caption}" if item.caption else phrase,
-                           original_object="the photo")
+            emu = emu_edit(
+                "style",
+                edited_object=phrase,
+                output=f"{phrase} of {item.caption}" if item.caption else phrase,
+                original_object="the photo",
+            )
             drawn = {"style": style, "how": "diffusers_img2img" if self.uses_model() else CLASSICAL_FILTERS[style]}
-            batch.samples.append(self.sample(batch, item, STYLE, [Frame(item.image)], Frame(out), emu, {"style": phrase}, drawn, variant=v))
+            batch.samples.append(
+                self.sample(
+                    batch, item, STYLE, [Frame(item.image)], Frame(out), emu, {"style": phrase}, drawn, variant=v
+                )
+            )
         return batch

@@ -1,6 +1,7 @@
 """Reference Generation from one photo (subject-driven): the subject, cut out along its matte (GrabCut), centred and
 scaled on a plain canvas, is the reference; the photo that holds it is the target. The pairing job makes the other
 kind of reference samples, from related real photos; this one needs no second photo."""
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -19,8 +20,12 @@ REFERENCE = "Reference Generation"
 
 
 class SubjectReferenceConfig(EditConfig):
-    fill: int = Field(255, ge=0, le=255, description="grey level of the reference canvas around the subject (255: white)")
-    subject_share: float = Field(0.7, gt=0.1, le=1.0, description="the subject's longer side as a share of the canvas side")
+    fill: int = Field(
+        255, ge=0, le=255, description="grey level of the reference canvas around the subject (255: white)"
+    )
+    subject_share: float = Field(
+        0.7, gt=0.1, le=1.0, description="the subject's longer side as a share of the canvas side"
+    )
     min_foreground: float = Field(0.03, gt=0, lt=1)
     max_foreground: float = Field(0.7, gt=0, lt=1)
     proposals: ProposalConfig = ProposalConfig()
@@ -48,7 +53,10 @@ class SubjectReference(MatteEditOperator):
     Config: ClassVar[type[SubjectReferenceConfig]] = SubjectReferenceConfig
 
     def describe(self) -> str:
-        return f"subject_reference: the subject cut out along the matte of {describe_matte(self.config.proposals)} -> the photo"
+        return (
+            f"subject_reference: the subject cut out along the matte of {describe_matte(self.config.proposals)} -> "
+            f"the photo"
+        )
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         self.setup()
@@ -59,5 +67,7 @@ class SubjectReference(MatteEditOperator):
             subject = f"the {p.noun}"
             emu = emu_edit("reference", edited_object=subject, output=item.caption, original_object=subject)
             drawn = {"object": p.record(), "foreground_area": round(share, 4), "matte": "grabcut"}
-            batch.samples.append(self.sample(batch, item, REFERENCE, [Frame(ref)], Frame(item.image), emu, {"object": subject}, drawn))
+            batch.samples.append(
+                self.sample(batch, item, REFERENCE, [Frame(ref)], Frame(item.image), emu, {"object": subject}, drawn)
+            )
         return batch

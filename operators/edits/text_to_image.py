@@ -1,5 +1,6 @@
 """Text-to-Image: every photo with a caption becomes a CU with no input image, whose target is the photo and whose
 instruction (from the template stage) is built from the caption. Photos without a caption are counted and skipped."""
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -25,7 +26,9 @@ class TextToImage(EditOperator):
     Config: ClassVar[type[TextToImageConfig]] = TextToImageConfig
 
     def describe(self) -> str:
-        return f"text_to_image: one caption -> photo CU per captioned photo (captions of >= {self.config.min_words} words)"
+        return (
+            f"text_to_image: one caption -> photo CU per captioned photo (captions of >= {self.config.min_words} words)"
+        )
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         stats = batch.stage(self.name)

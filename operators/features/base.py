@@ -1,6 +1,7 @@
 """The base of per-image feature operators for pairing (encoders, keypoints, faces, hashes): a batch of images at a
 time, results into each SourceImage's meta under datagen.pairing.features' keys; an image that breaks the model is
 quarantined with the error rather than losing its batch."""
+
 from __future__ import annotations
 
 import logging
@@ -39,7 +40,9 @@ class FeatureOperator(Operator):
                     try:
                         results.append(self.compute([it.image])[0])
                     except Exception as one:  # noqa: BLE001
-                        batch.quarantine.append(QuarantineRow(it.uri, FEATURE_ERROR, self.name, f"{type(one).__name__}: {one}"))
+                        batch.quarantine.append(
+                            QuarantineRow(it.uri, FEATURE_ERROR, self.name, f"{type(one).__name__}: {one}")
+                        )
                         results.append(None)
             for it, res in zip(chunk, results):
                 if res is None:

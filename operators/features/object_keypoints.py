@@ -1,6 +1,7 @@
 """Per-image half of the object-consistency score (datagen/pairing/object_score.py): ORB keypoints and descriptors of
 each image, and a small edge map for the score's shape fallback, stored with its features so that pass 2 can verify a
 link geometrically without decoding images again."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -10,12 +11,14 @@ from pydantic import Field
 
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.features import META_DESCRIPTORS, META_EDGES, META_KEYPOINTS
-from operators.features.base import FeatureOperator
 from datagen.pairing.object_score import edge_map, orb_keypoints, pack
+from operators.features.base import FeatureOperator
 
 
 class ObjectKeypointsConfig(OperatorConfig):
-    n_features: int = Field(300, ge=16, description="ORB keypoints kept per image (32 bytes + 8 bytes each in the features file)")
+    n_features: int = Field(
+        300, ge=16, description="ORB keypoints kept per image (32 bytes + 8 bytes each in the features file)"
+    )
     side: int = Field(384, ge=64, description="images are analysed at this long side")
 
 
@@ -29,7 +32,10 @@ class ObjectKeypoints(FeatureOperator):
 
     def describe(self) -> str:
         c = self.config
-        return f"object_keypoints: OpenCV ORB, {c.n_features} keypoints at long side {c.side}, and a Canny edge map (classical)"
+        return (
+            f"object_keypoints: OpenCV ORB, {c.n_features} keypoints at long side {c.side}, and a Canny edge map "
+            f"(classical)"
+        )
 
     def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
         out = []

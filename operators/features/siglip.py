@@ -1,6 +1,7 @@
 """SigLIP image embeddings with open_clip (the SO400M and B/16 SigLIP families): batched, bf16/fp16 on GPU,
 L2-normalised. Only the vision tower is kept; the tokenizer is never loaded (it needs hub files, images do not).
 `pretrained` is a hub id (hf-hub:timm/...), a local checkpoint file, a local-dir: folder, or an open_clip tag."""
+
 from __future__ import annotations
 
 import logging
@@ -20,20 +21,34 @@ log = logging.getLogger(__name__)
 
 # SigLIP's published preprocessing (open_clip's pretrained tags for webli): squash to size, bicubic, mean=std=0.5.
 # A bare checkpoint file carries none, so it gets this one.
-SIGLIP_PREPROCESS = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic", "resize_mode": "squash"}
+SIGLIP_PREPROCESS = {
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.5, 0.5, 0.5),
+    "interpolation": "bicubic",
+    "resize_mode": "squash",
+}
 SCHEMAS = ("hf-hub:", "local-dir:")
 
 
 class SiglipFeaturesConfig(OperatorConfig):
-    model: str = Field("ViT-SO400M-14-SigLIP-384", description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)")
-    pretrained: Optional[str] = Field(None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag")
+    model: str = Field(
+        "ViT-SO400M-14-SigLIP-384",
+        description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)",
+    )
+    pretrained: Optional[str] = Field(
+        None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag"
+    )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(64, ge=1)
     num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
     concurrency: Optional[int] = Field(None, ge=1, description="actors in the pool (None: one per GPU / as Ray allows)")
-    num_cpus: float = Field(4, gt=0, description="CPUs per actor, one preprocessing thread each (PIL resize releases the "
-                            "GIL). SO400M bf16 on an H200: 90 images/s with 1, 189 with 4, 224 with 8; the model alone 501")
+    num_cpus: float = Field(
+        4,
+        gt=0,
+        description="CPUs per actor, one preprocessing thread each (PIL resize releases the "
+        "GIL). SO400M bf16 on an H200: 90 images/s with 1, 189 with 4, 224 with 8; the model alone 501",
+    )
 
 
 def resolve_source(model: str, pretrained: str) -> tuple[str, Optional[str], Optional[dict]]:
@@ -52,7 +67,9 @@ def load_vision_tower(model: str, pretrained: str, device: str, precision: str) 
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
     name, pt, force_pp = resolve_source(model, pretrained)
-    clip = open_clip.create_model(name, pretrained=pt, device="cpu", precision="fp32", force_preprocess_cfg=force_pp, require_pretrained=True)
+    clip = open_clip.create_model(
+        name, pretrained=pt, device="cpu", precision="fp32", force_preprocess_cfg=force_pp, require_pretrained=True
+    )
     visual = clip.visual
     pp = PreprocessCfg(**{k: v for k, v in visual.preprocess_cfg.items() if k in PreprocessCfg.__dataclass_fields__})
     transform = image_transform_v2(pp, is_train=False)
@@ -82,18 +99,26 @@ class SiglipFeatures(FeatureOperator):
     def unavailable_reason(self) -> str | None:
         p = self.config.pretrained
         if not p:
-            return "siglip_features.pretrained is not set (a hub id, a local checkpoint file or local-dir:PATH of SigLIP weights)"
-        if p.startswith("local-dir:") and not os.path.isdir(p[len("local-dir:"):]):
+            return (
+                "siglip_features.pretrained is not set (a hub id, a local checkpoint file or local-dir:PATH of "
+                "SigLIP weights)"
+            )
+        if p.startswith("local-dir:") and not os.path.isdir(p[len("local-dir:") :]):
             return f"siglip_features.pretrained={p!r}: no such folder"
         return None
 
     def resources(self) -> Resources:
         c = self.config
-        return Resources(num_cpus=c.num_cpus, batch_size=c.batch_size, concurrency=c.concurrency, **gpu_request(c.device, c.num_gpus))
+        return Resources(
+            num_cpus=c.num_cpus, batch_size=c.batch_size, concurrency=c.concurrency, **gpu_request(c.device, c.num_gpus)
+        )
 
     def describe(self) -> str:
         c = self.config
-        return f"siglip_features: open_clip {c.model} weights {c.pretrained} ({c.precision}, {c.device}); vision tower only, no tokenizer"
+        return (
+            f"siglip_features: open_clip {c.model} weights {c.pretrained} ({c.precision}, {c.device}); vision "
+            f"tower only, no tokenizer"
+        )
 
     def setup(self) -> None:
         c = self.config

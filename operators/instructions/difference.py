@@ -1,6 +1,7 @@
 """ACE's method for natural pairs: an MLLM states the commonalities and differences of the input and the
 result, then an LLM (the same backend unless `writer` is set) writes one instruction around the semantic
 difference, with an Emu Edit-style record (edit, edited object, original object, output caption)."""
+
 from __future__ import annotations
 
 import json
@@ -9,13 +10,12 @@ from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch
 from datagen.schema import Sample, Turn
-from operators.models.backends.base import ChatRequest, make_backend
-from operators.instructions.config import DifferenceConfig
 from operators.instructions.base import Job, ModelInstructionStage
+from operators.instructions.config import DifferenceConfig
 from operators.instructions.prompts import difference_prompt, writer_prompt
-from operators.models.backends.base import image_parts
 from operators.instructions.records import MLLM_DIFFERENCE, emu_record
 from operators.instructions.text import clean_caption
+from operators.models.backends.base import ChatRequest, image_parts, make_backend
 
 _JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
 MAX_DESCRIPTION = 1200
@@ -44,11 +44,16 @@ class DifferenceInstructions(ModelInstructionStage):
     def __init__(self, config=None, **context):
         super().__init__(config, **context)
         # the writer reads the MLLM's description only: text in, so a text LLM (and no multimodal engine arguments)
-        self.writer = (make_backend(self.config.writer, images=False, key=f"{self.config_key}.writer")
-                       if self.config.writer is not None else self.backend)
+        self.writer = (
+            make_backend(self.config.writer, images=False, key=f"{self.config_key}.writer")
+            if self.config.writer is not None
+            else self.backend
+        )
 
     def unavailable_reason(self) -> str | None:
-        return self.backend.unavailable_reason() or (self.writer.unavailable_reason() if self.writer is not self.backend else None)
+        return self.backend.unavailable_reason() or (
+            self.writer.unavailable_reason() if self.writer is not self.backend else None
+        )
 
     def setup(self) -> None:
         self.backend.setup()
@@ -57,7 +62,10 @@ class DifferenceInstructions(ModelInstructionStage):
 
     def describe(self) -> str:
         w = "the same model" if self.writer is self.backend else self.writer.describe()
-        return f"difference_instructions: MLLM {self.backend.describe()} states differences, {w} writes the instruction; tasks {self.config.tasks}"
+        return (
+            f"difference_instructions: MLLM {self.backend.describe()} states differences, {w} writes the "
+            f"instruction; tasks {self.config.tasks}"
+        )
 
     def eligible(self, sample: Sample, index: int, turn: Turn) -> bool:
         return len(turn.inputs) == 1 and super().eligible(sample, index, turn)  # a pair: one input and the result
@@ -65,7 +73,9 @@ class DifferenceInstructions(ModelInstructionStage):
     def run_chunk(self, batch: WorkBatch, chunk: list[Job]) -> None:
         seeds = [self.seed(batch, job) for job in chunk]
         compare = [
-            ChatRequest([*image_parts([s.turns[i].inputs[0].image, s.turns[i].target.image]), difference_prompt()], seed=seed)
+            ChatRequest(
+                [*image_parts([s.turns[i].inputs[0].image, s.turns[i].target.image]), difference_prompt()], seed=seed
+            )
             for (s, i), seed in zip(chunk, seeds)
         ]
         described = self.ask(compare)

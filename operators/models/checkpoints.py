@@ -1,4 +1,5 @@
 """Loading model weights from local files: a torch checkpoint as a plain state dict, never unpickling code."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,9 @@ from typing import Any
 
 def require_file(path: str, what: str) -> str:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} checkpoint {path!r} does not exist (set the operator's `checkpoint` to a local file)")
+        raise FileNotFoundError(
+            f"{what} checkpoint {path!r} does not exist (set the operator's `checkpoint` to a local file)"
+        )
     return path
 
 
@@ -22,4 +25,4 @@ def load_state_dict(path: str, what: str) -> dict[str, Any]:
             sd = sd[key]
     if not isinstance(sd, dict):
         raise ValueError(f"{what} checkpoint {path!r} is not a state dict")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}

@@ -6,6 +6,7 @@ by the mean Lab gradient along each shared boundary; hierarchical merging then j
 boundary first, until every remaining boundary is at least `merge_threshold` strong. Small regions are merged
 sooner (a boundary's weight is scaled down by sqrt(area / min_region_area) of its smaller side), so specks fold into
 their surroundings instead of surviving as regions. The segmentation map and the doodle's strokes both use it."""
+
 from __future__ import annotations
 
 import cv2
@@ -29,7 +30,9 @@ def boundary_strength(image: np.ndarray, sigma: float) -> np.ndarray:
 _SUPERPIXELS = ItemCache(8)
 
 
-def superpixels_of(image: np.ndarray, superpixels: int, compactness: float, edge_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def superpixels_of(
+    image: np.ndarray, superpixels: int, compactness: float, edge_sigma: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(SLIC labels, boundary strength) of the photo after an edge-preserving blur. The segmentation map and the
     doodle start from the same photo at the same size: a small per-process memo keyed by the pixels and the
     parameters computes this once for both (each then merges to its own threshold). Callers must not modify them."""
@@ -42,7 +45,13 @@ def superpixels_of(image: np.ndarray, superpixels: int, compactness: float, edge
         labels = slic(smoothed, n_segments=superpixels, compactness=compactness, start_label=0)
         return labels, boundary_strength(smoothed, edge_sigma)
 
-    key = (hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(), image.shape, superpixels, compactness, edge_sigma)
+    key = (
+        hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(),
+        image.shape,
+        superpixels,
+        compactness,
+        edge_sigma,
+    )
     return _SUPERPIXELS.get(key, compute)
 
 
@@ -87,8 +96,13 @@ def object_regions(
         g.nodes[dst]["area"] += g.nodes[src]["area"]
 
     merged = graph.merge_hierarchical(
-        superpixel_labels, rag, thresh=merge_threshold, rag_copy=False, in_place_merge=True,
-        merge_func=merge, weight_func=weight,
+        superpixel_labels,
+        rag,
+        thresh=merge_threshold,
+        rag_copy=False,
+        in_place_merge=True,
+        merge_func=merge,
+        weight_func=weight,
     )
     return relabel_sequential(merged)[0].astype(np.int64)
 

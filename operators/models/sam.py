@@ -1,5 +1,6 @@
 """Build a segment-anything model from its checkpoint alone: every size (ViT-H/L/B, or a tiny test model) is read
 off the state dict, then the stock segment_anything.modeling classes are assembled exactly as build_sam does."""
+
 from __future__ import annotations
 
 import re
@@ -81,7 +82,12 @@ def build_sam(arch: dict[str, Any]):
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=a["num_multimask_outputs"],
-            transformer=TwoWayTransformer(depth=a["decoder_depth"], embedding_dim=a["out_chans"], mlp_dim=a["decoder_mlp_dim"], num_heads=DECODER_HEADS),
+            transformer=TwoWayTransformer(
+                depth=a["decoder_depth"],
+                embedding_dim=a["out_chans"],
+                mlp_dim=a["decoder_mlp_dim"],
+                num_heads=DECODER_HEADS,
+            ),
             transformer_dim=a["out_chans"],
             iou_head_depth=a["iou_head_depth"],
             iou_head_hidden_dim=a["iou_head_hidden_dim"],

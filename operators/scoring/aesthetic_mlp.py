@@ -1,6 +1,7 @@
 """The LAION improved-aesthetic predictor (christophschuhmann/improved-aesthetic-predictor): an MLP from an
 L2-normalised CLIP image embedding (ViT-L/14: 768-d) to a 1-10 score. Layer names match its released state dict
 (sac+logos+ava1-l14-linearMSE.pth: layers.0/2/4/6/7), so that file loads as is; the input width is read from it."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,14 @@ def build_mlp(input_size: int) -> Any:
         def __init__(self, d: int):
             super().__init__()
             self.layers = nn.Sequential(
-                nn.Linear(d, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
-                nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1),
+                nn.Linear(d, 1024),
+                nn.Dropout(0.2),
+                nn.Linear(1024, 128),
+                nn.Dropout(0.2),
+                nn.Linear(128, 64),
+                nn.Dropout(0.1),
+                nn.Linear(64, 16),
+                nn.Linear(16, 1),
             )
 
         def forward(self, x):

@@ -1,6 +1,7 @@
 """What every scorer shares: it looks at the current turn of each finished sample (CU or LCU), scores what that turn
 has (a Text-to-Image turn has no input, a condition turn has a map), skips what does not apply with a counted reason,
 and never drops a sample: a scorer that fails on one sample leaves it unscored and counts why."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -101,19 +102,27 @@ class Scorer(Operator):
         stats = batch.stage(self.name)
         step = max(1, self.resources().batch_size)
         for start in range(0, len(todo), step):
-            chunk = todo[start:start + step]
+            chunk = todo[start : start + step]
             try:
                 results = self.score(chunk)
             except Exception as err:  # noqa: BLE001 - retried one by one below; a sample is never lost to a scorer
-                log.warning("partition %s: %s failed on %d samples (%s: %s); scoring them one by one",
-                            batch.partition, self.name, len(chunk), type(err).__name__, err)
+                log.warning(
+                    "partition %s: %s failed on %d samples (%s: %s); scoring them one by one",
+                    batch.partition,
+                    self.name,
+                    len(chunk),
+                    type(err).__name__,
+                    err,
+                )
                 results = []
                 for v in chunk:
                     try:
                         results.extend(self.score([v]))
                     except Exception as one:  # noqa: BLE001
                         stats.skip(f"score_error: {type(one).__name__}")
-                        log.warning("sample %s left unscored by %s: %s: %s", v.sample.key, self.name, type(one).__name__, one)
+                        log.warning(
+                            "sample %s left unscored by %s: %s: %s", v.sample.key, self.name, type(one).__name__, one
+                        )
                         results.append({})
             if len(results) != len(chunk):
                 raise RuntimeError(f"{self.name} returned {len(results)} results for {len(chunk)} samples")

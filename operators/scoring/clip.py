@@ -2,6 +2,7 @@
 its caption (the prompt for text-to-image), image-image similarity of input and target, the directional similarity of
 InstructPix2Pix (the image change against the instruction's text embedding; input captions are not recorded), and
 optionally the LAION aesthetic score of photo targets from the same image embedding."""
+
 from __future__ import annotations
 
 import logging
@@ -20,9 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class ClipScoresConfig(ScorerConfig):
-    model: str = Field("ViT-L-14", description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)")
-    pretrained: Optional[str] = Field(None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag; unset: OFF")
-    aesthetic_checkpoint: Optional[str] = Field(None, description="LAION improved-aesthetic MLP state dict for this model's embeddings (e.g. sac+logos+ava1-l14-linearMSE.pth for ViT-L/14)")
+    model: str = Field(
+        "ViT-L-14", description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)"
+    )
+    pretrained: Optional[str] = Field(
+        None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag; unset: OFF"
+    )
+    aesthetic_checkpoint: Optional[str] = Field(
+        None,
+        description="LAION improved-aesthetic MLP state dict for this model's embeddings (e.g. "
+        "sac+logos+ava1-l14-linearMSE.pth for ViT-L/14)",
+    )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
@@ -54,8 +63,11 @@ class ClipScores(Scorer):
     def unavailable_reason(self) -> str | None:
         c = self.config
         if not c.pretrained:
-            return "clip_scores.pretrained is not set (a hub id, local-dir:PATH or a checkpoint file of CLIP/SigLIP weights)"
-        if c.pretrained.startswith("local-dir:") and not os.path.isdir(c.pretrained[len("local-dir:"):]):
+            return (
+                "clip_scores.pretrained is not set (a hub id, local-dir:PATH or a checkpoint file of CLIP/SigLIP "
+                "weights)"
+            )
+        if c.pretrained.startswith("local-dir:") and not os.path.isdir(c.pretrained[len("local-dir:") :]):
             return f"clip_scores.pretrained={c.pretrained!r}: no such folder"
         if c.aesthetic_checkpoint and not os.path.isfile(c.aesthetic_checkpoint):
             return f"clip_scores.aesthetic_checkpoint={c.aesthetic_checkpoint!r}: no such file"
@@ -78,7 +90,9 @@ class ClipScores(Scorer):
         self._device = resolve_device(c.device)
         precision = c.precision if c.precision != "auto" else ("bf16" if self._device == "cuda" else "fp32")
         name, pt = _pretrained_arg(c.model, c.pretrained or "")
-        model, _, self._transform = open_clip.create_model_and_transforms(name, pretrained=pt, device="cpu", precision="fp32", require_pretrained=True)
+        model, _, self._transform = open_clip.create_model_and_transforms(
+            name, pretrained=pt, device="cpu", precision="fp32", require_pretrained=True
+        )
         self._tokenizer = open_clip.get_tokenizer(name)
         self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self._model = model.to(device=self._device, dtype=self._dtype).eval()
@@ -87,8 +101,13 @@ class ClipScores(Scorer):
             from operators.scoring.aesthetic_mlp import load_aesthetic_mlp
 
             self._mlp = load_aesthetic_mlp(c.aesthetic_checkpoint).to(self._device)
-        log.info("clip_scores loaded %s on %s (%s)%s", c.pretrained, self._device, precision,
-                 f", aesthetic MLP {c.aesthetic_checkpoint}" if self._mlp is not None else "")
+        log.info(
+            "clip_scores loaded %s on %s (%s)%s",
+            c.pretrained,
+            self._device,
+            precision,
+            f", aesthetic MLP {c.aesthetic_checkpoint}" if self._mlp is not None else "",
+        )
 
     def images(self, images: list[np.ndarray]) -> np.ndarray:
         import torch

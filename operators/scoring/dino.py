@@ -1,5 +1,6 @@
 """DINOv2 image-image similarity of a turn's input and target (UltraEdit keeps DINOv2 >= 0.3; MagicBrush's DINO
 metric): the CLS embedding (pooler output) of a transformers Dinov2Model checkpoint, from a local dir or hub id."""
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class DinoScoreConfig(ScorerConfig):
-    checkpoint: Optional[str] = Field(None, description="local dir or hub id of a DINOv2 checkpoint (facebook/dinov2-base); unset: OFF")
+    checkpoint: Optional[str] = Field(
+        None, description="local dir or hub id of a DINOv2 checkpoint (facebook/dinov2-base); unset: OFF"
+    )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
@@ -57,7 +60,9 @@ class DinoScore(Scorer):
         self._processor = AutoImageProcessor.from_pretrained(c.checkpoint)
         model = AutoModel.from_pretrained(c.checkpoint)
         if model.config.model_type != "dinov2":
-            raise ValueError(f"dino_score.checkpoint={c.checkpoint!r} is a {model.config.model_type!r} model, not dinov2")
+            raise ValueError(
+                f"dino_score.checkpoint={c.checkpoint!r} is a {model.config.model_type!r} model, not dinov2"
+            )
         self._model = model.to(self._device, self._dtype).eval()
         log.info("dino_score loaded %s on %s (%s)", c.checkpoint, self._device, precision)
 

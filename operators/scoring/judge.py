@@ -3,6 +3,7 @@ turn's input and target with the instruction and rates semantic consistency (did
 kept) and perceptual quality, each 0-10, with a short reason. It runs through the instruction backends (vLLM,
 an OpenAI-compatible endpoint, transformers). An answer that cannot be read is a counted fallback: no judge score,
 the reason in provenance.params["judge"], and the sample kept."""
+
 from __future__ import annotations
 
 import json
@@ -25,21 +26,29 @@ _JSON = re.compile(r"\{[^{}]*\}", re.S)
 _NUMBER = r"(\d+(?:\.\d+)?)(?:\s*/\s*10)?"
 _SEMANTICS = re.compile(r"semantic[\w ]*?[\"']?\s*[:=\-]\s*[\"']?" + _NUMBER, re.I)
 _QUALITY = re.compile(r"quality[\w ]*?[\"']?\s*[:=\-]\s*[\"']?" + _NUMBER, re.I)
-_KEYS = {"semantics": ("semantics", "semantic_consistency", "semantic", "sc", "instruction_following"),
-         "quality": ("quality", "perceptual_quality", "pq", "visual_quality")}
+_KEYS = {
+    "semantics": ("semantics", "semantic_consistency", "semantic", "sc", "instruction_following"),
+    "quality": ("quality", "perceptual_quality", "pq", "visual_quality"),
+}
 
 
 def judge_prompt(instruction: str, has_input: bool) -> str:
     if has_input:
-        task = (f"Image-1 is an input image and Image-2 is the result of this instruction: \"{instruction}\". "
-                "semantics: how well Image-2 carries out the instruction while keeping everything else of Image-1 "
-                "(0 = not at all or over-edited, 10 = exactly).")
+        task = (
+            f'Image-1 is an input image and Image-2 is the result of this instruction: "{instruction}". '
+            "semantics: how well Image-2 carries out the instruction while keeping everything else of Image-1 "
+            "(0 = not at all or over-edited, 10 = exactly)."
+        )
     else:
-        task = (f"Image-1 was made for this request: \"{instruction}\". semantics: how well Image-1 matches the "
-                "request (0 = not at all, 10 = exactly).")
-    return (f"{MARKER} as a strict judge of image editing data. {task} quality: how natural and free of artefacts the "
-            "result looks (0 = broken, 10 = flawless). Answer with JSON only: "
-            '{"semantics": <0-10>, "quality": <0-10>, "reason": "<one short sentence>"}')
+        task = (
+            f'Image-1 was made for this request: "{instruction}". semantics: how well Image-1 matches the '
+            "request (0 = not at all, 10 = exactly)."
+        )
+    return (
+        f"{MARKER} as a strict judge of image editing data. {task} quality: how natural and free of artefacts the "
+        "result looks (0 = broken, 10 = flawless). Answer with JSON only: "
+        '{"semantics": <0-10>, "quality": <0-10>, "reason": "<one short sentence>"}'
+    )
 
 
 def _number(v: Any) -> Optional[float]:
@@ -93,7 +102,9 @@ def parse_judge_answer(text: Optional[str]) -> tuple[dict[str, float], str] | st
 
 
 class JudgeScoresConfig(ScorerConfig):
-    backend: BackendConfig = Field(BackendConfig(max_new_tokens=96), description="an image-text model (instruction backends)")
+    backend: BackendConfig = Field(
+        BackendConfig(max_new_tokens=96), description="an image-text model (instruction backends)"
+    )
     tasks: list[str] = Field(default_factory=lambda: ["*"], description="tasks the judge scores; '*' for all")
     max_reason_chars: int = Field(200, ge=0)
 
@@ -125,7 +136,10 @@ class JudgeScores(Scorer):
         return Resources(num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=step, concurrency=b.actors)
 
     def describe(self) -> str:
-        return f"judge_scores: VIEScore-style judge {self.backend.describe()} (semantics, quality 0-10); tasks {self.config.tasks}"
+        return (
+            f"judge_scores: VIEScore-style judge {self.backend.describe()} (semantics, quality 0-10); tasks "
+            f"{self.config.tasks}"
+        )
 
     def setup(self) -> None:
         self.backend.setup()
@@ -140,8 +154,12 @@ class JudgeScores(Scorer):
         for v in views:
             images = [v.input.image, v.target.image] if v.input is not None else [v.target.image]
             instruction = v.instruction or v.caption
-            reqs.append(ChatRequest([*image_parts(images), judge_prompt(instruction, v.input is not None)],
-                                    seed=derive_seed(0, v.sample.key, self.name) % (1 << 31)))
+            reqs.append(
+                ChatRequest(
+                    [*image_parts(images), judge_prompt(instruction, v.input is not None)],
+                    seed=derive_seed(0, v.sample.key, self.name) % (1 << 31),
+                )
+            )
         results = self.backend.chat(reqs)
         if len(results) != len(reqs):
             raise RuntimeError(f"backend returned {len(results)} results for {len(reqs)} requests")
@@ -150,11 +168,14 @@ class JudgeScores(Scorer):
         for v, res in zip(views, results):
             parsed = parse_judge_answer(res.text) if res.ok else res.error or "backend_error"
             if isinstance(parsed, str):
-                v.sample.provenance.params["judge"] = {"model": model, "fallback": parsed,
-                                                       "answer": (res.text or "")[:self.config.max_reason_chars] or None}
+                v.sample.provenance.params["judge"] = {
+                    "model": model,
+                    "fallback": parsed,
+                    "answer": (res.text or "")[: self.config.max_reason_chars] or None,
+                }
                 out.append(parsed)
             else:
                 scores, reason = parsed
-                v.sample.provenance.params["judge"] = {"model": model, "reason": reason[:self.config.max_reason_chars]}
+                v.sample.provenance.params["judge"] = {"model": model, "reason": reason[: self.config.max_reason_chars]}
                 out.append(scores)
         return out

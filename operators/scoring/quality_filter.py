@@ -1,6 +1,7 @@
 """The quality filter: drops samples whose scores fall outside the recipe's per-task thresholds, counting each
 failed threshold as a reason, or with keep_below_threshold marks them (score failed_thresholds, and which ones in
 provenance.params) so that thresholds can be studied before they are enforced. A score a sample lacks never fails."""
+
 from __future__ import annotations
 
 from typing import ClassVar, Optional
@@ -35,7 +36,8 @@ _IP2P = {"clip_text": Bound(min=0.2), "clip_direction": Bound(min=0.2), "clip_im
 # Keys: '*' (every task), an ACE task group, or a task name; the more specific key wins per score.
 DEFAULT_THRESHOLDS: Thresholds = {
     # open_nsfw's README: above 0.8 very likely NSFW. AnyEdit's pre-filter: aesthetic above 2. datagen's own: a target
-    # identical to its input teaches nothing (grayscale of a photo that already is gray; AnyEdit's tone edits ask L1 > 0.2)
+    # identical to its input teaches nothing (grayscale of a photo that already is gray; AnyEdit's tone edits ask L1 >
+    # 0.2)
     "*": {"nsfw": Bound(max=0.8), "aesthetic": Bound(min=2.0), "pixel_l1": Bound(min=0.001)},
     # InstructPix2Pix: CLIP image-caption >= 0.2, directional >= 0.2, image-image >= 0.7
     "element_editing": dict(_IP2P),
@@ -54,7 +56,10 @@ def _check_keys(v: Thresholds, key: str) -> Thresholds:
     allowed = {"*"} | set(schema.TASK_GROUPS) | set(schema.TASKS)
     for k, scores in v.items():
         if k not in allowed:
-            raise ValueError(f"{key}: unknown key {k!r}; allowed: '*', task groups {list(schema.TASK_GROUPS)} or task names {sorted(schema.TASKS)}")
+            raise ValueError(
+                f"{key}: unknown key {k!r}; allowed: '*', task groups {list(schema.TASK_GROUPS)} or task names "
+                f"{sorted(schema.TASKS)}"
+            )
         bad = sorted(set(scores) - set(schema.SCORES))
         if bad:
             raise ValueError(f"{key}.{k}: unknown score(s) {bad}; allowed: {sorted(schema.SCORES)}")
@@ -62,10 +67,17 @@ def _check_keys(v: Thresholds, key: str) -> Thresholds:
 
 
 class QualityFilterConfig(OperatorConfig):
-    thresholds: Thresholds = Field(default_factory=dict, description="'*', task group or task name -> score -> {min, max}")
-    use_defaults: bool = Field(True, description="start from DEFAULT_THRESHOLDS (InstructPix2Pix, UltraEdit, AnyEdit, "
-                               "open_nsfw); the recipe's thresholds override them per score")
-    keep_below_threshold: bool = Field(False, description="keep failing samples and only mark them (score failed_thresholds)")
+    thresholds: Thresholds = Field(
+        default_factory=dict, description="'*', task group or task name -> score -> {min, max}"
+    )
+    use_defaults: bool = Field(
+        True,
+        description="start from DEFAULT_THRESHOLDS (InstructPix2Pix, UltraEdit, AnyEdit, "
+        "open_nsfw); the recipe's thresholds override them per score",
+    )
+    keep_below_threshold: bool = Field(
+        False, description="keep failing samples and only mark them (score failed_thresholds)"
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -108,7 +120,10 @@ class QualityFilter(Operator):
 
     def describe(self) -> str:
         mode = "keeps and marks" if self.config.keep_below_threshold else "drops"
-        return f"quality_filter: {mode} samples outside the thresholds (defaults {'on' if self.config.use_defaults else 'off'}, recipe {self.config.thresholds})"
+        return (
+            f"quality_filter: {mode} samples outside the thresholds (defaults "
+            f"{'on' if self.config.use_defaults else 'off'}, recipe {self.config.thresholds})"
+        )
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         stats = batch.stage(self.name)

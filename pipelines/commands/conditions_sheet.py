@@ -1,5 +1,7 @@
 """`datagen conditions-sheet PHOTO [PHOTO ...] --out sheet.png [--only a,b]`: each photo through every low-level
-condition and the repainting masks (or just the named operators), as a labelled contact sheet. Operators that are off (no checkpoint) or skip the photo get a grey tile saying why."""
+condition and the repainting masks (or just the named operators), as a labelled contact sheet. Operators that are off
+(no checkpoint) or skip the photo get a grey tile saying why."""
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +55,9 @@ def render_tiles(
             tiles.append((name, None, "OFF: " + why))
             continue
         op.setup()
-        batch = WorkBatch(partition="sheet-00000", spec={}, seed=seed, recipe="sheet", items=[SourceImage("sheet", "sheet", image)])
+        batch = WorkBatch(
+            partition="sheet-00000", spec={}, seed=seed, recipe="sheet", items=[SourceImage("sheet", "sheet", image)]
+        )
         op(batch)
         if not batch.samples:
             skipped = ", ".join(batch.stage(op.name).skipped) or "no sample"
@@ -64,7 +68,11 @@ def render_tiles(
                 frame = s.current.inputs[0]
                 tiles.append((s.task.lower(), frame.image, ""))
             continue
-        frame = next(f for f in (*batch.samples[0].current.inputs, batch.samples[0].current.target) if f.role == schema.ROLE_CONDITION)
+        frame = next(
+            f
+            for f in (*batch.samples[0].current.inputs, batch.samples[0].current.target)
+            if f.role == schema.ROLE_CONDITION
+        )
         tiles.append((name, frame.image, ""))
     return tiles
 
@@ -92,7 +100,16 @@ def compose_sheet(tiles: list[tuple[str, np.ndarray | None, str]], tile: int, co
         if pic is None:
             sheet[y0 + LABEL_H : y0 + cell_h, x0 : x0 + tile] = 200
             for j, line in enumerate(_wrap(note, max(10, tile // 9))[:10]):
-                cv2.putText(sheet, line, (x0 + 6, y0 + LABEL_H + 20 + 16 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+                cv2.putText(
+                    sheet,
+                    line,
+                    (x0 + 6, y0 + LABEL_H + 20 + 16 * j),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4,
+                    (60, 60, 60),
+                    1,
+                    cv2.LINE_AA,
+                )
             continue
         h, w = pic.shape[:2]
         s = tile / max(h, w)
@@ -132,10 +149,16 @@ def cmd_conditions_sheet(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("conditions-sheet", help="render a photo through every condition as a contact sheet PNG")
     p.add_argument("photo", nargs="+", help="image file(s); each starts with its photo tile")
-    p.add_argument("--only", help="comma-separated operators to render (default: all); with --columns 1+N, one photo per row")
+    p.add_argument(
+        "--only", help="comma-separated operators to render (default: all); with --columns 1+N, one photo per row"
+    )
     p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--recipe", help="take operator settings (backends, checkpoints) from this recipe; default: built-in defaults")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. operators.depth.checkpoint=/models/dpt-hybrid-midas")
+    p.add_argument(
+        "--recipe", help="take operator settings (backends, checkpoints) from this recipe; default: built-in defaults"
+    )
+    p.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. operators.depth.checkpoint=/models/dpt-hybrid-midas"
+    )
     p.add_argument("--max-side", type=int, default=512, help="long side the photo is processed at")
     p.add_argument("--tile", type=int, default=224, help="tile side in the sheet")
     p.add_argument("--columns", type=int, default=5)

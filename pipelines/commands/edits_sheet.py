@@ -2,6 +2,7 @@
 object, background change, style transfer, text-to-image, layer decomposition and fusion), one row per sample:
 its inputs (mask outlined in red), its target, and its template instruction with the {image} indicators named.
 Makers that are off (no model) or skip the photo get a row saying why."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,13 @@ def render_rows(image: np.ndarray, caption: str, configs: dict[str, Any], seed: 
             rows.append({"task": name, "note": "OFF: " + why})
             continue
         op.setup()
-        batch = WorkBatch(partition="sheet-00000", spec={}, seed=seed, recipe="sheet", items=[SourceImage("sheet", "sheet", image, caption)])
+        batch = WorkBatch(
+            partition="sheet-00000",
+            spec={},
+            seed=seed,
+            recipe="sheet",
+            items=[SourceImage("sheet", "sheet", image, caption)],
+        )
         op(batch)
         if not batch.samples:
             rows.append({"task": name, "note": "skipped: " + (", ".join(batch.stage(op.name).skipped) or "no sample")})
@@ -49,8 +56,15 @@ def render_rows(image: np.ndarray, caption: str, configs: dict[str, Any], seed: 
         for s in batch.samples:
             t = s.current
             labels = ["{image}"] if len(t.inputs) == 1 else [f"{{image{i + 1}}}" for i in range(len(t.inputs))]
-            rows.append({"task": s.task, "inputs": [(lab, outline(f)) for lab, f in zip(labels, t.inputs)],
-                         "target": outline(t.target), "instruction": t.instruction, "note": ""})
+            rows.append(
+                {
+                    "task": s.task,
+                    "inputs": [(lab, outline(f)) for lab, f in zip(labels, t.inputs)],
+                    "target": outline(t.target),
+                    "instruction": t.instruction,
+                    "note": "",
+                }
+            )
     return rows
 
 
@@ -83,7 +97,16 @@ def compose_rows(rows: list[dict[str, Any]], tile: int, text_w: int) -> np.ndarr
         cv2.putText(sheet, r["task"], (tx, y0 + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 120), 1, cv2.LINE_AA)
         text = r.get("instruction") or r.get("note", "")
         for j, line in enumerate(_wrap(text, max(10, text_w // 8))[: max(1, (tile - 8) // 18)]):
-            cv2.putText(sheet, line, (tx, y0 + HEAD_H + 22 + 18 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
+            cv2.putText(
+                sheet,
+                line,
+                (tx, y0 + HEAD_H + 22 + 18 * j),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                (40, 40, 40),
+                1,
+                cv2.LINE_AA,
+            )
     return sheet
 
 
@@ -101,11 +124,17 @@ def cmd_edits_sheet(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("edits-sheet", help="render a photo through every synthesized edit as a contact sheet PNG")
+    p = subparsers.add_parser(
+        "edits-sheet", help="render a photo through every synthesized edit as a contact sheet PNG"
+    )
     p.add_argument("photo", help="an image file")
     p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--caption", default="", help="the photo's caption (text-to-image needs one; object names may use it)")
-    p.add_argument("--recipe", help="take operator settings (backends, checkpoints) from this recipe; default: built-in defaults")
+    p.add_argument(
+        "--caption", default="", help="the photo's caption (text-to-image needs one; object names may use it)"
+    )
+    p.add_argument(
+        "--recipe", help="take operator settings (backends, checkpoints) from this recipe; default: built-in defaults"
+    )
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. operators.style_transfer.styles_per_image=6")
     p.add_argument("--max-side", type=int, default=512, help="long side the photo is processed at")
     p.add_argument("--tile", type=int, default=192, help="tile side in the sheet")

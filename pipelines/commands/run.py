@@ -1,4 +1,5 @@
 """`datagen run RECIPE key=value ... [--address HOST:PORT]`: run a recipe's jobs and print the summary."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    r = subparsers.add_parser("run", help="run a recipe: datagen run configs/demo.yaml key=value ... [--address HOST:PORT]")
+    r = subparsers.add_parser(
+        "run", help="run a recipe: datagen run configs/demo.yaml key=value ... [--address HOST:PORT]"
+    )
     r.add_argument("recipe", help="YAML recipe")
     r.add_argument("overrides", nargs="*", help="key.sub=value overrides of any recipe key (before or after options)")
     r.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")

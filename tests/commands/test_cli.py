@@ -1,5 +1,6 @@
 """The datagen program: options may come anywhere among a command's key=value overrides, and a word that is
 neither an option nor an override is refused by name."""
+
 import pytest
 
 from datagen.cli import build_parser, parse

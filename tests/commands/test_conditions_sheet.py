@@ -1,5 +1,6 @@
 """`datagen conditions-sheet`: one PNG with the photo, every condition map and both repainting inputs; conditions
 that cannot run say why in their tile; a recipe's checkpoints are honoured."""
+
 from __future__ import annotations
 
 import cv2
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from operators.conditions.informative_drawings import build_generator
 from pipelines.cli import main
 from pipelines.commands.conditions_sheet import LABEL_H, SHEET_OPERATORS, compose_sheet, render_tiles
-from operators.conditions.informative_drawings import build_generator
 from tests.conftest import load_photo
 
 
@@ -17,7 +18,10 @@ def test_renders_every_condition(tmp_path, capsys):
     photo = tmp_path / "astronaut.png"
     cv2.imwrite(str(photo), cv2.cvtColor(load_photo("astronaut.png", 128), cv2.COLOR_RGB2BGR))
     out = tmp_path / "sheet.png"
-    assert main(["conditions-sheet", str(photo), "--out", str(out), "--tile", "64", "--columns", "5", "--max-side", "128"]) == 0
+    assert (
+        main(["conditions-sheet", str(photo), "--out", str(out), "--tile", "64", "--columns", "5", "--max-side", "128"])
+        == 0
+    )
     sheet = cv2.imread(str(out))
     # photo + 10 conditions + inpainting + outpainting = 13 tiles -> 3 rows of 5
     assert sheet.shape == (3 * (64 + LABEL_H), 5 * 64, 3)
@@ -41,7 +45,10 @@ def test_tiles_and_recipe_overrides(tmp_path):
     torch.save(build_generator(ngf=4).state_dict(), ckpt)
     from pipelines.commands.conditions_sheet import _operator_configs
 
-    configs = _operator_configs(None, ["operators.contour.backend=model", f"operators.contour.checkpoint={ckpt}", "operators.contour.device=cpu"])
+    configs = _operator_configs(
+        None,
+        ["operators.contour.backend=model", f"operators.contour.checkpoint={ckpt}", "operators.contour.device=cpu"],
+    )
     model_tiles = dict((t[0], t[1]) for t in render_tiles(image, configs))
     assert not np.array_equal(model_tiles["contour"], dict((t[0], t[1]) for t in tiles)["contour"])
     sheet = compose_sheet(tiles, 48, 4)

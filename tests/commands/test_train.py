@@ -1,4 +1,5 @@
 """`datagen train` is a subcommand; a recipe error exits 2 naming the key, before any work starts."""
+
 from datagen.cli import build_parser, main
 
 

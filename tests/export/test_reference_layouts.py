@@ -1,25 +1,36 @@
 """Exports round-trip: every row of ACE's and ACE++'s lists points at files that exist and hold exactly the
 shard's member bytes, with the sample's instruction; Hugging Face `datasets` loads the shards as webdataset."""
+
 import csv
 import json
 
 import pytest
 
-from pipelines import load_recipe
 from datagen.export.reference_layouts import ACE_PLUS_COLUMNS, export_ace, export_ace_plus, read_ace_plus
-from pipelines import run
 from datagen.shards.reader import iter_raw, read_index, shard_paths
+from pipelines import load_recipe, run
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, photo_paths):
     import shutil
+
     inp = tmp_path_factory.mktemp("in")
     for p in photo_paths[:4]:
         shutil.copy(p, inp / p.name)
     out = tmp_path_factory.mktemp("shards")
-    run(load_recipe("tests/tiny_recipe.yaml", [f"input.path={inp}", f"output.dir={out}", "runtime.executor=local",
-                                          "runtime.progress=false", "input.max_side=96"]))
+    run(
+        load_recipe(
+            "tests/tiny_recipe.yaml",
+            [
+                f"input.path={inp}",
+                f"output.dir={out}",
+                "runtime.executor=local",
+                "runtime.progress=false",
+                "input.max_side=96",
+            ],
+        )
+    )
     return out
 
 
@@ -68,8 +79,13 @@ def test_hugging_face_datasets_loads_the_shards(shards):
     from datagen.shards.hf import hf_features
 
     files = [str(p) for p in shard_paths(shards)]
-    ds = datasets.load_dataset("webdataset", data_files={"train": files}, split="train",
-                               features=hf_features(shards), cache_dir=str(shards / "_hf_cache"))
+    ds = datasets.load_dataset(
+        "webdataset",
+        data_files={"train": files},
+        split="train",
+        features=hf_features(shards),
+        cache_dir=str(shards / "_hf_cache"),
+    )
     index = {r["key"]: r for r in read_index(shards).to_pylist()}
     assert sorted(ds["__key__"]) == sorted(index)
     for row in ds:

@@ -1,5 +1,6 @@
 """Ingest: every bad file is quarantined with its reason, every odd-but-valid file is processed, from folders,
 tars (img2dataset layout) and parquet/CSV lists."""
+
 import io
 import tarfile
 
@@ -9,15 +10,22 @@ import pytest
 
 from datagen.config import InputConfig
 from datagen.ingest.listing import list_entries
-from pipelines import run
-from pipelines import load_recipe
 from datagen.testing import make_hostile_corpus
+from pipelines import load_recipe, run
 
 
 def _recipe(tmp_path, path, *extra):
-    return load_recipe("tests/tiny_recipe.yaml", [f"input.path={path}", f"output.dir={tmp_path / 'out'}",
-                                             "runtime.executor=local", "runtime.progress=false",
-                                             "input.images_per_partition=4", *extra])
+    return load_recipe(
+        "tests/tiny_recipe.yaml",
+        [
+            f"input.path={path}",
+            f"output.dir={tmp_path / 'out'}",
+            "runtime.executor=local",
+            "runtime.progress=false",
+            "input.images_per_partition=4",
+            *extra,
+        ],
+    )
 
 
 def test_hostile_folder_quarantines_bad_and_processes_valid(tmp_path):
@@ -31,7 +39,9 @@ def test_hostile_folder_quarantines_bad_and_processes_valid(tmp_path):
     n_valid = sum(v is None for v in expected.values())
     assert summary["decoded"] == n_valid and summary["quarantined"] == len(bad)
     # the numbers add up: every listed input was either decoded or refused (and quarantined) at read
-    assert summary["refused"] == len(bad) and summary["decoded"] + summary["refused"] == summary["inputs"] == len(expected)
+    assert summary["refused"] == len(bad) and summary["decoded"] + summary["refused"] == summary["inputs"] == len(
+        expected
+    )
     assert summary["quarantine_reasons"]["too_many_pixels"] == 1
     # every valid file made samples from every enabled operator (2 per operator)
     n_ops = len(_recipe(tmp_path, tmp_path / "in").operators)
@@ -72,8 +82,12 @@ def test_webdataset_tar_input_with_captions_and_unsafe_members(tmp_path, photo_d
     assert len(good) == len(list(photo_dir.iterdir()))
     assert all(e["caption"].startswith("caption of ") for e in good)
     rejected = {e["uri"].rsplit("#", 1)[-1]: e["reject"] for e in entries if e.get("reject")}
-    assert rejected == {"../escape.png": "unsafe_tar_member", "/abs/path.png": "unsafe_tar_member",
-                        "link.png": "unsafe_tar_member", "000000000.pyd": "unsafe_tar_member"}
+    assert rejected == {
+        "../escape.png": "unsafe_tar_member",
+        "/abs/path.png": "unsafe_tar_member",
+        "link.png": "unsafe_tar_member",
+        "000000000.pyd": "unsafe_tar_member",
+    }
     summary = run(_recipe(tmp_path, tar_path))
     assert summary["decoded"] == len(good) and summary["quarantine_reasons"] == {"unsafe_tar_member": 4}
     # nothing was written outside the output folder
@@ -90,6 +104,7 @@ def test_list_files_with_relative_paths_and_captions(tmp_path, photo_dir, fmt):
         pq.write_table(table, lst)
     else:
         import pyarrow.csv as pacsv
+
         pacsv.write_csv(table, lst)
     entries = list_entries(InputConfig(path=str(lst)))
     assert len(entries) == len(rows) and entries[0]["caption"].startswith("a photo")
@@ -131,13 +146,26 @@ def test_one_row_per_input_with_the_first_jobs_reason(tmp_path):
     qdir = tmp_path / paths.QUARANTINE_DIR
     qdir.mkdir()
     rows = {
-        "img-00000": [("a.png", "truncated", "read"), ("b.png", "operator_error", "canny"), ("b.png", "operator_error", "mosaic")],
+        "img-00000": [
+            ("a.png", "truncated", "read"),
+            ("b.png", "operator_error", "canny"),
+            ("b.png", "operator_error", "mosaic"),
+        ],
         "feat-00000": [("a.png", "decode_error", "read"), ("c.png", "feature_error", "siglip_features")],
     }
     for part, rs in rows.items():
-        pq.write_table(pa.Table.from_pylist([{"uri": u, "reason": r, "stage": st, "detail": "x"} for u, r, st in rs],
-                                            schema=schema.QUARANTINE_SCHEMA), qdir / f"{part}.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(
+                [{"uri": u, "reason": r, "stage": st, "detail": "x"} for u, r, st in rs],
+                schema=schema.QUARANTINE_SCHEMA,
+            ),
+            qdir / f"{part}.parquet",
+        )
     table = merge_quarantine(tmp_path, ["img-00000", "feat-00000"])
     got = [(r["uri"], r["reason"], r["stage"]) for r in table.to_pylist()]
-    assert got == [("a.png", "truncated", "read"), ("b.png", "operator_error", "canny"), ("c.png", "feature_error", "siglip_features")]
+    assert got == [
+        ("a.png", "truncated", "read"),
+        ("b.png", "operator_error", "canny"),
+        ("c.png", "feature_error", "siglip_features"),
+    ]
     assert pq.read_table(tmp_path / paths.QUARANTINE_FILE).num_rows == 3

@@ -1,6 +1,7 @@
 """A features folder as the features job writes it (schema.FEATURES_SCHEMA, float16 embeddings, one file per
 partition), filled with synthetic clustered embeddings: groups of 4 related images around topic directions. Only
 what pass 1 and the cleaning read is set; keypoints, faces and dHashes are null (routes score with `none`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,9 @@ def embeddings(n: int, dim: int, seed: int = 0, topics: int = 12, group: int = 4
     rng = np.random.default_rng(seed)
     t = rng.standard_normal((topics, dim))
     t /= np.linalg.norm(t, axis=1, keepdims=True)
-    centres = t[rng.integers(0, topics, -(-n // group))] + 0.5 * rng.standard_normal((-(-n // group), dim)) / np.sqrt(dim)
+    centres = t[rng.integers(0, topics, -(-n // group))] + 0.5 * rng.standard_normal((-(-n // group), dim)) / np.sqrt(
+        dim
+    )
     x = np.repeat(centres, group, axis=0)[:n] + 0.35 * rng.standard_normal((n, dim)) / np.sqrt(dim)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
 
@@ -31,10 +34,14 @@ def features_table(x: np.ndarray, start: int) -> pa.Table:
         "width": pa.array(np.full(n, 640, np.int32)),
         "height": pa.array(np.full(n, 480, np.int32)),
         "encoder": ["synthetic"] * n,
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1]).cast(pa.list_(pa.float16())),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1]).cast(
+            pa.list_(pa.float16())
+        ),
         "face_count": pa.array(np.full(n, -1, np.int16)),
     }
-    return pa.table({f.name: cols.get(f.name, pa.nulls(n, f.type)) for f in schema.FEATURES_SCHEMA}, schema=schema.FEATURES_SCHEMA)
+    return pa.table(
+        {f.name: cols.get(f.name, pa.nulls(n, f.type)) for f in schema.FEATURES_SCHEMA}, schema=schema.FEATURES_SCHEMA
+    )
 
 
 def write_features(out_dir: Path, x: np.ndarray, rows_per_file: int) -> list[Path]:

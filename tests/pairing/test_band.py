@@ -1,5 +1,6 @@
 """Band edges: [low, high) by default, each edge switchable, NaN never inside; pass 1 applies the band exactly at
 its edges even though faiss searches in float32."""
+
 import numpy as np
 import pytest
 
@@ -60,5 +61,7 @@ def test_pass1_matches_brute_force_and_caps_neighbours():
     # each image keeps its 2 most similar partners in the band (a link may be chosen from both ends)
     assert got <= want and len(got) <= 2 * 48
     for r in range(48):
-        partners = sorted(((sims[r, c], c) for c in range(48) if c != r and (min(r, c), max(r, c)) in want), reverse=True)[:2]
+        partners = sorted(
+            ((sims[r, c], c) for c in range(48) if c != r and (min(r, c), max(r, c)) in want), reverse=True
+        )[:2]
         assert all((min(r, c), max(r, c)) in got for _, c in partners)

@@ -1,6 +1,7 @@
 """Pass 1's edge-layout candidates (pairing.pass1.edge_neighbors) in a real group task: the labelled set's horse
 and its outline, whose encoder cosine lies below pass 1's band, become a pair only with the candidates on, through
 pass 2's edge fallback; unrelated photos proposed the same way are refused by pass 2."""
+
 import cv2
 import numpy as np
 import pyarrow as pa
@@ -31,8 +32,16 @@ def _pairs(tmp_path, edge_neighbors: int) -> list[tuple[str, str]]:
     pq.write_table(table.append_column("cluster", pa.array(np.zeros(len(images), np.int32))), bucket)
     cfg = PairingConfig(enabled=True, pass1=Pass1Config(band=BAND, edge_neighbors=edge_neighbors))
     out = bucket.parent.parent / "pairs.parquet"
-    task = GroupTask(0, [str(bucket)], str(out), BAND, None, cfg,
-                     [("general_editing", GeneralEditingRoute()), ("reference_generation", ReferenceGenerationRoute())], seed=0)
+    task = GroupTask(
+        0,
+        [str(bucket)],
+        str(out),
+        BAND,
+        None,
+        cfg,
+        [("general_editing", GeneralEditingRoute()), ("reference_generation", ReferenceGenerationRoute())],
+        seed=0,
+    )
     stats = run_group(task)
     assert stats["links_pass1"] == 0
     return sorted(tuple(sorted((p["uri_a"], p["uri_b"]))) for p in pq.read_table(out).to_pylist())

@@ -1,6 +1,7 @@
 """The face pass with insightface's real loaders: a tiny model pack (SCRFD-layout detector, ArcFace-layout
 recognizer, both ONNX) is made here and loaded by FaceAnalysis as users load buffalo_l. Only images with exactly
 one face are linked, and only inside ACE's open band (0.8, 0.9): not another identity, not the same photo."""
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,9 +13,9 @@ from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING, featu
 from datagen.pairing.group import ABOVE_BAND, GroupTask, run_group
 from datagen.pairing.pass2 import NOT_ONE_FACE, GroupFeatures, link_scores
 from datagen.pairing.tiny_models import bright_cells, make_tiny_face_pack
-from operators.features.faces import FaceFeatures, FaceFeaturesConfig
 from operators.features.classical import ClassicalFeatures
 from operators.features.dhash import ImageDHash
+from operators.features.faces import FaceFeatures, FaceFeaturesConfig
 from operators.features.object_keypoints import ObjectKeypoints
 
 ACE_BAND = Band(low=0.8, high=0.9, include_low=False)
@@ -85,8 +86,16 @@ def test_two_pass_face_route_keeps_one_identity_inside_the_band(faces, tmp_path)
     pq.write_table(table.append_column("cluster", pa.array(np.zeros(len(images), np.int32))), bucket)
     cfg = PairingConfig(enabled=True, pass1=Pass1Config(band=Band(low=-1.0, high=2.0)))
     cfg.clean.min_side = 64
-    task = GroupTask(0, [str(bucket)], str(tmp_path / "pairs.parquet"), Band(low=-1.0, high=2.0), None, cfg,
-                     [("facial_editing", FacialEditingRoute(enabled=True, band=ACE_BAND))], seed=0)
+    task = GroupTask(
+        0,
+        [str(bucket)],
+        str(tmp_path / "pairs.parquet"),
+        Band(low=-1.0, high=2.0),
+        None,
+        cfg,
+        [("facial_editing", FacialEditingRoute(enabled=True, band=ACE_BAND))],
+        seed=0,
+    )
     stats = run_group(task)
     pairs = pq.read_table(tmp_path / "pairs.parquet").to_pylist()
     # a~b and c~b are links in the band; a~c shares the set but is the same face (above the band): not a pair

@@ -1,5 +1,6 @@
 """Spherical K-means with faiss: K shrinks for small inputs (and says so), clusters of related embeddings are found,
 centroids are unit length, k-means++ seeding is used and deterministic."""
+
 import logging
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Object consistency: geometric verification of ORB matches says the stereo motorcycle views and a crop share an
 object, while textures that look alike (grass, gravel) and unrelated photos share none."""
+
 import numpy as np
 
 from datagen.pairing.object_score import object_consistency, orb_keypoints, pack, unpack
@@ -43,8 +44,15 @@ def test_a_shape_and_its_template_agree_by_edges_where_orb_finds_nothing():
     unrelated photos' edge maps do not."""
     import cv2
 
-    from datagen.pairing.object_score import (EDGE_MIN_ALIGNMENT, edge_alignment, edge_map, object_consistency,
-                                              orb_keypoints, shape_fallback, unpack_edges)
+    from datagen.pairing.object_score import (
+        EDGE_MIN_ALIGNMENT,
+        edge_alignment,
+        edge_map,
+        object_consistency,
+        orb_keypoints,
+        shape_fallback,
+        unpack_edges,
+    )
     from datagen.pairing.quality import LABELLED_SET
 
     def load(name):
@@ -52,7 +60,10 @@ def test_a_shape_and_its_template_agree_by_edges_where_orb_finds_nothing():
 
     shape, template = load("shape_horse.jpg"), load("shape_horse_template.jpg")
     assert object_consistency(orb_keypoints(shape), orb_keypoints(template))[0] == 0.0
-    edges = {n: unpack_edges(edge_map(load(n))) for n in ("shape_horse.jpg", "shape_horse_template.jpg", "unrelated_camera.jpg", "logo_mpl_0.jpg")}
+    edges = {
+        n: unpack_edges(edge_map(load(n)))
+        for n in ("shape_horse.jpg", "shape_horse_template.jpg", "unrelated_camera.jpg", "logo_mpl_0.jpg")
+    }
     same = edge_alignment(edges["shape_horse.jpg"], edges["shape_horse_template.jpg"])
     assert same >= EDGE_MIN_ALIGNMENT and 0 < shape_fallback(same) < 0.95
     for other in ("unrelated_camera.jpg", "logo_mpl_0.jpg"):

@@ -1,11 +1,20 @@
 """Every pair of a set, capped per set with a seeded choice; the cleaning filters (resolution, aspect,
 near-duplicates) decide who may be paired."""
+
 import itertools
 
 import numpy as np
 
 from datagen.pairing.config import CleanConfig
-from datagen.pairing.pairs import NEAR_DUPLICATE, TOO_ELONGATED, TOO_SMALL, clean_members, n_pairs, set_pairs, unrank_pairs
+from datagen.pairing.pairs import (
+    NEAR_DUPLICATE,
+    TOO_ELONGATED,
+    TOO_SMALL,
+    clean_members,
+    n_pairs,
+    set_pairs,
+    unrank_pairs,
+)
 
 
 def test_unrank_enumerates_pairs_in_order():
@@ -55,7 +64,14 @@ def test_clean_filters_resolution_aspect_and_near_duplicates():
     far[:4] ^= 0xFF  # 32 bits off: an edit
     hashes = np.stack([h0, h0, h0, near, far])
     skipped: dict[str, int] = {}
-    kept = clean_members([0, 1, 2, 3, 4], width, height, hashes, CleanConfig(min_side=256, max_aspect=3.0, near_duplicate_bits=6), skipped)
+    kept = clean_members(
+        [0, 1, 2, 3, 4],
+        width,
+        height,
+        hashes,
+        CleanConfig(min_side=256, max_aspect=3.0, near_duplicate_bits=6),
+        skipped,
+    )
     assert kept == [0, 4]
     assert skipped == {TOO_SMALL: 1, TOO_ELONGATED: 1, NEAR_DUPLICATE: 1}
     off = clean_members([0, 3, 4], width, height, hashes, CleanConfig(near_duplicate_bits=-1), {})

@@ -2,6 +2,7 @@
 the driver (under Ray the driver never reads an embedding and passes none to a task; its peak Python allocation stays
 far below the sample), the in-task reading and normalising give the same bits as the old gather-then-normalise, and
 plan.py knows no operator."""
+
 from __future__ import annotations
 
 import ast
@@ -20,17 +21,24 @@ from tests.pairing.features_folder import embeddings, write_features
 
 
 def pairing(**kmeans) -> PairingConfig:
-    return PairingConfig.model_validate({
-        "enabled": True,
-        "kmeans": {"clusters": 6, "min_cluster_size": 8, "clusters_per_task": 2, "iterations": 8, **kmeans},
-        "pass1": {"band": {"low": 0.6, "high": 0.97}, "center": True, "search": "knn"},
-        "routes": {"general_editing": {"score": "none", "band": {"low": 0.6, "high": 0.97}}, "reference_generation": {"enabled": False}},
-    })
+    return PairingConfig.model_validate(
+        {
+            "enabled": True,
+            "kmeans": {"clusters": 6, "min_cluster_size": 8, "clusters_per_task": 2, "iterations": 8, **kmeans},
+            "pass1": {"band": {"low": 0.6, "high": 0.97}, "center": True, "search": "knn"},
+            "routes": {
+                "general_editing": {"score": "none", "band": {"low": 0.6, "high": 0.97}},
+                "reference_generation": {"enabled": False},
+            },
+        }
+    )
 
 
 def run_plan(out: Path, cfg: PairingConfig, executor: str) -> list[dict]:
     recipe = Recipe(seed=7, runtime=RuntimeConfig(executor=executor, progress=False), sections={"pairing": cfg})
-    return plan.plan_pairs(recipe, out, band=cfg.pass1.band, center=True, routes=[("general_editing", cfg.routes.general_editing)])
+    return plan.plan_pairs(
+        recipe, out, band=cfg.pass1.band, center=True, routes=[("general_editing", cfg.routes.general_editing)]
+    )
 
 
 def pairs_of(out: Path, parts: list[dict]) -> list[tuple]:
@@ -88,7 +96,11 @@ def test_plan_imports_no_operator_and_no_registry():
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     names += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
-    assert not [m for m in names if m.split(".")[0] == "operators" or m.startswith("datagen.registry") or m == "datagen.registry"]
+    assert not [
+        m
+        for m in names
+        if m.split(".")[0] == "operators" or m.startswith("datagen.registry") or m == "datagen.registry"
+    ]
     assert not hasattr(plan, "encoder_defaults") and not hasattr(plan, "active_routes")
 
 

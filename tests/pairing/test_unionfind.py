@@ -1,4 +1,5 @@
 """Union-find against networkx's connected components on random graphs; path compression and union by size."""
+
 import math
 
 import networkx as nx

@@ -2,6 +2,7 @@
 in its JSON and as score_* index columns; a recipe threshold drops exactly the samples beyond it and counts them by
 reason in run.json and the report; keep_below_threshold keeps and marks them; `datagen filter --rule scores.X<V`
 drops the same samples from a finished output; the review page shows every score and sorts by one in Chromium."""
+
 import json
 import re
 import subprocess
@@ -20,9 +21,21 @@ CUT = 0.55  # between the SSIMs of the demo's conditions: some samples on each s
 
 
 def _run(out, photo_dir, *extra):
-    return run(load_recipe("tests/tiny_recipe.yaml", [
-        f"input.path={photo_dir}", f"output.dir={out}", "input.max_side=96", "input.images_per_partition=3",
-        "operators.repainting={}", "operators.pixel_scores={}", "operators.nsfw_score={}", *extra]))
+    return run(
+        load_recipe(
+            "tests/tiny_recipe.yaml",
+            [
+                f"input.path={photo_dir}",
+                f"output.dir={out}",
+                "input.max_side=96",
+                "input.images_per_partition=3",
+                "operators.repainting={}",
+                "operators.pixel_scores={}",
+                "operators.nsfw_score={}",
+                *extra,
+            ],
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +50,10 @@ def scored(tmp_path_factory):
     for _, p in builtin_photos()[:4]:
         img = cv2.imread(str(p))
         s = 160 / max(img.shape[:2])
-        cv2.imwrite(str(photos / (p.rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".png")), cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA))
+        cv2.imwrite(
+            str(photos / (p.rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".png")),
+            cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA),
+        )
     out = root / "all"
     summary = _run(out, photos)
     return photos, out, summary
@@ -72,9 +88,11 @@ def test_threshold_drops_exactly_the_samples_below_and_counts_them(scored, tmp_p
     out = tmp_path / "filtered"
     summary = _run(out, photos, f"operators.quality_filter={json.dumps(rule)}")
     kept = {s.key for s in iter_samples(out)}
+
     # the filter is a recipe change, so keys differ: compare by what made each sample
     def ident(s):
         return (tuple(s.provenance.source_ids), s.provenance.operator, s.task, s.kind, s.provenance.variant)
+
     below_ids = {ident(s) for s in before if s.key in below}
     kept_ids = {ident(s) for s in iter_samples(out)}
     assert kept_ids == {ident(s) for s in before} - below_ids
@@ -102,31 +120,48 @@ def test_datagen_filter_score_rule_drops_the_same_samples(scored, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(full, out)
     below = {r["key"] for r in read_index(out).to_pylist() if r["score_pixel_ssim"] < CUT}
-    res = subprocess.run([sys.executable, "-m", "datagen.cli", "filter", str(out), "--rule", f"scores.pixel_ssim<{CUT}"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "datagen.cli", "filter", str(out), "--rule", f"scores.pixel_ssim<{CUT}"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert f"dropped {len(below)} samples" in res.stdout
     left = read_index(out).to_pylist()
     assert {r["key"] for r in left} == {r["key"] for r in read_index(full).to_pylist()} - below
     assert all(r["score_pixel_ssim"] >= CUT for r in left)
     assert validate_dir(out)[1] == []
-    bad = subprocess.run([sys.executable, "-m", "datagen.cli", "filter", str(out), "--rule", "scores.sharpness<3"],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "unknown score 'sharpness'" in bad.stdout + bad.stderr and "pixel_ssim" in bad.stdout + bad.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "datagen.cli", "filter", str(out), "--rule", "scores.sharpness<3"],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        bad.returncode != 0
+        and "unknown score 'sharpness'" in bad.stdout + bad.stderr
+        and "pixel_ssim" in bad.stdout + bad.stderr
+    )
 
 
 def test_bad_threshold_config_names_the_key():
     with pytest.raises(ConfigError, match=r"unknown score\(s\) \['ssim'\]"):
-        load_recipe("tests/tiny_recipe.yaml", ['operators.quality_filter={"thresholds": {"*": {"ssim": {"min": 0.5}}}}'])
+        load_recipe(
+            "tests/tiny_recipe.yaml", ['operators.quality_filter={"thresholds": {"*": {"ssim": {"min": 0.5}}}}']
+        )
     with pytest.raises(ConfigError, match="unknown key 'Teleport'"):
-        load_recipe("tests/tiny_recipe.yaml", ['operators.quality_filter={"thresholds": {"Teleport": {"nsfw": {"max": 0.5}}}}'])
+        load_recipe(
+            "tests/tiny_recipe.yaml", ['operators.quality_filter={"thresholds": {"Teleport": {"nsfw": {"max": 0.5}}}}']
+        )
 
 
 def test_review_page_shows_and_sorts_by_scores(scored, tmp_path):
     _, out, _ = scored
     page = tmp_path / "review.html"
-    res = subprocess.run([sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--per-task", "6"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--per-task", "6"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     for spec in ("pixel_ssim:asc", "pixel_ssim:desc", "nsfw:desc"):
         name, direction = spec.split(":")
@@ -141,25 +176,33 @@ def test_review_page_shows_and_sorts_by_scores(scored, tmp_path):
             longest = max(longest, len(set(values)))
         assert longest >= 3  # the order was really decided by the score
     dom = dump_dom(page)
-    chips = re.findall(r'class="score" data-name="(\w+)" data-value="[^"]+" title="[^"]*" style="background:([^"]+)"', dom)
+    chips = re.findall(
+        r'class="score" data-name="(\w+)" data-value="[^"]+" title="[^"]*" style="background:([^"]+)"', dom
+    )
     assert {n for n, _ in chips} >= {"pixel_l1", "pixel_ssim", "nsfw", "pixel_ssim_outside"}
     colours = {}
     for n, c in chips:
         colours.setdefault(n, set()).add(c)
     assert all(c.startswith("hsl(") and int(c[4:].split(",")[0]) > 100 for c in colours["nsfw"])  # safe photos: green
     assert colours["pixel_l1"] == {"#e4e4e4"}  # how much an edit changed is neither good nor bad in itself
-    assert "<option value=\"pixel_ssim:asc\">" in dom
+    assert '<option value="pixel_ssim:asc">' in dom
     # the sort a reviewer asks for on the command line is the page's order until the menu changes it
-    res = subprocess.run([sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--sort", "nsfw:desc"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--sort", "nsfw:desc"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     dom = dump_dom(page)
     assert 'data-sorted="nsfw:desc"' in dom
     for stratum in dom.split('<div class="stratum">')[1:]:
         values = [float(v) for v in re.findall(r'class="score" data-name="nsfw" data-value="([^"]+)"', stratum)]
         assert values == sorted(values, reverse=True)
-    bad = subprocess.run([sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--sort", "beauty:up"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "datagen.cli", "review", str(out), "--out", str(page), "--sort", "beauty:up"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "NAME:asc or NAME:desc" in bad.stdout + bad.stderr
 
 
@@ -168,9 +211,17 @@ def test_scoring_sits_after_the_samples_are_finished_and_before_the_mix():
     from pipelines.images import JOB as IMAGES
     from pipelines.pairing import JOB as PAIRS
 
-    r = load_recipe("configs/demo.yaml", ["instructions.methods=[template]", 'operators.task_mix={"weights": {"Grayscale": 1}}'])
+    r = load_recipe(
+        "configs/demo.yaml", ["instructions.methods=[template]", 'operators.task_mix={"weights": {"Grayscale": 1}}']
+    )
     names = [op.name for op in IMAGES.stages(r)]
-    assert names.index("lcu_chains") < names.index("pixel_scores") < names.index("nsfw_score") < names.index("quality_filter") < names.index("task_mix")
+    assert (
+        names.index("lcu_chains")
+        < names.index("pixel_scores")
+        < names.index("nsfw_score")
+        < names.index("quality_filter")
+        < names.index("task_mix")
+    )
     pairs = PAIRS.stages(r)
     assert [op.role for op in pairs[-3:]] == [Role.SCORE, Role.SCORE, Role.FILTER]
 
@@ -186,10 +237,15 @@ def test_default_thresholds_drop_unchanged_targets(scored, tmp_path):
 
     from operators.scoring.quality_filter import DEFAULT_THRESHOLDS, failures, thresholds_for
 
-    failed = {s.key: failures(s.provenance.scores, thresholds_for(s.task, [DEFAULT_THRESHOLDS])) for s in iter_samples(full)}
+    failed = {
+        s.key: failures(s.provenance.scores, thresholds_for(s.task, [DEFAULT_THRESHOLDS])) for s in iter_samples(full)
+    }
     reasons = Counter(r for rs in failed.values() for r in rs)
     assert reasons["pixel_l1<0.001"] == len(unchanged)
     skipped = summary["stages"]["quality_filter"]["skipped"]
-    assert skipped == {"dropped samples": sum(1 for rs in failed.values() if rs), **{f"dropped: {r}": n for r, n in reasons.items()}}
+    assert skipped == {
+        "dropped samples": sum(1 for rs in failed.values() if rs),
+        **{f"dropped: {r}": n for r, n in reasons.items()},
+    }
     assert summary["samples"] == sum(1 for rs in failed.values() if not rs)
     assert all(s.provenance.scores["pixel_l1"] >= 0.001 for s in iter_samples(out))

@@ -1,4 +1,5 @@
 """Shards: samples round-trip through tar + parquet, upstream webdataset reads them, validate catches damage."""
+
 import io
 import json
 import tarfile
@@ -22,10 +23,18 @@ def make_sample(photo, i=0, masked=False):
         mask = np.zeros(photo.shape[:2], np.uint8)
         mask[10:40, 10:40] = 255
     gray = np.repeat(photo.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
-    turn = Turn(task="Grayscale", direction="analysis", inputs=[Frame(photo, mask)],
-                target=Frame(gray, role=schema.ROLE_CONDITION), instruction="Make {image} gray.",
-                instruction_method="template", caption="a cat")
-    prov = Provenance(sources=[f"file:///p{i}.png"], source_ids=[f"id{i}"], operator="grayscale", operator_version="1", recipe="r")
+    turn = Turn(
+        task="Grayscale",
+        direction="analysis",
+        inputs=[Frame(photo, mask)],
+        target=Frame(gray, role=schema.ROLE_CONDITION),
+        instruction="Make {image} gray.",
+        instruction_method="template",
+        caption="a cat",
+    )
+    prov = Provenance(
+        sources=[f"file:///p{i}.png"], source_ids=[f"id{i}"], operator="grayscale", operator_version="1", recipe="r"
+    )
     return Sample([turn], prov)
 
 
@@ -104,22 +113,27 @@ def _rewrite_tar(path, mutate):
             t.addfile(m, io.BytesIO(data))
 
 
-@pytest.mark.parametrize("damage,expect", [
-    ("drop_member", "missing members"),
-    ("pickle", "forbidden member"),
-    ("no_stats", "no stats file"),
-    ("index_mismatch", "index keys differ"),
-    ("bad_indicator", "{image3} used"),
-])
+@pytest.mark.parametrize(
+    "damage,expect",
+    [
+        ("drop_member", "missing members"),
+        ("pickle", "forbidden member"),
+        ("no_stats", "no stats file"),
+        ("index_mismatch", "index keys differ"),
+        ("bad_indicator", "{image3} used"),
+    ],
+)
 def test_validate_reports_damage(tmp_path, photo, damage, expect):
     _write(tmp_path, photo, n=2, per_shard=10)
     tar = tmp_path / "img-00000-000.tar"
     if damage == "drop_member":
         _rewrite_tar(tar, lambda ms: [x for x in ms if not x[0].name.endswith("target.png")])
     elif damage == "pickle":
+
         def add_pickle(ms):
             info = tarfile.TarInfo(ms[0][0].name.split(".")[0] + ".pyd")
             return ms + [(info, b"\x80\x04N.")]
+
         _rewrite_tar(tar, add_pickle)
     elif damage == "no_stats":
         (tmp_path / "img-00000-000.stats.json").unlink()
@@ -127,6 +141,7 @@ def test_validate_reports_damage(tmp_path, photo, damage, expect):
         t = pq.read_table(tmp_path / "img-00000-000.parquet")
         pq.write_table(t.slice(0, 1), tmp_path / "img-00000-000.parquet")
     elif damage == "bad_indicator":
+
         def bad(ms):
             out = []
             for m, data in ms:
@@ -136,6 +151,7 @@ def test_validate_reports_damage(tmp_path, photo, damage, expect):
                     data = json.dumps(rec).encode()
                 out.append((m, data))
             return out
+
         _rewrite_tar(tar, bad)
     _, problems = validate_dir(tmp_path)
     assert any(expect in p for p in problems), problems

@@ -1,5 +1,6 @@
 """Trainer fixtures: one small shard folder made by the demo recipe (real photos, every weight-free condition,
 repainting masks, LCU chains), and tiny random VAE/T5 checkpoints saved to disk and loaded back."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,9 +20,21 @@ def shard_dir(tmp_path_factory) -> Path:
     from pipelines.catalog import SYNTHESIZED
 
     synthesized_off = [f"operators.{cls.name}.enabled=false" for cls in SYNTHESIZED]
-    run(load_recipe("configs/demo.yaml", [f"output.dir={out}", "input.limit=6", "input.max_side=128",
-                                          "runtime.executor=local", "runtime.progress=false",
-                                          "pairing.enabled=false", "instructions.methods=[template]", *synthesized_off]))
+    run(
+        load_recipe(
+            "configs/demo.yaml",
+            [
+                f"output.dir={out}",
+                "input.limit=6",
+                "input.max_side=128",
+                "runtime.executor=local",
+                "runtime.progress=false",
+                "pairing.enabled=false",
+                "instructions.methods=[template]",
+                *synthesized_off,
+            ],
+        )
+    )
     return out
 
 

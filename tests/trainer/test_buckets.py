@@ -1,5 +1,6 @@
 """Aspect-ratio buckets: ACE's sizing rules hold for every bucket, the nearest bucket keeps the aspect, and
 fitting crops without distorting or blending mask values."""
+
 import math
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The typed train recipe: shipped recipes validate, a bad key or value fails naming it, and a checkpoint of
 another model is refused by name."""
+
 import pytest
 
 from datagen.config import ConfigError

@@ -1,6 +1,7 @@
 """Two processes on CPU (gloo) through torchrun, the way multi-GPU runs launch. DDP: the ranks train together
 and, in every epoch, see disjoint samples that together cover the data (minus the held-out preview CUs).
 FSDP: parameters sharded per block, and the checkpoint still holds the whole model, loadable without FSDP."""
+
 import json
 import os
 import subprocess
@@ -17,9 +18,20 @@ from datagen.trainer.loader import holdout_keys, list_shards
 
 def _torchrun(shard_dir, run, *overrides):
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "datagen.cli", "train", "configs/train_tiny.yaml", f"data.path={shard_dir}", f"output.dir={run}",
-        "preview.steps=2", *overrides,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "datagen.cli",
+        "train",
+        "configs/train_tiny.yaml",
+        f"data.path={shard_dir}",
+        f"output.dir={run}",
+        "preview.steps=2",
+        *overrides,
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
@@ -28,7 +40,14 @@ def _torchrun(shard_dir, run, *overrides):
 @pytest.mark.slow
 def test_two_rank_ddp_ranks_see_disjoint_samples(shard_dir, tmp_path):
     run = tmp_path / "ddp"
-    _torchrun(shard_dir, run, "trainer.max_steps=24", "trainer.record_keys=true", "trainer.log_every=4", "trainer.ckpt_every=12")
+    _torchrun(
+        shard_dir,
+        run,
+        "trainer.max_steps=24",
+        "trainer.record_keys=true",
+        "trainer.log_every=4",
+        "trainer.ckpt_every=12",
+    )
     summary = json.loads((run / "train.json").read_text())
     assert summary["world"] == 2 and summary["strategy"] == "ddp" and summary["step"] == 24
 
@@ -62,7 +81,9 @@ def test_two_rank_fsdp_checkpoint_holds_the_whole_model(shard_dir, tmp_path):
     from datagen.trainer.models import ACEDiT, size_spec
 
     run = tmp_path / "fsdp"
-    _torchrun(shard_dir, run, "trainer.max_steps=4", "trainer.strategy=fsdp", "trainer.precision=fp32", "data.num_workers=0")
+    _torchrun(
+        shard_dir, run, "trainer.max_steps=4", "trainer.strategy=fsdp", "trainer.precision=fp32", "data.num_workers=0"
+    )
     summary = json.loads((run / "train.json").read_text())
     assert summary["strategy"] == "fsdp" and summary["world"] == 2
     ck = run / "checkpoints" / "step-000004"

@@ -1,5 +1,6 @@
 """The frozen encoders load through the libraries' own loaders: a tiny AutoencoderKL and a tiny T5 encoder with
 its tokenizer, built at test time, saved, and loaded from their folders; the tiny VAE's scale is calibrated."""
+
 import numpy as np
 import pytest
 import torch

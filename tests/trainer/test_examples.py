@@ -1,5 +1,6 @@
 """CU/LCU -> training frames: history inputs, current inputs, target; masks (missing = all ones); each frame
 points at its own turn's text; indicator ids shared by a frame and the text tokens that name it."""
+
 import numpy as np
 import pytest
 
@@ -12,13 +13,20 @@ from datagen.trainer.tokens import tokenize_instruction
 
 
 def _lcu() -> Sample:
-    a, b, c = (np.ascontiguousarray(load_photo(n, 96)[:64, :80]) for n in ("astronaut.png", "coffee.png", "chelsea.png"))
+    a, b, c = (
+        np.ascontiguousarray(load_photo(n, 96)[:64, :80]) for n in ("astronaut.png", "coffee.png", "chelsea.png")
+    )
     h, w = a.shape[:2]
     mask = np.zeros((h, w), np.uint8)
     mask[10:40, 10:40] = 255
     t0 = Turn("Grayscale", "analysis", [Frame(a)], Frame(b), instruction="Convert {image} to grayscale.")
-    t1 = Turn("Image Colorization", "generation", [Frame(b)], Frame(c),
-              instruction=rewrite_history_indicator("Colorize {image}.", 1))
+    t1 = Turn(
+        "Image Colorization",
+        "generation",
+        [Frame(b)],
+        Frame(c),
+        instruction=rewrite_history_indicator("Colorize {image}.", 1),
+    )
     t2 = Turn("Inpainting", "edit", [Frame(c, mask=mask)], Frame(a), instruction="Fill {image}, like {image1}.")
     prov = Provenance(sources=["file:///a"], source_ids=["a"], operator="lcu_chains", operator_version="1")
     return Sample([t0, t1, t2], prov)

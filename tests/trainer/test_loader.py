@@ -1,6 +1,7 @@
 """The shard stream: ranks (and workers) see disjoint samples in every epoch, epochs reshuffle, reviewer-dropped
 and held-out keys are counted skips, batches share one ACE bucket, a resumed stream continues exactly where it
 stopped, and fsspec URLs stream the same way as local folders."""
+
 import shutil
 from collections import Counter
 from itertools import islice
@@ -25,7 +26,9 @@ def tokenizer(tiny_models):
 
 
 def _cfg(path, **kw):
-    base = dict(path=str(path), batch_size=4, num_workers=0, shuffle_buffer=16, max_tokens=16, max_text_tokens=16, holdout=0)
+    base = dict(
+        path=str(path), batch_size=4, num_workers=0, shuffle_buffer=16, max_tokens=16, max_text_tokens=16, holdout=0
+    )
     base.update(kw)
     return DataConfig(**base)
 
@@ -43,7 +46,10 @@ def _epochs(stream, n_epochs):
 def test_ranks_see_disjoint_samples_every_epoch(shard_dir, tokenizer, world):
     all_keys = set(read_index(shard_dir).column("key").to_pylist())
     held = set(holdout_keys(list_shards(str(shard_dir)), 3, seed=0))
-    seen = [_epochs(ShardStream(_cfg(shard_dir), tokenizer, seed=0, rank=r, world=world, exclude=held), 2) for r in range(world)]
+    seen = [
+        _epochs(ShardStream(_cfg(shard_dir), tokenizer, seed=0, rank=r, world=world, exclude=held), 2)
+        for r in range(world)
+    ]
     for epoch in (0, 1):
         per_rank = [seen[r].get(epoch, []) for r in range(world)]
         for keys in per_rank:

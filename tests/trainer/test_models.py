@@ -1,5 +1,6 @@
 """The ACE DiT: shapes, ACE's size table, cross-attention only to a frame's own CU text, padding that changes
 nothing, indicator embeddings and 3D RoPE that make frames distinguishable."""
+
 import pytest
 import torch
 
@@ -52,7 +53,14 @@ def test_output_shape_and_zero_init():
     m = ACEDiT(latent_channels=4, text_dim=16, **SIZES["tiny"])
     lay = _layout([2, 3], [1, 2], [[0, 0], [0, 1, 1]])
     x = torch.randn(5, 9, 8, 12)
-    out = m(x, torch.rand(2), torch.randn(3, 5, 16), torch.ones(3, 5, dtype=torch.bool), torch.zeros(3, 5, dtype=torch.long), lay)
+    out = m(
+        x,
+        torch.rand(2),
+        torch.randn(3, 5, 16),
+        torch.ones(3, 5, dtype=torch.bool),
+        torch.zeros(3, 5, dtype=torch.long),
+        lay,
+    )
     assert out.shape == (5, 4, 8, 12)
     assert out.abs().max() == 0  # final layer starts at zero, as in DiT
 
@@ -107,7 +115,9 @@ def test_batching_with_padding_changes_nothing():
     ind = torch.zeros(3, 5, dtype=torch.long)
     t = torch.tensor([0.3, 0.8])
     alone = m(x_small, t[:1], text_small, v_small, ind[:1], lay_small)
-    both = m(torch.cat([x_small, x_big]), t, torch.cat([text_small, text_big]), torch.cat([v_small, v_big]), ind, lay_both)
+    both = m(
+        torch.cat([x_small, x_big]), t, torch.cat([text_small, text_big]), torch.cat([v_small, v_big]), ind, lay_both
+    )
     torch.testing.assert_close(both[:2], alone, atol=1e-5, rtol=1e-4)
 
 
@@ -116,7 +126,9 @@ def test_frames_are_told_apart_by_indicator_and_rope():
     lay = _layout([2], [1], [[0, 0]])
     same = torch.randn(1, 9, 8, 8).expand(2, -1, -1, -1).contiguous()  # two identical frames
     text = torch.randn(1, 4, 16)
-    out = m(same, torch.tensor([0.5]), text, torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.long), lay)
+    out = m(
+        same, torch.tensor([0.5]), text, torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.long), lay
+    )
     assert (out[0] - out[1]).abs().max() > 1e-4
     # the text's indicator tokens matter too
     ind = torch.zeros(1, 4, dtype=torch.long)

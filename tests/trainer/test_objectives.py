@@ -1,16 +1,17 @@
 """Flow matching as ACE++ (x_t, velocity target, shifted logit-normal t), ACE's eps option, the loss on all
 frames or the target only, and the samplers: with the exact velocity (or noise) field of a known target,
 flow-Euler and DDIM land on that target."""
+
 import pytest
 import torch
 
+from datagen.shards.reader import iter_samples
 from datagen.trainer.buckets import make_buckets, nearest_bucket
 from datagen.trainer.config import LossConfig, TextEncoderConfig, VaeConfig
 from datagen.trainer.encoders import load_text_encoder, load_vae
 from datagen.trainer.examples import collate, to_example
 from datagen.trainer.objectives import EpsPrediction, FlowMatching, shift_time, training_loss
 from datagen.trainer.sampler import sample_targets
-from datagen.shards.reader import iter_samples
 
 
 def test_flow_interpolation_and_target():
@@ -96,7 +97,9 @@ def test_loss_on_target_only_or_all_frames(setup):
         only_target = x0 * batch.is_target.view(-1, 1, 1, 1)
         model = Oracle(only_target, "flow")  # exact for the target frame, wrong for the input frame
         res = training_loss(model, obj, codec, te, batch, cfg, torch.Generator().manual_seed(0), 2, False)
-        assert res.n_samples == 1 and res.n_tokens == batch.pixels.shape[0] * (batch.pixels.shape[-2] // 16) * (batch.pixels.shape[-1] // 16)
+        assert res.n_samples == 1 and res.n_tokens == batch.pixels.shape[0] * (batch.pixels.shape[-2] // 16) * (
+            batch.pixels.shape[-1] // 16
+        )
         if expect_zero:
             assert float(res.loss.detach()) < 1e-9
         else:

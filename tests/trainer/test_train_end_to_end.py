@@ -1,6 +1,7 @@
 """`datagen train configs/train_tiny.yaml` on a small shard folder: 60 steps lower the loss clearly, and running
 it again with trainer.max_steps=80 resumes at step 60 (weights, optimiser, EMA, data position) instead of
 starting over; checkpoints, metrics and previews land where the docs say."""
+
 import json
 import logging
 

@@ -1,5 +1,6 @@
 """The backend interface: ChatRequest (ordered text and image parts) in, ChatResult (text, or the reason there
 is none) out, one per request and in order. A backend never raises for one bad request; the stage falls back."""
+
 from __future__ import annotations
 
 import importlib
@@ -17,21 +18,30 @@ Part = Union[str, np.ndarray]  # text, or an HxWx3 uint8 RGB image
 
 class BackendConfig(Section):
     kind: Literal["transformers", "openai", "vllm"] = Field(
-        "transformers", description="transformers: in-process (CPU/GPU); openai: an OpenAI-compatible HTTP endpoint such as `vllm serve`; vllm: in-process vLLM engine"
+        "transformers",
+        description="transformers: in-process (CPU/GPU); openai: an OpenAI-compatible HTTP endpoint such as `vllm "
+        "serve`; vllm: in-process vLLM engine",
     )
-    model: str = Field("", description="local checkpoint dir or hub id (transformers, vllm); the served model name (openai)")
+    model: str = Field(
+        "", description="local checkpoint dir or hub id (transformers, vllm); the served model name (openai)"
+    )
     modality: Literal["auto", "text", "image_text"] = Field(
-        "auto", description="transformers, vllm: text (a chat LLM: AutoModelForCausalLM + the tokenizer's chat template) or "
-        "image_text (AutoProcessor + AutoModelForImageTextToText); auto reads the checkpoint's config.json"
+        "auto",
+        description="transformers, vllm: text (a chat LLM: AutoModelForCausalLM + the tokenizer's chat template) or "
+        "image_text (AutoProcessor + AutoModelForImageTextToText); auto reads the checkpoint's config.json",
     )
     base_url: str = Field("", description="openai: endpoint root, e.g. http://host:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key, if any")
     timeout_s: float = Field(60.0, gt=0, description="openai: seconds per attempt before it counts as a timeout")
-    max_retries: int = Field(3, ge=0, description="openai: retries after a timeout, dropped connection, 429/5xx or malformed answer")
+    max_retries: int = Field(
+        3, ge=0, description="openai: retries after a timeout, dropped connection, 429/5xx or malformed answer"
+    )
     backoff_s: float = Field(1.0, ge=0, description="openai: first retry delay; doubles per retry, with jitter")
     max_backoff_s: float = Field(30.0, ge=0)
     concurrency: int = Field(8, ge=1, description="openai: requests in flight per worker")
-    circuit_breaker: int = Field(32, ge=1, description="openai: consecutive failed requests after which a worker stops calling for cooldown_s")
+    circuit_breaker: int = Field(
+        32, ge=1, description="openai: consecutive failed requests after which a worker stops calling for cooldown_s"
+    )
     cooldown_s: float = Field(30.0, ge=0)
     batch_size: int = Field(16, ge=1, description="requests handed to the backend at once")
     max_new_tokens: int = Field(160, ge=1)
@@ -39,14 +49,26 @@ class BackendConfig(Section):
     image_max_side: int = Field(896, ge=16, description="images are downscaled to this long side before they are sent")
     # in-process engines
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    device: str = Field("auto", description="transformers: cpu, cuda, cuda:1, or auto (CUDA only when Ray gave the actor a GPU: set num_gpus)")
-    max_patches: Optional[int] = Field(None, ge=1, description="InternVL dynamic tiles per image (transformers); None keeps the checkpoint's setting")
+    device: str = Field(
+        "auto",
+        description="transformers: cpu, cuda, cuda:1, or auto (CUDA only when Ray gave the actor a GPU: set num_gpus)",
+    )
+    max_patches: Optional[int] = Field(
+        None, ge=1, description="InternVL dynamic tiles per image (transformers); None keeps the checkpoint's setting"
+    )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per engine")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_model_len: Optional[int] = Field(8192, ge=256)
-    max_images: int = Field(4, ge=1, description="vllm: images per prompt an image-text model is prepared for (limit_mm_per_prompt); text-only models and stages get no multimodal arguments")
+    max_images: int = Field(
+        4,
+        ge=1,
+        description="vllm: images per prompt an image-text model is prepared for (limit_mm_per_prompt); text-only "
+        "models and stages get no multimodal arguments",
+    )
     trust_remote_code: bool = Field(False, description="needed for original (non -hf) InternVL checkpoints under vLLM")
-    num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; default tensor_parallel_size for vllm, 0 otherwise")
+    num_gpus: Optional[float] = Field(
+        None, ge=0, description="GPUs per actor; default tensor_parallel_size for vllm, 0 otherwise"
+    )
     num_cpus: float = Field(1.0, gt=0)
     actors: Optional[int] = Field(None, ge=1, description="actor pool size (None: the runtime's default)")
 
@@ -109,12 +131,14 @@ class ChatBackend:
         return f"{self.config.kind} {self.config.model}"
 
     def model_modality(self) -> str:
-        """"text" or "image_text" for this backend's checkpoint (in-process engines); a stage that sends images
+        """ "text" or "image_text" for this backend's checkpoint (in-process engines); a stage that sends images
         to a text-only model is a recipe error, said with its key."""
         modality = checkpoint_modality(self.config, self.key)
         if modality == "text" and self.images:
-            raise ValueError(f"{self.key}.model={self.config.model!r} is a text-only model, but this stage sends images; use "
-                             f"an image-text model (or set {self.key}.modality: image_text if its config is misread)")
+            raise ValueError(
+                f"{self.key}.model={self.config.model!r} is a text-only model, but this stage sends images; use "
+                f"an image-text model (or set {self.key}.modality: image_text if its config is misread)"
+            )
         return modality
 
 
@@ -133,12 +157,20 @@ def make_backend(config: BackendConfig, *, images: bool = True, key: str = "back
 
 # Which kind of model a checkpoint is -------------------------------------------------------------------------------
 # keys of config.json that hold a vision tower (llava, Qwen2-VL, InternVL -hf and original, mllama, paligemma, ...)
-VISION_KEYS = ("vision_config", "vision_tower", "visual", "vision_model", "mm_vision_tower", "img_processor", "vision_encoder")
+VISION_KEYS = (
+    "vision_config",
+    "vision_tower",
+    "visual",
+    "vision_model",
+    "mm_vision_tower",
+    "img_processor",
+    "vision_encoder",
+)
 IMAGE_TEXT_AUTO = ("AutoModelForImageTextToText", "AutoModelForVision2Seq")
 
 
 def modality_from_config(cfg: dict[str, Any], has_image_processor: bool = False) -> Optional[str]:
-    """"image_text", "text" or None (neither) from a checkpoint's config.json as a dict. A vision part in the
+    """ "image_text", "text" or None (neither) from a checkpoint's config.json as a dict. A vision part in the
     config (or an image processor beside it) means image-text; otherwise transformers' own auto-mappings decide
     (a model_type known to AutoModelForImageTextToText only -> image_text, known to AutoModelForCausalLM -> text);
     remote-code checkpoints are read from their auto_map."""
@@ -188,13 +220,17 @@ def checkpoint_modality(config: BackendConfig, key: str = "backend") -> str:
     try:
         cfg, has_proc = read_checkpoint_config(config.model)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{key}.model={config.model!r}: cannot read its config.json to tell a text LLM from an image-text "
-                         f"model ({type(e).__name__}: {e}); set {key}.modality to text or image_text") from e
+        raise ValueError(
+            f"{key}.model={config.model!r}: cannot read its config.json to tell a text LLM from an image-text "
+            f"model ({type(e).__name__}: {e}); set {key}.modality to text or image_text"
+        ) from e
     kind = modality_from_config(cfg, has_proc)
     if kind is None:
-        raise ValueError(f"{key}.model={config.model!r}: model_type {cfg.get('model_type')!r} is neither an image-text model "
-                         f"(AutoModelForImageTextToText) nor a text LLM (AutoModelForCausalLM); set {key}.modality to text "
-                         "or image_text, or use another checkpoint")
+        raise ValueError(
+            f"{key}.model={config.model!r}: model_type {cfg.get('model_type')!r} is neither an image-text model "
+            f"(AutoModelForImageTextToText) nor a text LLM (AutoModelForCausalLM); set {key}.modality to text "
+            "or image_text, or use another checkpoint"
+        )
     return kind
 
 

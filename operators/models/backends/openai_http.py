@@ -1,5 +1,6 @@
 """Any OpenAI-compatible chat endpoint (`vllm serve`, TGI, a hosted API): concurrent requests up to a limit,
 a timeout per attempt, retries with exponential backoff and jitter, and a circuit breaker for a dead endpoint."""
+
 from __future__ import annotations
 
 import base64
@@ -91,7 +92,10 @@ class OpenAIBackend(ChatBackend):
 
     def describe(self) -> str:
         c = self.config
-        return f"openai-compatible endpoint {c.base_url} model {c.model} (concurrency {c.concurrency}, timeout {c.timeout_s}s, {c.max_retries} retries)"
+        return (
+            f"openai-compatible endpoint {c.base_url} model {c.model} (concurrency {c.concurrency}, timeout "
+            f"{c.timeout_s}s, {c.max_retries} retries)"
+        )
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
@@ -108,7 +112,9 @@ class OpenAIBackend(ChatBackend):
         """(text, error, retryable) of one HTTP attempt."""
         c = self.config
         try:
-            r = self._session().post(self.url, json=body, headers=self.headers, timeout=(min(10.0, c.timeout_s), c.timeout_s))
+            r = self._session().post(
+                self.url, json=body, headers=self.headers, timeout=(min(10.0, c.timeout_s), c.timeout_s)
+            )
         except requests.Timeout:
             return None, "timeout", True
         except requests.ConnectionError:

@@ -3,6 +3,7 @@
 - text: AutoTokenizer (its chat template) + AutoModelForCausalLM, e.g. a Qwen2.5 instruct rewriter.
 The kind comes from `modality` or the checkpoint's config.json. `device: auto` means CUDA only where Ray gave the
 actor a GPU (datagen.devices)."""
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,9 @@ def resolve_dtype(dtype: str, device: str):
     return getattr(torch, dtype)
 
 
-def load_model(path: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, modality: str = "image_text"):
+def load_model(
+    path: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, modality: str = "image_text"
+):
     """(processor, model) through transformers' normal loaders; for modality "text" the processor is the tokenizer.
     The finetune command uses the same path (image_text)."""
     import transformers
@@ -73,8 +76,10 @@ class TransformersBackend(ChatBackend):
             self.processor, self.model = load_model(c.model, self.device, c.dtype, c.trust_remote_code, self.modality)
         except (OSError, ValueError, KeyError) as e:
             loader = "AutoModelForCausalLM" if self.modality == "text" else "AutoModelForImageTextToText"
-            raise ValueError(f"{self.key}.model={c.model!r}: cannot load it as a {self.modality} model ({loader}): "
-                             f"{type(e).__name__}: {e}") from e
+            raise ValueError(
+                f"{self.key}.model={c.model!r}: cannot load it as a {self.modality} model ({loader}): "
+                f"{type(e).__name__}: {e}"
+            ) from e
         tok = self.processor if self.modality == "text" else self.processor.tokenizer
         if not getattr(self.processor, "chat_template", None) and not getattr(tok, "chat_template", None):
             raise ValueError(f"{self.key}.model={c.model!r} has no chat template; use an instruct/chat checkpoint")
@@ -92,7 +97,8 @@ class TransformersBackend(ChatBackend):
     def describe(self) -> str:
         c = self.config
         kind = {"text": "AutoModelForCausalLM", "image_text": "AutoModelForImageTextToText"}.get(
-            getattr(self, "modality", c.modality), "text or image-text model by its config")
+            getattr(self, "modality", c.modality), "text or image-text model by its config"
+        )
         return f"transformers in-process {c.model} ({kind}, device {c.device}, dtype {c.dtype}, batch {c.batch_size})"
 
     def _images_kwargs(self) -> dict[str, Any]:
@@ -128,12 +134,16 @@ class TransformersBackend(ChatBackend):
         c = self.config
         if self.modality == "text":
             tok = self.tokenizer
-            texts = [tok.apply_chat_template(text_messages(r), add_generation_prompt=True, tokenize=False) for r in chunk]
+            texts = [
+                tok.apply_chat_template(text_messages(r), add_generation_prompt=True, tokenize=False) for r in chunk
+            ]
             # the chat template already wrote any special tokens the model wants
             return tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         from PIL import Image
 
-        texts = self.processor.apply_chat_template([hf_messages(r) for r in chunk], add_generation_prompt=True, tokenize=False)
+        texts = self.processor.apply_chat_template(
+            [hf_messages(r) for r in chunk], add_generation_prompt=True, tokenize=False
+        )
         images = [Image.fromarray(downscale(im, c.image_max_side)) for r in chunk for im in r.images]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if images:

@@ -4,6 +4,7 @@
 The engine and sampling arguments are built by pure functions (`engine_kwargs`, `sampling_kwargs`) so that what
 reaches vLLM is testable without vLLM: a text-only model, or a stage that sends no images (the rewriter), gets no
 multimodal argument at all; several vLLM versions refuse `limit_mm_per_prompt` for a text-only model."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,7 +17,12 @@ from operators.models.backends.openai_http import openai_messages
 log = logging.getLogger(__name__)
 
 # engine arguments that only make sense for a model with a vision part
-MULTIMODAL_ENGINE_KWARGS = ("limit_mm_per_prompt", "mm_processor_kwargs", "mm_processor_cache_gb", "disable_mm_preprocessor_cache")
+MULTIMODAL_ENGINE_KWARGS = (
+    "limit_mm_per_prompt",
+    "mm_processor_kwargs",
+    "mm_processor_cache_gb",
+    "disable_mm_preprocessor_cache",
+)
 
 
 def engine_kwargs(c: BackendConfig, multimodal: bool) -> dict[str, Any]:
@@ -43,13 +49,18 @@ def engine_kwargs(c: BackendConfig, multimodal: bool) -> dict[str, Any]:
 
 def sampling_kwargs(c: BackendConfig, req: ChatRequest) -> dict[str, Any]:
     """Keyword arguments of `vllm.SamplingParams(...)` for one request (seeded per request: reproducible)."""
-    return dict(max_tokens=req.max_new_tokens or c.max_new_tokens, temperature=c.temperature, seed=int(req.seed % (2**31)))
+    return dict(
+        max_tokens=req.max_new_tokens or c.max_new_tokens, temperature=c.temperature, seed=int(req.seed % (2**31))
+    )
 
 
 class VLLMBackend(ChatBackend):
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("vllm") is None:
-            return "vllm backend: vllm is not installed (install datagen[vllm] in the GPU image, or serve the model with `vllm serve` and use kind: openai)"
+            return (
+                "vllm backend: vllm is not installed (install datagen[vllm] in the GPU image, or serve the model "
+                "with `vllm serve` and use kind: openai)"
+            )
         return super().unavailable_reason()
 
     def num_gpus(self) -> float:
@@ -59,7 +70,10 @@ class VLLMBackend(ChatBackend):
 
     def describe(self) -> str:
         c = self.config
-        return f"vLLM in-process {c.model} (tensor_parallel_size {c.tensor_parallel_size}, gpu_memory_utilization {c.gpu_memory_utilization})"
+        return (
+            f"vLLM in-process {c.model} (tensor_parallel_size {c.tensor_parallel_size}, gpu_memory_utilization "
+            f"{c.gpu_memory_utilization})"
+        )
 
     def engine_kwargs(self) -> dict[str, Any]:
         """What `setup` hands to `vllm.LLM`: the model's modality is read only when the stage sends images."""
@@ -71,7 +85,11 @@ class VLLMBackend(ChatBackend):
 
         kwargs = self.engine_kwargs()
         self.llm = LLM(**kwargs)
-        log.info("vLLM engine ready: %s (%s)", self.describe(), "image-text" if "limit_mm_per_prompt" in kwargs else "text only")
+        log.info(
+            "vLLM engine ready: %s (%s)",
+            self.describe(),
+            "image-text" if "limit_mm_per_prompt" in kwargs else "text only",
+        )
 
     def chat(self, reqs: list[ChatRequest]) -> list[ChatResult]:
         from vllm import SamplingParams

@@ -1,19 +1,29 @@
 """LCU chains: each turn's input is the previous turn's output, history comes first, and history indicators are
 rewritten as ACE's chat code does ({image} -> {image<i>} for turns i>0 before the current one)."""
+
 import numpy as np
 
 from datagen import schema
-from pipelines import load_recipe
-from pipelines import run
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir
+from pipelines import load_recipe, run
 
 
 def _run(tmp_path, photo_dir, *extra):
-    r = load_recipe("tests/tiny_recipe.yaml", [f"input.path={photo_dir}", f"output.dir={tmp_path / 'out'}",
-                                          "runtime.executor=local", "runtime.progress=false", "input.max_side=96",
-                                          "operators.grayscale.enabled=true", "operators.canny.enabled=true",
-                                          "operators.lcu_chains.enabled=true", *extra])
+    r = load_recipe(
+        "tests/tiny_recipe.yaml",
+        [
+            f"input.path={photo_dir}",
+            f"output.dir={tmp_path / 'out'}",
+            "runtime.executor=local",
+            "runtime.progress=false",
+            "input.max_side=96",
+            "operators.grayscale.enabled=true",
+            "operators.canny.enabled=true",
+            "operators.lcu_chains.enabled=true",
+            *extra,
+        ],
+    )
     return run(r)
 
 
@@ -68,7 +78,9 @@ def test_current_turn_says_it_another_way_than_its_cu(tmp_path, photo_dir):
             cu = cus[key]
             rec = turn_record(cu, 0)
             wordings = set(rec.get("alternates", [])) | ({rec["source"]} if rec.get("source") else set())
-            said = turn.instruction if i in (0, len(s.turns) - 1) else turn.instruction.replace("{image%d}" % i, "{image}")
+            said = (
+                turn.instruction if i in (0, len(s.turns) - 1) else turn.instruction.replace("{image%d}" % i, "{image}")
+            )
             turns += 1
             if wordings - {cu.current.instruction}:
                 assert said != cu.current.instruction and said in wordings

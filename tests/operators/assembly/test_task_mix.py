@@ -1,22 +1,36 @@
 """Task mix: the recipe's proportions are met inside a partition, over-supplied tasks are cut with a seeded
 choice, and the run reports achieved against target."""
+
 import pytest
 
 from datagen.config import ConfigError
-from pipelines import load_recipe
-from pipelines import run
+from pipelines import load_recipe, run
 
 
 def _recipe(tmp_path, photo_dir, *extra):
-    return load_recipe("tests/tiny_recipe.yaml", [f"input.path={photo_dir}", f"output.dir={tmp_path / 'out'}",
-                                             "runtime.executor=local", "runtime.progress=false", "input.max_side=96",
-                                             "input.images_per_partition=6", "operators.grayscale.enabled=true",
-                                             "operators.canny.enabled=true", *extra])
+    return load_recipe(
+        "tests/tiny_recipe.yaml",
+        [
+            f"input.path={photo_dir}",
+            f"output.dir={tmp_path / 'out'}",
+            "runtime.executor=local",
+            "runtime.progress=false",
+            "input.max_side=96",
+            "input.images_per_partition=6",
+            "operators.grayscale.enabled=true",
+            "operators.canny.enabled=true",
+            *extra,
+        ],
+    )
 
 
 def test_mix_meets_target_shares(tmp_path, photo_dir):
-    r = _recipe(tmp_path, photo_dir, "operators.task_mix.weights={Grayscale: 3, Edge map Extraction: 1}",
-                "operators.task_mix.others=drop")
+    r = _recipe(
+        tmp_path,
+        photo_dir,
+        "operators.task_mix.weights={Grayscale: 3, Edge map Extraction: 1}",
+        "operators.task_mix.others=drop",
+    )
     summary = run(r)
     tasks = summary["tasks"]
     assert set(tasks) == {"Grayscale", "Edge map Extraction"}

@@ -1,4 +1,5 @@
 """Canny condition: ACE's fixed 100/200 thresholds by default, per-image random thresholds inside their ranges."""
+
 from __future__ import annotations
 
 import cv2
@@ -7,13 +8,15 @@ import pytest
 
 from datagen.batch import SourceImage, WorkBatch
 from datagen.config import ConfigError
-from pipelines import load_recipe
 from operators.conditions.canny import Canny, CannyConfig
+from pipelines import load_recipe
 from tests.conftest import load_photo
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_default_thresholds_match_opencv():

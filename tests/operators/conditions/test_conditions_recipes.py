@@ -1,5 +1,6 @@
 """The shipped recipes: the demo makes every weight-free condition in both directions plus repainting (with its masks
 in the shards) and says depth and pose are off; ace_full enables all ten conditions with model checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -41,18 +42,25 @@ def test_demo_lists_the_weight_free_conditions_classically():
 
 @pytest.mark.slow
 def test_demo_output_holds_every_weight_free_condition_both_ways(tmp_path, caplog):
-    from pipelines import run
     from datagen.shards.reader import iter_samples
+    from pipelines import run
 
     recipe = load_recipe(
         ROOT / "configs" / "demo.yaml",
         # what the makers make, before the quality filter judges it (at 128 px most repainting masks exceed its 90%)
-        [f"output.dir={tmp_path / 'out'}", "input.limit=3", "input.max_side=128", "runtime.executor=local", "runtime.progress=false",
-         "operators.quality_filter.enabled=false"],
+        [
+            f"output.dir={tmp_path / 'out'}",
+            "input.limit=3",
+            "input.max_side=128",
+            "runtime.executor=local",
+            "runtime.progress=false",
+            "operators.quality_filter.enabled=false",
+        ],
     )
     with caplog.at_level("WARNING"):
         run(recipe)
-    # depth has no weights offline; pose runs BlazePose from the files make install fetched (tests/test_demo_end_to_end.py)
+    # depth has no weights offline; pose runs BlazePose from the files make install fetched
+    # (tests/test_demo_end_to_end.py)
     assert "operator depth is OFF" in caplog.text and "operator pose is OFF" not in caplog.text
     seen: set[str] = set()
     masked: dict[str, int] = {}

@@ -1,5 +1,6 @@
 """Contour condition: the XDoG default draws dark outlines on white; with a checkpoint the informative-drawings
 generator (a tiny one of the same architecture, made here) runs instead, batched, and its output is what is stored."""
+
 from __future__ import annotations
 
 import cv2
@@ -9,14 +10,16 @@ import torch
 
 from datagen.batch import SourceImage, WorkBatch
 from datagen.config import ConfigError
-from pipelines import load_recipe
 from operators.conditions.contour import Contour, ContourConfig
 from operators.conditions.informative_drawings import build_generator
+from pipelines import load_recipe
 from tests.conftest import load_photo
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_classical_draws_dark_lines_on_white():

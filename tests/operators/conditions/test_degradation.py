@@ -1,5 +1,6 @@
 """Degradation condition: Real-ESRGAN's second-order pipeline stays inside the ranges of BRIEF.md, keeps the photo's
 size, records every draw, and repeats exactly for a seed."""
+
 from __future__ import annotations
 
 import math
@@ -75,7 +76,14 @@ def test_parameters_stay_in_brief_ranges():
 
 def test_operator_records_draws_and_is_deterministic():
     photos = [load_photo("astronaut.png", 96), load_photo("rocket.jpg", 96)]
-    batches = [Degradation()(WorkBatch("img-00000", {}, 5, "r", items=[SourceImage(f"u{i}", f"id{i}", im) for i, im in enumerate(photos)])) for _ in range(2)]
+    batches = [
+        Degradation()(
+            WorkBatch(
+                "img-00000", {}, 5, "r", items=[SourceImage(f"u{i}", f"id{i}", im) for i, im in enumerate(photos)]
+            )
+        )
+        for _ in range(2)
+    ]
     a, b = batches
     assert [s.task for s in a.samples] == ["Image Degradation", "Image Restoration"] * 2
     for s, t in zip(a.samples, b.samples):

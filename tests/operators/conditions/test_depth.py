@@ -1,6 +1,7 @@
 """Depth condition: tiny Depth Anything and DPT models made with transformers configs and save_pretrained, loaded
 from their directories through AutoModelForDepthEstimation; 8-bit inverse depth at the photo's size. Without a
 checkpoint the operator is plainly off and a run leaves it out."""
+
 from __future__ import annotations
 
 import logging
@@ -11,13 +12,15 @@ import torch
 import torch.nn.functional as F
 
 from datagen.batch import SourceImage, WorkBatch
-from pipelines import load_recipe
 from operators.conditions.depth import Depth, DepthConfig, to_inverse_depth_u8
+from pipelines import load_recipe
 from tests.conftest import load_photo
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +29,33 @@ def tiny_depth_anything(tmp_path_factory):
 
     torch.manual_seed(0)
     backbone = Dinov2Config(
-        hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=28, patch_size=14,
-        out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=28,
+        patch_size=14,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
     )
-    cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=16, patch_size=14, neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=8, head_hidden_size=8)
+    cfg = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=16,
+        patch_size=14,
+        neck_hidden_sizes=[8, 8, 16, 16],
+        fusion_hidden_size=8,
+        head_hidden_size=8,
+    )
     d = tmp_path_factory.mktemp("depth_anything_tiny")
     model = DepthAnythingForDepthEstimation(cfg).eval()
     model.save_pretrained(d)
-    processor = DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    processor = DPTImageProcessor(
+        size={"height": 56, "width": 56},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
     processor.save_pretrained(d)
     return model, processor, str(d)
 
@@ -44,8 +66,15 @@ def tiny_dpt(tmp_path_factory):
 
     torch.manual_seed(1)
     cfg = DPTConfig(
-        hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=32, patch_size=8,
-        backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=8,
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 8, 16, 16],
+        fusion_hidden_size=8,
     )
     d = tmp_path_factory.mktemp("dpt_tiny")
     DPTForDepthEstimation(cfg).eval().save_pretrained(d)

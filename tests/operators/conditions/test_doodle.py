@@ -1,5 +1,7 @@
-"""Doodle condition: outlines of classical object regions by default; soft edges (classical Lab gradients, or HED from a tiny checkpoint of the ControlNetHED layout made
+"""Doodle condition: outlines of classical object regions by default; soft edges (classical Lab gradients, or HED
+from a tiny checkpoint of the ControlNetHED layout made
 here) become thick, simplified, binary strokes drawn with one pen whose radius is drawn per image."""
+
 from __future__ import annotations
 
 import cv2
@@ -14,7 +16,9 @@ from tests.conftest import load_photo, object_scene
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_classical_doodle_is_binary_thick_strokes():

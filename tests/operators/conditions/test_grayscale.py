@@ -1,4 +1,5 @@
 """Grayscale condition: equal channels equal to OpenCV luma, and one CU per direction with the right roles."""
+
 from __future__ import annotations
 
 import cv2
@@ -11,7 +12,9 @@ from tests.conftest import load_photo
 
 
 def _batch(*images):
-    return WorkBatch("img-00000", {}, 0, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, 0, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_grayscale_both_directions():

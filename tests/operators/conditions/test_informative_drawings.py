@@ -1,12 +1,19 @@
 """The informative-drawings generator loader: sizes come from the checkpoint, the published 64-wide, 3-block layout
 is what a default build gives, and a checkpoint of something else is refused with its path."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from operators.conditions.informative_drawings import architecture_of, build_generator, draw_lines, load_generator, model_size
+from operators.conditions.informative_drawings import (
+    architecture_of,
+    build_generator,
+    draw_lines,
+    load_generator,
+    model_size,
+)
 from tests.conftest import load_photo
 
 
@@ -15,7 +22,13 @@ def test_default_build_is_the_published_layout():
         sd = build_generator().state_dict()
     assert architecture_of(sd) == {"input_nc": 3, "output_nc": 1, "n_residual_blocks": 3, "ngf": 64}
     # parameter names of the published contour_style / anime_style netG_A_latest.pth
-    assert {"model0.1.weight", "model1.0.weight", "model2.2.conv_block.5.weight", "model3.0.weight", "model4.1.weight"} <= set(sd)
+    assert {
+        "model0.1.weight",
+        "model1.0.weight",
+        "model2.2.conv_block.5.weight",
+        "model3.0.weight",
+        "model4.1.weight",
+    } <= set(sd)
 
 
 def test_tiny_checkpoint_round_trip(tmp_path):

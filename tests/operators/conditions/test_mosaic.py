@@ -1,4 +1,5 @@
 """Mosaic condition: flat blocks whose size follows the drawn 48-96 ratio, scaled from ACE's 1024px side."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,9 @@ from tests.conftest import load_photo
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_blocks_are_flat_and_sized_by_ratio():

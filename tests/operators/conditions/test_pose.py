@@ -2,6 +2,7 @@
 rtmlib's inputs and outputs, loaded by rtmlib from local paths. The keypoints come out where the pose model puts
 them and are drawn as OpenPose's skeleton; photos without a person are skipped with the reason counted.
 Without checkpoints the operator is plainly off."""
+
 from __future__ import annotations
 
 import warnings
@@ -20,8 +21,23 @@ POSE_W, POSE_H = 48, 64  # RTMPose input (width, height); SimCC bins are twice a
 BOX = (16.0, 0.0, 112.0, 128.0)  # person box: 96 x 128 -> with rtmlib's 1.25 padding exactly the 3:4 input
 # COCO-17 keypoints in pose-input pixels: a standing figure
 KEYPOINTS = [
-    (24, 14), (26, 12), (22, 12), (28, 13), (20, 13), (30, 22), (18, 22), (32, 32), (16, 32),
-    (33, 41), (15, 41), (28, 40), (20, 40), (28, 48), (20, 48), (28, 56), (20, 56),
+    (24, 14),
+    (26, 12),
+    (22, 12),
+    (28, 13),
+    (20, 13),
+    (30, 22),
+    (18, 22),
+    (32, 32),
+    (16, 32),
+    (33, 41),
+    (15, 41),
+    (28, 40),
+    (20, 40),
+    (28, 48),
+    (20, 48),
+    (28, 56),
+    (20, 56),
 ]
 
 
@@ -69,7 +85,15 @@ def _export(module, shape, outputs, path):
     # the TorchScript exporter: the dynamo one needs onnxscript, which the project does not install
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module.eval(), (torch.zeros(shape),), str(path), input_names=["input"], output_names=outputs, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module.eval(),
+            (torch.zeros(shape),),
+            str(path),
+            input_names=["input"],
+            output_names=outputs,
+            opset_version=17,
+            dynamo=False,
+        )
     return str(path)
 
 
@@ -83,13 +107,23 @@ def onnx_models(tmp_path_factory):
 
 
 def _op(pose, det):
-    op = Pose(PoseConfig(checkpoint=pose, det_checkpoint=det, pose_input_size=(POSE_W, POSE_H), det_input_size=(SIDE, SIDE), device="cpu"))
+    op = Pose(
+        PoseConfig(
+            checkpoint=pose,
+            det_checkpoint=det,
+            pose_input_size=(POSE_W, POSE_H),
+            det_input_size=(SIDE, SIDE),
+            device="cpu",
+        )
+    )
     op.setup()
     return op
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_person_is_drawn_as_openpose_skeleton(onnx_models):

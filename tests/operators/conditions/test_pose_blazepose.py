@@ -1,6 +1,7 @@
 """BlazePose on the real shipped .tflite files (fetched by `make install`, sha256-checked) and real photos: the
 astronaut's joints land where a person would put them, a photo turned by 90 degrees gives the same joints turned
 (the rotated region of interest), a photo without a person is skipped, and the operator draws the OpenPose skeleton."""
+
 import numpy as np
 import pytest
 import skimage.data

@@ -1,6 +1,7 @@
 """Repainting: inpainting masks (4-10 strokes of width <= 100 and length <= 200, or 1-5 boxes of 30-150 px, each kind
 half the time) and outpainting masks. The input is the photo blacked out where the mask is 255, the mask travels with
 it, and the target is the photo."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,13 +9,23 @@ import pytest
 
 from datagen import schema
 from datagen.batch import SourceImage, WorkBatch
-from operators.conditions.masks import BoxParams, OutpaintParams, StrokeParams, box_mask, inpaint_mask, outpaint_mask, stroke_mask
+from operators.conditions.masks import (
+    BoxParams,
+    OutpaintParams,
+    StrokeParams,
+    box_mask,
+    inpaint_mask,
+    outpaint_mask,
+    stroke_mask,
+)
 from operators.conditions.repainting import Repainting, RepaintingConfig
 from tests.conftest import load_photo
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_cu_carries_masked_source_mask_and_target():

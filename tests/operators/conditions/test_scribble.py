@@ -1,20 +1,23 @@
 """Scribble condition: XDoG tuned to the anime_style look (denser lines and tone fills) by default, or the
 informative-drawings anime_style generator from a checkpoint (a tiny one made here)."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from datagen.batch import SourceImage, WorkBatch
-from pipelines import load_recipe
 from operators.conditions.contour import Contour
 from operators.conditions.informative_drawings import build_generator
 from operators.conditions.scribble import Scribble, ScribbleConfig
+from pipelines import load_recipe
 from tests.conftest import load_photo
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def test_classical_is_denser_than_contour():

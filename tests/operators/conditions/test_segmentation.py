@@ -1,6 +1,8 @@
-"""Segmentation condition: classical object regions (merged SLIC) by default, or plain Felzenszwalb/SLIC; with a checkpoint, segment-anything's
+"""Segmentation condition: classical object regions (merged SLIC) by default, or plain Felzenszwalb/SLIC; with a
+checkpoint, segment-anything's
 automatic mask generator on a tiny SAM built from segment_anything.modeling and loaded through the same path
 as the published ViT-H/L/B weights (whose sizes the loader reads off the state dict)."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -10,13 +12,15 @@ import pytest
 import torch
 
 from datagen.batch import SourceImage, WorkBatch
-from operators.models.sam import sam_architecture
 from operators.conditions.segmentation import PALETTE, Segmentation, SegmentationConfig, colour_labels, masks_to_labels
+from operators.models.sam import sam_architecture
 from tests.conftest import load_photo, object_scene
 
 
 def _batch(*images, seed=0):
-    return WorkBatch("img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)])
+    return WorkBatch(
+        "img-00000", {}, seed, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im) for i, im in enumerate(images)]
+    )
 
 
 def _colours(m):
@@ -72,7 +76,11 @@ def test_an_image_slic_keeps_whole_is_one_region():
 def test_colour_labels_by_area_rank():
     labels = np.array([[5, 5, 5, 2], [5, 5, 2, 2], [-1, -1, 9, 9]])
     m = colour_labels(labels)
-    assert tuple(m[0, 0]) == tuple(PALETTE[0]) and tuple(m[0, 3]) == tuple(PALETTE[1]) and tuple(m[2, 3]) == tuple(PALETTE[2])
+    assert (
+        tuple(m[0, 0]) == tuple(PALETTE[0])
+        and tuple(m[0, 3]) == tuple(PALETTE[1])
+        and tuple(m[2, 3]) == tuple(PALETTE[2])
+    )
     assert (m[2, 0] == 0).all()  # uncovered stays black
     masks = [np.zeros((4, 4), bool), np.zeros((4, 4), bool)]
     masks[0][:, :] = True
@@ -99,13 +107,28 @@ def tiny_sam(tmp_path):
     torch.manual_seed(0)
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            img_size=64, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, out_chans=32, qkv_bias=True,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=4, global_attn_indexes=(1,),
+            img_size=64,
+            patch_size=8,
+            embed_dim=32,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=2.0,
+            out_chans=32,
+            qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=4,
+            global_attn_indexes=(1,),
         ),
-        prompt_encoder=PromptEncoder(embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=8),
+        prompt_encoder=PromptEncoder(
+            embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=8
+        ),
         mask_decoder=MaskDecoder(
-            num_multimask_outputs=3, transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=8),
-            transformer_dim=32, iou_head_depth=3, iou_head_hidden_dim=32,
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=8),
+            transformer_dim=32,
+            iou_head_depth=3,
+            iou_head_hidden_dim=32,
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
@@ -119,7 +142,9 @@ def test_model_backend_paints_sam_masks(tiny_sam):
     from segment_anything import SamAutomaticMaskGenerator
 
     sam, path = tiny_sam
-    knobs = dict(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.95, min_mask_region_area=0)
+    knobs = dict(
+        points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.95, min_mask_region_area=0
+    )
     op = Segmentation(SegmentationConfig(backend="model", checkpoint=path, device="cpu", **knobs))
     assert op.stateful and "segment-anything" in op.describe()
     op.setup()

@@ -2,6 +2,7 @@
 and place, OpenCV removal only where the mask is small (and addition as its reverse), classical background filters
 behind a GrabCut matte, OpenCV NPR styles, caption-only text-to-image CUs, and layers that fuse back to the photo.
 Every sample carries the Emu Edit record, its mask and a schema task; its template instruction names what changes."""
+
 from __future__ import annotations
 
 import cv2
@@ -11,17 +12,23 @@ import pytest
 from datagen import schema
 from datagen.batch import SourceImage, WorkBatch
 from datagen.shards.codec import decode_sample, encode_sample
+from operators.assembly.lcu_chains import LcuChains
 from operators.edits.background_change import BackgroundChange, BackgroundChangeConfig
 from operators.edits.base import EMU_KEY
-from operators.instructions.records import EMU_FIELDS, SLOTS_KEY
-from operators.instructions.templates import TemplateInstructions
 from operators.edits.layers import Layers
-from operators.assembly.lcu_chains import LcuChains
-from operators.edits.object_proposals import ProposalConfig, caption_nouns, classical_proposals, colour_word, place_phrase
+from operators.edits.object_proposals import (
+    ProposalConfig,
+    caption_nouns,
+    classical_proposals,
+    colour_word,
+    place_phrase,
+)
 from operators.edits.remove_object import TOO_LARGE, InpaintConfig, RemoveObject, RemoveObjectConfig
 from operators.edits.replace_object import ReplaceObject
 from operators.edits.style_transfer import CLASSICAL_STYLES, StyleTransfer, StyleTransferConfig
 from operators.edits.text_to_image import NO_CAPTION, TextToImage
+from operators.instructions.records import EMU_FIELDS, SLOTS_KEY
+from operators.instructions.templates import TemplateInstructions
 from tests.conftest import load_photo
 
 
@@ -38,7 +45,13 @@ def scene(h: int = 160, w: int = 240, seed: int = 0, radius: float = 0.09) -> np
 
 def batch_of(*images: np.ndarray, captions=None) -> WorkBatch:
     captions = captions or [""] * len(images)
-    return WorkBatch("img-00000", {}, 0, "r", items=[SourceImage(f"mem://{i}", f"id{i}", im, c) for i, (im, c) in enumerate(zip(images, captions))])
+    return WorkBatch(
+        "img-00000",
+        {},
+        0,
+        "r",
+        items=[SourceImage(f"mem://{i}", f"id{i}", im, c) for i, (im, c) in enumerate(zip(images, captions))],
+    )
 
 
 def check_record(s: schema.Sample) -> dict:
@@ -63,7 +76,11 @@ def test_proposals_find_the_salient_object_and_name_it_by_colour_and_place():
     assert caption_nouns("a tabby cat looking to the side") == ["tabby", "cat", "side"]
     # the segmentation map's merged regions find it too; a flat photo holds no object
     merged = classical_proposals(img, ProposalConfig(segmentation="regions"))
-    assert merged and merged[0].definite == "the red object in the lower left" and merged[0].extra["method"] == "regions+spectral_residual"
+    assert (
+        merged
+        and merged[0].definite == "the red object in the lower left"
+        and merged[0].extra["method"] == "regions+spectral_residual"
+    )
     assert classical_proposals(np.full((120, 120, 3), 128, np.uint8), ProposalConfig()) == []
 
 
@@ -78,7 +95,9 @@ def test_remove_object_changes_the_mask_only_and_add_object_is_its_reverse():
     inside, outside = mask > 0, mask == 0
     diff = np.abs(rem.current.inputs[0].image.astype(int) - rem.current.target.image.astype(int)).mean(2)
     assert diff[outside].max() == 0 and diff[inside].mean() > 40  # the disc is gone, nothing else moved
-    assert np.array_equal(add.current.inputs[0].image, rem.current.target.image) and np.array_equal(add.current.target.image, img)
+    assert np.array_equal(add.current.inputs[0].image, rem.current.target.image) and np.array_equal(
+        add.current.target.image, img
+    )
     emu_r, emu_a = check_record(rem), check_record(add)
     assert emu_r["original_object"] == "the red object in the lower left" and emu_r["edit"] == "remove"
     assert emu_a["edited_object"] == "a red object in the lower left" and emu_a["edit"] == "add"
@@ -99,7 +118,9 @@ def test_style_transfer_names_the_style_and_keeps_the_structure():
 
     def layout(im):  # where the picture has structure: blurred gradient magnitude
         g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        return cv2.GaussianBlur(np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)), (0, 0), 3).ravel()
+        return cv2.GaussianBlur(
+            np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)), (0, 0), 3
+        ).ravel()
 
     for s in batch.samples:
         emu = check_record(s)
@@ -159,7 +180,10 @@ def test_background_change_keeps_the_foreground():
     far = cv2.erode(bg.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     assert np.abs(out[far, 0].astype(int) - out[far, 1].astype(int)).max() <= 1  # the background went grey
     emu = check_record(s)
-    assert emu["edited_object"] == "a black-and-white background" and s.provenance.params[SLOTS_KEY]["background"] in s.current.instruction
+    assert (
+        emu["edited_object"] == "a black-and-white background"
+        and s.provenance.params[SLOTS_KEY]["background"] in s.current.instruction
+    )
 
 
 def test_model_only_makers_say_why_they_are_off_and_configs_name_the_key():
@@ -171,7 +195,9 @@ def test_model_only_makers_say_why_they_are_off_and_configs_name_the_key():
         build_recipe({"operators": {"style_transfer": {"classical": ["cubism"]}}})
     assert "classical" in str(err.value) and "watercolour" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        build_recipe({"operators": {"remove_object": {"inpaint": {"backend": "model"}, "proposals": {"min_area": 0.7}}}})
+        build_recipe(
+            {"operators": {"remove_object": {"inpaint": {"backend": "model"}, "proposals": {"min_area": 0.7}}}}
+        )
     assert "min_area" in str(err.value)
 
 

@@ -3,6 +3,7 @@ loaded through the loaders users take: a Stable Diffusion inpainting pipeline (D
 fills removals, replacements and new backgrounds with the photo kept exactly outside the mask; a text-to-image SD
 checkpoint becomes an img2img pipeline for style transfer; an OWLv2 detector (AutoModelForZeroShotObjectDetection)
 with segment-anything masks proposes objects named after caption nouns."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,11 +12,11 @@ import pytest
 from datagen.batch import SourceImage, WorkBatch
 from operators.edits.background_change import BackgroundChange, BackgroundChangeConfig
 from operators.edits.diffusion import DiffusionConfig, work_size
-from operators.instructions.templates import TemplateInstructions
 from operators.edits.object_proposals import ProposalConfig, Proposer
 from operators.edits.remove_object import InpaintConfig, RemoveObject, RemoveObjectConfig
 from operators.edits.replace_object import ReplaceObject, ReplaceObjectConfig
 from operators.edits.style_transfer import StyleTransfer, StyleTransferConfig
+from operators.instructions.templates import TemplateInstructions
 from tests.operators.edits.test_synthesized_edits import check_record, scene
 from tests.operators.edits.tiny_edit_models import make_tiny_owlv2, make_tiny_sam, make_tiny_sd
 
@@ -66,17 +67,35 @@ def test_diffusers_removal_and_replacement_keep_the_photo_outside_the_mask(tiny)
 
 def test_diffusers_background_and_img2img_style(tiny):
     img = scene(96, 144, radius=0.2)
-    bg = BackgroundChange(BackgroundChangeConfig(backend="model", inpaint=_inpaint(tiny), device="cpu", scenes=["a snowy mountain landscape"]))
+    bg = BackgroundChange(
+        BackgroundChangeConfig(
+            backend="model", inpaint=_inpaint(tiny), device="cpu", scenes=["a snowy mountain landscape"]
+        )
+    )
     batch = TemplateInstructions()(bg(_batch(img, "a red ball on grass")))
     (s,) = batch.samples
     back = s.current.inputs[0].mask > 0
     assert np.array_equal(s.current.target.image[~back], img[~back])  # the foreground is kept
-    assert check_record(s)["edited_object"] == "a snowy mountain landscape" and "a snowy mountain landscape" in s.current.instruction
-    assert BackgroundChange(BackgroundChangeConfig(backend="model")).unavailable_reason()  # a model backend needs a checkpoint
-    st = StyleTransfer(StyleTransferConfig(backend="model", model=DiffusionConfig(checkpoint=tiny["sd"], steps=2, strength=0.6, resolution=64),
-                                           styles=["an oil painting"], styles_per_image=1, device="cpu"))
+    assert (
+        check_record(s)["edited_object"] == "a snowy mountain landscape"
+        and "a snowy mountain landscape" in s.current.instruction
+    )
+    assert BackgroundChange(
+        BackgroundChangeConfig(backend="model")
+    ).unavailable_reason()  # a model backend needs a checkpoint
+    st = StyleTransfer(
+        StyleTransferConfig(
+            backend="model",
+            model=DiffusionConfig(checkpoint=tiny["sd"], steps=2, strength=0.6, resolution=64),
+            styles=["an oil painting"],
+            styles_per_image=1,
+            device="cpu",
+        )
+    )
     batch = TemplateInstructions()(st(_batch(img, "a red ball on grass")))
-    assert type(st._runner.pipe).__name__ == "StableDiffusionImg2ImgPipeline"  # converted from a text-to-image checkpoint
+    assert (
+        type(st._runner.pipe).__name__ == "StableDiffusionImg2ImgPipeline"
+    )  # converted from a text-to-image checkpoint
     (s,) = batch.samples
     assert s.current.target.image.shape == img.shape and "an oil painting" in s.current.instruction
     assert check_record(s)["output"] == "an oil painting of a red ball on grass"
@@ -84,7 +103,14 @@ def test_diffusers_background_and_img2img_style(tiny):
 
 def test_open_vocabulary_detector_with_sam_masks(tiny):
     img = scene(80, 120)
-    cfg = ProposalConfig(backend="model", detector=tiny["owlv2"], sam_checkpoint=tiny["sam"], queries=["bench"], min_area=0.001, max_area=0.9)
+    cfg = ProposalConfig(
+        backend="model",
+        detector=tiny["owlv2"],
+        sam_checkpoint=tiny["sam"],
+        queries=["bench"],
+        min_area=0.001,
+        max_area=0.9,
+    )
     props = Proposer(cfg, "cpu").propose(img, "a red ball on grass")
     assert props
     for p in props:

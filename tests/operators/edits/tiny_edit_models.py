@@ -2,12 +2,12 @@
 AutoencoderKL, CLIPTextModel, a CLIP BPE tokenizer), an OWLv2 detector and a segment-anything model, built from
 configs at test or smoke-bench time and saved the way published checkpoints are, so operators load them through the
 same loaders (DiffusionPipeline / AutoModelForZeroShotObjectDetection .from_pretrained, the SAM state-dict loader)."""
+
 from __future__ import annotations
 
 import json
 import string
 from pathlib import Path
-
 
 CHARS = string.ascii_lowercase + string.digits + ".,;:!?'-()"
 BOS, EOS = 2 * len(CHARS), 2 * len(CHARS) + 1
@@ -32,28 +32,72 @@ def _clip_tokenizer(folder: Path):
 def make_tiny_sd(out: Path, inpainting: bool, seed: int = 0) -> Path:
     """Save a tiny Stable Diffusion pipeline (inpainting: the 9-channel UNet of SD inpainting checkpoints)."""
     import torch
-    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionPipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=9 if inpainting else 4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=9 if inpainting else 4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
     )
     vae = AutoencoderKL(
-        block_out_channels=[8, 16], in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, norm_num_groups=4, sample_size=32,
+        block_out_channels=[8, 16],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=32,
     )
-    text = CLIPTextModel(CLIPTextConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=EOS, hidden_size=16, intermediate_size=32,
-                                        num_attention_heads=2, num_hidden_layers=1, vocab_size=128, max_position_embeddings=77,
-                                        projection_dim=16))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=BOS,
+            eos_token_id=EOS,
+            pad_token_id=EOS,
+            hidden_size=16,
+            intermediate_size=32,
+            num_attention_heads=2,
+            num_hidden_layers=1,
+            vocab_size=128,
+            max_position_embeddings=77,
+            projection_dim=16,
+        )
+    )
     tokenizer = _clip_tokenizer(out.parent / (out.name + "-tok"))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
-    pipe = cls(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler, safety_checker=None,
-               feature_extractor=None, requires_safety_checker=False)
+    pipe = cls(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(out)
     return out
 
@@ -66,10 +110,25 @@ def make_tiny_owlv2(out: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     cfg = Owlv2Config(
-        text_config={"vocab_size": 128, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "max_position_embeddings": 16, "bos_token_id": BOS, "eos_token_id": EOS, "pad_token_id": EOS},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 64, "patch_size": 16},
+        text_config={
+            "vocab_size": 128,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "bos_token_id": BOS,
+            "eos_token_id": EOS,
+            "pad_token_id": EOS,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 64,
+            "patch_size": 16,
+        },
         projection_dim=16,
     )
     model = Owlv2ForObjectDetection(cfg).eval()
@@ -102,13 +161,28 @@ def make_tiny_sam(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            img_size=64, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, out_chans=32, qkv_bias=True,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=4, global_attn_indexes=(1,),
+            img_size=64,
+            patch_size=8,
+            embed_dim=32,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=2.0,
+            out_chans=32,
+            qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=4,
+            global_attn_indexes=(1,),
         ),
-        prompt_encoder=PromptEncoder(embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=8),
+        prompt_encoder=PromptEncoder(
+            embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=8
+        ),
         mask_decoder=MaskDecoder(
-            num_multimask_outputs=3, transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=8),
-            transformer_dim=32, iou_head_depth=3, iou_head_hidden_dim=32,
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=8),
+            transformer_dim=32,
+            iou_head_depth=3,
+            iou_head_hidden_dim=32,
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],

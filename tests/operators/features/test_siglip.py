@@ -1,6 +1,7 @@
 """SigLIP image features through open_clip's real loader: a tiny SigLIP-architecture model is built here, saved,
 and loaded the ways users give weights (local-dir:, a checkpoint file with an architecture name, a hub id from the
 local hub cache). Embeddings are L2-normalised and the same whatever the path; the tokenizer is never loaded."""
+
 import json
 import shutil
 
@@ -69,7 +70,11 @@ def test_hub_id_loads_from_the_local_hub_cache(tiny, tmp_path, monkeypatch, no_t
 def test_bare_checkpoint_gets_siglip_preprocessing(tiny):
     name, pt, pp = resolve_source("ViT-SO400M-14-SigLIP-384", tiny["file"])
     assert (name, pt, pp) == ("ViT-SO400M-14-SigLIP-384", tiny["file"], SIGLIP_PREPROCESS)
-    assert resolve_source("x", "hf-hub:timm/ViT-SO400M-14-SigLIP-384") == ("hf-hub:timm/ViT-SO400M-14-SigLIP-384", None, None)
+    assert resolve_source("x", "hf-hub:timm/ViT-SO400M-14-SigLIP-384") == (
+        "hf-hub:timm/ViT-SO400M-14-SigLIP-384",
+        None,
+        None,
+    )
     op, _ = embed(SiglipFeaturesConfig(model=tiny["model"], pretrained=tiny["file"]), names=("coffee.png",))
     norm = [t for t in op._transform.transforms if type(t).__name__ == "Normalize"][0]
     assert tuple(norm.mean) == (0.5, 0.5, 0.5)
@@ -77,7 +82,10 @@ def test_bare_checkpoint_gets_siglip_preprocessing(tiny):
 
 def test_without_weights_the_operator_is_plainly_off(tmp_path):
     assert "pretrained is not set" in SiglipFeatures().unavailable_reason()
-    assert "no such folder" in SiglipFeatures(SiglipFeaturesConfig(pretrained=f"local-dir:{tmp_path}/none")).unavailable_reason()
+    assert (
+        "no such folder"
+        in SiglipFeatures(SiglipFeaturesConfig(pretrained=f"local-dir:{tmp_path}/none")).unavailable_reason()
+    )
     op = SiglipFeatures(SiglipFeaturesConfig(pretrained="hf-hub:timm/ViT-SO400M-14-SigLIP-384", device="cpu"))
     assert op.unavailable_reason() is None and op.stateful and op.resources().num_gpus == 0
     assert "ViT-SO400M-14-SigLIP-384" in op.describe() and "no tokenizer" in op.describe()

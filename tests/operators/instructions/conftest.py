@@ -1,6 +1,7 @@
 """Fixtures for the instruction tests: a tiny InternVL (the real transformers architecture, random weights) and a
 tiny Qwen2 text LLM, with a byte-level BPE tokenizer trained here on our own prompts and templates, saved and
 loaded like any checkpoint."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,11 @@ def _corpus() -> list[str]:
     lines = [captioner_prompt(1), captioner_prompt(2), difference_prompt(), image_header(3)]
     for t, spec in schema.TASKS.items():
         for k in range(12):
-            lines.append(fill_template(t, spec.direction, "a tabby cat on a red sofa", k, n_inputs=0 if spec.direction == "text" else 1).text)
+            lines.append(
+                fill_template(
+                    t, spec.direction, "a tabby cat on a red sofa", k, n_inputs=0 if spec.direction == "text" else 1
+                ).text
+            )
     return lines * 3
 
 
@@ -34,8 +39,12 @@ def _bpe(vocab_size: int):
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.train_from_iterator(
+        _corpus(),
+        trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     return bpe
 
 
@@ -45,11 +54,24 @@ def build_tiny_qwen2_lm(out: Path, vocab_size: int = 600) -> Path:
     import torch
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    tok = PreTrainedTokenizerFast(tokenizer_object=_bpe(vocab_size), eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                  chat_template=CHAT_TEMPLATE)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      intermediate_size=128, max_position_embeddings=2048, tie_word_embeddings=True,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_bpe(vocab_size),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=CHAT_TEMPLATE,
+    )
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(cfg)
     model.generation_config.eos_token_id = tok.eos_token_id
@@ -71,18 +93,40 @@ def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
     )
     from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
 
-    tok = PreTrainedTokenizerFast(tokenizer_object=_bpe(vocab_size), eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                  start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
-                                  video_token="<video>", chat_template=CHAT_TEMPLATE)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_bpe(vocab_size),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        start_image_token="<img>",
+        end_image_token="</img>",
+        context_image_token="<IMG_CONTEXT>",
+        video_token="<video>",
+        chat_template=CHAT_TEMPLATE,
+    )
     image_seq = 4  # (56 / 14)^2 patches, pixel-shuffled by 0.5
-    processor = InternVLProcessor(image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=False),
-                                  tokenizer=tok, video_processor=InternVLVideoProcessor(), image_seq_length=image_seq,
-                                  chat_template=CHAT_TEMPLATE)
-    vision = InternVLVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=56, patch_size=14)
-    text = Qwen2Config(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                       intermediate_size=128, max_position_embeddings=1024,
-                       initializer_range=0.3)  # larger than the default so a few LoRA steps can move the logits
-    cfg = InternVLConfig(vision_config=vision, text_config=text, image_token_id=tok.context_image_token_id, image_seq_length=image_seq)
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=False),
+        tokenizer=tok,
+        video_processor=InternVLVideoProcessor(),
+        image_seq_length=image_seq,
+        chat_template=CHAT_TEMPLATE,
+    )
+    vision = InternVLVisionConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=56, patch_size=14
+    )
+    text = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=1024,
+        initializer_range=0.3,
+    )  # larger than the default so a few LoRA steps can move the logits
+    cfg = InternVLConfig(
+        vision_config=vision, text_config=text, image_token_id=tok.context_image_token_id, image_seq_length=image_seq
+    )
     import torch
 
     torch.manual_seed(0)
@@ -186,7 +230,11 @@ class ChatServer:
 
 
 def _completion(text: str) -> dict:
-    return {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+    }
 
 
 def _user_text(body: dict) -> str:
@@ -209,14 +257,25 @@ def answer(body: dict, n: int) -> str:
         src = text.split("):\n", 1)[1].split("\n", 1)[0].strip()
         lines = RuleParaphraser().candidates(src, np.random.default_rng(n), 4)
         # numbered like a chat model would, plus one line that lost the indicator and one copy of the source
-        return "\n".join(f"{k + 1}. {ln}" for k, ln in enumerate(lines)) + "\n5. Do something nice with the picture.\n- " + src
+        return (
+            "\n".join(f"{k + 1}. {ln}" for k, ln in enumerate(lines))
+            + "\n5. Do something nice with the picture.\n- "
+            + src
+        )
     if "Compare Image-1 and Image-2" in text:
         return f"Common: the same scene and layout. Differences: Image-2 is a finished colour photograph ({n})."
     if "Rate the result" in text:  # the quality judge (operators/scoring/judge.py)
         return json.dumps({"semantics": n % 11, "quality": 10 - n % 11, "reason": f"judged {n}"})
     if "An input image was edited" in text:
-        return json.dumps({"instruction": f"Turn {{image}} into a finished colour photograph, version {n}.", "edit": "global",
-                           "edited_object": "the whole picture", "original_object": "a sketch", "output": "a colour photo"})
+        return json.dumps(
+            {
+                "instruction": f"Turn {{image}} into a finished colour photograph, version {n}.",
+                "edit": "global",
+                "edited_object": "the whole picture",
+                "original_object": "a sketch",
+                "output": "a colour photo",
+            }
+        )
     return f"Instruction: Make Image-1 look like the finished photo, version {n}."
 
 

@@ -4,6 +4,7 @@
 every sample of a batch of real photos ends with an instruction (the model's, or its template, counted).
 The vLLM argument builders are pure functions: checked here without vLLM, a text-only model and a stage that
 sends no images get no multimodal argument."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,12 @@ import pytest
 from datagen.batch import WorkBatch
 from datagen.config import load_yaml
 from datagen.schema import Frame, Provenance, Sample, Turn
-from operators.models.backends.base import BackendConfig, ChatRequest, make_backend, modality_from_config
-from operators.models.backends.vllm_local import MULTIMODAL_ENGINE_KWARGS, VLLMBackend, engine_kwargs, sampling_kwargs
 from operators.instructions.captioner import CaptionerInstructions
 from operators.instructions.config import InstructionsConfig
 from operators.instructions.rewrites import RewriteInstructions
 from operators.instructions.templates import TemplateInstructions
+from operators.models.backends.base import BackendConfig, ChatRequest, make_backend, modality_from_config
+from operators.models.backends.vllm_local import MULTIMODAL_ENGINE_KWARGS, VLLMBackend, engine_kwargs, sampling_kwargs
 
 ACE_FULL = Path(__file__).resolve().parents[3] / "configs" / "ace_full.yaml"
 
@@ -51,12 +52,25 @@ def _batch(photo_paths) -> WorkBatch:
     only the rewriter touches), templates filled like the pipeline does before the model stages."""
     photos = _photos(photo_paths, 6)
     batch = WorkBatch("img-00000", {}, seed=0, recipe="ace_full")
-    caps = ["an astronaut in a white suit", "a cup of coffee", "a brick wall", "a rocket on its pad", "a cat", "a flower"]
+    caps = [
+        "an astronaut in a white suit",
+        "a cup of coffee",
+        "a brick wall",
+        "a rocket on its pad",
+        "a cat",
+        "a flower",
+    ]
     for k in range(3):
         a, b = photos[k], photos[k + 3]
-        task, direction = [("General Editing", "edit"), ("Reference Generation", "reference"), ("Facial Editing", "edit")][k]
+        task, direction = [
+            ("General Editing", "edit"),
+            ("Reference Generation", "reference"),
+            ("Facial Editing", "edit"),
+        ][k]
         turn = Turn(task, direction, [Frame(a)], Frame(b), caption=caps[k + 3])
-        batch.samples.append(Sample([turn], Provenance([f"file:///a{k}.png", f"file:///b{k}.png"], [f"a{k}", f"b{k}"], "pairs", "1")))
+        batch.samples.append(
+            Sample([turn], Provenance([f"file:///a{k}.png", f"file:///b{k}.png"], [f"a{k}", f"b{k}"], "pairs", "1"))
+        )
     for k, im in enumerate(photos[:4]):
         gray = np.repeat(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
         turn = Turn("Image Colorization", "generation", [Frame(gray)], Frame(im), caption=caps[k])
@@ -81,7 +95,10 @@ def test_ace_full_captioner_and_rewriter_start_on_transformers(tiny_internvl, ti
     assert captioner.resources().num_gpus == 0 and rewriter.resources().num_gpus == 0
     captioner.setup()
     rewriter.setup()
-    assert captioner.backend.modality == "image_text" and type(captioner.backend.model).__name__ == "InternVLForConditionalGeneration"
+    assert (
+        captioner.backend.modality == "image_text"
+        and type(captioner.backend.model).__name__ == "InternVLForConditionalGeneration"
+    )
     assert rewriter.backend.modality == "text" and type(rewriter.backend.model).__name__ == "Qwen2ForCausalLM"
     assert captioner.backend.device == rewriter.backend.device == "cpu"
     assert "AutoModelForCausalLM" in rewriter.describe()
@@ -114,12 +131,19 @@ def test_ace_full_captioner_and_rewriter_start_on_transformers(tiny_internvl, ti
 
 
 def test_text_backend_answers_text_and_refuses_images_per_request(tiny_text_llm):
-    backend = make_backend(BackendConfig(kind="transformers", model=str(tiny_text_llm), max_new_tokens=6, batch_size=2),
-                           images=False, key="instructions.rewrite.backend")
+    backend = make_backend(
+        BackendConfig(kind="transformers", model=str(tiny_text_llm), max_new_tokens=6, batch_size=2),
+        images=False,
+        key="instructions.rewrite.backend",
+    )
     backend.setup()
     img = np.zeros((8, 8, 3), np.uint8)
-    reqs = [ChatRequest(["Rewrite: Colorize {image}."], system="One per line."), ChatRequest(["Image-1: ", img, "describe"]),
-            ChatRequest(["Rewrite: Edit {image}."]), ChatRequest(["Rewrite: Paint {image}."])]
+    reqs = [
+        ChatRequest(["Rewrite: Colorize {image}."], system="One per line."),
+        ChatRequest(["Image-1: ", img, "describe"]),
+        ChatRequest(["Rewrite: Edit {image}."]),
+        ChatRequest(["Rewrite: Paint {image}."]),
+    ]
     res = backend.chat(reqs)
     assert [r.ok for r in res] == [True, False, True, True] and res[1].error == "images_for_text_model"
     assert [r.text for r in backend.chat(reqs)] == [r.text for r in res]  # greedy: deterministic
@@ -129,11 +153,15 @@ def test_backend_errors_name_the_recipe_key(tmp_path, tiny_text_llm, monkeypatch
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "config.json").write_text(json.dumps({"model_type": "not_a_model_anyone_knows"}))
-    b = make_backend(BackendConfig(kind="transformers", model=str(odd)), images=False, key="instructions.rewrite.backend")
+    b = make_backend(
+        BackendConfig(kind="transformers", model=str(odd)), images=False, key="instructions.rewrite.backend"
+    )
     with pytest.raises(ValueError, match=r"instructions\.rewrite\.backend\.modality"):
         b.setup()
     # a stage that sends images cannot run on a text LLM
-    b = make_backend(BackendConfig(kind="transformers", model=str(tiny_text_llm)), images=True, key="instructions.captioner.backend")
+    b = make_backend(
+        BackendConfig(kind="transformers", model=str(tiny_text_llm)), images=True, key="instructions.captioner.backend"
+    )
     with pytest.raises(ValueError, match=r"instructions\.captioner\.backend\.model=.*text-only"):
         b.setup()
     # GPU discipline: asking for CUDA in a worker Ray gave no GPU is refused before anything loads
@@ -145,17 +173,31 @@ def test_backend_errors_name_the_recipe_key(tmp_path, tiny_text_llm, monkeypatch
         b.setup()
 
 
-@pytest.mark.parametrize("cfg, kind", [
-    ({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}, "text"),
-    ({"model_type": "llama"}, "text"),
-    ({"model_type": "gemma3_text"}, "text"),
-    ({"model_type": "internvl", "vision_config": {"hidden_size": 32}, "text_config": {"model_type": "qwen2"}}, "image_text"),
-    ({"model_type": "internvl_chat", "vision_config": {}, "llm_config": {}, "auto_map": {"AutoModel": "m.InternVLChatModel"}}, "image_text"),
-    ({"model_type": "gemma3", "vision_config": {"model_type": "siglip_vision_model"}}, "image_text"),
-    ({"model_type": "qwen2_5_vl"}, "image_text"),
-    ({"model_type": "my_llm", "auto_map": {"AutoModelForCausalLM": "m.MyLLM"}}, "text"),
-    ({"model_type": "not_a_model_anyone_knows"}, None),
-])
+@pytest.mark.parametrize(
+    "cfg, kind",
+    [
+        ({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}, "text"),
+        ({"model_type": "llama"}, "text"),
+        ({"model_type": "gemma3_text"}, "text"),
+        (
+            {"model_type": "internvl", "vision_config": {"hidden_size": 32}, "text_config": {"model_type": "qwen2"}},
+            "image_text",
+        ),
+        (
+            {
+                "model_type": "internvl_chat",
+                "vision_config": {},
+                "llm_config": {},
+                "auto_map": {"AutoModel": "m.InternVLChatModel"},
+            },
+            "image_text",
+        ),
+        ({"model_type": "gemma3", "vision_config": {"model_type": "siglip_vision_model"}}, "image_text"),
+        ({"model_type": "qwen2_5_vl"}, "image_text"),
+        ({"model_type": "my_llm", "auto_map": {"AutoModelForCausalLM": "m.MyLLM"}}, "text"),
+        ({"model_type": "not_a_model_anyone_knows"}, None),
+    ],
+)
 def test_modality_from_config(cfg, kind):
     assert modality_from_config(cfg) == kind
 
@@ -191,4 +233,6 @@ def test_vllm_engine_arguments_text_only_vs_image_text(tiny_internvl, tiny_text_
     # a text LLM behind a stage that sends no images (a difference writer): nothing multimodal either
     assert _mm(VLLMBackend(text_cfg, images=False).engine_kwargs()) == set()
     # a stage that sends no images gets none, whatever the model
-    assert _mm(VLLMBackend(cap_cfg.model_copy(update={"modality": "image_text"}), images=False).engine_kwargs()) == set()
+    assert (
+        _mm(VLLMBackend(cap_cfg.model_copy(update={"modality": "image_text"}), images=False).engine_kwargs()) == set()
+    )

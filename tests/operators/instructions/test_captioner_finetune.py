@@ -1,23 +1,31 @@
 """Captioner fine-tuning end to end on CPU: build shards, export reviewed samples in InternVL's conversation
 format (reviewer-dropped keys left out), LoRA-fine-tune a tiny InternVL with `datagen finetune-captioner`,
 and load the merged checkpoint through the captioner's transformers backend."""
+
 import json
 
 import pytest
 
-from pipelines.cli import main
-from pipelines import build_recipe
-from pipelines import run
 from datagen.shards.reader import iter_samples
-from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
 from operators.instructions.captioner_data import ANNOTATION, META, export_captioner_data
 from operators.instructions.prompts import captioner_prompt
+from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
+from pipelines import build_recipe, run
+from pipelines.cli import main
 
 
 def _shards(tmp_path, photo_dir):
     out = tmp_path / "shards"
-    run(build_recipe({"input": {"path": str(photo_dir), "max_side": 96}, "output": {"dir": str(out)},
-                      "runtime": {"executor": "local", "progress": False}, "operators": {"grayscale": {}, "canny": {}}}))
+    run(
+        build_recipe(
+            {
+                "input": {"path": str(photo_dir), "max_side": 96},
+                "output": {"dir": str(out)},
+                "runtime": {"executor": "local", "progress": False},
+                "operators": {"grayscale": {}, "canny": {}},
+            }
+        )
+    )
     return out
 
 
@@ -53,8 +61,27 @@ def test_lora_finetune_lowers_the_loss_and_the_merged_model_serves(tmp_path, pho
     data = tmp_path / "data"
     export_captioner_data(shards, data, limit=4)
     out = tmp_path / "captioner"
-    rc = main(["finetune-captioner", "--model", str(tiny_internvl), "--data", str(data), "--out", str(out),
-               "--max-steps", "30", "--grad-accum", "1", "--lr", "1e-2", "--lora-r", "8", "--warmup-steps", "2"])
+    rc = main(
+        [
+            "finetune-captioner",
+            "--model",
+            str(tiny_internvl),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--max-steps",
+            "30",
+            "--grad-accum",
+            "1",
+            "--lr",
+            "1e-2",
+            "--lora-r",
+            "8",
+            "--warmup-steps",
+            "2",
+        ]
+    )
     assert rc == 0
     log = json.loads((out / "finetune_log.json").read_text())
     assert log["steps"] == 30 and log["examples"] == 4

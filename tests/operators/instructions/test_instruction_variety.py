@@ -4,15 +4,15 @@ A sample's instruction is its sequence of turn instructions: an LCU is {T_(i-m) 
 composer reuses its CUs' turns on purpose, so CUs are also checked on their own. Counted turn by turn (issue 14), the
 instruction of every turn of every sample counts once for the turn's task: an LCU turn that repeated its CU word for
 word would count as a repeat."""
+
 from collections import defaultdict
 
 import pytest
 
-from pipelines import build_recipe, load_recipe
-from pipelines import run
 from datagen.schema import KIND_CU, indicators
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir
+from pipelines import build_recipe, load_recipe, run
 
 MIN_SAMPLES = 10
 MIN_DISTINCT = 0.9
@@ -42,12 +42,14 @@ def check_instructions(out) -> dict[str, float]:
 
 def test_templates_alone_are_varied_and_well_indicated(tmp_path):
     out = tmp_path / "out"
-    recipe = build_recipe({
-        "input": {"path": "builtin:photos", "max_side": 64, "images_per_partition": 6},
-        "output": {"dir": str(out)},
-        "runtime": {"executor": "local", "progress": False},
-        "operators": {"grayscale": {}, "canny": {}, "mosaic": {}, "lcu_chains": {}},
-    })
+    recipe = build_recipe(
+        {
+            "input": {"path": "builtin:photos", "max_side": 64, "images_per_partition": 6},
+            "output": {"dir": str(out)},
+            "runtime": {"executor": "local", "progress": False},
+            "operators": {"grayscale": {}, "canny": {}, "mosaic": {}, "lcu_chains": {}},
+        }
+    )
     run(recipe)
     rates = check_instructions(out)
     assert {"Grayscale", "Image Colorization", "Edge map Extraction", "Mosaic"} <= set(rates)
@@ -94,8 +96,17 @@ def test_demo_recipe_on_uncaptioned_photos_varies_every_turn(tmp_path):
         im.save(photos / f"{name}.png")
         ImageOps.mirror(im).save(photos / f"{name}_mirrored.png")
     out = tmp_path / "out"
-    recipe = load_recipe("configs/demo.yaml", [f"input.path={photos}", f"output.dir={out}", "runtime.executor=local",
-                                               "runtime.progress=false", "input.max_side=256", "pairing.enabled=false"])
+    recipe = load_recipe(
+        "configs/demo.yaml",
+        [
+            f"input.path={photos}",
+            f"output.dir={out}",
+            "runtime.executor=local",
+            "runtime.progress=false",
+            "input.max_side=256",
+            "pairing.enabled=false",
+        ],
+    )
     run(recipe)
     # no photo caption anywhere: a synthesized edit's caption is its own output caption (Emu Edit's record), built
     # from what it changed ("... as a pencil sketch"), not from the photo

@@ -1,5 +1,6 @@
 """The ONNX embedder: exported from the shipped MiniLM checkpoint into a cache keyed by the checkpoint's hash, it
 gives torch's embeddings (fp32: the same vectors; int8: close), and a second setup reuses the cached file."""
+
 import numpy as np
 
 from operators.instructions.embedder import TextEmbedder, default_model_dir
@@ -48,5 +49,7 @@ def test_the_cache_key_follows_the_checkpoint(tmp_path):
     shutil.copytree(model, copy)
     assert checkpoint_hash(copy) == checkpoint_hash(model)
     cfg = copy / "config.json"
-    cfg.write_text(cfg.read_text().replace("}", ', "note": 1}', 1) if cfg.read_text().count("}") == 1 else cfg.read_text() + " ")
+    cfg.write_text(
+        cfg.read_text().replace("}", ', "note": 1}', 1) if cfg.read_text().count("}") == 1 else cfg.read_text() + " "
+    )
     assert checkpoint_hash(copy) != checkpoint_hash(model)

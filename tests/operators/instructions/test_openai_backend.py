@@ -1,19 +1,27 @@
 """The OpenAI-compatible backend against a local endpoint that misbehaves (slow answers, 500s, malformed JSON,
 dropped connections, refusals): each request gets an answer or a reason, retries recover flaky answers, and a
 whole run completes with every sample kept, bad answers falling back to templates and counted."""
+
 import json
 import time
 
-from pipelines import build_recipe
-from pipelines import run
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir
 from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
+from pipelines import build_recipe, run
 
 
 def _backend(url, **kw):
-    cfg = BackendConfig(kind="openai", model="captioner", base_url=url, timeout_s=0.4, max_retries=2, backoff_s=0.02,
-                        concurrency=4, **kw)
+    cfg = BackendConfig(
+        kind="openai",
+        model="captioner",
+        base_url=url,
+        timeout_s=0.4,
+        max_retries=2,
+        backoff_s=0.02,
+        concurrency=4,
+        **kw,
+    )
     b = make_backend(cfg)
     b.setup()
     return b
@@ -53,15 +61,25 @@ def test_circuit_breaker_stops_calling_a_dead_endpoint(chat_server):
 def test_captioner_run_completes_and_counts_fallbacks(chat_server, photo_dir, tmp_path):
     server = chat_server(slow_s=1.2)
     out = tmp_path / "out"
-    backend = {"kind": "openai", "model": "captioner", "base_url": server.url, "timeout_s": 0.4, "max_retries": 2,
-               "backoff_s": 0.02, "concurrency": 4, "batch_size": 4}
-    recipe = build_recipe({
-        "input": {"path": str(photo_dir), "max_side": 96, "images_per_partition": 3},
-        "output": {"dir": str(out)},
-        "runtime": {"executor": "local", "progress": False},
-        "operators": {"grayscale": {}, "canny": {}},
-        "instructions": {"methods": ["template", "captioner"], "captioner": {"tasks": ["*"], "backend": backend}},
-    })
+    backend = {
+        "kind": "openai",
+        "model": "captioner",
+        "base_url": server.url,
+        "timeout_s": 0.4,
+        "max_retries": 2,
+        "backoff_s": 0.02,
+        "concurrency": 4,
+        "batch_size": 4,
+    }
+    recipe = build_recipe(
+        {
+            "input": {"path": str(photo_dir), "max_side": 96, "images_per_partition": 3},
+            "output": {"dir": str(out)},
+            "runtime": {"executor": "local", "progress": False},
+            "operators": {"grayscale": {}, "canny": {}},
+            "instructions": {"methods": ["template", "captioner"], "captioner": {"tasks": ["*"], "backend": backend}},
+        }
+    )
     summary = run(recipe)
     n_photos = len(list(photo_dir.iterdir()))
     assert summary["samples"] == n_photos * 4  # every sample kept, whatever the endpoint did
@@ -74,7 +92,13 @@ def test_captioner_run_completes_and_counts_fallbacks(chat_server, photo_dir, tm
     assert methods.count("captioner") == len(samples) - server.bad() > 0
     skipped = summary["stages"]["captioner_instructions"]["skipped"]
     assert sum(v for k, v in skipped.items() if k.startswith("fallback_template:")) == server.bad()
-    assert {k.split(":", 1)[1] for k in skipped} <= {"http_500", "timeout", "malformed_json", "connection", "unusable:refusal"}
+    assert {k.split(":", 1)[1] for k in skipped} <= {
+        "http_500",
+        "timeout",
+        "malformed_json",
+        "connection",
+        "unusable:refusal",
+    }
     for s in samples:
         rec = s.provenance.params["instructions"]["0"]
         assert s.indicator_problems() == [] and "{image}" in s.current.instruction
@@ -94,10 +118,14 @@ def test_difference_method_writes_around_the_difference_with_an_emu_record(chat_
     from operators.instructions.templates import TemplateInstructions
 
     server = chat_server(kinds=("ok",))
-    cfg = DifferenceConfig(tasks=["General Editing"], backend=BackendConfig(kind="openai", model="mllm", base_url=server.url, timeout_s=5))
+    cfg = DifferenceConfig(
+        tasks=["General Editing"], backend=BackendConfig(kind="openai", model="mllm", base_url=server.url, timeout_s=5)
+    )
     batch = WorkBatch("img-00000", {}, seed=0, recipe="r")
     for i in range(3):
-        turn = Turn("General Editing", "edit", [Frame(photo)], Frame(photo[::-1].copy()), caption="a person in a spacesuit")
+        turn = Turn(
+            "General Editing", "edit", [Frame(photo)], Frame(photo[::-1].copy()), caption="a person in a spacesuit"
+        )
         batch.samples.append(Sample([turn], Provenance([f"file:///p{i}.png"], [f"id{i}"], "pairs", "1")))
     TemplateInstructions()(batch)
     stage = DifferenceInstructions(cfg)
@@ -107,6 +135,11 @@ def test_difference_method_writes_around_the_difference_with_an_emu_record(chat_
         assert s.current.instruction_method == "mllm_difference"
         assert s.current.instruction.startswith("Turn {image} into a finished colour photograph")
         rec = s.provenance.params["instructions"]["0"]
-        assert rec["emu_edit"] == {"edit": "global", "edited_object": "the whole picture", "original_object": "a sketch", "output": "a colour photo"}
+        assert rec["emu_edit"] == {
+            "edit": "global",
+            "edited_object": "the whole picture",
+            "original_object": "a sketch",
+            "output": "a colour photo",
+        }
         assert "Differences" in rec["differences"]
     assert len(server.kinds) == 6  # two model calls per pair: compare, then write

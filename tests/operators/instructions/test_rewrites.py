@@ -1,17 +1,18 @@
 """Rewrites: the rule-based paraphraser keeps indicators verbatim; kept rewrites are distinct from the template
 and from each other by MiniLM cosine, keep the task's meaning, and are recorded; an LLM rewriter behind a
 misbehaving endpoint falls back to the template (counted) and its bad lines are rejected."""
+
 import numpy as np
 
 from datagen.batch import WorkBatch
 from datagen.schema import Frame, Provenance, Sample, Turn, indicators
-from operators.models.backends.base import BackendConfig
 from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
 from operators.instructions.meaning import meaning_problem, select_rewrites
 from operators.instructions.paraphrase import RuleParaphraser
 from operators.instructions.rewrites import RewriteInstructions, embedding_text, parse_rewrites, skeleton
 from operators.instructions.templates import TemplateInstructions
+from operators.models.backends.base import BackendConfig
 
 _EMB = TextEmbedder()  # the stage default: ONNX Runtime, fp32
 
@@ -41,13 +42,18 @@ def test_paraphraser_keeps_indicators_and_is_seeded():
 def test_meaning_checks_reject_what_changes_the_instruction():
     assert meaning_problem("Image Colorization", "Colorize {image}.", "Colorize the picture.") == "indicators_changed"
     assert meaning_problem("Image Colorization", "Colorize {image}.", "Make {image} pretty.") == "task_terms_lost"
-    assert meaning_problem("Image Colorization", "Colorize {image}.", "Please colorize {image} {caption}.") == "stray_braces"
+    assert (
+        meaning_problem("Image Colorization", "Colorize {image}.", "Please colorize {image} {caption}.")
+        == "stray_braces"
+    )
     assert meaning_problem("General Editing", "Edit {image}.", "Change {image} a bit.") is None
     src = "Add natural colours to the grayscale photo {image}."
-    cands = ["Add natural colours to the grayscale photo {image}, please.",  # near-copy: not distinct
-             "Could you bring realistic colour back into the black-and-white picture {image}?",
-             "Paint {image} with colour, a rocket taking off from the moon at night in the year 2300.",
-             "Colorize {image} with natural tones."]
+    cands = [
+        "Add natural colours to the grayscale photo {image}, please.",  # near-copy: not distinct
+        "Could you bring realistic colour back into the black-and-white picture {image}?",
+        "Paint {image} with colour, a rocket taking off from the moon at night in the year 2300.",
+        "Colorize {image} with natural tones.",
+    ]
     vecs = _EMB.encode([src, *cands])
     sel = select_rewrites("Image Colorization", src, cands, vecs, n=3, max_similarity=0.95, min_similarity=0.5)
     assert cands[0] not in sel.kept and sel.rejected.get("not_distinct", 0) >= 1
@@ -79,7 +85,13 @@ def test_rule_rewrite_stage_records_distinct_alternates():
         sims = vecs @ vecs.T
         assert (sims[~np.eye(len(vecs), dtype=bool)] < 0.95).all()
         assert (sims[0, 1:] >= 0.5).all()
-        assert indicators(s.current.instruction) == ["", ] and s.indicator_problems() == []
+        assert (
+            indicators(s.current.instruction)
+            == [
+                "",
+            ]
+            and s.indicator_problems() == []
+        )
     methods = [s.current.instruction_method for s in batch.samples]
     assert methods.count("rule_rewrite") >= 4
     kept_template = batch.stats["rewrite_instructions"].skipped.get("kept_template:no_distinct_rewrite", 0)
@@ -87,24 +99,37 @@ def test_rule_rewrite_stage_records_distinct_alternates():
 
 
 def test_llm_rewriter_behind_a_misbehaving_endpoint(chat_server):
-    assert parse_rewrites("1. Could you colorize {image}?\n- \"Paint {image}.\"\n\n") == ["Could you colorize {image}?", "Paint {image}."]
+    assert parse_rewrites('1. Could you colorize {image}?\n- "Paint {image}."\n\n') == [
+        "Could you colorize {image}?",
+        "Paint {image}.",
+    ]
     server = chat_server(slow_s=1.0)
-    backend = BackendConfig(kind="openai", model="llm", base_url=server.url, timeout_s=0.3, max_retries=1, backoff_s=0.01, concurrency=4)
+    backend = BackendConfig(
+        kind="openai", model="llm", base_url=server.url, timeout_s=0.3, max_retries=1, backoff_s=0.01, concurrency=4
+    )
     batch = _batch(n=14)
     stage = RewriteInstructions(RewriteConfig(rewriter="llm", backend=backend, n=2))
     stage.setup()
     stage(batch)
     assert len(batch.samples) == 14
     methods = [s.current.instruction_method for s in batch.samples]
-    fallbacks = sum(v for k, v in batch.stats["rewrite_instructions"].skipped.items() if k.startswith("fallback_template:"))
+    fallbacks = sum(
+        v for k, v in batch.stats["rewrite_instructions"].skipped.items() if k.startswith("fallback_template:")
+    )
     skipped = batch.stats["rewrite_instructions"].skipped
     # every bad answer (500, timeout, malformed, dropped, refusal) falls back; a good answer can too, when none
     # of its lines is distinct enough: both are counted by reason
     no_usable = skipped.get("fallback_template:no_usable_rewrite", 0)
-    assert methods.count("fallback_template") == fallbacks == server.bad() + no_usable - 2  # the 2 refusals are no_usable too
+    assert (
+        methods.count("fallback_template") == fallbacks == server.bad() + no_usable - 2
+    )  # the 2 refusals are no_usable too
     assert {k for k in skipped if k.startswith("fallback_template:")} <= {
-        "fallback_template:http_500", "fallback_template:timeout", "fallback_template:malformed_json",
-        "fallback_template:connection", "fallback_template:no_usable_rewrite"}
+        "fallback_template:http_500",
+        "fallback_template:timeout",
+        "fallback_template:malformed_json",
+        "fallback_template:connection",
+        "fallback_template:no_usable_rewrite",
+    }
     assert methods.count("llm_rewrite") >= 2
     assert skipped.get("rejected_rewrite:indicators_changed", 0) >= 1  # "Do something nice with the picture."
     for s in batch.samples:
@@ -129,7 +154,10 @@ def test_rules_rewrite_around_the_caption_and_keep_it_verbatim():
     assert embedding_text("Apply the style of {image2} to {image1}.") == "Apply the style of image2 to image1."
     cands = RuleParaphraser().candidates(skel, np.random.default_rng(0), 8)
     assert cands and all(c.count("{caption}") == 1 and indicators(c) == [""] for c in cands)
-    assert meaning_problem("Segmentation-guided Generation", skel, cands[0].replace("{caption}", "a dog")) == "caption_changed"
+    assert (
+        meaning_problem("Segmentation-guided Generation", skel, cands[0].replace("{caption}", "a dog"))
+        == "caption_changed"
+    )
 
     batch = _batch(n=6, task="Segmentation-guided Generation")
     stage = RewriteInstructions(RewriteConfig(n=3))
@@ -144,8 +172,12 @@ def test_rules_rewrite_around_the_caption_and_keep_it_verbatim():
             assert all(cap in a and "{caption}" not in a for a in rec["alternates"]), rec
     assert rewritten >= 1
     skipped = batch.stats["rewrite_instructions"].skipped
-    assert set(skipped) <= {"rejected_rewrite:too_close", "rejected_rewrite:not_distinct", "rejected_rewrite:meaning_drift",
-                            "kept_template:no_distinct_rewrite"}
+    assert set(skipped) <= {
+        "rejected_rewrite:too_close",
+        "rejected_rewrite:not_distinct",
+        "rejected_rewrite:meaning_drift",
+        "kept_template:no_distinct_rewrite",
+    }
 
 
 def test_the_choice_prefers_a_wording_the_partition_has_not_used():

@@ -1,6 +1,7 @@
 """Template bank and template stage: every task has a bank, every phrasing fills to a sentence whose indicators
 fit its sample, keeps its task's key terms and leaves no placeholder behind; choices are seeded by the sample
 key; chains get renumbered indicators; provenance is copied before it is written."""
+
 import re
 
 import numpy as np
@@ -12,10 +13,15 @@ from datagen.schema import Frame, Provenance, Sample, Turn, indicator_problems, 
 from operators.instructions.grammar import compile_pattern
 from operators.instructions.template_bank import TASK_TERMS, TEMPLATES
 from operators.instructions.templates import SLOT_RE, TemplateInstructions, bank, fill_template, usable_lines
-
-SLOTS = {"object": "the dark object on the left", "new_object": "a cat", "style": "a watercolour painting",
-         "background": "a blurred background", "layer": "the foreground layer"}
 from operators.instructions.text import clean_caption, normalize_answer, shift_indicators, unusable_reason
+
+SLOTS = {
+    "object": "the dark object on the left",
+    "new_object": "a cat",
+    "style": "a watercolour painting",
+    "background": "a blurred background",
+    "layer": "the foreground layer",
+}
 
 
 def test_grammar_counts_and_decodes_every_phrasing():
@@ -75,7 +81,9 @@ def test_fill_is_seeded_varied_and_uses_the_caption():
         texts = [fill_template(task, spec.direction, "", seed=s, n_inputs=1).text for s in range(20)]
         assert len(set(texts)) >= 18, (task, texts)  # >= 90% distinct without any caption
         assert all(t[0].isupper() or t.startswith("{") for t in texts)
-    with_caption = [fill_template("Image Colorization", "generation", "a tabby cat", seed=s, prefer_caption=1.0) for s in range(10)]
+    with_caption = [
+        fill_template("Image Colorization", "generation", "a tabby cat", seed=s, prefer_caption=1.0) for s in range(10)
+    ]
     assert all(f.used_caption and "a tabby cat" in f.text for f in with_caption)
 
 
@@ -84,22 +92,31 @@ def test_multi_input_and_chain_indicators():
     assert all("{image1}" in t and "{image2}" in t for t in texts)
     one = [fill_template("Reference Generation", "reference", "a dog", seed=s, n_inputs=1).text for s in range(30)]
     assert all("{image2}" not in t and indicator_problems(t, 1) == [] for t in one)
-    assert shift_indicators("Put {image1} into {image2}; keep {image}.", 2) == "Put {image3} into {image4}; keep {image}."
+    assert (
+        shift_indicators("Put {image1} into {image2}; keep {image}.", 2) == "Put {image3} into {image4}; keep {image}."
+    )
     t2i = [fill_template("Text-to-Image", "text", "a lighthouse at dusk", seed=s, n_inputs=0).text for s in range(20)]
     assert all(not indicators(t) and "lighthouse" in t for t in t2i)
 
 
 def test_synthesized_edits_name_their_object_or_style():
     """A maker's words go into the instruction, and slot lines never appear without them."""
-    for task, slots in (("Remove Object", {"object": "the dark object on the left"}), ("Add Object", {"object": "a dark object on the left"}),
-                        ("Style Transfer", {"style": "a pencil sketch"}), ("Replace Object", {"object": "the dog", "new_object": "a cat"}),
-                        ("Background Change", {"object": "the dog", "background": "a snowy mountain landscape"})):
+    for task, slots in (
+        ("Remove Object", {"object": "the dark object on the left"}),
+        ("Add Object", {"object": "a dark object on the left"}),
+        ("Style Transfer", {"style": "a pencil sketch"}),
+        ("Replace Object", {"object": "the dog", "new_object": "a cat"}),
+        ("Background Change", {"object": "the dog", "background": "a snowy mountain landscape"}),
+    ):
         for seed in range(15):
             text = fill_template(task, "edit", "a dog in a park", seed=seed, slots=slots).text
             assert any(v in text for v in slots.values()) and indicator_problems(text, 1) == [], text
             bare = fill_template(task, "edit", "a dog in a park", seed=seed).text
             assert not SLOT_RE.search(bare) and "{" not in bare.replace("{image}", ""), bare
-    fused = [fill_template("Layer Fusion", "edit", "", seed=s, n_inputs=2, slots={"object": "the cat"}).text for s in range(10)]
+    fused = [
+        fill_template("Layer Fusion", "edit", "", seed=s, n_inputs=2, slots={"object": "the cat"}).text
+        for s in range(10)
+    ]
     assert all("{image1}" in t and "{image2}" in t and "the cat" in t for t in fused)
 
 
@@ -131,11 +148,16 @@ def _sample(task, direction, inputs, caption="a cat", prov=None):
 def test_stage_fills_every_turn_records_it_and_copies_shared_provenance():
     shared = Provenance(["file:///a.png"], ["id-a"], "grayscale", "1", params={"k": 1})
     batch = WorkBatch("img-00000", {}, seed=3, recipe="r")
-    batch.samples = [_sample("Grayscale", "analysis", 1, prov=shared), _sample("Image Colorization", "generation", 1, prov=shared)]
+    batch.samples = [
+        _sample("Grayscale", "analysis", 1, prov=shared),
+        _sample("Image Colorization", "generation", 1, prov=shared),
+    ]
     img = np.zeros((16, 16, 3), np.uint8)
-    chain = [Turn("Edge-guided Generation", "generation", [Frame(img)], Frame(img), caption="a cat"),
-             Turn("Edge map Extraction", "analysis", [Frame(img)], Frame(img), caption="a cat"),
-             Turn("Edge-guided Generation", "generation", [Frame(img)], Frame(img), caption="a cat")]
+    chain = [
+        Turn("Edge-guided Generation", "generation", [Frame(img)], Frame(img), caption="a cat"),
+        Turn("Edge map Extraction", "analysis", [Frame(img)], Frame(img), caption="a cat"),
+        Turn("Edge-guided Generation", "generation", [Frame(img)], Frame(img), caption="a cat"),
+    ]
     batch.samples.append(Sample(chain, Provenance(["file:///a.png"], ["id-a"], "lcu_chains", "1")))
     keys = [s.key for s in batch.samples]
     TemplateInstructions()(batch)
@@ -151,6 +173,10 @@ def test_stage_fills_every_turn_records_it_and_copies_shared_provenance():
     mid = batch.samples[2].turns[1].instruction
     assert "{image1}" in mid and "{image}" not in mid
     again = WorkBatch("img-00000", {}, seed=3, recipe="r")
-    again.samples = [_sample("Grayscale", "analysis", 1, prov=Provenance(["file:///a.png"], ["id-a"], "grayscale", "1", params={"k": 1}))]
+    again.samples = [
+        _sample(
+            "Grayscale", "analysis", 1, prov=Provenance(["file:///a.png"], ["id-a"], "grayscale", "1", params={"k": 1})
+        )
+    ]
     TemplateInstructions()(again)
     assert again.samples[0].current.instruction == batch.samples[0].current.instruction

@@ -2,16 +2,17 @@
 through AutoProcessor + AutoModelForImageTextToText like any checkpoint, answers every request of a mixed
 batch, and the captioner stage keeps every sample, falling back (counted) when the answer is unusable.
 vLLM is not installed here: its stage is left out with a plain reason."""
+
 import logging
 
 from datagen.batch import WorkBatch
-from pipelines import build_recipe
 from datagen.schema import Frame, Provenance, Sample, Turn
-from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
 from operators.instructions.captioner import CaptionerInstructions
 from operators.instructions.config import CaptionerConfig
 from operators.instructions.stages import build_instruction_stages
 from operators.instructions.templates import TemplateInstructions
+from operators.models.backends.base import BackendConfig, ChatRequest, make_backend
+from pipelines import build_recipe
 
 
 def _batch(photo, n=3):
@@ -23,12 +24,16 @@ def _batch(photo, n=3):
 
 
 def test_tiny_internvl_answers_a_mixed_batch(tiny_internvl, photo):
-    backend = make_backend(BackendConfig(kind="transformers", model=str(tiny_internvl), max_new_tokens=8, batch_size=4, image_max_side=64))
+    backend = make_backend(
+        BackendConfig(kind="transformers", model=str(tiny_internvl), max_new_tokens=8, batch_size=4, image_max_side=64)
+    )
     backend.setup()
     assert type(backend.model).__name__ == "InternVLForConditionalGeneration"
-    reqs = [ChatRequest(["Image-1: ", photo, "\nImage-2: ", photo[::-1].copy(), "\nWrite the instruction."]),
-            ChatRequest(["Image-1: ", photo, "\nDescribe."]),
-            ChatRequest(["Rewrite this instruction: Colorize {image}."])]
+    reqs = [
+        ChatRequest(["Image-1: ", photo, "\nImage-2: ", photo[::-1].copy(), "\nWrite the instruction."]),
+        ChatRequest(["Image-1: ", photo, "\nDescribe."]),
+        ChatRequest(["Rewrite this instruction: Colorize {image}."]),
+    ]
     results = backend.chat(reqs)
     assert len(results) == 3 and all(r.ok and isinstance(r.text, str) for r in results)
     # greedy decoding is deterministic
@@ -36,7 +41,11 @@ def test_tiny_internvl_answers_a_mixed_batch(tiny_internvl, photo):
 
 
 def test_captioner_stage_falls_back_on_unusable_answers_and_keeps_every_sample(tiny_internvl, photo):
-    cfg = CaptionerConfig(backend=BackendConfig(kind="transformers", model=str(tiny_internvl), max_new_tokens=6, batch_size=2, image_max_side=64))
+    cfg = CaptionerConfig(
+        backend=BackendConfig(
+            kind="transformers", model=str(tiny_internvl), max_new_tokens=6, batch_size=2, image_max_side=64
+        )
+    )
     batch = _batch(photo)
     TemplateInstructions()(batch)
     templates = [s.current.instruction for s in batch.samples]
@@ -59,13 +68,17 @@ def test_captioner_stage_falls_back_on_unusable_answers_and_keeps_every_sample(t
 
 
 def test_vllm_and_missing_models_are_left_out_plainly(caplog):
-    recipe = build_recipe({
-        "instructions": {
-            "methods": ["template", "captioner", "mllm_difference"],
-            "captioner": {"backend": {"kind": "vllm", "model": "OpenGVLab/InternVL2-26B", "tensor_parallel_size": 2}},
-            "mllm_difference": {"backend": {"kind": "transformers", "model": ""}},
+    recipe = build_recipe(
+        {
+            "instructions": {
+                "methods": ["template", "captioner", "mllm_difference"],
+                "captioner": {
+                    "backend": {"kind": "vllm", "model": "OpenGVLab/InternVL2-26B", "tensor_parallel_size": 2}
+                },
+                "mllm_difference": {"backend": {"kind": "transformers", "model": ""}},
+            }
         }
-    })
+    )
     with caplog.at_level(logging.WARNING):
         stages = build_instruction_stages(recipe)
     assert [s.name for s in stages] == ["template_instructions"]
@@ -75,7 +88,9 @@ def test_vllm_and_missing_models_are_left_out_plainly(caplog):
 
 
 def test_vllm_stage_declares_tensor_parallel_gpus():
-    stage = CaptionerInstructions(CaptionerConfig(backend=BackendConfig(kind="vllm", model="m", tensor_parallel_size=4, actors=2)))
+    stage = CaptionerInstructions(
+        CaptionerConfig(backend=BackendConfig(kind="vllm", model="m", tensor_parallel_size=4, actors=2))
+    )
     r = stage.resources()
     assert r.num_gpus == 4 and r.concurrency == 2
     assert stage.stateful

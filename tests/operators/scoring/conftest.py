@@ -1,4 +1,5 @@
 """The judge's fixtures: the tiny InternVL and the misbehaving OpenAI-compatible server of the instruction tests."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,10 +35,18 @@ def build_tiny_clip(out) -> str:
     import torch
     from safetensors.torch import save_file
 
-    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
     out.mkdir(parents=True, exist_ok=True)
-    pp = {"mean": [0.481, 0.458, 0.408], "std": [0.269, 0.261, 0.276], "interpolation": "bicubic", "resize_mode": "shortest"}
+    pp = {
+        "mean": [0.481, 0.458, 0.408],
+        "std": [0.269, 0.261, 0.276],
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
     (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": pp}))
     torch.manual_seed(0)
     model = open_clip.CLIP(**cfg)
@@ -62,10 +71,23 @@ def build_tiny_dinov2(out):
     from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
 
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=56,
-                             patch_size=14)).save_pretrained(out)
-    BitImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 56, "width": 56}, do_convert_rgb=True,
-                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out)
+    Dinov2Model(
+        Dinov2Config(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=56,
+            patch_size=14,
+        )
+    ).save_pretrained(out)
+    BitImageProcessor(
+        size={"shortest_edge": 64},
+        crop_size={"height": 56, "width": 56},
+        do_convert_rgb=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(out)
     return out
 
 

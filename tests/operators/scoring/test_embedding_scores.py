@@ -2,6 +2,7 @@
 (local-dir:, with CLIP's BPE tokenizer) for text-image, image-image and directional similarity plus the LAION
 aesthetic MLP on its image embedding, and a transformers DINOv2 for image-image. Values are the cosines the models
 give (checked against a direct computation), each score only where the turn has what it needs."""
+
 import numpy as np
 import pytest
 
@@ -15,9 +16,28 @@ from operators.scoring.dino import DinoScore, DinoScoreConfig
 def _samples():
     a, b = load_photo("astronaut.png", 96), load_photo("chelsea.png", 96)
     prov = lambda: Provenance(["u"], ["i"], "t", "1")  # noqa: E731
-    edit = Sample([Turn("General Editing", "edit", [Frame(a)], Frame(b), instruction="Turn {image} into a cat.", caption="a cat")], prov())
+    edit = Sample(
+        [
+            Turn(
+                "General Editing", "edit", [Frame(a)], Frame(b), instruction="Turn {image} into a cat.", caption="a cat"
+            )
+        ],
+        prov(),
+    )
     t2i = Sample([Turn("Text-to-Image", "text", [], Frame(b), instruction="a cat on a rug")], prov())
-    analysis = Sample([Turn("Grayscale", "analysis", [Frame(a)], Frame(b, role=ROLE_CONDITION), instruction="Gray {image}.", caption="an astronaut")], prov())
+    analysis = Sample(
+        [
+            Turn(
+                "Grayscale",
+                "analysis",
+                [Frame(a)],
+                Frame(b, role=ROLE_CONDITION),
+                instruction="Gray {image}.",
+                caption="an astronaut",
+            )
+        ],
+        prov(),
+    )
     return [edit, t2i, analysis]
 
 

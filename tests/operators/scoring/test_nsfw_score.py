@@ -2,6 +2,7 @@
 records, and the log names path and digest), real safe photos score low, every photo of a turn is scored (the
 largest counts; a masked input, whose flat-filled holes fool the model, is left to its photo target), a
 condition-map-only turn is skipped, and a wrong ONNX is refused with the key."""
+
 import logging
 
 import numpy as np
@@ -51,8 +52,10 @@ def test_every_photo_of_the_turn_counts_and_maps_are_skipped(scorer):
     a, b = load_photo("astronaut.png", 128), load_photo("coffee.png", 128)
     pa, pb = scorer.probabilities([a, b])
     two = Sample([Turn("General Editing", "edit", [Frame(a)], Frame(b))], Provenance(["u"], ["i"], "t", "1"))
-    maps = Sample([Turn("Image Segmentation", "analysis", [Frame(a, role=ROLE_CONDITION)], Frame(b, role=ROLE_CONDITION))],
-                  Provenance(["u"], ["i"], "t", "1"))
+    maps = Sample(
+        [Turn("Image Segmentation", "analysis", [Frame(a, role=ROLE_CONDITION)], Frame(b, role=ROLE_CONDITION))],
+        Provenance(["u"], ["i"], "t", "1"),
+    )
     batch = scorer(WorkBatch("img-00000", {}, 0, "r", samples=[two, maps]))
     assert len(batch.samples) == 2
     assert abs(two.provenance.scores["nsfw"] - max(pa, pb)) < 1e-5
@@ -65,9 +68,12 @@ def test_a_model_of_another_shape_is_refused(tmp_path):
     from onnx import TensorProto, helper
 
     path = tmp_path / "wrong.onnx"  # an NCHW model, as most ONNX exports are; open_nsfw's is NHWC
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 224, 224])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 224, 224])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 224, 224])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 224, 224])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     op = NsfwScore(NsfwScoreConfig(model=str(path)))
     with pytest.raises(ValueError, match=r"nsfw_score.model=.*expected \[N, 224, 224, 3\]"):
@@ -101,8 +107,10 @@ def test_a_photo_is_scored_once_per_partition_across_chunks(monkeypatch):
     seen = []
     real = op.probabilities
     monkeypatch.setattr(op, "probabilities", lambda images: (seen.extend(images), real(images))[1])
-    samples = [Sample([Turn("General Editing", "edit", [Frame(a)], Frame(x))], Provenance(["u"], [f"i{i}"], "t", "1"))
-               for i, x in enumerate([b, a, b, a, b, a])]
+    samples = [
+        Sample([Turn("General Editing", "edit", [Frame(a)], Frame(x))], Provenance(["u"], [f"i{i}"], "t", "1"))
+        for i, x in enumerate([b, a, b, a, b, a])
+    ]
     op(WorkBatch("img-00000", {}, 0, "r", samples=samples))
     assert len(seen) == 2  # the astronaut and the coffee, each once, whatever chunk they recur in
     assert len({s.provenance.scores["nsfw"] for s in samples[::2]}) == 1 and op.partition_memo is None

@@ -1,5 +1,6 @@
 """Pixel scores: our SSIM agrees with scikit-image's Gaussian SSIM, identical images score L1 0 and SSIM 1, and a
 masked edit changes the inside of its mask only (L1 and SSIM split by the mask); a turn without input is skipped."""
+
 import numpy as np
 from skimage.metrics import structural_similarity
 
@@ -13,8 +14,9 @@ def test_ssim_matches_scikit_image():
     a = load_photo("astronaut.png", 160)
     b = np.clip(a.astype(int) + np.random.default_rng(0).normal(0, 25, a.shape), 0, 255).astype(np.uint8)
     ours = ssim_map(luma(a), luma(b))
-    _, ref = structural_similarity(luma(a), luma(b), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                   data_range=255, full=True)
+    _, ref = structural_similarity(
+        luma(a), luma(b), gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, full=True
+    )
     inner = (slice(5, -5), slice(5, -5))  # borders differ by padding mode only
     assert np.abs(ours[inner] - ref[inner]).max() < 1e-3
     assert 0.2 < ours.mean() < 0.9
