@@ -88,12 +88,14 @@ def load_vae(cfg: VaeConfig, device: torch.device, tiny_dir: Path | None = None)
         if tiny_dir is None or not (tiny_dir / "config.json").exists():
             raise FileNotFoundError(f"tiny VAE not built at {tiny_dir}; call prepare_tiny_models first")
         log.warning("vae.path=%s: %s (%s)", TINY_RANDOM, TINY_NOTE, tiny_dir)
+    dtype = resolve_dtype(cfg.dtype, device)
+    # loaded in its working dtype: no float32 copy in host memory first (diffusers >= 0.40 takes `dtype`)
     kwargs = {"subfolder": cfg.subfolder} if cfg.subfolder else {}
     try:
-        vae = AutoencoderKL.from_pretrained(path, **kwargs)
+        vae = AutoencoderKL.from_pretrained(path, dtype=dtype, **kwargs)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(f"vae.path={cfg.path!r}: cannot load an AutoencoderKL: {e}") from None
-    codec = LatentCodec(vae, device, resolve_dtype(cfg.dtype, device))
+    codec = LatentCodec(vae, device, dtype)
     log.info("VAE %s: %d latent channels, factor %d, scale %.5f", path, codec.channels, codec.factor, codec.scale)
     return codec
 
@@ -175,14 +177,16 @@ def load_text_encoder(cfg: TextEncoderConfig, device: torch.device, tiny_dir: Pa
         if tiny_dir is None or not (tiny_dir / "config.json").exists():
             raise FileNotFoundError(f"tiny T5 not built at {tiny_dir}; call prepare_tiny_models first")
         log.warning("text_encoder.path=%s: %s (%s)", TINY_RANDOM, TINY_NOTE, tiny_dir)
+    dtype = resolve_dtype(cfg.dtype, device)
     try:
-        model = T5EncoderModel.from_pretrained(path)
+        # in its working dtype from the start: T5-XXL's encoder in float32 is about 19 GB of host memory per rank
+        model = T5EncoderModel.from_pretrained(path, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer_path or path)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(
             f"text_encoder.path={cfg.path!r}: cannot load a T5 encoder and tokenizer: {e}"
         ) from None
-    enc = TextEncoder(model, tokenizer, device, resolve_dtype(cfg.dtype, device))
+    enc = TextEncoder(model, tokenizer, device, dtype)
     log.info("text encoder %s: d_model %d, vocab %d", path, enc.dim, len(tokenizer))
     return enc
 

@@ -48,3 +48,21 @@ def test_unigram_vocab_covers_ascii_and_frequent_words():
     assert list(vocab)[:3] == ["<pad>", "</s>", "<unk>"]
     assert "\u2581Colorize" in vocab and "image" in vocab and "~" in vocab
     assert vocab["\u2581Colorize"] > vocab["\u2581~"]  # frequent pieces score higher
+
+
+def test_encoders_load_in_their_working_dtype(tiny_models, monkeypatch):
+    """The loaders get the dtype: a bf16 T5-XXL never exists in float32 in host memory (about 19 GB per rank)."""
+    from transformers import T5EncoderModel
+
+    seen = []
+    real = T5EncoderModel.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        model = real(cls, *args, **kwargs)
+        seen.append((kwargs.get("dtype"), next(model.parameters()).dtype))
+        return model
+
+    monkeypatch.setattr(T5EncoderModel, "from_pretrained", classmethod(spy))
+    enc = load_text_encoder(TextEncoderConfig(path=str(tiny_models / "t5"), dtype="bf16"), torch.device("cpu"))
+    assert seen == [(torch.bfloat16, torch.bfloat16)]
+    assert next(enc.model.parameters()).dtype == torch.bfloat16
