@@ -18,7 +18,7 @@ from datagen import paths, schema
 from datagen.batch import derive_seed
 from datagen.pairing.band import in_band
 from datagen.pairing.config import SCORE_NONE, SCORE_OBJECT, Band, PairingConfig, RouteConfig
-from datagen.pairing.kmeans import faiss_gpus, normalize_inplace
+from datagen.pairing.kmeans import normalize_inplace
 from datagen.pairing.object_score import edge_layout
 from datagen.pairing.pairs import clean_members, set_pairs
 from datagen.pairing.pass2 import GroupFeatures, link_scores
@@ -45,7 +45,6 @@ class GroupTask:
     config: PairingConfig
     routes: list[tuple[str, RouteConfig]]
     seed: int
-    gpu: bool | str = "auto"  # faiss GPU indexes for the in-cluster search (kmeans.gpu)
 
 
 def _add(d: dict[str, int], other: dict[str, int]) -> None:
@@ -79,7 +78,6 @@ def _with_edge_candidates(
     sim1: np.ndarray,
     k: int,
     min_cosine: float,
-    gpus: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Pass-1 links plus each image's `k` nearest neighbours by edge layout inside its cluster (object routes only:
     their pass 2 verifies every candidate geometrically). New links carry the encoder's own cosine."""
@@ -89,7 +87,7 @@ def _with_edge_candidates(
     seen = set(zip(i.tolist(), j.tolist()))
     ni, nj = [], []
     for s, e in zip(starts, ends):
-        a, b, _ = band_links(layout[s:e], Band(low=min_cosine, high=1.0, include_high=True), "knn", k, gpus)
+        a, b, _ = band_links(layout[s:e], Band(low=min_cosine, high=1.0, include_high=True), "knn", k)
         for p, q in zip((a + s).tolist(), (b + s).tolist()):
             if (p, q) not in seen:
                 seen.add((p, q))
@@ -122,9 +120,8 @@ def run_group(task: GroupTask) -> dict[str, Any]:
         stats["clusters"] = len(starts)
         # pass 1, cluster by cluster: the search never leaves a cluster
         li, lj, ls = [], [], []
-        gpus = faiss_gpus(task.gpu)
         for s, e in zip(starts, ends):
-            i, j, sim = band_links(x[s:e], task.band, cfg.pass1.search, cfg.pass1.max_neighbors, gpus)
+            i, j, sim = band_links(x[s:e], task.band, cfg.pass1.search, cfg.pass1.max_neighbors)
             li.append(i + s), lj.append(j + s), ls.append(sim)
         i = np.concatenate(li) if li else np.empty(0, np.int64)
         j = np.concatenate(lj) if lj else np.empty(0, np.int64)
@@ -132,7 +129,7 @@ def run_group(task: GroupTask) -> dict[str, Any]:
         stats["links_pass1"] = int(len(i))
         if cfg.pass1.edge_neighbors and any(r.score == SCORE_OBJECT for _, r in task.routes) and feats.has_edges:
             i, j, sim1, added = _with_edge_candidates(
-                feats, x, starts, ends, i, j, sim1, cfg.pass1.edge_neighbors, cfg.pass1.edge_min_cosine, gpus
+                feats, x, starts, ends, i, j, sim1, cfg.pass1.edge_neighbors, cfg.pass1.edge_min_cosine
             )
             stats["links_edge_layout"] = added
         cache: dict[str, tuple[np.ndarray, dict[str, int]]] = {}

@@ -325,11 +325,11 @@ def plan_pairs(
             config=cfg,
             routes=routes,
             seed=recipe.seed,
-            gpu=cfg.kmeans.gpu,
         )
         for g in sorted(group_sizes)
     ]
-    group_stats = parallel_map(_run_group, tasks, recipe.runtime, num_gpus=gpu_tasks, always_remote=True)
+    # union-find is CPU work (the in-cluster search included: datagen/pairing/search.py): its tasks reserve CPUs only
+    group_stats = parallel_map(_run_group, tasks, recipe.runtime, always_remote=True)
     t4 = time.perf_counter()
 
     # 4. one pairs file; its row groups are the pairs job's partitions

@@ -1,5 +1,9 @@
 """Pass 1 of the two-pass union-find: inside one cluster, link images whose cosine similarity lies in the band,
-found with a faiss range or kNN search over that cluster only (never all pairs of the collection)."""
+found with a faiss range or kNN search over that cluster only (never all pairs of the collection).
+
+Always on the CPU, whatever the cluster has: a cluster holds a few thousand rows (an exact search over one costs
+a tenth of a second), while a GPU index has no range search (its kNN would link other images than the CPU's for
+the same settings) and costs more to build per cluster than the search itself. K-means, where a GPU pays, keeps it."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ _EDGE = 1e-5
 
 
 def band_links(
-    x: np.ndarray, band: Band, mode: str = "range", max_neighbors: int = 16, gpus: int = 0
+    x: np.ndarray, band: Band, mode: str = "range", max_neighbors: int = 16
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Links (i, j, cosine) with i < j among the unit rows `x` of one cluster, cosine in `band`, keeping for each
     image its `max_neighbors` most similar partners in the band."""
@@ -26,16 +30,14 @@ def band_links(
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     index = faiss.IndexFlatIP(x.shape[1])
-    if gpus:
-        index = faiss.index_cpu_to_all_gpus(index)
     index.add(x)
-    if mode == "range" and not gpus:
+    if mode == "range":
         lims, sims, ids = index.range_search(x, float(band.low) - _EDGE)
         rows = np.repeat(np.arange(m, dtype=np.int64), np.diff(lims).astype(np.int64))
         cols = ids.astype(np.int64)
     else:
-        # kNN (GPU indexes have no range search): the band's upper end can hide near-duplicates in the top
-        # neighbours, so look a little deeper than max_neighbors
+        # kNN: the band's upper end can hide near-duplicates in the top neighbours, so look a little deeper than
+        # max_neighbors
         k = min(m, max_neighbors * 2 + 1)
         sims, ids = index.search(x, k)
         rows = np.repeat(np.arange(m, dtype=np.int64), k)

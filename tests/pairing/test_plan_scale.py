@@ -154,3 +154,37 @@ def test_under_ray_the_driver_never_holds_embeddings(tmp_path, ray_local, monkey
     sample_bytes = 8_000 * dim * 4  # 23 MiB; the old driver held it two to three times over
     # what remains is a fixed ~4 MiB of modules Ray imports on first use, whatever the sample's size
     assert peak < sample_bytes / 3, f"driver peak {peak / 2**20:.1f} MiB for a {sample_bytes / 2**20:.1f} MiB sample"
+
+
+def test_union_find_tasks_reserve_no_gpu_on_a_gpu_cluster(tmp_path, monkeypatch):
+    """K-means training and assignment may take a GPU; the union-find tasks (in-cluster search included) are CPU
+    work and ask Ray for none, so they never hold a GPU that a model stage waits for."""
+    asked: dict[str, float] = {}
+    real = plan.parallel_map
+
+    def spy(fn, items, runtime, num_gpus=0, **kw):
+        asked[fn.__name__] = num_gpus
+        return real(fn, items, runtime, **kw)
+
+    monkeypatch.setattr(plan, "task_gpus", lambda runtime, wanted: 1.0)  # as on a cluster with GPUs
+    monkeypatch.setattr(plan, "parallel_map", spy)
+    write_features(tmp_path, embeddings(240, 16), 60)
+    assert run_plan(tmp_path, pairing(), "local")
+    assert asked["_train"] == 1.0 and asked["_assign_files"] == 1.0
+    assert asked["_run_group"] == 0
+
+
+def test_pass_one_links_are_the_exact_in_band_pairs_whatever_faiss_has():
+    """The range search gives, per image, its most similar partners whose exact cosine lies in the band: the same
+    links a brute-force scan finds (there is one search path, on the CPU, so a GPU cluster links the same images)."""
+    from datagen.pairing.band import in_band
+    from datagen.pairing.config import Band
+    from datagen.pairing.search import band_links
+
+    x = normalize(embeddings(300, 24, seed=3))
+    band = Band(low=0.55, high=0.95)
+    i, j, s = band_links(x, band, "range", max_neighbors=300)
+    cos = x.astype(np.float64) @ x.T.astype(np.float64)
+    want = {(a, b) for a in range(300) for b in range(a + 1, 300) if in_band(np.array([cos[a, b]]), band)[0]}
+    assert set(zip(i.tolist(), j.tolist())) == want
+    assert np.allclose(s, cos[i, j], atol=1e-6)
