@@ -71,6 +71,18 @@ class RuntimeConfig(Section):
         description="jobs that do not read each other's output (images and features) "
         "run at the same time, their partitions interleaved on the cluster; false: one job after another",
     )
+    gpu_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="operator name -> its weight when the GPUs are divided among the GPU stages that run at once "
+        "(default: the GPUs per actor it asks for); a stage that is slower per item deserves more",
+    )
+    task_cpu_share: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="share of the cluster's CPUs (at least one) that no actor may hold: the tasks' "
+        "(read, decode, classical stages, commits)",
+    )
     actor_start_timeout_s: int = Field(
         900,
         ge=1,
