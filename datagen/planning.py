@@ -245,21 +245,29 @@ def _divide_gpus(pools: list[_Pool], shape: ClusterShape, notes: list[str]) -> N
         )
     if frac:
         want = sum(p.gpus for p in frac)
-        scale = min(1.0, left / want)
-        while scale * min(p.gpus for p in frac) >= MIN_GPU_SHARE and not _pack([p.gpus * scale for p in frac], left):
-            scale *= 0.95
-        if scale * min(p.gpus for p in frac) < MIN_GPU_SHARE:
+
+        def shares(scale: float) -> list[float]:
+            return [min(p.gpus, max(MIN_GPU_SHARE, p.gpus * scale)) for p in frac]
+
+        if not _pack(shares(0.0), left):
             raise PlanError(
-                f"{len(frac)} GPU stages cannot each hold {MIN_GPU_SHARE} of a GPU at once on {left} "
-                f"GPUs (they ask for {want:.2f} GPUs): give some of them `device: cpu`, or more GPUs"
+                f"{len(frac)} GPU stages cannot each hold {MIN_GPU_SHARE} of a GPU at once on {left} GPUs (they ask "
+                f"for {want:.2f} GPUs): give some of them `device: cpu`, or more GPUs"
             )
-        for p in frac:
-            p.share = round(p.gpus * scale, 4)
+        scale = 1.0
+        if not _pack(shares(1.0), left):  # the largest scale whose shares pack, by bisection
+            lo, hi = 0.0, 1.0
+            for _ in range(30):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if _pack(shares(mid), left) else (lo, mid)
+            scale = lo
+        for p, share in zip(frac, shares(scale)):
+            p.share = math.floor(share * 10_000) / 10_000
         if scale < 1.0:
             notes.append(
-                f"GPU stages ask for {want + whole_gpus:.2f} GPUs at once, the cluster has "
-                f"{shape.gpus:g}: each actor's share is scaled by {scale:.2f}, so every GPU stage runs "
-                f"from the start and stages share GPUs"
+                f"GPU stages ask for {want + whole_gpus:.2f} GPUs at once, the cluster has {shape.gpus:g}: each "
+                f"actor's share is scaled by {scale:.2f} (at least {MIN_GPU_SHARE}), so every GPU stage runs from "
+                f"the start and stages share GPUs"
             )
     # what is left after every pool's first actor goes to the pools by weight
     spare = shape.gpus - sum(p.share for p in pools)
@@ -325,7 +333,7 @@ def plan_wave(
             f"of {shape.cpus:g}: each actor asks for {cpu_scale:.2f} of its CPUs, so tasks never starve"
         )
     for p in gpu_pools + cpu_pools:
-        p.cpus = max(MIN_CPU_SHARE, round(p.cpus * cpu_scale, 3))
+        p.cpus = max(MIN_CPU_SHARE, math.floor(p.cpus * cpu_scale * 1000) / 1000)
     while sum(p.cpus * p.most for p in gpu_pools) + sum(p.cpus for p in cpu_pools) > room + 1e-9:
         biggest = max(gpu_pools, key=lambda q: q.most * q.cpus)
         if biggest.most <= 1:

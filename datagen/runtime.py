@@ -430,3 +430,19 @@ def execute_jobs(jobs: list[tuple[Job, list[StagePlan] | None]], runtime: Runtim
             yield from execute_local(job)
         return
     yield from execute_ray(jobs, runtime)
+
+
+def live_shape(runtime: RuntimeConfig):
+    """The shape of the cluster the runtime runs on (the local machine for the plain loop): totals over its alive
+    nodes, the node count those with CPUs."""
+    from datagen.planning import ClusterShape
+
+    if runtime.executor == "local":
+        return ClusterShape(cpus=float(os.cpu_count() or 1))
+    import ray
+
+    init_ray(runtime)
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
+    gpus = sum(n["Resources"].get("GPU", 0) for n in nodes)
+    return ClusterShape(cpus=float(cpus), gpus=float(gpus), nodes=max(1, len(nodes)))

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from datagen import config
 from datagen import run as _run
 from datagen.config import Recipe
+from datagen.planning import ClusterShape, WavePlan, plan_wave
 from pipelines import features, images, pairing
 from pipelines.catalog import CATALOG
 
@@ -26,6 +27,18 @@ def load_recipe(path: str | Path | None, overrides: Optional[list[str]] = None) 
 
 def build_recipe(raw: dict[str, Any]) -> Recipe:
     return config.build_recipe(raw, CATALOG)
+
+
+def plan_waves(recipe: Recipe, shape: ClusterShape) -> list[WavePlan]:
+    """The plan of each wave of jobs (the jobs that run at once) on a cluster of this shape, as `run` would place
+    them; raises PlanError when a wave cannot fit. Partitions are not planned (the pairs job's needs the features)."""
+    rt = recipe.runtime
+    out = []
+    for wave in _run.waves(JOBS, rt.concurrent_jobs and rt.executor == "ray"):
+        jobs = [(spec.name, stages, None) for spec in wave if (stages := spec.stages(recipe))]
+        if jobs:
+            out.append(plan_wave(jobs, rt, shape))
+    return out
 
 
 def run(recipe: Recipe, progress: Optional[bool] = None, release: bool = False) -> dict[str, Any]:

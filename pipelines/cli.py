@@ -7,10 +7,11 @@ from __future__ import annotations
 import sys
 
 from datagen import cli
-from pipelines.commands import conditions_sheet, edits_sheet, export_captioner_data, finetune_captioner, run
+from pipelines.commands import conditions_sheet, edits_sheet, export_captioner_data, finetune_captioner, plan, run
 
 COMMANDS = (
     run.register,
+    plan.register,
     conditions_sheet.register,
     edits_sheet.register,
     export_captioner_data.register,
