@@ -7,9 +7,10 @@ from __future__ import annotations
 import io
 import warnings
 
-import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from datagen.imaging import fit_long_side
 
 # We check pixel counts ourselves before decoding, with the recipe's cap and a quarantine reason.
 Image.MAX_IMAGE_PIXELS = None
@@ -104,8 +105,6 @@ def decode_image(
     aspect = max(w, h) / min(w, h)
     if aspect > max_aspect:
         raise RejectedInput(EXTREME_ASPECT, f"{w}x{h}: aspect {aspect:.2f} > max_aspect {max_aspect}")
-    if max(w, h) > max_side:
-        s = max_side / max(w, h)
-        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    rgb, _ = fit_long_side(rgb, max_side)
     meta = {"format": fmt, "mode": mode, "orig_width": w, "orig_height": h, "frames": n_frames}
     return np.ascontiguousarray(rgb), meta

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
+from datagen.imaging import fit_long_side
 from operators.conditions.base import (
     ConditionOperator,
     ModelConditionConfig,
@@ -133,12 +134,7 @@ def region_outlines(image: np.ndarray, c: DoodleConfig, pen_radius: float) -> np
 
     h, w = image.shape[:2]
     scale = max(h, w) / REFERENCE_SIDE
-    s = min(1.0, REGION_SIDE / max(h, w))
-    small = (
-        cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        if s < 1
-        else image
-    )
+    small, _ = fit_long_side(image, REGION_SIDE)
     labels = object_regions(small, merge_threshold=c.region_merge_threshold, min_region_fraction=c.region_min_fraction)
     labels = cv2.resize(labels.astype(np.uint16), (w, h), interpolation=cv2.INTER_NEAREST)
     k = max(3, int(round(c.outline_smoothing * scale)) | 1)  # odd; medianBlur takes 16-bit input only up to 5

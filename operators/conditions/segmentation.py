@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from datagen.imaging import fit_long_side
 from operators.conditions.base import (
     ConditionOperator,
     ModelConditionConfig,
@@ -158,12 +159,7 @@ class Segmentation(ConditionOperator):
 
         c = self.config
         h, w = image.shape[:2]
-        s = min(1.0, c.work_side / max(h, w))
-        small = (
-            cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-            if s < 1
-            else image
-        )
+        small, _ = fit_long_side(image, c.work_side)
         if c.method == "regions":
             from operators.models.regions import object_regions
 

@@ -114,11 +114,9 @@ def cached_onnx() -> Path:
 
 def _normalised(im: np.ndarray, side: int) -> np.ndarray:
     """1x3xHxW float32, ImageNet-normalised, long side `side` (aspect kept)."""
-    import cv2
+    from datagen.imaging import fit_long_side
 
-    h, w = im.shape[:2]
-    s = side / max(h, w)
-    small = cv2.resize(im, (max(32, round(w * s)), max(32, round(h * s))), interpolation=cv2.INTER_AREA)
+    small, _ = fit_long_side(im, side, upscale=True, min_size=32)
     x = (small.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
 
