@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from datagen.devices import resolve_device
 from datagen.operator import Resources
 from operators.conditions.base import ConditionOperator, ModelOnlyConfig, SkipImage, model_resources, provenance_params
 from operators.conditions.openpose_draw import coco_to_openpose, draw_bodies
@@ -47,18 +46,6 @@ class PoseConfig(ModelOnlyConfig):
     min_keypoints: int = Field(
         1, ge=1, le=17, description="a person needs this many keypoints above threshold to count"
     )
-
-
-def _ort_device(device: str) -> str:
-    """CUDA only where Ray assigned a GPU (datagen.devices) and onnxruntime has the CUDA provider (onnxruntime-gpu)."""
-    from datagen.optional import require
-
-    ort = require("onnxruntime")
-
-    device = resolve_device(device)
-    if device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
-        return "cpu"
-    return device
 
 
 class Pose(ConditionOperator):
@@ -140,7 +127,9 @@ class Pose(ConditionOperator):
         rtmlib = require("rtmlib")
         YOLOX, RTMPose = rtmlib.YOLOX, rtmlib.RTMPose
 
-        device = _ort_device(c.device)
+        from operators.models.onnx import onnx_device
+
+        device = onnx_device(c.device)
         self._det = YOLOX(
             c.det_checkpoint,
             model_input_size=tuple(c.det_input_size),
