@@ -4,7 +4,6 @@ embedded default runs a real model offline; `model` points at any other ONNX exp
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -14,6 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen import schema
+from datagen.identity import photo_key
 from datagen.offline_weights import sha256_of
 from datagen.operator import Resources
 from datagen.worker_cache import per_process
@@ -151,7 +151,7 @@ class NsfwScore(Scorer):
         for v in views:
             ks = []
             for f in self.frames(v):
-                k = hashlib.sha1(f.image.tobytes()).digest() + bytes(str(f.image.shape), "ascii")
+                k = photo_key(f.image)
                 if k not in probs:
                     new.setdefault(k, f.image)
                 ks.append(k)
