@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from datagen.operator import Resources
-from operators.conditions.base import ConditionOperator, ModelOnlyConfig, SkipImage, model_resources, provenance_params
+from operators.conditions.base import ModelCondition, ModelOnlyConfig, SkipImage
 from operators.conditions.openpose_draw import coco_to_openpose, draw_bodies
 
 NO_PERSON = "no person detected"
@@ -48,11 +47,10 @@ class PoseConfig(ModelOnlyConfig):
     )
 
 
-class Pose(ConditionOperator):
+class Pose(ModelCondition):
     name = "pose"
     condition = "pose"
     version = "1"
-    stateful = True
     Config: ClassVar[type[PoseConfig]] = PoseConfig
 
     def __init__(self, config=None, **context: Any):
@@ -84,12 +82,6 @@ class Pose(ConditionOperator):
             keys = " and ".join(f"operators.pose.{k}" for k in missing)
             return f"no RTMPose/YOLOX ONNX set ({keys}); pose has no classical default"
         return None
-
-    def resources(self) -> Resources:
-        return model_resources(self.config)
-
-    def params(self) -> dict[str, Any]:
-        return provenance_params(self.config)
 
     def describe(self) -> str:
         c = self.config
