@@ -1,15 +1,18 @@
-"""Decode one input into an RGB array under limits: a byte cap, a pixel cap checked before decoding
-(decompression bombs), a minimum side and a maximum aspect ratio; EXIF orientation applied; CMYK, 16-bit,
-alpha, palette and animated inputs converted to 8-bit RGB. A refused input raises RejectedInput(reason)."""
+"""The one image decoder: bytes into an RGB (or gray) array, under limits where the bytes come from outside: a byte
+cap, a pixel cap checked before decoding (decompression bombs), a minimum side and a maximum aspect ratio; EXIF
+orientation applied; CMYK, 16-bit, alpha, palette and animated inputs converted to 8-bit RGB. A refused input raises
+RejectedInput(reason). Shard members (our own JPEG/PNG) decode through it too, without limits."""
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
-import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from datagen.imaging import fit_long_side
 
 # We check pixel counts ourselves before decoding, with the recipe's cap and a quarantine reason.
 Image.MAX_IMAGE_PIXELS = None
@@ -62,13 +65,15 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
 def decode_image(
     data: bytes,
     *,
-    max_bytes: int,
-    max_pixels: int,
-    min_side: int,
-    max_aspect: float,
-    max_side: int,
+    gray: bool = False,
+    max_bytes: float = math.inf,
+    max_pixels: float = math.inf,
+    min_side: int = 1,
+    max_aspect: float = math.inf,
+    max_side: float = math.inf,
 ) -> tuple[np.ndarray, dict]:
-    """Bytes -> (HxWx3 uint8 RGB limited to max_side, metadata). Raises RejectedInput."""
+    """Bytes -> (HxWx3 uint8 RGB, or HxW uint8 where `gray`, limited to max_side; metadata). The limits default to
+    none (bytes we wrote ourselves). Raises RejectedInput."""
     if len(data) == 0:
         raise RejectedInput(EMPTY, "zero bytes")
     if len(data) > max_bytes:
@@ -94,7 +99,7 @@ def decode_image(
                 warnings.simplefilter("ignore")
                 im.load()
                 im = ImageOps.exif_transpose(im)
-            rgb = _to_rgb(im)
+            rgb = np.asarray(im.convert("L"), dtype=np.uint8).copy() if gray else _to_rgb(im)
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
             raise RejectedInput(TRUNCATED, str(e)) from None
         mode = im.mode
@@ -105,7 +110,6 @@ def decode_image(
     if aspect > max_aspect:
         raise RejectedInput(EXTREME_ASPECT, f"{w}x{h}: aspect {aspect:.2f} > max_aspect {max_aspect}")
     if max(w, h) > max_side:
-        s = max_side / max(w, h)
-        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        rgb, _ = fit_long_side(rgb, int(max_side))
     meta = {"format": fmt, "mode": mode, "orig_width": w, "orig_height": h, "frames": n_frames}
     return np.ascontiguousarray(rgb), meta

@@ -10,10 +10,10 @@ import html
 import json
 import re
 
-import cv2
 import numpy as np
 
 from datagen import schema
+from datagen.imaging import fit_long_side
 from datagen.schema import Frame, Sample
 from datagen.shards.codec import encode_image
 
@@ -22,10 +22,7 @@ _IND = re.compile(r"(\{image\d?\})")
 
 
 def _thumb_uri(image: np.ndarray, lossless: bool) -> str:
-    h, w = image.shape[:2]
-    s = min(1.0, THUMB / max(h, w))
-    if s < 1.0:
-        image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    image, _ = fit_long_side(image, THUMB)
     ext = "png" if lossless else "jpg"
     data = encode_image(image, ext, 85)
     return f"data:image/{'png' if lossless else 'jpeg'};base64,{base64.b64encode(data).decode()}"

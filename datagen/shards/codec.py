@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from datagen import schema
+from datagen.ingest.decode import RejectedInput, decode_image
 from datagen.schema import Frame, Provenance, Sample, Turn
 
 
@@ -31,12 +32,12 @@ def encode_image(image: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
     return buf.tobytes()
 
 
-def decode_image(data: bytes, gray: bool = False) -> np.ndarray:
-    flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if arr is None:
-        raise ValueError("member is not a decodable image")
-    return arr if gray else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+def decode_member(data: bytes, name: str, gray: bool = False) -> np.ndarray:
+    """A member this codec wrote -> HxWx3 RGB (HxW uint8 where `gray`, for masks), through the one decoder."""
+    try:
+        return decode_image(data, gray=gray)[0]
+    except RejectedInput as err:
+        raise ValueError(f"member {name} is not a decodable image ({err})") from None
 
 
 def _frame_ext(frame: Frame, photo_format: str) -> str:
@@ -133,8 +134,8 @@ def decode_sample(members: dict[str, Any]) -> Sample:
         raise ValueError(f"unsupported sample schema {record.get('schema')!r}; expected {schema.SCHEMA_VERSION}")
 
     def frame(d: dict[str, Any]) -> Frame:
-        image = decode_image(members[d["image"]])
-        mask = decode_image(members[d["mask"]], gray=True) if d.get("mask") else None
+        image = decode_member(members[d["image"]], d["image"])
+        mask = decode_member(members[d["mask"]], d["mask"], gray=True) if d.get("mask") else None
         return Frame(image=image, mask=mask, role=d.get("role", schema.ROLE_PHOTO))
 
     turns = [

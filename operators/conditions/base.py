@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from datagen import schema
 from datagen.batch import WorkBatch
-from datagen.devices import resolve_device  # noqa: F401  (the condition operators resolve "auto" through it)
+from datagen.devices import resolve_device
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 
@@ -91,13 +91,7 @@ class ConditionOperator(Operator):
         self, images: list[np.ndarray], rngs: list[np.random.Generator]
     ) -> list[tuple[np.ndarray, dict] | SkipImage]:
         """Batched form; model-backed operators override this to run the model on a whole batch at once."""
-        out: list[tuple[np.ndarray, dict] | SkipImage] = []
-        for image, rng in zip(images, rngs):
-            try:
-                out.append(self.make_condition(image, rng))
-            except SkipImage as s:
-                out.append(s)
-        return out
+        return _each(self.make_condition, images, rngs)
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         stats = batch.stage(self.name)
@@ -140,3 +134,105 @@ class ConditionOperator(Operator):
 def gray3(gray: np.ndarray) -> np.ndarray:
     """HxW uint8 -> HxWx3 uint8: condition maps are stored as RGB like every frame."""
     return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+
+
+class ModelCondition(ConditionOperator):
+    """A condition made only by a model (ModelOnlyConfig): off without a checkpoint, loaded once per actor."""
+
+    Config: ClassVar[type[ConditionConfig]] = ModelOnlyConfig
+    stateful = True
+
+    def resources(self) -> Resources:
+        return model_resources(self.config)
+
+    def params(self) -> dict[str, Any]:
+        return provenance_params(self.config)
+
+
+class ClassicalOrModelCondition(ConditionOperator):
+    """A condition with an embedded classical algorithm and, with backend=model, a model instead. This class holds
+    the wiring (state only where a model loads, resources, which keys enter provenance, describe, loading once);
+    an operator states its two algorithms: `classical_conditions` and `load_model` + `model_conditions` (or the
+    per-image `classical_condition` / `model_condition`), and `describe_classical` / `describe_model`."""
+
+    Config: ClassVar[type[ConditionConfig]] = ModelConditionConfig
+    classical_keys: ClassVar[tuple[str, ...]] = ()  # config keys only the classical algorithm reads
+    model_keys: ClassVar[tuple[str, ...]] = ()  # config keys only the model reads
+
+    def __init__(self, config=None, **context: Any):
+        super().__init__(config, **context)
+        self.stateful = uses_model(self.config)  # a model loads once per actor; the classical side needs no state
+        self._model: Any = None
+        self._device = "cpu"
+
+    @property
+    def uses_model(self) -> bool:
+        return uses_model(self.config)
+
+    def resources(self) -> Resources:
+        return model_resources(self.config)
+
+    def unused_keys(self) -> tuple[str, ...]:
+        """Config keys the chosen side does not read: left out of provenance, so they do not change sample keys."""
+        return self.classical_keys if self.uses_model else self.model_keys
+
+    def params(self) -> dict[str, Any]:
+        p = provenance_params(self.config)
+        for k in self.unused_keys():
+            p.pop(k)
+        return p
+
+    def describe(self) -> str:
+        return self.describe_model() if self.uses_model else self.describe_classical()
+
+    def describe_classical(self) -> str:
+        raise NotImplementedError
+
+    def describe_model(self) -> str:
+        raise NotImplementedError
+
+    def load_model(self, device: str) -> Any:
+        """The model from `config.checkpoint` on `device`."""
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        if self.uses_model and self._model is None:
+            self._device = resolve_device(self.config.device)
+            self._model = self.load_model(self._device)
+
+    def make_conditions(
+        self, images: list[np.ndarray], rngs: list[np.random.Generator]
+    ) -> list[tuple[np.ndarray, dict] | SkipImage]:
+        if not self.uses_model:
+            return self.classical_conditions(images, rngs)
+        self.setup()
+        return self.model_conditions(images, rngs)
+
+    def make_condition(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        res = self.make_conditions([image], [rng])[0]
+        if isinstance(res, SkipImage):
+            raise res
+        return res
+
+    def classical_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]) -> list:
+        return _each(self.classical_condition, images, rngs)
+
+    def model_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]) -> list:
+        return _each(self.model_condition, images, rngs)
+
+    def classical_condition(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        raise NotImplementedError
+
+    def model_condition(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        raise NotImplementedError
+
+
+def _each(make, images: list[np.ndarray], rngs: list[np.random.Generator]) -> list[tuple[np.ndarray, dict] | SkipImage]:
+    """One image at a time, a SkipImage kept in its place."""
+    out: list[tuple[np.ndarray, dict] | SkipImage] = []
+    for image, rng in zip(images, rngs):
+        try:
+            out.append(make(image, rng))
+        except SkipImage as s:
+            out.append(s)
+    return out

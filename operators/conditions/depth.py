@@ -9,15 +9,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from datagen.operator import Resources
-from operators.conditions.base import (
-    ConditionOperator,
-    ModelOnlyConfig,
-    gray3,
-    model_resources,
-    provenance_params,
-    resolve_device,
-)
+from datagen.devices import resolve_device
+from operators.conditions.base import ModelCondition, ModelOnlyConfig, gray3
 
 
 class DepthConfig(ModelOnlyConfig):
@@ -38,11 +31,10 @@ def to_inverse_depth_u8(pred: np.ndarray, prediction: str) -> np.ndarray:
     return np.clip((d - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-class Depth(ConditionOperator):
+class Depth(ModelCondition):
     name = "depth"
     condition = "depth"
     version = "1"
-    stateful = True
     Config: ClassVar[type[DepthConfig]] = DepthConfig
 
     def __init__(self, config=None, **context: Any):
@@ -58,12 +50,6 @@ class Depth(ConditionOperator):
                 "has no classical default"
             )
         return None
-
-    def resources(self) -> Resources:
-        return model_resources(self.config)
-
-    def params(self) -> dict[str, Any]:
-        return provenance_params(self.config)
 
     def describe(self) -> str:
         return f"depth: transformers depth-estimation model {self.config.checkpoint}, 8-bit inverse depth (model)"

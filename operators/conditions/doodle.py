@@ -15,15 +15,8 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
-from operators.conditions.base import (
-    ConditionOperator,
-    ModelConditionConfig,
-    gray3,
-    model_resources,
-    provenance_params,
-    resolve_device,
-    uses_model,
-)
+from datagen.imaging import fit_long_side
+from operators.conditions.base import ClassicalOrModelCondition, ModelConditionConfig, gray3
 from operators.conditions.hed import load_hed, soft_edges
 
 REFERENCE_SIDE = 512  # pixel sizes below are for a 512px image and scale with it
@@ -133,12 +126,7 @@ def region_outlines(image: np.ndarray, c: DoodleConfig, pen_radius: float) -> np
 
     h, w = image.shape[:2]
     scale = max(h, w) / REFERENCE_SIDE
-    s = min(1.0, REGION_SIDE / max(h, w))
-    small = (
-        cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        if s < 1
-        else image
-    )
+    small, _ = fit_long_side(image, REGION_SIDE)
     labels = object_regions(small, merge_threshold=c.region_merge_threshold, min_region_fraction=c.region_min_fraction)
     labels = cv2.resize(labels.astype(np.uint16), (w, h), interpolation=cv2.INTER_NEAREST)
     k = max(3, int(round(c.outline_smoothing * scale)) | 1)  # odd; medianBlur takes 16-bit input only up to 5
@@ -158,40 +146,31 @@ def region_outlines(image: np.ndarray, c: DoodleConfig, pen_radius: float) -> np
     return 255 - cv2.dilate(skeleton * 255, pen)
 
 
-class Doodle(ConditionOperator):
+REGION_KEYS = ("region_merge_threshold", "region_min_fraction", "outline_smoothing")
+GRADIENT_KEYS = ("gradient_sigmas", "gradient_percentile")
+
+
+class Doodle(ClassicalOrModelCondition):
     name = "doodle"
     condition = "doodle"
     version = "1"
     Config: ClassVar[type[DoodleConfig]] = DoodleConfig
+    classical_keys = ("edges", *REGION_KEYS, *GRADIENT_KEYS)
 
-    def __init__(self, config=None, **context: Any):
-        super().__init__(config, **context)
-        self.stateful = uses_model(self.config)
-        self._net = None
-        self._device = "cpu"
+    def unused_keys(self) -> tuple[str, ...]:
+        if self.uses_model:
+            return self.classical_keys
+        return GRADIENT_KEYS if self.config.edges == "regions" else REGION_KEYS  # the other classical stroke source
 
-    def resources(self):
-        return model_resources(self.config)
-
-    def params(self) -> dict[str, Any]:
-        p = provenance_params(self.config)
-        region_keys = ("region_merge_threshold", "region_min_fraction", "outline_smoothing")
-        gradient_keys = ("gradient_sigmas", "gradient_percentile")
-        if uses_model(self.config):
-            unused = ("edges", *region_keys, *gradient_keys)
-        else:
-            unused = gradient_keys if self.config.edges == "regions" else region_keys
-        for k in unused:
-            p.pop(k)
-        return p
-
-    def describe(self) -> str:
+    def describe_model(self) -> str:
         c = self.config
-        if uses_model(c):
-            return (
-                f"doodle: HED from {c.checkpoint} (model) -> NMS/blur/binarise -> skeleton -> pen radius "
-                f"{c.pen_radius_range}"
-            )
+        return (
+            f"doodle: HED from {c.checkpoint} (model) -> NMS/blur/binarise -> skeleton -> pen radius "
+            f"{c.pen_radius_range}"
+        )
+
+    def describe_classical(self) -> str:
+        c = self.config
         if c.edges == "regions":
             return (
                 f"doodle: outlines of classical object regions (merged SLIC, threshold {c.region_merge_threshold}) "
@@ -202,21 +181,25 @@ class Doodle(ConditionOperator):
             f"skeleton -> pen radius {c.pen_radius_range}"
         )
 
-    def setup(self) -> None:
-        if uses_model(self.config) and self._net is None:
-            self._device = resolve_device(self.config.device)
-            self._net = load_hed(self.config.checkpoint, self._device)
+    def load_model(self, device: str) -> Any:
+        return load_hed(self.config.checkpoint, device)
 
-    def make_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]):
-        c = self.config
-        radii = [float(rng.uniform(*c.pen_radius_range)) for rng in rngs]
-        if uses_model(c):
-            self.setup()
-            edges = soft_edges(self._net, images, self._device)
-            doodles = [strokes_from_edges(e, c, r) for e, r in zip(edges, radii)]
-        elif c.edges == "regions":
-            doodles = [region_outlines(im, c, r) for im, r in zip(images, radii)]
-        else:
-            edges = [gradient_edges(im, c.gradient_sigmas, c.gradient_percentile) for im in images]
-            doodles = [strokes_from_edges(e, c, r) for e, r in zip(edges, radii)]
+    def _pen_radii(self, rngs: list[np.random.Generator]) -> list[float]:
+        return [float(rng.uniform(*self.config.pen_radius_range)) for rng in rngs]
+
+    @staticmethod
+    def _drawn(doodles: list[np.ndarray], radii: list[float]) -> list:
         return [(gray3(d), {"pen_radius": round(r, 3)}) for d, r in zip(doodles, radii)]
+
+    def classical_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]):
+        c = self.config
+        radii = self._pen_radii(rngs)
+        if c.edges == "regions":
+            return self._drawn([region_outlines(im, c, r) for im, r in zip(images, radii)], radii)
+        edges = [gradient_edges(im, c.gradient_sigmas, c.gradient_percentile) for im in images]
+        return self._drawn([strokes_from_edges(e, c, r) for e, r in zip(edges, radii)], radii)
+
+    def model_conditions(self, images: list[np.ndarray], rngs: list[np.random.Generator]):
+        radii = self._pen_radii(rngs)
+        edges = soft_edges(self._model, images, self._device)
+        return self._drawn([strokes_from_edges(e, self.config, r) for e, r in zip(edges, radii)], radii)

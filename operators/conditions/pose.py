@@ -12,9 +12,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from datagen.devices import resolve_device
-from datagen.operator import Resources
-from operators.conditions.base import ConditionOperator, ModelOnlyConfig, SkipImage, model_resources, provenance_params
+from operators.conditions.base import ModelCondition, ModelOnlyConfig, SkipImage
 from operators.conditions.openpose_draw import coco_to_openpose, draw_bodies
 
 NO_PERSON = "no person detected"
@@ -49,23 +47,10 @@ class PoseConfig(ModelOnlyConfig):
     )
 
 
-def _ort_device(device: str) -> str:
-    """CUDA only where Ray assigned a GPU (datagen.devices) and onnxruntime has the CUDA provider (onnxruntime-gpu)."""
-    from datagen.optional import require
-
-    ort = require("onnxruntime")
-
-    device = resolve_device(device)
-    if device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
-        return "cpu"
-    return device
-
-
-class Pose(ConditionOperator):
+class Pose(ModelCondition):
     name = "pose"
     condition = "pose"
     version = "1"
-    stateful = True
     Config: ClassVar[type[PoseConfig]] = PoseConfig
 
     def __init__(self, config=None, **context: Any):
@@ -97,12 +82,6 @@ class Pose(ConditionOperator):
             keys = " and ".join(f"operators.pose.{k}" for k in missing)
             return f"no RTMPose/YOLOX ONNX set ({keys}); pose has no classical default"
         return None
-
-    def resources(self) -> Resources:
-        return model_resources(self.config)
-
-    def params(self) -> dict[str, Any]:
-        return provenance_params(self.config)
 
     def describe(self) -> str:
         c = self.config
@@ -140,7 +119,9 @@ class Pose(ConditionOperator):
         rtmlib = require("rtmlib")
         YOLOX, RTMPose = rtmlib.YOLOX, rtmlib.RTMPose
 
-        device = _ort_device(c.device)
+        from operators.models.onnx import onnx_device
+
+        device = onnx_device(c.device)
         self._det = YOLOX(
             c.det_checkpoint,
             model_input_size=tuple(c.det_input_size),

@@ -12,14 +12,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from operators.conditions.base import (
-    ConditionOperator,
-    ModelConditionConfig,
-    model_resources,
-    provenance_params,
-    resolve_device,
-    uses_model,
-)
+from datagen.imaging import fit_long_side
+from operators.conditions.base import ClassicalOrModelCondition, ModelConditionConfig
 
 # A fixed, seeded palette: the same region rank has the same colour in every map, which keeps analysis learnable.
 PALETTE = np.random.default_rng(20241001).integers(40, 256, size=(256, 3)).astype(np.uint8)
@@ -99,33 +93,22 @@ def masks_to_labels(masks: list[np.ndarray], shape: tuple[int, int], max_regions
     return labels
 
 
-class Segmentation(ConditionOperator):
+class Segmentation(ClassicalOrModelCondition):
     name = "segmentation"
     condition = "segmentation"
     version = "1"
     Config: ClassVar[type[SegmentationConfig]] = SegmentationConfig
+    classical_keys = CLASSICAL_KEYS
+    model_keys = SAM_KEYS
 
-    def __init__(self, config=None, **context: Any):
-        super().__init__(config, **context)
-        self.stateful = uses_model(self.config)
-        self._generator = None
-
-    def resources(self):
-        return model_resources(self.config)
-
-    def params(self) -> dict[str, Any]:
-        p = provenance_params(self.config)
-        for k in SAM_KEYS if not uses_model(self.config) else CLASSICAL_KEYS:
-            p.pop(k)
-        return p
-
-    def describe(self) -> str:
+    def describe_model(self) -> str:
         c = self.config
-        if uses_model(c):
-            return (
-                f"segmentation: segment-anything automatic masks from {c.checkpoint}, {c.points_per_side}^2 points "
-                f"(model)"
-            )
+        return (
+            f"segmentation: segment-anything automatic masks from {c.checkpoint}, {c.points_per_side}^2 points (model)"
+        )
+
+    def describe_classical(self) -> str:
+        c = self.config
         if c.method == "regions":
             return (
                 f"segmentation: SLIC superpixels merged across boundaries weaker than {c.merge_threshold} "
@@ -135,35 +118,28 @@ class Segmentation(ConditionOperator):
             return f"segmentation: scikit-image Felzenszwalb scale={c.fz_scale} at {c.work_side}px (classical)"
         return f"segmentation: scikit-image SLIC {c.slic_segments} segments at {c.work_side}px (classical)"
 
-    def setup(self) -> None:
-        if uses_model(self.config) and self._generator is None:
-            from segment_anything import SamAutomaticMaskGenerator
+    def load_model(self, device: str) -> Any:
+        from segment_anything import SamAutomaticMaskGenerator
 
-            from operators.models.sam import load_sam
+        from operators.models.sam import load_sam
 
-            c = self.config
-            sam = load_sam(c.checkpoint, resolve_device(c.device))
-            self._generator = SamAutomaticMaskGenerator(
-                sam,
-                points_per_side=c.points_per_side,
-                points_per_batch=c.points_per_batch,
-                pred_iou_thresh=c.pred_iou_thresh,
-                stability_score_thresh=c.stability_score_thresh,
-                box_nms_thresh=c.box_nms_thresh,
-                min_mask_region_area=c.min_mask_region_area,
-            )
+        c = self.config
+        return SamAutomaticMaskGenerator(
+            load_sam(c.checkpoint, device),
+            points_per_side=c.points_per_side,
+            points_per_batch=c.points_per_batch,
+            pred_iou_thresh=c.pred_iou_thresh,
+            stability_score_thresh=c.stability_score_thresh,
+            box_nms_thresh=c.box_nms_thresh,
+            min_mask_region_area=c.min_mask_region_area,
+        )
 
     def classical_labels(self, image: np.ndarray) -> np.ndarray:
         from skimage.segmentation import felzenszwalb, slic
 
         c = self.config
         h, w = image.shape[:2]
-        s = min(1.0, c.work_side / max(h, w))
-        small = (
-            cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-            if s < 1
-            else image
-        )
+        small, _ = fit_long_side(image, c.work_side)
         if c.method == "regions":
             from operators.models.regions import object_regions
 
@@ -176,12 +152,12 @@ class Segmentation(ConditionOperator):
             labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
         return labels.astype(np.int64)
 
-    def make_condition(self, image, rng):
+    def classical_condition(self, image, rng):
+        labels = self.classical_labels(image)
+        return colour_labels(labels, self.config.max_regions), {"regions": int(labels.max()) + 1}
+
+    def model_condition(self, image, rng):
         c = self.config
-        if not uses_model(c):
-            labels = self.classical_labels(image)
-            return colour_labels(labels, c.max_regions), {"regions": int(labels.max()) + 1}
-        self.setup()
-        records = self._generator.generate(image)
+        records = self._model.generate(image)
         labels = masks_to_labels([r["segmentation"] for r in records], image.shape[:2], c.max_regions)
         return colour_labels(labels, c.max_regions), {"regions": min(len(records), c.max_regions)}

@@ -89,15 +89,12 @@ CACHE = ItemCache()
 
 
 def image_key(item: SourceImage) -> tuple:
-    """What identifies an item's pixels in the cache: its source id (a content digest), size and a pixel sample (two
-    items with one source id but other pixels, e.g. resized differently by two recipes, never share an entry)."""
-    import hashlib
+    """What identifies an item in the cache: its source id (its caption goes with it into the proposals) and its
+    pixels (datagen.identity: two items with one source id but other pixels, e.g. resized differently by two
+    recipes, never share an entry)."""
+    from datagen.identity import photo_key
 
-    return (
-        item.source_id,
-        item.image.shape,
-        hashlib.sha1(np.ascontiguousarray(item.image[::17, ::13]).tobytes()).hexdigest(),
-    )
+    return (item.source_id, photo_key(item.image))
 
 
 def dilate(mask: np.ndarray, px: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from datagen.config import Section
+from datagen.imaging import fit_long_side
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,8 @@ def classical_proposals(image: np.ndarray, cfg: ProposalConfig) -> list[Proposal
     from skimage.segmentation import felzenszwalb
 
     h, w = image.shape[:2]
-    s = min(1.0, cfg.work_side / max(h, w))
-    sw, sh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else image
+    small, s = fit_long_side(image, cfg.work_side)
+    sh, sw = small.shape[:2]
     if cfg.segmentation == "regions":
         from operators.models.regions import object_regions
 
@@ -288,9 +288,8 @@ def foreground_matte(
     if p is None:
         return None
     h, w = image.shape[:2]
-    s = min(1.0, work_side / max(h, w))
-    sw, sh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else image
+    small, s = fit_long_side(image, work_side)
+    sh, sw = small.shape[:2]
     seed = cv2.resize(p.mask, (sw, sh), interpolation=cv2.INTER_NEAREST) if s < 1 else p.mask
     x0, y0, x1, y1 = [int(round(v * s)) for v in p.box]
     pad = int(0.15 * max(x1 - x0, y1 - y0)) + 2
@@ -318,9 +317,8 @@ def subject_matte(
     and everything inside as probable foreground (photos centre their subject), its largest connected part kept.
     None when GrabCut keeps nothing."""
     h, w = image.shape[:2]
-    s = min(1.0, work_side / max(h, w))
-    sw, sh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else image
+    small, s = fit_long_side(image, work_side)
+    sh, sw = small.shape[:2]
     gc = np.full((sh, sw), cv2.GC_PR_FGD, np.uint8)
     mx, my = max(1, int(sw * margin)), max(1, int(sh * margin))
     gc[:my, :] = gc[sh - my :, :] = cv2.GC_BGD

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from datagen.imaging import fit_long_side
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
 from datagen.pairing.features import META_EMBEDDING, META_ENCODER
@@ -71,9 +72,7 @@ def orientation_histogram(gray: np.ndarray, bins: int = 16) -> np.ndarray:
 
 def classical_descriptor(img: np.ndarray, side: int = 192, grid: int = 4, orientations: int = 8) -> np.ndarray:
     """HxWx3 uint8 RGB -> unit float32 vector (colour 344 + layout 2*grid^2*orientations + 16 dims)."""
-    h, w = img.shape[:2]
-    s = side / max(h, w)
-    small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    small, _ = fit_long_side(img, side, upscale=True)
     hsv, lab = colour_histograms(small)
     # layout on a square resample: the same scene at another aspect still lands in the same cells
     gray = (

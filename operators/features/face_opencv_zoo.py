@@ -13,6 +13,7 @@ import logging
 import cv2
 import numpy as np
 
+from datagen.imaging import fit_long_side
 from datagen.offline_weights import verified_path
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,7 @@ class OpenCVZooFaces:
 
     def detect(self, bgr: np.ndarray) -> np.ndarray:
         """N x 15 rows of YuNet (x, y, w, h, five landmarks as x, y pairs, score) in the image's pixels."""
-        h, w = bgr.shape[:2]
-        s = min(1.0, self.max_side / max(h, w))
-        img = (
-            bgr
-            if s == 1.0
-            else cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        )
+        img, s = fit_long_side(bgr, self.max_side)
         self.detector.setInputSize((img.shape[1], img.shape[0]))
         _, faces = self.detector.detect(np.ascontiguousarray(img))
         if faces is None:

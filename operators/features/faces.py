@@ -12,7 +12,6 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING
 from operators.features.base import FeatureOperator, gpu_request
@@ -37,17 +36,6 @@ class FaceFeaturesConfig(OperatorConfig):
         description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda",
     )
     num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
-
-
-def _providers(device: str) -> list[str]:
-    from datagen.optional import require
-
-    onnxruntime = require("onnxruntime")
-
-    have = onnxruntime.get_available_providers()
-    if resolve_device(device).startswith("cuda") and "CUDAExecutionProvider" in have:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 class FaceFeatures(FeatureOperator):
@@ -107,24 +95,26 @@ class FaceFeatures(FeatureOperator):
             self._app = per_process(("opencv_zoo_faces", t), lambda: OpenCVZooFaces(score_threshold=t))
             return
         from datagen.optional import require
+        from operators.models.onnx import CUDA, providers, session_provider
 
         FaceAnalysis = require("insightface.app").FaceAnalysis
 
         c = self.config
-        providers = _providers(c.device)
+        asked = providers(c.device)
         app = FaceAnalysis(
             name=os.path.expanduser(c.model_pack or ""),
             allowed_modules=["detection", "recognition"],
-            providers=providers,
+            providers=asked,
         )
         if "recognition" not in app.models:
             raise RuntimeError(
                 f"face_features.model_pack={c.model_pack!r} has a detector but no ArcFace recognition model"
             )
-        ctx = 0 if providers[0] == "CUDAExecutionProvider" else -1
+        ctx = 0 if asked[0] == CUDA else -1
         app.prepare(ctx_id=ctx, det_thresh=c.det_thresh, det_size=(c.det_size, c.det_size))
         self._app = app
-        log.info("face_features loaded %s with %s", c.model_pack, providers[0])
+        session = getattr(app.models["recognition"], "session", None)  # insightface's model keeps its ORT session
+        log.info("face_features loaded %s on %s", c.model_pack, session_provider(session) if session else asked[0])
 
     def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
         if self._app is None:

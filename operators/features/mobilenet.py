@@ -6,7 +6,6 @@ most, so an object keeps its signature in a cluttered scene better than under a 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -72,12 +71,13 @@ def export_onnx(out: Path) -> None:
 
 def check_against_torch(onnx_path: Path) -> float:
     """Largest absolute difference between the ONNX graph's and torch's feature maps on two shipped photos."""
-    import onnxruntime as ort
     import skimage.data
     import torch
 
+    from operators.models.onnx import onnx_session
+
     model = load_mobilenet_v2().features
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = onnx_session(onnx_path, name="mobilenet_v2 export check")
     worst = 0.0
     for im in (skimage.data.chelsea(), skimage.data.rocket()):
         x = _normalised(im, 256)
@@ -92,33 +92,25 @@ def cached_onnx() -> Path:
     """The ONNX export of the pinned weights: made on first use (torch is imported then, once per machine), checked
     against torch and cached under the weights' sha256; later workers load it with ONNX Runtime and never import
     torch (seconds in every fresh worker process, most of the features job's time on a small run)."""
-    from datagen.cache import cache_root, locked
+    from datagen.cache import cache_root
     from datagen.offline_weights import FILES, verified_path
+    from operators.models.onnx import cached_export
+
+    def check(path: Path) -> None:
+        worst = check_against_torch(path)
+        if worst > 1e-3:
+            raise RuntimeError(f"MobileNetV2 ONNX export differs from torch by {worst:g}")
 
     verified_path("mobilenet_v2")
     folder = cache_root() / "onnx" / f"{FILES['mobilenet_v2'].sha256[:16]}-{ONNX_FORMAT}"
-    final = folder / "model.onnx"
-    if final.exists():
-        return final
-    with locked(folder):
-        if not final.exists():
-            tmp = folder / "model.onnx.tmp"
-            log.info("exporting MobileNetV2 features to ONNX (once; cached in %s)", folder)
-            export_onnx(tmp)
-            worst = check_against_torch(tmp)
-            if worst > 1e-3:
-                raise RuntimeError(f"MobileNetV2 ONNX export differs from torch by {worst:g}")
-            os.replace(tmp, final)
-    return final
+    return cached_export(folder, export_onnx, check, what="MobileNetV2 features")
 
 
 def _normalised(im: np.ndarray, side: int) -> np.ndarray:
     """1x3xHxW float32, ImageNet-normalised, long side `side` (aspect kept)."""
-    import cv2
+    from datagen.imaging import fit_long_side
 
-    h, w = im.shape[:2]
-    s = side / max(h, w)
-    small = cv2.resize(im, (max(32, round(w * s)), max(32, round(h * s))), interpolation=cv2.INTER_AREA)
+    small, _ = fit_long_side(im, side, upscale=True, min_size=32)
     x = (small.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
 
@@ -170,14 +162,11 @@ class MobileNetFeatures(FeatureOperator):
 
         self._device = resolve_device(self.config.device)
         if self._device == "cpu":  # ONNX Runtime on the exported graph: no torch in the worker
-            import onnxruntime as ort
+            from operators.models.onnx import onnx_session
 
-            def session():
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = 1
-                return ort.InferenceSession(str(cached_onnx()), opts, providers=["CPUExecutionProvider"])
-
-            self._model = per_process(("mobilenet_v2_features", "onnx"), session)
+            self._model = per_process(
+                ("mobilenet_v2_features", "onnx"), lambda: onnx_session(cached_onnx(), name=self.name)
+            )
         else:
             self._model = per_process(
                 ("mobilenet_v2_features", self._device), lambda: load_mobilenet_v2().features.to(self._device)

@@ -5,7 +5,6 @@ L2-normalised. Only the vision tower is kept; the tokenizer is never loaded (it 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
@@ -16,6 +15,8 @@ from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
 from datagen.pairing.features import META_EMBEDDING, META_ENCODER
 from operators.features.base import FeatureOperator, gpu_request
+from operators.models.open_clip_source import missing_local_dir, resolve_source
+from operators.models.precision import resolve_precision, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ SIGLIP_PREPROCESS = {
     "interpolation": "bicubic",
     "resize_mode": "squash",
 }
-SCHEMAS = ("hf-hub:", "local-dir:")
 
 
 class SiglipFeaturesConfig(OperatorConfig):
@@ -51,22 +51,12 @@ class SiglipFeaturesConfig(OperatorConfig):
     )
 
 
-def resolve_source(model: str, pretrained: str) -> tuple[str, Optional[str], Optional[dict]]:
-    """(open_clip model_name, pretrained argument, forced preprocessing) for create_model."""
-    if pretrained.startswith(SCHEMAS):
-        return pretrained, None, None
-    if os.path.isfile(pretrained):
-        return model, pretrained, dict(SIGLIP_PREPROCESS)
-    return model, pretrained, None  # an open_clip tag (resolved through its hub cache)
-
-
 def load_vision_tower(model: str, pretrained: str, device: str, precision: str) -> tuple[Any, Any]:
     """(vision tower on `device` in eval mode, its open_clip preprocessing transform)."""
     import open_clip
-    import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    name, pt, force_pp = resolve_source(model, pretrained)
+    name, pt, force_pp = resolve_source(model, pretrained, SIGLIP_PREPROCESS)
     clip = open_clip.create_model(
         name, pretrained=pt, device="cpu", precision="fp32", force_preprocess_cfg=force_pp, require_pretrained=True
     )
@@ -74,8 +64,7 @@ def load_vision_tower(model: str, pretrained: str, device: str, precision: str) 
     pp = PreprocessCfg(**{k: v for k, v in visual.preprocess_cfg.items() if k in PreprocessCfg.__dataclass_fields__})
     transform = image_transform_v2(pp, is_train=False)
     del clip  # the text tower is half of SO400M's weights and is never used here
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-    visual = visual.to(device=device, dtype=dtype).eval()
+    visual = visual.to(device=device, dtype=torch_dtype(precision, device)).eval()
     return visual, transform
 
 
@@ -103,9 +92,7 @@ class SiglipFeatures(FeatureOperator):
                 "siglip_features.pretrained is not set (a hub id, a local checkpoint file or local-dir:PATH of "
                 "SigLIP weights)"
             )
-        if p.startswith("local-dir:") and not os.path.isdir(p[len("local-dir:") :]):
-            return f"siglip_features.pretrained={p!r}: no such folder"
-        return None
+        return missing_local_dir("siglip_features.pretrained", p)
 
     def resources(self) -> Resources:
         c = self.config
@@ -123,7 +110,7 @@ class SiglipFeatures(FeatureOperator):
     def setup(self) -> None:
         c = self.config
         device = resolve_device(c.device)
-        precision = c.precision if c.precision != "auto" else ("bf16" if device == "cuda" else "fp32")
+        precision = resolve_precision(c.precision, device)
         self._visual, self._transform = load_vision_tower(c.model, c.pretrained or "", device, precision)
         self._device = device
         self._dtype = next(self._visual.parameters()).dtype

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.cache import cache_root, locked
+from datagen.cache import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -121,27 +121,22 @@ def _quantize(src: Path, out: Path) -> None:
 def cached_onnx(model_dir: str | Path, quantize: str = "none") -> Path:
     """The ONNX file for this checkpoint, exported (and quantized) on first use; concurrent workers wait on a lock
     and the file appears under its final name only when complete and checked."""
+    from operators.models.onnx import cached_export
+
+    def check(path: Path) -> None:
+        worst = check_against_torch(model_dir, path)
+        if worst < 0.9999:
+            raise RuntimeError(f"{model_dir}: exported ONNX embeddings differ from torch's (cosine {worst:.5f})")
+
     model_dir = Path(model_dir)
     read_layout(model_dir)  # refuse a checkpoint the graph would embed differently, before exporting
     folder = cache_root() / "onnx" / checkpoint_hash(model_dir)
-    fp32 = folder / "model.onnx"
-    want = fp32 if quantize == "none" else folder / f"model.{quantize}.onnx"
-    if want.exists():
-        return want
-    with locked(folder):
-        if not fp32.exists():
-            tmp = folder / "model.onnx.tmp"
-            log.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)
-            _export(model_dir, tmp)
-            worst = check_against_torch(model_dir, tmp)
-            if worst < 0.9999:
-                raise RuntimeError(f"{model_dir}: exported ONNX embeddings differ from torch's (cosine {worst:.5f})")
-            os.replace(tmp, fp32)
-        if quantize == "int8" and not want.exists():
-            tmp = folder / "model.int8.onnx.tmp"
-            _quantize(fp32, tmp)
-            os.replace(tmp, want)
-    return want
+    fp32 = cached_export(folder, lambda out: _export(model_dir, out), check, what=str(model_dir))
+    if quantize == "none":
+        return fp32
+    return cached_export(
+        folder, lambda out: _quantize(fp32, out), what=f"{model_dir} ({quantize})", name=f"model.{quantize}.onnx"
+    )
 
 
 def torch_embeddings(model_dir: str | Path, texts: list[str]) -> np.ndarray:
@@ -166,17 +161,15 @@ class OnnxTextModel:
     """Tokenise with the checkpoint's fast tokenizer, run the exported graph, return unit rows."""
 
     def __init__(self, model_dir: str | Path, onnx_path: str | Path, threads: int = 1, batch_size: int = 64):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        from operators.models.onnx import onnx_session
 
         layout = read_layout(model_dir)
         self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         self.tokenizer.enable_truncation(layout["max_seq_length"])
         self.tokenizer.no_padding()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, threads)
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(onnx_path, threads=threads, name="text embedder")
         self.batch_size = batch_size
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 

@@ -36,22 +36,16 @@ def superpixels_of(
     """(SLIC labels, boundary strength) of the photo after an edge-preserving blur. The segmentation map and the
     doodle start from the same photo at the same size: a small per-process memo keyed by the pixels and the
     parameters computes this once for both (each then merges to its own threshold). Callers must not modify them."""
-    import hashlib
-
     from skimage.segmentation import slic
+
+    from datagen.identity import photo_key
 
     def compute() -> tuple[np.ndarray, np.ndarray]:
         smoothed = cv2.bilateralFilter(image, 9, 40, 7)
         labels = slic(smoothed, n_segments=superpixels, compactness=compactness, start_label=0)
         return labels, boundary_strength(smoothed, edge_sigma)
 
-    key = (
-        hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(),
-        image.shape,
-        superpixels,
-        compactness,
-        edge_sigma,
-    )
+    key = (photo_key(image), superpixels, compactness, edge_sigma)
     return _SUPERPIXELS.get(key, compute)
 
 

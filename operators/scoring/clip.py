@@ -15,6 +15,8 @@ from pydantic import Field
 from datagen import schema
 from datagen.devices import resolve_device
 from datagen.operator import Resources
+from operators.models.open_clip_source import missing_local_dir, resolve_source
+from operators.models.precision import resolve_precision, torch_dtype
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,6 @@ class ClipScoresConfig(ScorerConfig):
     batch_size: int = Field(32, ge=1, description="samples per model call")
 
 
-def _pretrained_arg(model: str, pretrained: str) -> tuple[str, Optional[str]]:
-    if pretrained.startswith(("hf-hub:", "local-dir:")):
-        return pretrained, None
-    return model, pretrained
-
-
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
@@ -67,8 +63,8 @@ class ClipScores(Scorer):
                 "clip_scores.pretrained is not set (a hub id, local-dir:PATH or a checkpoint file of CLIP/SigLIP "
                 "weights)"
             )
-        if c.pretrained.startswith("local-dir:") and not os.path.isdir(c.pretrained[len("local-dir:") :]):
-            return f"clip_scores.pretrained={c.pretrained!r}: no such folder"
+        if missing := missing_local_dir("clip_scores.pretrained", c.pretrained):
+            return missing
         if c.aesthetic_checkpoint and not os.path.isfile(c.aesthetic_checkpoint):
             return f"clip_scores.aesthetic_checkpoint={c.aesthetic_checkpoint!r}: no such file"
         return None
@@ -84,17 +80,16 @@ class ClipScores(Scorer):
 
     def setup(self) -> None:
         import open_clip
-        import torch
 
         c = self.config
         self._device = resolve_device(c.device)
-        precision = c.precision if c.precision != "auto" else ("bf16" if self._device == "cuda" else "fp32")
-        name, pt = _pretrained_arg(c.model, c.pretrained or "")
+        precision = resolve_precision(c.precision, self._device)
+        name, pt, _ = resolve_source(c.model, c.pretrained or "")
         model, _, self._transform = open_clip.create_model_and_transforms(
             name, pretrained=pt, device="cpu", precision="fp32", require_pretrained=True
         )
         self._tokenizer = open_clip.get_tokenizer(name)
-        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self._dtype = torch_dtype(precision, self._device)
         self._model = model.to(device=self._device, dtype=self._dtype).eval()
         self._mlp = None
         if c.aesthetic_checkpoint:

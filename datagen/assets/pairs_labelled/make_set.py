@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from datagen.imaging import fit_long_side
 from datagen.ingest.listing import builtin_photos
 
 HERE = Path(__file__).resolve().parent
@@ -34,9 +35,7 @@ def _skimage_dir() -> str:
 
 
 def _fit(img: np.ndarray, side: int = LONG_SIDE) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = side / max(h, w)
-    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return fit_long_side(img, side, upscale=True)[0]
 
 
 def _crop(img: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:

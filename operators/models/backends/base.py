@@ -236,13 +236,9 @@ def checkpoint_modality(config: BackendConfig, key: str = "backend") -> str:
 
 def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
     """Keep request sizes bounded: the model sees at most max_side pixels on the long side."""
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    import cv2
+    from datagen.imaging import fit_long_side
 
-    s = max_side / max(h, w)
-    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return fit_long_side(image, max_side)[0]
 
 
 def image_parts(images: list[np.ndarray]) -> list[Part]:

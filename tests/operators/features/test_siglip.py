@@ -12,7 +12,8 @@ from datagen.batch import SourceImage, WorkBatch
 from datagen.pairing.features import META_EMBEDDING
 from datagen.pairing.tiny_models import make_tiny_siglip
 from datagen.testing import load_photo
-from operators.features.siglip import SIGLIP_PREPROCESS, SiglipFeatures, SiglipFeaturesConfig, resolve_source
+from operators.features.siglip import SIGLIP_PREPROCESS, SiglipFeatures, SiglipFeaturesConfig
+from operators.models.open_clip_source import resolve_source
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_hub_id_loads_from_the_local_hub_cache(tiny, tmp_path, monkeypatch, no_t
 
 
 def test_bare_checkpoint_gets_siglip_preprocessing(tiny):
-    name, pt, pp = resolve_source("ViT-SO400M-14-SigLIP-384", tiny["file"])
+    name, pt, pp = resolve_source("ViT-SO400M-14-SigLIP-384", tiny["file"], SIGLIP_PREPROCESS)
     assert (name, pt, pp) == ("ViT-SO400M-14-SigLIP-384", tiny["file"], SIGLIP_PREPROCESS)
     assert resolve_source("x", "hf-hub:timm/ViT-SO400M-14-SigLIP-384") == (
         "hf-hub:timm/ViT-SO400M-14-SigLIP-384",
