@@ -35,7 +35,7 @@ def encode_image(image: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
 def decode_member(data: bytes, name: str, gray: bool = False) -> np.ndarray:
     """A member this codec wrote -> HxWx3 RGB (HxW uint8 where `gray`, for masks), through the one decoder."""
     try:
-        return decode_image(data, gray=gray)[0]
+        return decode_image(data, gray=gray, ours=True)[0]
     except RejectedInput as err:
         raise ValueError(f"member {name} is not a decodable image ({err})") from None
 
