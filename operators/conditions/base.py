@@ -29,10 +29,6 @@ class ConditionConfig(OperatorConfig):
     directions: list[Literal["analysis", "generation"]] = ["analysis", "generation"]
 
 
-# Keys that say how to run, not what to make: left out of provenance so a CPU rerun keeps the sample keys.
-EXECUTION_KEYS = {"enabled", "device", "num_gpus", "batch_size"}
-
-
 class ModelConditionConfig(ConditionConfig):
     """A condition with a model path and, unless the operator says otherwise, a classical default."""
 
@@ -72,10 +68,6 @@ def model_resources(config: Any) -> Resources:
     if not uses_model(config):
         return Resources(batch_size=16)
     return Resources(num_cpus=1.0, num_gpus=float(config.num_gpus), batch_size=int(config.batch_size))
-
-
-def provenance_params(config: Any) -> dict[str, Any]:
-    return config.model_dump(mode="json", exclude=EXECUTION_KEYS)
 
 
 class ConditionOperator(Operator):

@@ -15,7 +15,6 @@ from operators.conditions.base import (
     ModelOnlyConfig,
     gray3,
     model_resources,
-    provenance_params,
     resolve_device,
 )
 
@@ -61,9 +60,6 @@ class Depth(ConditionOperator):
 
     def resources(self) -> Resources:
         return model_resources(self.config)
-
-    def params(self) -> dict[str, Any]:
-        return provenance_params(self.config)
 
     def describe(self) -> str:
         return f"depth: transformers depth-estimation model {self.config.checkpoint}, 8-bit inverse depth (model)"

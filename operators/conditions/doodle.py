@@ -20,7 +20,6 @@ from operators.conditions.base import (
     ModelConditionConfig,
     gray3,
     model_resources,
-    provenance_params,
     resolve_device,
     uses_model,
 )
@@ -174,7 +173,7 @@ class Doodle(ConditionOperator):
         return model_resources(self.config)
 
     def params(self) -> dict[str, Any]:
-        p = provenance_params(self.config)
+        p = super().params()
         region_keys = ("region_merge_threshold", "region_min_fraction", "outline_smoothing")
         gradient_keys = ("gradient_sigmas", "gradient_percentile")
         if uses_model(self.config):

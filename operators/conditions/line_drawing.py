@@ -13,7 +13,6 @@ from operators.conditions.base import (
     ModelConditionConfig,
     gray3,
     model_resources,
-    provenance_params,
     resolve_device,
     uses_model,
 )
@@ -42,7 +41,7 @@ class LineDrawingOperator(ConditionOperator):
         return model_resources(self.config)
 
     def params(self) -> dict[str, Any]:
-        p = provenance_params(self.config)
+        p = super().params()
         if uses_model(self.config):
             p.pop("xdog")
         else:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from datagen.devices import resolve_device
 from datagen.operator import Resources
-from operators.conditions.base import ConditionOperator, ModelOnlyConfig, SkipImage, model_resources, provenance_params
+from operators.conditions.base import ConditionOperator, ModelOnlyConfig, SkipImage, model_resources
 from operators.conditions.openpose_draw import coco_to_openpose, draw_bodies
 
 NO_PERSON = "no person detected"
@@ -100,9 +100,6 @@ class Pose(ConditionOperator):
 
     def resources(self) -> Resources:
         return model_resources(self.config)
-
-    def params(self) -> dict[str, Any]:
-        return provenance_params(self.config)
 
     def describe(self) -> str:
         c = self.config

@@ -16,7 +16,6 @@ from operators.conditions.base import (
     ConditionOperator,
     ModelConditionConfig,
     model_resources,
-    provenance_params,
     resolve_device,
     uses_model,
 )
@@ -114,7 +113,7 @@ class Segmentation(ConditionOperator):
         return model_resources(self.config)
 
     def params(self) -> dict[str, Any]:
-        p = provenance_params(self.config)
+        p = super().params()
         for k in SAM_KEYS if not uses_model(self.config) else CLASSICAL_KEYS:
             p.pop(k)
         return p

@@ -14,7 +14,6 @@ from datagen.batch import SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 from datagen.worker_cache import ItemCache
-from operators.conditions.base import EXECUTION_KEYS
 from operators.edits.object_proposals import ProposalConfig, Proposer
 from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
 
@@ -50,9 +49,6 @@ class EditOperator(Operator):
         if not self.uses_model():
             return Resources(batch_size=16)
         return Resources(num_cpus=1.0, num_gpus=float(c.num_gpus), batch_size=int(c.batch_size))
-
-    def params(self) -> dict[str, Any]:
-        return self.config.model_dump(mode="json", exclude=EXECUTION_KEYS)
 
     def sample(
         self,
