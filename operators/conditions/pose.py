@@ -75,7 +75,7 @@ class Pose(ConditionOperator):
         # BlazePose on the CPU loads in a fraction of a second and once per worker process (see setup): it runs inside
         # the partition's task, where an actor would hold a CPU of its own (on 2 cores, half the machine)
         c = self.config
-        self.stateful = not (c.model == "blazepose" and c.num_gpus == 0)
+        self.stateful = not (c.model == "blazepose" and not c.num_gpus)
 
     def unavailable_reason(self) -> str | None:
         if self.config.model == "blazepose":
@@ -99,7 +99,7 @@ class Pose(ConditionOperator):
         return None
 
     def resources(self) -> Resources:
-        return model_resources(self.config)
+        return model_resources(self.config, uses_gpu=self.config.model != "blazepose")  # TFLite: CPU only
 
     def describe(self) -> str:
         c = self.config

@@ -44,13 +44,3 @@ class FeatureOperator(Operator):
                     kept.append(it)
         batch.items = kept
         return batch
-
-
-def gpu_request(device: str, num_gpus: float | None) -> dict[str, float]:
-    """The GPU part of a model feature operator's Resources: none on `device: cpu`, the recipe's `num_gpus` when set,
-    else one GPU per actor wherever the cluster has GPUs (the runtime decides; the operator never probes)."""
-    if device == "cpu":
-        return {"num_gpus": 0.0}
-    if num_gpus is not None:
-        return {"num_gpus": float(num_gpus)}
-    return {"gpus_if_available": 1.0}
