@@ -91,6 +91,45 @@ class RuntimeConfig(Section):
     )
 
 
+# Config fields that say where and how a stage runs, not what it makes: wherever they appear (an operator's config, a
+# model backend inside a section), they stay out of the recipe fingerprint, and so out of every sample key, and out
+# of provenance params. Moving a stage from GPU to CPU, or resizing its batches or pool, keeps every key.
+EXECUTION_KEYS = frozenset(
+    {
+        "device",
+        "num_gpus",
+        "num_cpus",
+        "batch_size",
+        "concurrency",
+        "num_threads",
+        "actors",
+        "tensor_parallel_size",
+        "gpu_memory_utilization",
+    }
+)
+
+
+def content(model: BaseModel) -> dict[str, Any]:
+    """A config as JSON without its execution fields (EXECUTION_KEYS), nested configs included."""
+    d = model.model_dump(mode="json")
+    for name in type(model).model_fields:
+        if name in EXECUTION_KEYS:
+            d.pop(name, None)
+        elif name in d:
+            d[name] = _content_of(getattr(model, name), d[name])
+    return d
+
+
+def _content_of(value: Any, dumped: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return content(value)
+    if isinstance(value, dict) and isinstance(dumped, dict):
+        return {k: _content_of(value[k], dumped[k]) for k in value if k in dumped}
+    if isinstance(value, (list, tuple)) and isinstance(dumped, list):
+        return [_content_of(v, dv) for v, dv in zip(value, dumped)]
+    return dumped
+
+
 class Recipe(Section):
     name: str = "datagen"
     seed: int = 0
@@ -106,11 +145,12 @@ class Recipe(Section):
         return self.sections[name]
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the samples (not where they go or how they are executed)."""
+        """Hash of everything that changes the samples, not where they go or how they are executed: no output dir,
+        no runtime section, no placement (device, GPUs, batch size, pool: EXECUTION_KEYS) of any stage."""
         d = self.model_dump(mode="json", exclude={"output": {"dir"}, "runtime": True})
         d["input"].pop("path", None)
-        d["operators"] = {k: v.model_dump(mode="json") for k, v in self.operators.items()}
-        d["sections"] = {k: v.model_dump(mode="json") for k, v in sorted(self.sections.items())}
+        d["operators"] = {k: content(v) for k, v in self.operators.items()}
+        d["sections"] = {k: content(v) for k, v in sorted(self.sections.items())}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch
-from datagen.config import Section
+from datagen.config import EXECUTION_KEYS, Section
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ class Operator:
         raise NotImplementedError
 
     def params(self) -> dict[str, Any]:
-        """Parameters recorded in every sample's provenance."""
-        return self.config.model_dump(mode="json", exclude={"enabled"})
+        """Parameters recorded in every sample's provenance (part of its key): not how the stage ran."""
+        return self.config.model_dump(mode="json", exclude={"enabled", *EXECUTION_KEYS})
 
     def unavailable_reason(self) -> str | None:
         """Why this operator cannot run with its config (for example: no checkpoint set for a model that has no

@@ -10,20 +10,18 @@ import json
 import logging
 import os
 import threading
-import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from datagen.batch import QuarantineRow, WorkBatch
+from datagen.batch import WorkBatch
 from datagen.config import OutputConfig, RuntimeConfig
+from datagen.isolation import OPERATOR_ERROR, isolate, sample_uri
 from datagen.operator import Operator
 from datagen.shards.commit import commit_partition
 
 log = logging.getLogger(__name__)
-
-OPERATOR_ERROR = "operator_error"
 
 
 @dataclass
@@ -51,47 +49,42 @@ class Job:
         return WorkBatch(partition=spec["name"], spec=spec, seed=self.seed, recipe=self.recipe)
 
 
-def _describe_error(op: Operator, err: BaseException) -> str:
-    last = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
-    where = f" at {os.path.basename(last.filename)}:{last.lineno}" if last else ""
-    return f"{op.name}: {type(err).__name__}: {err}{where}"
-
-
 def run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
-    """Run one operator on a batch; if it raises, isolate the failure to the item or sample that caused it,
-    quarantine that one with the error, and keep the rest. A sample is never lost silently."""
-    try:
-        return op(batch)
-    except Exception as err:  # noqa: BLE001 - any operator error becomes a quarantine row, not a dead run
-        log.warning("partition %s: %s; retrying item by item", batch.partition, _describe_error(op, err))
+    """Run one operator on a batch; if it raises, isolate the failure to the item (FEATURES/MAKE roles) or sample
+    that caused it, quarantine that one with the error (OPERATOR_ERROR), and keep the rest. A sample is never lost
+    silently. Per item, the samples made before this stage are set aside, so a batch that failed halfway cannot
+    leave half its samples behind to be made again by the retries."""
+    where = f"partition {batch.partition}: "
     if op.role.per_item:
-        kept_samples = list(batch.samples)
-        items, batch.items, batch.samples = batch.items, [], []
-        out_items, out_samples = [], []
-        for item in items:
-            batch.items, batch.samples = [item], []
-            try:
-                op(batch)
-            except Exception as err:  # noqa: BLE001
-                batch.quarantine.append(QuarantineRow(item.uri, OPERATOR_ERROR, op.name, _describe_error(op, err)))
-                continue
-            out_items.extend(batch.items)
-            out_samples.extend(batch.samples)
-        batch.items, batch.samples = out_items, kept_samples + out_samples
-        return batch
-    samples, out_samples = batch.samples, []
-    for s in samples:
-        batch.samples = [s]
-        try:
-            op(batch)
-        except Exception as err:  # noqa: BLE001
-            uri = s.provenance.sources[0] if s.provenance.sources else s.key
-            batch.quarantine.append(
-                QuarantineRow(uri, OPERATOR_ERROR, op.name, f"sample {s.key}: {_describe_error(op, err)}")
-            )
-            continue
-        out_samples.extend(batch.samples)
-    batch.samples = out_samples
+        before = batch.samples
+
+        def make(items: list) -> tuple[list, list]:
+            batch.items, batch.samples = items, []
+            out = op(batch)
+            return out.items, out.samples
+
+        runs, failed = isolate(
+            make, batch.items, stage=op.name, code=OPERATOR_ERROR, uri=lambda item: item.uri, where=where
+        )
+        batch.items = [it for _, (items, _) in runs for it in items]
+        batch.samples = before + [s for _, (_, samples) in runs for s in samples]
+    else:
+
+        def judge(samples: list) -> list:
+            batch.samples = samples
+            return op(batch).samples
+
+        runs, failed = isolate(
+            judge,
+            batch.samples,
+            stage=op.name,
+            code=OPERATOR_ERROR,
+            uri=sample_uri,
+            label=lambda s: f"sample {s.key}",
+            where=where,
+        )
+        batch.samples = [s for _, samples in runs for s in samples]
+    batch.quarantine.extend(f.quarantine_row() for f in failed)
     return batch
 
 

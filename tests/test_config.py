@@ -57,3 +57,57 @@ def test_fingerprint_ignores_where_and_how_but_not_what():
     b = load_recipe("configs/demo.yaml", ["output.dir=/b"])
     c = load_recipe("configs/demo.yaml", ["seed=3"])
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+# a GPU placement and its CPU twin for every execution field a config may have (datagen.config.EXECUTION_KEYS)
+GPU = {"device": "cuda", "num_gpus": 1, "num_cpus": 4, "batch_size": 32, "concurrency": 2, "num_threads": 4}
+GPU |= {"actors": 2, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5}
+CPU = {"device": "cpu", "num_gpus": 0, "num_cpus": 1, "batch_size": 1, "concurrency": 1, "num_threads": 1}
+CPU |= {"actors": 1, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9}
+
+
+def placed(path: str, placement: dict, *extra: str):
+    """The recipe at `path` with every execution field of every operator (and of the sections' nested configs, such
+    as model backends) set from `placement`: the recipe moved wholesale between GPU and CPU."""
+    from datagen.config import EXECUTION_KEYS, Section
+
+    def fields(prefix: str, model: Section) -> list[str]:
+        out = []
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if name in EXECUTION_KEYS:
+                out.append(f"{prefix}.{name}={placement[name]}")
+            elif isinstance(value, Section):
+                out += fields(f"{prefix}.{name}", value)
+        return out
+
+    base = load_recipe(path, list(extra))
+    overrides = [o for name, cfg in base.operators.items() for o in fields(f"operators.{name}", cfg)]
+    overrides += [o for name, cfg in base.sections.items() for o in fields(name, cfg)]
+    assert overrides, "the recipe has no execution field to move"
+    return load_recipe(path, [*extra, *overrides]), overrides
+
+
+def test_fingerprint_leaves_out_placement():
+    """Moving every stage between GPU and CPU (device, GPUs, batch sizes, pools) keeps the fingerprint, part of every
+    sample key, so a resume after the move redoes nothing; a real parameter still changes it."""
+    gpu, moved = placed("configs/demo.yaml", GPU)
+    cpu, _ = placed("configs/demo.yaml", CPU)
+    assert any(".num_gpus=" in o for o in moved) and any(".batch_size=" in o for o in moved)
+    plain = load_recipe("configs/demo.yaml", [])
+    assert gpu.fingerprint() == cpu.fingerprint() == plain.fingerprint()
+    assert load_recipe("configs/demo.yaml", ["operators.canny.low=50"]).fingerprint() != plain.fingerprint()
+
+
+def test_a_cpu_twin_makes_the_same_sample_keys(tmp_path, photo_dir):
+    from datagen.shards.reader import read_index
+    from pipelines import run
+
+    def keys(placement: dict, out: str) -> list[str]:
+        extra = [f"input.path={photo_dir}", f"output.dir={tmp_path / out}", "operators.pixel_scores.enabled=true"]
+        recipe, _ = placed("tests/tiny_recipe.yaml", placement, *extra)
+        run(recipe)
+        return sorted(read_index(tmp_path / out).column("key").to_pylist())
+
+    gpu = keys(GPU | {"device": "auto"}, "gpu")  # auto: the test machine need not have a GPU; the rest moves
+    assert gpu and gpu == keys(CPU, "cpu")

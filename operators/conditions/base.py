@@ -10,10 +10,11 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field, model_validator
 
-from datagen import schema
+from datagen import placement, schema
 from datagen.batch import WorkBatch
 from datagen.devices import resolve_device
 from datagen.operator import Operator, OperatorConfig, Resources, Role
+from datagen.placement import Placement
 from datagen.schema import Frame, Provenance, Sample, Turn
 
 
@@ -29,11 +30,7 @@ class ConditionConfig(OperatorConfig):
     directions: list[Literal["analysis", "generation"]] = ["analysis", "generation"]
 
 
-# Keys that say how to run, not what to make: left out of provenance so a CPU rerun keeps the sample keys.
-EXECUTION_KEYS = {"enabled", "device", "num_gpus", "batch_size"}
-
-
-class ModelConditionConfig(ConditionConfig):
+class ModelConditionConfig(ConditionConfig, Placement):
     """A condition with a model path and, unless the operator says otherwise, a classical default."""
 
     backend: Literal["classical", "model"] = Field(
@@ -42,8 +39,6 @@ class ModelConditionConfig(ConditionConfig):
     checkpoint: Optional[str] = Field(
         None, description="local path (or hub id where the loader takes one) of the model weights"
     )
-    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor when the model runs (cluster recipes set e.g. 0.25)")
     batch_size: int = Field(8, ge=1, description="images per model call")
 
     @model_validator(mode="after")
@@ -53,14 +48,12 @@ class ModelConditionConfig(ConditionConfig):
         return self
 
 
-class ModelOnlyConfig(ConditionConfig):
+class ModelOnlyConfig(ConditionConfig, Placement):
     """A condition that exists only as a model: without a checkpoint the operator is off."""
 
     checkpoint: Optional[str] = Field(
         None, description="local path or hub id of the model; unset means this condition is OFF"
     )
-    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
     batch_size: int = Field(4, ge=1, description="images per model call")
 
 
@@ -68,14 +61,11 @@ def uses_model(config: Any) -> bool:
     return getattr(config, "backend", "model") == "model"
 
 
-def model_resources(config: Any) -> Resources:
+def model_resources(config: Any, uses_gpu: bool = True) -> Resources:
+    """The classical backend runs in the partition's task, 16 images a call; the model where its placement says."""
     if not uses_model(config):
         return Resources(batch_size=16)
-    return Resources(num_cpus=1.0, num_gpus=float(config.num_gpus), batch_size=int(config.batch_size))
-
-
-def provenance_params(config: Any) -> dict[str, Any]:
-    return config.model_dump(mode="json", exclude=EXECUTION_KEYS)
+    return placement.resources(config, uses_gpu)
 
 
 class ConditionOperator(Operator):
@@ -146,7 +136,7 @@ class ModelCondition(ConditionOperator):
         return model_resources(self.config)
 
     def params(self) -> dict[str, Any]:
-        return provenance_params(self.config)
+        return super().params()
 
 
 class ClassicalOrModelCondition(ConditionOperator):
@@ -177,7 +167,7 @@ class ClassicalOrModelCondition(ConditionOperator):
         return self.classical_keys if self.uses_model else self.model_keys
 
     def params(self) -> dict[str, Any]:
-        p = provenance_params(self.config)
+        p = super().params()
         for k in self.unused_keys():
             p.pop(k)
         return p

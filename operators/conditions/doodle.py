@@ -16,7 +16,11 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from datagen.imaging import fit_long_side
-from operators.conditions.base import ClassicalOrModelCondition, ModelConditionConfig, gray3
+from operators.conditions.base import (
+    ClassicalOrModelCondition,
+    ModelConditionConfig,
+    gray3,
+)
 from operators.conditions.hed import load_hed, soft_edges
 
 REFERENCE_SIDE = 512  # pixel sizes below are for a 512px image and scale with it

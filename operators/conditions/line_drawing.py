@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from operators.conditions.base import ClassicalOrModelCondition, ModelConditionConfig, gray3
+from operators.conditions.base import (
+    ClassicalOrModelCondition,
+    ModelConditionConfig,
+    gray3,
+)
 from operators.conditions.informative_drawings import MODEL_SIDE, draw_lines, load_generator
 from operators.conditions.xdog import XDoGParams, xdog
 

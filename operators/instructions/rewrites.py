@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from datagen.batch import WorkBatch, derive_seed
+from datagen.isolation import BACKEND_ERROR, isolate, sample_uri
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import INDICATOR_RE, Sample
 from operators.instructions.config import RewriteConfig
@@ -138,12 +139,25 @@ class RewriteInstructions(Operator):
             )
             for s, i in jobs
         ]
-        try:
-            results = self.backend.chat(reqs)
-        except Exception as err:  # noqa: BLE001 - any backend failure means templates for this batch, not lost samples
-            log.warning("partition %s: rewrite backend failed: %s: %s", batch.partition, type(err).__name__, err)
-            return [f"backend_error:{type(err).__name__}"] * len(jobs)
-        return [parse_rewrites(r.text) if r.ok else r.error for r in results]
+        # a backend failure means templates for the jobs it fails alone, not lost samples (see datagen.isolation)
+        out: list[list[str] | str] = [""] * len(jobs)
+        runs, failed = isolate(
+            lambda ks: self.backend.chat([reqs[k] for k in ks]),
+            range(len(jobs)),
+            stage=self.name,
+            code=BACKEND_ERROR,
+            uri=lambda k: sample_uri(jobs[k][0]),
+            label=lambda k: f"sample {jobs[k][0].key} turn {jobs[k][1]}",
+            where=f"partition {batch.partition}: ",
+            give_up_after=2,
+        )
+        for ks, results in runs:
+            for k, r in zip(ks, results):
+                out[k] = parse_rewrites(r.text) if r.ok else r.error
+        for f in failed:
+            log.warning("%s keeps its template (%s)", f.uri, f.detail)
+            out[f.item] = f.reason
+        return out
 
     def _select(
         self, jobs: list[tuple[Sample, int]], sources: list[str], cands: list[list[str] | str]

@@ -14,6 +14,7 @@ import numpy as np
 
 from datagen import schema
 from datagen.batch import WorkBatch
+from datagen.isolation import SCORE_ERROR, isolate, sample_uri
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Frame, Sample
 
@@ -102,35 +103,30 @@ class Scorer(Operator):
         stats = batch.stage(self.name)
         step = max(1, self.resources().batch_size)
         for start in range(0, len(todo), step):
-            chunk = todo[start : start + step]
-            try:
-                results = self.score(chunk)
-            except Exception as err:  # noqa: BLE001 - retried one by one below; a sample is never lost to a scorer
-                log.warning(
-                    "partition %s: %s failed on %d samples (%s: %s); scoring them one by one",
-                    batch.partition,
-                    self.name,
-                    len(chunk),
-                    type(err).__name__,
-                    err,
-                )
-                results = []
-                for v in chunk:
-                    try:
-                        results.extend(self.score([v]))
-                    except Exception as one:  # noqa: BLE001
-                        stats.skip(f"score_error: {type(one).__name__}")
-                        log.warning(
-                            "sample %s left unscored by %s: %s: %s", v.sample.key, self.name, type(one).__name__, one
-                        )
-                        results.append({})
-            if len(results) != len(chunk):
-                raise RuntimeError(f"{self.name} returned {len(results)} results for {len(chunk)} samples")
-            for v, scores in zip(chunk, results):
-                if isinstance(scores, str):
-                    stats.skip(f"fallback: {scores}")
-                else:
-                    self.record(v.sample, scores)
+            runs, failed = isolate(
+                self._score_checked,
+                todo[start : start + step],
+                stage=self.name,
+                code=SCORE_ERROR,
+                uri=lambda v: sample_uri(v.sample),
+                label=lambda v: f"sample {v.sample.key}",
+                where=f"partition {batch.partition}: ",
+            )
+            for f in failed:  # a sample is never lost to a scorer: it stays, unscored, and the reason is counted
+                stats.skip(f.reason)
+                log.warning("%s left unscored (%s)", f.uri, f.detail)
+            for chunk, results in runs:
+                for v, scores in zip(chunk, results):
+                    if isinstance(scores, str):
+                        stats.skip(f"fallback: {scores}")
+                    else:
+                        self.record(v.sample, scores)
+
+    def _score_checked(self, views: list[TurnView]) -> list[dict[str, float] | str]:
+        results = self.score(views)
+        if len(results) != len(views):
+            raise RuntimeError(f"{self.name} returned {len(results)} results for {len(views)} samples")
+        return results
 
     def record(self, sample: Sample, scores: dict[str, float]) -> None:
         for k, value in scores.items():

@@ -12,9 +12,10 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from datagen import schema
+from datagen import placement, schema
 from datagen.devices import resolve_device
 from datagen.operator import Resources
+from datagen.placement import Placement
 from operators.models.open_clip_source import missing_local_dir, resolve_source
 from operators.models.precision import resolve_precision, torch_dtype
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
@@ -22,7 +23,7 @@ from operators.scoring.base import Scorer, ScorerConfig, TurnView
 log = logging.getLogger(__name__)
 
 
-class ClipScoresConfig(ScorerConfig):
+class ClipScoresConfig(ScorerConfig, Placement):
     model: str = Field(
         "ViT-L-14", description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)"
     )
@@ -35,9 +36,6 @@ class ClipScoresConfig(ScorerConfig):
         "sac+logos+ava1-l14-linearMSE.pth for ViT-L/14)",
     )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
-    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
-    num_cpus: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1, description="samples per model call")
 
 
@@ -70,8 +68,7 @@ class ClipScores(Scorer):
         return None
 
     def resources(self) -> Resources:
-        c = self.config
-        return Resources(num_cpus=c.num_cpus, num_gpus=c.num_gpus, batch_size=c.batch_size)
+        return placement.resources(self.config)
 
     def describe(self) -> str:
         c = self.config

@@ -9,22 +9,21 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen import placement
 from datagen.devices import resolve_device
 from datagen.operator import Resources
+from datagen.placement import Placement
 from operators.models.precision import resolve_precision, torch_dtype
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
 log = logging.getLogger(__name__)
 
 
-class DinoScoreConfig(ScorerConfig):
+class DinoScoreConfig(ScorerConfig, Placement):
     checkpoint: Optional[str] = Field(
         None, description="local dir or hub id of a DINOv2 checkpoint (facebook/dinov2-base); unset: OFF"
     )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
-    device: str = Field("auto", description="auto (CUDA only where Ray assigned this worker a GPU), cpu, cuda")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.25)")
-    num_cpus: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1, description="samples per model call")
 
 
@@ -44,8 +43,7 @@ class DinoScore(Scorer):
         return None
 
     def resources(self) -> Resources:
-        c = self.config
-        return Resources(num_cpus=c.num_cpus, num_gpus=c.num_gpus, batch_size=c.batch_size)
+        return placement.resources(self.config)
 
     def describe(self) -> str:
         return f"dino_score: DINOv2 {self.config.checkpoint} CLS cosine of input and target"

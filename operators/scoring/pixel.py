@@ -9,7 +9,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from datagen import placement
 from datagen.operator import Resources
+from datagen.placement import Batching
 from datagen.worker_cache import ItemCache
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
@@ -18,7 +20,7 @@ C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2
 
 
-class PixelScoresConfig(ScorerConfig):
+class PixelScoresConfig(ScorerConfig, Batching):
     max_side: int = Field(
         512, ge=16, description="both images are compared at this long side at most (the target's size otherwise)"
     )
@@ -155,7 +157,7 @@ class PixelScores(Scorer):
     Config: ClassVar[type[PixelScoresConfig]] = PixelScoresConfig
 
     def resources(self) -> Resources:
-        return Resources(batch_size=self.config.batch_size)
+        return placement.resources(self.config)
 
     def describe(self) -> str:
         return (

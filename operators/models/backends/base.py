@@ -6,12 +6,13 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, Union
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from datagen.config import Section
+from datagen.isolation import BACKEND_ERROR, isolate
 
 Part = Union[str, np.ndarray]  # text, or an HxWx3 uint8 RGB image
 
@@ -247,3 +248,29 @@ def image_parts(images: list[np.ndarray]) -> list[Part]:
     for i, im in enumerate(images):
         parts.extend([f"Image-{i + 1}: ", im, "\n"])
     return parts
+
+
+def generate_in_batches(
+    generate: Callable[[list[ChatRequest]], list[ChatResult]],
+    reqs: list[ChatRequest],
+    todo: list[int],
+    batch_size: int,
+    out: list[Optional[ChatResult]],
+    stage: str,
+) -> None:
+    """Answer the requests `todo` (indices into `reqs`) into `out`, `batch_size` at a time. A failed batch (OOM, a
+    processor refusing an input) is retried request by request; a request that fails alone gets a BACKEND_ERROR
+    result, so its stage keeps the template: it does not end the run."""
+    for start in range(0, len(todo), batch_size):
+        runs, failed = isolate(
+            lambda ks: generate([reqs[k] for k in ks]),
+            todo[start : start + batch_size],
+            stage=stage,
+            code=BACKEND_ERROR,
+            uri=lambda k: f"request {k}",
+        )
+        for ks, results in runs:
+            for k, r in zip(ks, results):
+                out[k] = r
+        for f in failed:
+            out[f.item] = ChatResult(None, f.reason)

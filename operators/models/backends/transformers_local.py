@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from datagen.devices import resolve_device
-from operators.models.backends.base import ChatBackend, ChatRequest, ChatResult, downscale
+from operators.models.backends.base import ChatBackend, ChatRequest, ChatResult, downscale, generate_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +116,7 @@ class TransformersBackend(ChatBackend):
                 if reqs[k].images:
                     out[k] = ChatResult(None, "images_for_text_model")
             todo = [k for k in todo if out[k] is None]
-        bs = self.config.batch_size
-        for start in range(0, len(todo), bs):
-            idx = todo[start : start + bs]
-            chunk = [reqs[k] for k in idx]
-            try:
-                results = self._generate(chunk)
-            except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                # a failed batch (OOM, a processor refusing an input) falls back; it does not end the run
-                log.warning("transformers generate failed for %d requests: %s: %s", len(chunk), type(e).__name__, e)
-                results = [ChatResult(None, f"backend_error:{type(e).__name__}") for _ in chunk]
-            for k, r in zip(idx, results):
-                out[k] = r
+        generate_in_batches(self._generate, reqs, todo, self.config.batch_size, out, "transformers backend")
         return out  # type: ignore[return-value]
 
     def _encode(self, chunk: list[ChatRequest]):

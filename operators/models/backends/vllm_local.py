@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from typing import Any
 
-from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult
+from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, generate_in_batches
 from operators.models.backends.openai_http import openai_messages
 
 log = logging.getLogger(__name__)
@@ -97,18 +97,14 @@ class VLLMBackend(ChatBackend):
         if not hasattr(self, "llm"):
             self.setup()
         c = self.config
-        out: list[ChatResult] = []
-        for start in range(0, len(reqs), c.batch_size):
-            chunk = reqs[start : start + c.batch_size]
+
+        def generate(chunk: list[ChatRequest]) -> list[ChatResult]:
             msgs = [openai_messages(r, c.image_max_side) for r in chunk]
             params = [SamplingParams(**sampling_kwargs(c, r)) for r in chunk]
-            try:
-                results = self.llm.chat(msgs, sampling_params=params, use_tqdm=False)
-            except (RuntimeError, ValueError) as e:
-                log.warning("vLLM chat failed for %d requests: %s: %s", len(chunk), type(e).__name__, e)
-                out.extend(ChatResult(None, f"backend_error:{type(e).__name__}") for _ in chunk)
-                continue
-            for res in results:
-                text = res.outputs[0].text if res.outputs else None
-                out.append(ChatResult(text, "" if text is not None else "empty_answer"))
-        return out
+            results = self.llm.chat(msgs, sampling_params=params, use_tqdm=False)
+            texts = [res.outputs[0].text if res.outputs else None for res in results]
+            return [ChatResult(t, "" if t is not None else "empty_answer") for t in texts]
+
+        out: list[ChatResult | None] = [None] * len(reqs)
+        generate_in_batches(generate, reqs, list(range(len(reqs))), c.batch_size, out, "vllm backend")
+        return out  # type: ignore[return-value]

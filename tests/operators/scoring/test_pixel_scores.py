@@ -69,4 +69,4 @@ def test_a_scorer_failing_on_one_sample_keeps_it_unscored_and_counts_why():
     batch = Picky()(WorkBatch("img-00000", {}, 0, "r", samples=[good[0], bad, good[1]]))
     assert batch.samples == [good[0], bad, good[1]] and batch.quarantine == []
     assert all("pixel_ssim" in s.provenance.scores for s in good) and bad.provenance.scores == {}
-    assert batch.stats["pixel_scores"].skipped == {"score_error: ValueError": 1}
+    assert batch.stats["pixel_scores"].skipped == {"score_error:ValueError": 1}
