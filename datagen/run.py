@@ -20,7 +20,8 @@ from datagen import paths, schema
 from datagen.config import ConfigError, Recipe
 from datagen.ingest.read import STAGE as READ_STAGE
 from datagen.jobs import JobSpec, check_stage_order
-from datagen.runtime import Job, StagePlan, execute_jobs, release_ray, stage_plan, warm_workers
+from datagen.planning import StagePlan
+from datagen.runtime import Job, execute_jobs, plan_jobs, release_ray, warm_workers
 from datagen.shards.commit import read_marker
 from datagen.summary import aggregate, format_summary
 
@@ -117,9 +118,6 @@ def prepare_job(spec: JobSpec, recipe: Recipe, out: Path) -> JobOutcome:
         log.info("job %s stage %s", spec.name, op.describe())
     log.info("job %s: %d of %d partitions to do", spec.name, len(pending), len(partitions))
     o.job = Job(spec.name, pending, stages, out, recipe.output, recipe.seed, recipe.fingerprint())
-    o.plans = stage_plan(o.job, recipe.runtime)
-    for sp in o.plans:
-        log.info("job %s runs %s", spec.name, sp.describe())
     return o
 
 
@@ -156,6 +154,11 @@ def run_jobs(jobs: Sequence[JobSpec], recipe: Recipe, out: Path, show: bool) -> 
         active = [o for o in prepared if o.job is not None]
         if not active:
             continue
+        # one plan for the jobs that run at once: their pools share the cluster (datagen.planning)
+        plan = plan_jobs([o.job for o in active], rt)
+        for o in active:
+            o.plans = plan.jobs[o.spec.name]
+        log.info("plan of jobs %s:\n%s", ", ".join(o.spec.name for o in active), plan.table())
         owner = {p: o for o in active for p in o.markers}
         warm_workers([sp for o in active for sp in o.plans], rt)
         bars = {}

@@ -19,6 +19,7 @@ from datagen.batch import WorkBatch
 from datagen.config import OutputConfig, RuntimeConfig
 from datagen.isolation import OPERATOR_ERROR, isolate, sample_uri
 from datagen.operator import Operator
+from datagen.planning import ClusterShape, StagePlan, WavePlan, plan_wave
 from datagen.shards.commit import commit_partition
 
 log = logging.getLogger(__name__)
@@ -92,117 +93,6 @@ def _run_stages(ops: list[Operator], batch: WorkBatch) -> WorkBatch:
     for op in ops:
         batch = run_stage(op, batch)
     return batch
-
-
-# Stage plan ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StagePlan:
-    """How one group of stages runs on the cluster: fused Ray tasks, or an actor pool that autoscales between
-    `min_size` and `max_size` actors (starting at `initial_size`), each with `num_cpus` CPUs and `num_gpus` GPUs."""
-
-    ops: tuple[Operator, ...]
-    kind: str  # "tasks" | "actors"
-    num_cpus: float
-    num_gpus: float = 0.0
-    min_size: int = 1
-    max_size: int = 1
-    initial_size: int = 1
-    commits: bool = False  # this group commits each finished partition (shards, quarantine, done-marker)
-
-    @property
-    def name(self) -> str:
-        return "+".join(op.name for op in self.ops) or "commit"
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "stage": self.name,
-            "operators": [op.name for op in self.ops],
-            "kind": self.kind,
-            "cpus_per_worker": self.num_cpus,
-            "gpus_per_worker": self.num_gpus,
-            "commits": self.commits,
-        }
-        if self.kind == "actors":
-            d.update(pool_min=self.min_size, pool_max=self.max_size, pool_initial=self.initial_size)
-        return d
-
-    def describe(self) -> str:
-        what = (
-            f"{self.min_size}-{self.max_size} actors (start {self.initial_size})" if self.kind == "actors" else "tasks"
-        )
-        return f"{self.name}: {what}, {self.num_cpus:g} CPU + {self.num_gpus:g} GPU each" + (
-            "; commits partitions" if self.commits else ""
-        )
-
-
-def _gpus(op: Operator, cluster_gpus: float) -> float:
-    r = op.resources()
-    if r.num_gpus > 0:
-        return float(r.num_gpus)
-    return float(r.gpus_if_available) if cluster_gpus > 0 else 0.0
-
-
-def plan_stages(
-    stages: list[Operator], runtime: RuntimeConfig, cluster_cpus: float, cluster_gpus: float, partitions: int
-) -> list[StagePlan]:
-    """Group the stage list for Ray Data and size every actor pool from the cluster.
-    - Stateless neighbours fuse into one task; an operator that holds a model (stateful), wants a GPU, or is named in
-      runtime.actor_pools gets an actor pool of its own, so its `setup` runs once per actor.
-    - A pool's largest size is the operator's `concurrency`, else what the cluster holds: its GPUs / GPUs per actor,
-      or for CPU pools the CPUs left after one for tasks / CPUs per actor. GPU pools start at that size (capped by
-      the partitions to do: loading more models than there is work is waste) and all load before data flows; CPU
-      pools start at one and grow. Pools shrink when their input is consumed.
-    - The stateless stages after the last pool run inside that pool, commit included, when it is a CPU pool: the
-      commit then always has a reserved CPU, and finished partitions land while upstream work goes on (a separate
-      commit task starves behind the upstream tasks on a small machine). Behind a GPU pool they stay a task of their
-      own so the GPU never waits for JPEG encoding; pipelines keep CPU work before their GPU stages."""
-    groups: list[tuple[bool, list[Operator]]] = []
-    for op in stages:
-        if op.stateful or _gpus(op, cluster_gpus) > 0 or op.name in runtime.actor_pools:
-            groups.append((True, [op]))
-        elif groups and not groups[-1][0]:
-            groups[-1][1].append(op)
-        else:
-            groups.append((False, [op]))
-    # the stateless tail runs inside the last actor pool when that pool holds no GPU (a GPU would idle meanwhile)
-    if len(groups) >= 2 and not groups[-1][0] and groups[-2][0] and _gpus(groups[-2][1][0], cluster_gpus) == 0:
-        tail = groups.pop()[1]
-        groups[-1][1].extend(tail)
-    task_budget = 1.0  # CPUs kept for the fused tasks (read, decode, classical conditions)
-    cpu_pools = [g[1][0] for g in groups if g[0] and _gpus(g[1][0], cluster_gpus) == 0]
-    want = sum(op.resources().num_cpus for op in cpu_pools)
-    room = max(0.5, cluster_cpus - task_budget)
-    scale = min(1.0, room / want) if want else 1.0
-    if scale < 1.0:
-        log.info(
-            "CPU actor pools want %.1f CPUs of %.1f; scaling their CPU requests by %.2f so tasks can run",
-            want,
-            cluster_cpus,
-            scale,
-        )
-    plans: list[StagePlan] = []
-    for i, (stateful, ops) in enumerate(groups):
-        last = i == len(groups) - 1
-        if not stateful:
-            cpus = max([op.resources().num_cpus for op in ops] + [1.0])
-            plans.append(StagePlan(tuple(ops), "tasks", min(cpus, max(cluster_cpus, 0.5)), commits=last))
-            continue
-        head = ops[0]
-        r = head.resources()
-        gpus = _gpus(head, cluster_gpus)
-        if gpus > 0:
-            cpus = float(r.num_cpus)
-            fits = max(1, int(cluster_gpus / gpus + 1e-9))
-        else:
-            cpus = max(0.05, round(r.num_cpus * scale, 3))
-            fits = max(1, int(room / cpus + 1e-9))
-        # a declared concurrency may exceed what the cluster holds now: an autoscaling cluster adds nodes
-        most = r.concurrency or fits
-        initial = max(1, min(most, fits, partitions)) if gpus > 0 else 1
-        plans.append(StagePlan(tuple(ops), "actors", cpus, gpus, 1, most, initial, commits=last))
-    if not plans:
-        plans.append(StagePlan((), "tasks", 1.0, commits=True))
-    return plans
 
 
 # Plain loop ----------------------------------------------------------------------------------------------
@@ -357,11 +247,13 @@ def cluster_resources(runtime: RuntimeConfig) -> tuple[float, float]:
     return float(res.get("CPU", 1)), float(res.get("GPU", 0))
 
 
-def stage_plan(job: Job, runtime: RuntimeConfig) -> list[StagePlan]:
+def plan_jobs(jobs: list[Job], runtime: RuntimeConfig, shape: Optional[ClusterShape] = None) -> WavePlan:
+    """The plan of jobs that run at once (datagen.planning), on the cluster the runtime runs on unless a shape is
+    given; the plain loop runs every job's stages in one process."""
     if runtime.executor == "local":
-        return [StagePlan(tuple(job.stages), "local", 1.0, commits=True)]
-    cpus, gpus = cluster_resources(runtime)
-    return plan_stages(job.stages, runtime, cpus, gpus, len(job.partitions))
+        shape = shape or live_shape(runtime)
+        return WavePlan(shape, {j.name: [StagePlan(tuple(j.stages), "local", 1.0, commits=True)] for j in jobs})
+    return plan_wave([(j.name, j.stages, len(j.partitions)) for j in jobs], runtime, shape or live_shape(runtime))
 
 
 def job_dataset(job: Job, runtime: RuntimeConfig, plans: list[StagePlan]):
@@ -399,7 +291,9 @@ def execute_ray(jobs: list[tuple[Job, list[StagePlan] | None]], runtime: Runtime
     import ray
 
     init_ray(runtime)
-    jobs = [(job, plans or stage_plan(job, runtime)) for job, plans in jobs]
+    if any(plans is None for _, plans in jobs):
+        wave = plan_jobs([job for job, _ in jobs], runtime)
+        jobs = [(job, plans or wave.jobs[job.name]) for job, plans in jobs]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = runtime.progress
     ctx.verbose_progress = False

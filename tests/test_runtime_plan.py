@@ -1,10 +1,16 @@
 """How the runtime turns a stage list into Ray Data stages: stateless neighbours fuse into tasks, model stages get
-actor pools sized from the cluster (GPUs / GPUs per actor, CPUs left after the tasks' one / CPUs per actor, or the
-declared concurrency), and the stateless tail runs inside the last pool so that the commit always has a CPU."""
+actor pools sized from the cluster (GPUs / GPUs per actor, CPUs left after the tasks' share / CPUs per actor, or
+the declared concurrency), each starting with one actor, and the stateless tail runs inside the last pool so that
+the commit always has a CPU. (Several GPU stages and jobs at once: tests/test_planning.py.)"""
 
 from datagen.config import RuntimeConfig
 from datagen.operator import Operator, Resources, Role
-from datagen.runtime import plan_stages
+from datagen.planning import ClusterShape, plan_wave
+
+
+def plan_stages(stages, runtime, cpus, gpus, partitions):
+    """One job's plan on a one-node cluster of this shape."""
+    return plan_wave([("job", stages, partitions)], runtime, ClusterShape(cpus=cpus, gpus=gpus)).jobs["job"]
 
 
 def op(name: str, *, stateful=False, cpus=1.0, gpus=0.0, auto_gpus=0.0, concurrency=None, role=Role.MAKE) -> Operator:
@@ -32,21 +38,22 @@ def test_gpu_pool_holds_one_actor_per_gpu_share():
     )
     assert read.kind == "tasks" and read.ops[0].name == "read" and not read.commits
     # the last pool commits: there is no separate commit task
+    # data flows when the first actor is up: the pool starts at one and grows into the four GPUs
     assert (enc.kind, enc.min_size, enc.max_size, enc.initial_size, enc.num_gpus, enc.commits) == (
         "actors",
         1,
         4,
-        4,
+        1,
         1.0,
         True,
     )
     [_, sam] = plan_stages([op("read", role=Role.READ), op("sam", stateful=True, gpus=0.25)], RT, 8, 4, partitions=40)
-    assert (sam.max_size, sam.initial_size) == (16, 16)
+    assert (sam.max_size, sam.initial_size) == (16, 1)
 
 
 def test_gpu_pool_starts_no_larger_than_the_work():
     [_, enc] = plan_stages([op("read", role=Role.READ), op("siglip", stateful=True, gpus=1)], RT, 8, 4, partitions=3)
-    assert (enc.max_size, enc.initial_size) == (4, 3)
+    assert (enc.max_size, enc.initial_size) == (3, 1)
 
 
 def test_declared_concurrency_bounds_the_pool():
@@ -108,7 +115,7 @@ def test_plan_is_recorded_in_plain_json():
         "commits": True,
         "pool_min": 1,
         "pool_max": 4,
-        "pool_initial": 4,
+        "pool_initial": 1,
     }
 
 
