@@ -64,7 +64,7 @@ class QuarantineRow:
 
 @dataclass
 class WorkBatch:
-    partition: str  # e.g. "img-00012": names its shards and its done-marker
+    partition: str  # e.g. "PREFIX-00012" (the job names its prefix): names its shards and its done-marker
     spec: dict[str, Any]  # what the partition holds before decoding (URIs, tar slice, pairs, ...)
     seed: int
     recipe: str  # recipe fingerprint, part of every sample key

@@ -17,12 +17,15 @@ Summarize = Callable[[Recipe, Path], Optional[dict[str, Any]]]
 @dataclass(frozen=True)
 class JobSpec:
     name: str  # also the name of its plan file: OUT/_plan/NAME.json
-    plan: Callable[[Recipe, Path], list[dict[str, Any]]]  # partitions: [{"name": "img-00000", ...}, ...]
+    plan: Callable[[Recipe, Path], list[dict[str, Any]]]  # partitions: [{"name": "PREFIX-00000", ...}, ...]
     stages: Callable[[Recipe], list[Operator]]  # in running order; an empty list: the job is off for this recipe
     summarize: Optional[Summarize] = None  # (recipe, out) -> {key: value} added to run.json after every job ran
     # jobs whose output this job's plan or stages read: it starts when they have finished. Jobs with nothing between
     # them run at the same time (runtime.concurrent_jobs), so one job's last partitions don't leave the cluster idle
     after: tuple[str, ...] = ()
+    # True for the one job whose partitions count the run's input photos (entries read, photos decoded): later jobs
+    # read the same photos again and would count them twice
+    counts_inputs: bool = False
 
 
 def check_stage_order(job: str, stages: list[Operator]) -> list[Operator]:

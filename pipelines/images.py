@@ -92,4 +92,5 @@ def summarize(recipe: Recipe, out: Path) -> Optional[dict[str, Any]]:
     return {"mix": mix_report(mix.weights, read_index(out).select(["task", "kind"]).to_pylist())}
 
 
-JOB = JobSpec(name="images", plan=plan, stages=stages, summarize=summarize)
+# the images job reads every input photo once: its partitions count the run's inputs
+JOB = JobSpec(name="images", plan=plan, stages=stages, summarize=summarize, counts_inputs=True)
