@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from datagen.schema import Sample
+from datagen.schema import PairRow, PhotoFeatures, Sample
 
 
 @dataclass
@@ -18,7 +18,8 @@ class SourceImage:
     source_id: str  # content digest of the raw bytes
     image: np.ndarray  # HxWx3 uint8 RGB, already limited to max_side
     caption: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)  # original size, format, ...
+    meta: dict[str, Any] = field(default_factory=dict)  # what decoding found: original size, format, ...
+    features: PhotoFeatures = field(default_factory=PhotoFeatures)  # pairing features, filled by feature operators
 
 
 @dataclass
@@ -65,9 +66,12 @@ class QuarantineRow:
 @dataclass
 class WorkBatch:
     partition: str  # e.g. "PREFIX-00012" (the job names its prefix): names its shards and its done-marker
-    spec: dict[str, Any]  # what the partition holds before decoding (URIs, tar slice, pairs, ...)
+    spec: dict[str, Any]  # the rest of the partition's plan (e.g. the pairs job's row group), as the plan wrote it
     seed: int
     recipe: str  # recipe fingerprint, part of every sample key
+    # the inputs to fetch and decode (uri, rel, tar member, caption, ...): from the plan, or from the pairs read
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    pairs: list[PairRow] = field(default_factory=list)  # the pairs job's pairs, read from OUT/pairs.parquet
     items: list[SourceImage] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     quarantine: list[QuarantineRow] = field(default_factory=list)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 import numpy as np
@@ -471,3 +471,55 @@ PAIRS_SCHEMA = pa.schema(
         ("score_pass2", pa.float32()),  # the route's task score (NaN for routes without one)
     ]
 )
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One row of PAIRS_SCHEMA, as the pairs job's stages read it (WorkBatch.pairs): same fields, same order."""
+
+    uri_a: str
+    uri_b: str
+    source_id_a: str
+    source_id_b: str
+    entry_a: str
+    entry_b: str
+    caption_a: str
+    caption_b: str
+    task: str
+    route: str
+    set_id: str
+    set_size: int
+    cluster: int
+    linked: bool
+    score_pass1: float
+    score_pass2: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "PairRow":
+        return cls(**{name: row[name] for name in PAIRS_SCHEMA.names})
+
+
+@dataclass
+class PhotoFeatures:
+    """A photo's pairing features (SourceImage.features), as FEATURES_SCHEMA stores them: each feature operator fills
+    its own fields and leaves the others None; the features job's last stage writes them out."""
+
+    embedding: np.ndarray | None = None  # float32, L2-normalised
+    encoder: str | None = None  # what made `embedding` (operator describe line)
+    face_count: int | None = None  # None: faces not detected for this run (stored as -1)
+    face_embedding: np.ndarray | None = None  # L2-normalised; None unless exactly one face
+    keypoints: bytes | None = None  # float32 x,y pairs
+    descriptors: bytes | None = None  # uint8 ORB descriptors, 32 bytes each
+    dhash: bytes | None = None  # 256-bit difference hash
+    edges: bytes | None = None  # packed bits of a 96 x 96 edge map
+
+    def merge(self, other: "PhotoFeatures") -> None:
+        """Take the fields `other` has (not None): one operator's results added to the photo's features."""
+        for f in fields(self):
+            value = getattr(other, f.name)
+            if value is not None:
+                setattr(self, f.name, value)
+
+
+# the photo features a feature operator may write: the PhotoFeatures fields, each also a FEATURES_SCHEMA column
+PHOTO_FEATURES = tuple(f.name for f in fields(PhotoFeatures))

@@ -84,7 +84,7 @@ class ReadImages(Operator):
         return results  # type: ignore[return-value]
 
     def process(self, batch: WorkBatch) -> WorkBatch:
-        entries = batch.spec["entries"]
+        entries = batch.entries
         cfg = self.input
         batch.stage(STAGE).items_in += len(entries)
         for entry, data in zip(entries, self._fetch(entries)):

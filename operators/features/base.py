@@ -1,16 +1,17 @@
 """The base of per-image feature operators for pairing (encoders, keypoints, faces, hashes): a batch of images at a
-time, results into each SourceImage's meta under datagen.pairing.features' keys; an image that breaks the model is
+time, results into each SourceImage's typed features (schema.PhotoFeatures); an image that breaks the model is
 quarantined with the error rather than losing its batch."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from datagen.batch import QuarantineRow, SourceImage, WorkBatch
 from datagen.operator import Operator, Role
+from datagen.schema import PhotoFeatures
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ class FeatureOperator(Operator):
 
     role: ClassVar[Role] = Role.FEATURES
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One dict of meta entries per image, in order."""
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
+        """One PhotoFeatures per image, in order, with only this operator's fields set."""
         raise NotImplementedError
 
     def process(self, batch: WorkBatch) -> WorkBatch:
@@ -47,7 +48,7 @@ class FeatureOperator(Operator):
             for it, res in zip(chunk, results):
                 if res is None:
                     continue
-                it.meta.update(res)
+                it.features.merge(res)
                 kept.append(it)
         batch.items = kept
         return batch

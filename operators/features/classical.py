@@ -4,7 +4,7 @@ scales, and a global orientation histogram), each block L2-normalised, concatena
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -12,7 +12,7 @@ from pydantic import Field
 
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 
 
@@ -103,10 +103,10 @@ class ClassicalFeatures(FeatureOperator):
             f"classical_features: colour histograms + GIST-like gradient layout (classical, no weights), side {c.side}"
         )
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         c = self.config
         tag = self.describe()
         return [
-            {META_EMBEDDING: classical_descriptor(im, c.side, c.grid, c.orientations), META_ENCODER: tag}
+            PhotoFeatures(embedding=classical_descriptor(im, c.side, c.grid, c.orientations), encoder=tag)
             for im in images
         ]

@@ -16,7 +16,7 @@ from pydantic import Field
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator, gpu_request
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class MobileNetFeatures(FeatureOperator):
         with torch.inference_mode():
             return self._model(self._tensor(im).to(self._device))[0].float().cpu().numpy()
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         c = self.config
         tag = f"mobilenet_features: torchvision MobileNetV2 ImageNet, {c.pooling}, side {c.side}"
         out = []
@@ -211,6 +211,6 @@ class MobileNetFeatures(FeatureOperator):
                 v = fmap.mean(axis=(1, 2))
             v = v.astype(np.float32)
             out.append(
-                {META_EMBEDDING: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32), META_ENCODER: tag}
+                PhotoFeatures(embedding=(v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32), encoder=tag)
             )
         return out

@@ -14,7 +14,7 @@ from pydantic import Field
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator, gpu_request
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class SiglipFeatures(FeatureOperator):
         self._dtype = next(self._visual.parameters()).dtype
         log.info("siglip_features loaded %s on %s (%s)", c.pretrained, device, precision)
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         import torch
         import torch.nn.functional as F
         from PIL import Image
@@ -145,4 +145,4 @@ class SiglipFeatures(FeatureOperator):
         with torch.inference_mode():
             emb = F.normalize(self._visual(x).float(), dim=-1).cpu().numpy()
         tag = self.describe()
-        return [{META_EMBEDDING: e.astype(np.float32), META_ENCODER: tag} for e in emb]
+        return [PhotoFeatures(embedding=e.astype(np.float32), encoder=tag) for e in emb]
