@@ -12,14 +12,10 @@ from pydantic import Field
 from datagen import schema
 from datagen.batch import SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
-from datagen.schema import Frame, Provenance, Sample, Turn
+from datagen.schema import EMU_FIELDS, PARAM_EMU_EDIT, PARAM_SLOTS, Frame, Provenance, Sample, Turn
 from datagen.worker_cache import ItemCache
 from operators.conditions.base import EXECUTION_KEYS
 from operators.edits.object_proposals import ProposalConfig, Proposer
-from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
-
-# the provenance keys a synthesized sample always has
-EMU_KEY = SYNTH_EMU_KEY
 
 
 class EditConfig(OperatorConfig):
@@ -76,7 +72,7 @@ class EditOperator(Operator):
             source_ids=[item.source_id],
             operator=self.name,
             operator_version=self.version,
-            params={**self.params(), **drawn, EMU_KEY: emu, SLOTS_KEY: slots},
+            params={**self.params(), **drawn, PARAM_EMU_EDIT: emu, PARAM_SLOTS: slots},
             recipe=batch.recipe,
             variant=variant,
         )

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch, derive_seed
 from datagen.operator import Operator, Resources, Role
-from datagen.schema import Sample, Turn
-from operators.instructions.records import FALLBACK_TEMPLATE, TEMPLATE, count_fallback, update_turn_record
+from datagen.schema import METHOD_FALLBACK_TEMPLATE, METHOD_TEMPLATE, Sample, Turn
+from operators.instructions.records import count_fallback, update_turn_record
 from operators.instructions.text import normalize_answer, shift_indicators, unusable_reason
 from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, make_backend
 
@@ -48,7 +48,11 @@ class ModelInstructionStage(Operator):
 
     def eligible(self, sample: Sample, index: int, turn: Turn) -> bool:
         tasks = self.config.tasks
-        return bool(turn.inputs) and turn.instruction_method in (TEMPLATE, "") and ("*" in tasks or turn.task in tasks)
+        return (
+            bool(turn.inputs)
+            and turn.instruction_method in (METHOD_TEMPLATE, "")
+            and ("*" in tasks or turn.task in tasks)
+        )
 
     def seed(self, batch: WorkBatch, job: Job) -> int:
         return derive_seed(batch.seed, job[0].key, job[1], self.name)
@@ -72,7 +76,7 @@ class ModelInstructionStage(Operator):
                     err,
                 )
                 for job in chunk:
-                    if job[0].turns[job[1]].instruction_method in (TEMPLATE, ""):
+                    if job[0].turns[job[1]].instruction_method in (METHOD_TEMPLATE, ""):
                         self.fallback(batch, job, f"backend_error:{type(err).__name__}")
         return batch
 
@@ -111,12 +115,12 @@ class ModelInstructionStage(Operator):
     def fallback(self, batch: WorkBatch, job: Job, reason: str, answer: str | None = None) -> None:
         sample, i = job
         turn = sample.turns[i]
-        turn.instruction_method = FALLBACK_TEMPLATE  # the template text written before this stage stays
+        turn.instruction_method = METHOD_FALLBACK_TEMPLATE  # the template text written before this stage stays
         count_fallback(batch, self.name, reason)
         update_turn_record(
             sample,
             i,
-            method=FALLBACK_TEMPLATE,
+            method=METHOD_FALLBACK_TEMPLATE,
             fallback=reason,
             tried=self.method,
             model=self.backend_config.model,

@@ -1,6 +1,7 @@
 """The quality filter: drops samples whose scores fall outside the recipe's per-task thresholds, counting each
 failed threshold as a reason, or with keep_below_threshold marks them (score failed_thresholds, and which ones in
-provenance.params) so that thresholds can be studied before they are enforced. A score a sample lacks never fails."""
+Sample.threshold_failures) so that thresholds can be studied before they are enforced. A score a sample lacks never
+fails."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ class QualityFilter(Operator):
             if self.config.keep_below_threshold:
                 s.provenance.scores["failed_thresholds"] = float(len(failed))
                 if failed:
-                    s.provenance.params["quality_filter"] = {"failed": failed}
+                    s.threshold_failures = list(failed)
                     for r in failed:
                         stats.skip(f"marked: {r}")
                 keep.append(s)
