@@ -9,7 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from datagen.schema import PairRow, PhotoFeatures, Sample
+from datagen.schema import PHOTO_FEATURES, PairRow, PhotoFeatures, Sample
+
+# What a stage reads and writes of a batch (Operator.reads / Operator.writes): the fields below, nothing else. A job
+# checks before any work that each stage reads only what its plan gives or an earlier stage writes (jobs.py).
+ENTRIES = "entries"  # WorkBatch.entries: the inputs to fetch
+PAIRS = "pairs"  # WorkBatch.pairs
+ITEMS = "items"  # WorkBatch.items: decoded photos
+ITEM_FEATURES = {name: f"items.features.{name}" for name in PHOTO_FEATURES}  # SourceImage.features, per field
+SAMPLES = "samples"  # WorkBatch.samples
+SAMPLE_INSTRUCTION = "samples.instruction"  # Turn.instruction, instruction_method and instruction_record
+SAMPLE_SCORES = "samples.scores"  # Provenance.scores
+SAMPLE_JUDGE = "samples.judge"  # Sample.judge
+SAMPLE_THRESHOLD_FAILURES = "samples.threshold_failures"  # Sample.threshold_failures
+FIELDS = frozenset(
+    (ENTRIES, PAIRS, ITEMS, *ITEM_FEATURES.values(), SAMPLES, SAMPLE_INSTRUCTION, SAMPLE_SCORES, SAMPLE_JUDGE)
+    + (SAMPLE_THRESHOLD_FAILURES,)
+)
 
 
 @dataclass

@@ -102,7 +102,7 @@ class JobOutcome:
 def prepare_job(spec: JobSpec, recipe: Recipe, out: Path) -> JobOutcome:
     """Plan one job (once; frozen) and find its partitions without a done-marker."""
     o = JobOutcome(spec)
-    stages = check_stage_order(spec.name, spec.stages(recipe))
+    stages = check_stage_order(spec.name, spec.stages(recipe), spec.given)
     if not stages:
         log.info("job %s: no operator enabled, skipped", spec.name)
         return o

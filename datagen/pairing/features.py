@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from datagen import paths, schema
-from datagen.batch import WorkBatch
+from datagen.batch import ITEM_FEATURES, ITEMS, WorkBatch
 from datagen.operator import Operator, Role
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,11 @@ class WriteFeatures(Operator):
     name = "write_features"
     version = "1"
     role = Role.WRITE
+    reads = (
+        ITEMS,
+        ITEM_FEATURES["embedding"],
+    )
+    writes = ()
 
     def __init__(self, out_dir: str | Path, **context: Any):
         super().__init__(None, **context)

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import METHOD_TEMPLATE, Provenance, Sample, Turn
 from operators.instructions.records import turn_record
@@ -60,6 +60,11 @@ class LcuChains(Operator):
     name = "lcu_chains"
     version = "1"
     role = Role.COMPOSE  # runs after instructions: composes finished CUs into LCUs
+    reads = (
+        SAMPLES,
+        SAMPLE_INSTRUCTION,
+    )
+    writes = (SAMPLES,)
     Config: ClassVar[type[LcuChainsConfig]] = LcuChainsConfig
 
     def describe(self) -> str:

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from datagen import schema
-from datagen.batch import QuarantineRow, WorkBatch
+from datagen.batch import ITEMS, PAIRS, SAMPLE_SCORES, SAMPLES, QuarantineRow, WorkBatch
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 
@@ -20,6 +20,14 @@ class PairSamples(Operator):
     name = "pair_samples"
     version = "1"
     role = Role.MAKE  # the pairs job makes its CUs here; the images job never lists it
+    reads = (
+        ITEMS,
+        PAIRS,
+    )
+    writes = (
+        SAMPLES,
+        SAMPLE_SCORES,
+    )
 
     def __init__(self, pairing_params: dict[str, Any] | None = None, **context: Any):
         super().__init__(None, **context)

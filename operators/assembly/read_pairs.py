@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datagen import schema
-from datagen.batch import QuarantineRow, WorkBatch
+from datagen.batch import ENTRIES, ITEMS, PAIRS, QuarantineRow, WorkBatch
 from datagen.config import InputConfig
 from datagen.ingest.read import ReadImages
 from datagen.operator import Operator, Resources, Role
@@ -22,6 +22,12 @@ PAIRS_UNREADABLE = "pairs_unreadable"
 class ReadPairs(Operator):
     name = "read_pairs"
     role = Role.READ
+    reads = ()
+    writes = (
+        PAIRS,
+        ENTRIES,
+        ITEMS,
+    )
     version = "1"
 
     def __init__(self, input_config: InputConfig, out_dir: str | Path, **context: Any):

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen import schema
-from datagen.batch import SourceImage, WorkBatch
+from datagen.batch import ITEMS, SAMPLES, SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.schema import EMU_FIELDS, PARAM_EMU_EDIT, PARAM_SLOTS, Frame, Provenance, Sample, Turn
 from datagen.worker_cache import ItemCache
@@ -36,6 +36,8 @@ class EditOperator(Operator):
     """A MAKE-role operator whose samples are synthesized from one photo."""
 
     role = Role.MAKE
+    reads = (ITEMS,)
+    writes = (SAMPLES,)
     Config: ClassVar[type[EditConfig]] = EditConfig
 
     def uses_model(self) -> bool:

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from datagen.batch import QuarantineRow, SourceImage, WorkBatch
+from datagen.batch import ITEMS, QuarantineRow, SourceImage, WorkBatch
 from datagen.operator import Operator, Role
 from datagen.schema import PhotoFeatures
 
@@ -22,6 +22,7 @@ class FeatureOperator(Operator):
     """Computes one kind of per-image feature for a whole batch of images at a time."""
 
     role: ClassVar[Role] = Role.FEATURES
+    reads = (ITEMS,)
 
     def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         """One PhotoFeatures per image, in order, with only this operator's fields set."""

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from datagen.batch import ITEM_FEATURES
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
 from datagen.schema import PhotoFeatures
@@ -88,6 +89,10 @@ def classical_descriptor(img: np.ndarray, side: int = 192, grid: int = 4, orient
 
 class ClassicalFeatures(FeatureOperator):
     name = "classical_features"
+    writes = (
+        ITEM_FEATURES["embedding"],
+        ITEM_FEATURES["encoder"],
+    )
     version = "1"
     Config: ClassVar[type[ClassicalFeaturesConfig]] = ClassicalFeaturesConfig
     # cosines of these non-negative descriptors are all high; centred on the collection mean they spread out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from datagen.batch import ITEM_FEATURES
 from datagen.operator import Resources
 from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
@@ -22,6 +23,7 @@ def dhash(image: np.ndarray, side: int = HASH_SIDE) -> bytes:
 
 class ImageDHash(FeatureOperator):
     name = "image_dhash"
+    writes = (ITEM_FEATURES["dhash"],)
     version = "1"
 
     def resources(self) -> Resources:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen.batch import ITEM_FEATURES
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.schema import PhotoFeatures
@@ -52,6 +53,10 @@ def _providers(device: str) -> list[str]:
 
 class FaceFeatures(FeatureOperator):
     name = "face_features"
+    writes = (
+        ITEM_FEATURES["face_count"],
+        ITEM_FEATURES["face_embedding"],
+    )
     version = "1"
     stateful = True
     Config: ClassVar[type[FaceFeaturesConfig]] = FaceFeaturesConfig

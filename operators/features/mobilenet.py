@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from datagen.batch import ITEM_FEATURES
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
@@ -125,6 +126,10 @@ def _normalised(im: np.ndarray, side: int) -> np.ndarray:
 
 class MobileNetFeatures(FeatureOperator):
     name = "mobilenet_features"
+    writes = (
+        ITEM_FEATURES["embedding"],
+        ITEM_FEATURES["encoder"],
+    )
     version = "1"
     stateful = True
     Config: ClassVar[type[MobileNetFeaturesConfig]] = MobileNetFeaturesConfig

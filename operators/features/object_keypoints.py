@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from datagen.batch import ITEM_FEATURES
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.object_score import edge_map, orb_keypoints, pack
 from datagen.schema import PhotoFeatures
@@ -24,6 +25,11 @@ class ObjectKeypointsConfig(OperatorConfig):
 
 class ObjectKeypoints(FeatureOperator):
     name = "object_keypoints"
+    writes = (
+        ITEM_FEATURES["keypoints"],
+        ITEM_FEATURES["descriptors"],
+        ITEM_FEATURES["edges"],
+    )
     version = "2"
     Config: ClassVar[type[ObjectKeypointsConfig]] = ObjectKeypointsConfig
 

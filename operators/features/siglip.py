@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from datagen.batch import ITEM_FEATURES
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
@@ -81,6 +82,10 @@ def load_vision_tower(model: str, pretrained: str, device: str, precision: str) 
 
 class SiglipFeatures(FeatureOperator):
     name = "siglip_features"
+    writes = (
+        ITEM_FEATURES["embedding"],
+        ITEM_FEATURES["encoder"],
+    )
     version = "1"
     stateful = True
     Config: ClassVar[type[SiglipFeaturesConfig]] = SiglipFeaturesConfig

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from datagen.batch import WorkBatch, derive_seed
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import METHOD_FALLBACK_TEMPLATE, METHOD_TEMPLATE, Sample, Turn
 from operators.instructions.records import count_fallback, update_turn_record
@@ -21,6 +21,11 @@ Job = tuple[Sample, int]
 
 class ModelInstructionStage(Operator):
     role = Role.INSTRUCT
+    reads = (
+        SAMPLES,
+        SAMPLE_INSTRUCTION,
+    )
+    writes = (SAMPLE_INSTRUCTION,)
     stateful = True  # the backend (a model or a connection pool) lives as long as the worker
     method: ClassVar[str] = ""
     config_key: ClassVar[str] = "instructions"  # the recipe key of this stage's section, for error messages

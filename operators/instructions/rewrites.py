@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from datagen.batch import WorkBatch, derive_seed
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import (
     INDICATOR_RE,
@@ -63,6 +63,11 @@ class RewriteInstructions(Operator):
     name = "rewrite_instructions"
     version = "1"
     role = Role.INSTRUCT
+    reads = (
+        SAMPLES,
+        SAMPLE_INSTRUCTION,
+    )
+    writes = (SAMPLE_INSTRUCTION,)
     stateful = True  # holds the embedder (and the LLM for rewriter=llm); see __init__
     Config: ClassVar[type[RewriteConfig]] = RewriteConfig
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from datagen import schema
-from datagen.batch import WorkBatch, derive_seed
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
 from datagen.operator import Operator, Role
 from datagen.schema import (
     METHOD_TEMPLATE,
@@ -139,6 +139,8 @@ class TemplateInstructions(Operator):
     name = "template_instructions"
     version = "2"
     role = Role.INSTRUCT
+    reads = (SAMPLES,)
+    writes = (SAMPLE_INSTRUCTION,)
     Config: ClassVar[type[TemplateConfig]] = TemplateConfig
 
     def describe(self) -> str:

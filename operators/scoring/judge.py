@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Optional
 from pydantic import Field, field_validator
 
 from datagen import schema
-from datagen.batch import derive_seed
+from datagen.batch import SAMPLE_JUDGE, SAMPLE_SCORES, derive_seed
 from datagen.operator import Resources
 from datagen.schema import JudgeRecord
 from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, image_parts, make_backend
@@ -120,6 +120,7 @@ class JudgeScoresConfig(ScorerConfig):
 
 class JudgeScores(Scorer):
     name = "judge_scores"
+    writes = (SAMPLE_SCORES, SAMPLE_JUDGE)
     version = "1"
     stateful = True
     Config: ClassVar[type[JudgeScoresConfig]] = JudgeScoresConfig

@@ -10,7 +10,7 @@ from typing import ClassVar, Optional
 from pydantic import Field, field_validator, model_validator
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import SAMPLE_SCORES, SAMPLE_THRESHOLD_FAILURES, SAMPLES, WorkBatch
 from datagen.config import Section
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Sample
@@ -114,6 +114,12 @@ class QualityFilter(Operator):
     name = "quality_filter"
     version = "1"
     role = Role.FILTER
+    reads = (SAMPLES,)
+    writes = (
+        SAMPLES,
+        SAMPLE_SCORES,
+        SAMPLE_THRESHOLD_FAILURES,
+    )
     Config: ClassVar[type[QualityFilterConfig]] = QualityFilterConfig
 
     def tables(self) -> list[Thresholds]:
