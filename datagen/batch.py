@@ -23,8 +23,8 @@ SAMPLE_SCORES = "samples.scores"  # Provenance.scores
 SAMPLE_JUDGE = "samples.judge"  # Sample.judge
 SAMPLE_THRESHOLD_FAILURES = "samples.threshold_failures"  # Sample.threshold_failures
 FIELDS = frozenset(
-    (ENTRIES, PAIRS, ITEMS, *ITEM_FEATURES.values(), SAMPLES, SAMPLE_INSTRUCTION, SAMPLE_SCORES, SAMPLE_JUDGE)
-    + (SAMPLE_THRESHOLD_FAILURES,)
+    [ENTRIES, PAIRS, ITEMS, *ITEM_FEATURES.values(), SAMPLES, SAMPLE_INSTRUCTION, SAMPLE_SCORES, SAMPLE_JUDGE]
+    + [SAMPLE_THRESHOLD_FAILURES]
 )
 
 
