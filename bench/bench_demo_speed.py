@@ -89,9 +89,9 @@ def variety(out: Path) -> dict[str, float]:
         for t in s.turns:
             per_turn[t.task].append(t.instruction)
         if s.kind == "cu":
-            for rec in s.provenance.params.get("instructions", {}).values():
+            for rec in (t.instruction_record for t in s.turns if t.instruction_record.method):
                 turns += 1
-                kept += len(rec.get("alternates", []))
+                kept += len(rec.alternates)
     rates = [len(set(v)) / len(v) for t, v in per_turn.items() if samples[t] >= 10]
     return {
         "min distinct/task": min(rates),

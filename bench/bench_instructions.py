@@ -141,7 +141,7 @@ def rewrite_rows(n: int, want: int) -> tuple[dict, dict[str, float]]:
     t0 = time.perf_counter()
     stage(batch)
     secs = time.perf_counter() - t0
-    kept = [len(s.provenance.params["instructions"]["0"].get("alternates", [])) for s in batch.samples]
+    kept = [len(s.turns[0].instruction_record.alternates) for s in batch.samples]
     skipped = batch.stats["rewrite_instructions"].skipped
     cands = sum(kept) + sum(v for k, v in skipped.items() if k.startswith("rejected_rewrite:"))
     per_task_before, per_task_after = defaultdict(list), defaultdict(list)

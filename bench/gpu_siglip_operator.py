@@ -88,7 +88,7 @@ def main() -> int:
             if op._device == "cuda":
                 torch.cuda.synchronize()
             rows[f"operator_img_per_s_{threads}_cpus"] = round(done / (time.perf_counter() - t0), 1)
-        rows["embedding_dim"] = int(out[0]["pairing.embedding"].shape[0])
+        rows["embedding_dim"] = int(out[0].embedding.shape[0])
         x = torch.stack([op._transform(__import__("PIL.Image", fromlist=["Image"]).fromarray(im)) for im in images]).to(
             op._device, op._dtype
         )

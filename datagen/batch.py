@@ -9,7 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from datagen.schema import Sample
+from datagen.schema import PHOTO_FEATURES, PairRow, PhotoFeatures, Sample
+
+# What a stage reads and writes of a batch (Operator.reads / Operator.writes): the fields below, nothing else. A job
+# checks before any work that each stage reads only what its plan gives or an earlier stage writes (jobs.py).
+ENTRIES = "entries"  # WorkBatch.entries: the inputs to fetch
+PAIRS = "pairs"  # WorkBatch.pairs
+ITEMS = "items"  # WorkBatch.items: decoded photos
+ITEM_FEATURES = {name: f"items.features.{name}" for name in PHOTO_FEATURES}  # SourceImage.features, per field
+SAMPLES = "samples"  # WorkBatch.samples
+SAMPLE_INSTRUCTION = "samples.instruction"  # Turn.instruction, instruction_method and instruction_record
+SAMPLE_SCORES = "samples.scores"  # Provenance.scores
+SAMPLE_JUDGE = "samples.judge"  # Sample.judge
+SAMPLE_THRESHOLD_FAILURES = "samples.threshold_failures"  # Sample.threshold_failures
+FIELDS = frozenset(
+    [ENTRIES, PAIRS, ITEMS, *ITEM_FEATURES.values(), SAMPLES, SAMPLE_INSTRUCTION, SAMPLE_SCORES, SAMPLE_JUDGE]
+    + [SAMPLE_THRESHOLD_FAILURES]
+)
 
 
 @dataclass
@@ -18,7 +34,8 @@ class SourceImage:
     source_id: str  # content digest of the raw bytes
     image: np.ndarray  # HxWx3 uint8 RGB, already limited to max_side
     caption: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)  # original size, format, ...
+    meta: dict[str, Any] = field(default_factory=dict)  # what decoding found: original size, format, ...
+    features: PhotoFeatures = field(default_factory=PhotoFeatures)  # pairing features, filled by feature operators
 
 
 @dataclass
@@ -64,10 +81,13 @@ class QuarantineRow:
 
 @dataclass
 class WorkBatch:
-    partition: str  # e.g. "img-00012": names its shards and its done-marker
-    spec: dict[str, Any]  # what the partition holds before decoding (URIs, tar slice, pairs, ...)
+    partition: str  # e.g. "PREFIX-00012" (the job names its prefix): names its shards and its done-marker
+    spec: dict[str, Any]  # the rest of the partition's plan (e.g. the pairs job's row group), as the plan wrote it
     seed: int
     recipe: str  # recipe fingerprint, part of every sample key
+    # the inputs to fetch and decode (uri, rel, tar member, caption, ...): from the plan, or from the pairs read
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    pairs: list[PairRow] = field(default_factory=list)  # the pairs job's pairs, read from OUT/pairs.parquet
     items: list[SourceImage] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     quarantine: list[QuarantineRow] = field(default_factory=list)

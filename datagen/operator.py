@@ -58,6 +58,10 @@ class Operator:
     Config: ClassVar[type[OperatorConfig]] = OperatorConfig
     # True when the operator holds a model or other state worth loading once: it then runs as an actor pool.
     stateful: ClassVar[bool] = False
+    # the batch fields (datagen.batch.FIELDS) it needs and the ones it fills: a job refuses a stage list in which a
+    # stage reads a field that neither the plan nor an earlier stage gives
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: OperatorConfig | None = None, **context: Any):
         self.config = config if config is not None else self.Config()

@@ -103,7 +103,7 @@ class JobOutcome:
 def prepare_job(spec: JobSpec, recipe: Recipe, out: Path) -> JobOutcome:
     """Plan one job (once; frozen) and find its partitions without a done-marker."""
     o = JobOutcome(spec)
-    stages = check_stage_order(spec.name, spec.stages(recipe))
+    stages = check_stage_order(spec.name, spec.stages(recipe), spec.given)
     if not stages:
         log.info("job %s: no operator enabled, skipped", spec.name)
         return o
@@ -213,14 +213,17 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None, r
         else:
             quarantine = pq.read_table(out / paths.QUARANTINE_FILE)
         seconds = time.perf_counter() - t0
-        summary = {"name": recipe.name, "recipe": recipe.fingerprint(), "output": str(out), **aggregate(all_markers)}
+        # the partitions of the job that counts the run's input photos (JobSpec.counts_inputs)
+        input_partitions = {p for o in outcomes if o.spec.counts_inputs for p in o.partitions}
+        totals = aggregate(all_markers, input_partitions)
+        summary = {"name": recipe.name, "recipe": recipe.fingerprint(), "output": str(out), **totals}
         # counted from the merged file, not the markers: an input refused by two jobs is one quarantined input
         summary["quarantine_reasons"] = quarantine_counts(quarantine)
         summary["quarantined"] = quarantine.num_rows
         # inputs = decoded + refused (could not be read or decoded); `quarantined` also holds decoded inputs that a
         # later stage failed on (an operator error), which still gave their other samples
         summary["refused"] = sum(1 for s in quarantine.column("stage").to_pylist() if s == READ_STAGE)
-        inv_inputs = sum(m.get("entries", 0) for m in fresh if m["partition"].startswith("img-"))
+        inv_inputs = sum(m.get("entries", 0) for m in fresh if m["partition"] in input_partitions)
         inv_samples = sum(m["samples"] for m in fresh)
         summary["invocation"] = {
             "nothing_to_do": done_now == 0,

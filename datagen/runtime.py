@@ -47,7 +47,11 @@ class Job:
         return commit_partition(batch, self.out_dir, self.output)
 
     def new_batch(self, spec: dict[str, Any]) -> WorkBatch:
-        return WorkBatch(partition=spec["name"], spec=spec, seed=self.seed, recipe=self.recipe)
+        """The partition's plan entries become the batch's typed `entries`; the rest of the spec stays as planned."""
+        rest = {k: v for k, v in spec.items() if k != "entries"}
+        return WorkBatch(
+            partition=spec["name"], spec=rest, seed=self.seed, recipe=self.recipe, entries=list(spec.get("entries", []))
+        )
 
 
 def run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:

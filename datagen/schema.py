@@ -7,7 +7,8 @@ An LCU is an ordered list of CU turns, history first and the current turn last.
 
 One webdataset sample per CU or LCU::
 
-    KEY.json                 the record below (schema, turns, provenance); no pickle members, ever
+    KEY.json                 the record (schema, turns with their instruction records, provenance, judge,
+                             threshold_failures); no pickle members, ever
     KEY.t0.in0.jpg           turn 0, input 0 (jpg/png/webp for photos; png for condition maps)
     KEY.t0.in0.mask.png      its mask, only when it is not all ones
     KEY.t0.target.jpg        turn 0 target (the last turn's target is the sample's target)
@@ -15,10 +16,11 @@ One webdataset sample per CU or LCU::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 import numpy as np
@@ -182,6 +184,78 @@ def rewrite_history_indicator(text: str, turn_index: int) -> str:
     return text.replace("{image}", "{image%d}" % turn_index)
 
 
+# How an instruction was made ---------------------------------------------------------------------------------
+# values of Turn.instruction_method (and InstructionRecord.method)
+METHOD_TEMPLATE = "template"
+METHOD_RULE_REWRITE = "rule_rewrite"  # the classical paraphraser, never reported as an LLM
+METHOD_LLM_REWRITE = "llm_rewrite"
+METHOD_CAPTIONER = "captioner"
+METHOD_MLLM_DIFFERENCE = "mllm_difference"
+METHOD_FALLBACK_TEMPLATE = "fallback_template"  # a model stage failed: the template instruction stays
+INSTRUCTION_METHODS = (
+    METHOD_TEMPLATE,
+    METHOD_RULE_REWRITE,
+    METHOD_LLM_REWRITE,
+    METHOD_CAPTIONER,
+    METHOD_MLLM_DIFFERENCE,
+    METHOD_FALLBACK_TEMPLATE,
+)
+# Emu Edit's instruction record (arXiv 2311.10089), kept where a maker or an instruction stage knows it
+EMU_FIELDS = ("edit", "edited_object", "output", "original_object")
+# provenance.params keys of a synthesized edit (part of its key: what the maker drew): its Emu Edit record, and the
+# words its instruction must name ({object}, {new_object}, {style}, {background}, {layer} slots of the template bank)
+PARAM_EMU_EDIT = "emu_edit"
+PARAM_SLOTS = "slots"
+
+
+def _non_empty(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v not in ("", None) and v != [] and v != {}}
+
+
+@dataclass
+class InstructionRecord:
+    """How one turn's instruction was made (Turn.instruction_record); every field is optional, a stage fills what it
+    knows. Not part of the sample key: the instruction is derived from the sample's content and the recipe."""
+
+    method: str = ""  # one of INSTRUCTION_METHODS
+    template: str = ""  # the template bank line ("TASK#n")
+    source: str = ""  # the instruction a later stage replaced (the template a rewrite started from)
+    alternates: list[str] = field(default_factory=list)  # every rewrite kept; an LCU turn may say the CU this way
+    rewriter: str = ""
+    checks: dict[str, float] = field(default_factory=dict)  # the similarity bounds the kept rewrites passed
+    model: str = ""  # the model that wrote or tried to write the instruction
+    fallback: str = ""  # why a model stage kept the template
+    tried: str = ""  # the method that fell back
+    answer: str = ""  # the start of a model answer that could not be used
+    differences: str = ""  # an MLLM's description of what differs between input and target
+    emu_edit: dict[str, str] = field(default_factory=dict)  # Emu Edit's record, EMU_FIELDS
+    slots: dict[str, str] = field(default_factory=dict)  # the words a synthesized edit's instruction names
+
+    def to_json(self) -> dict[str, Any]:
+        return _non_empty(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "InstructionRecord":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+@dataclass
+class JudgeRecord:
+    """What the vision-language judge said of a sample (Sample.judge) besides its scores."""
+
+    model: str = ""
+    reason: str = ""  # the judge's words on its scores
+    fallback: str = ""  # why it gave no scores (unparsable answer, backend error)
+    answer: str = ""  # the start of an answer that could not be parsed
+
+    def to_json(self) -> dict[str, Any]:
+        return _non_empty(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "JudgeRecord":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
 # In-memory records -----------------------------------------------------------------------------------------
 @dataclass
 class Frame:
@@ -224,10 +298,9 @@ class Turn:
     inputs: list[Frame]
     target: Frame
     instruction: str = ""
-    instruction_method: str = (
-        ""  # template | rule_rewrite | llm_rewrite | captioner | mllm_difference | fallback_template
-    )
+    instruction_method: str = ""  # one of INSTRUCTION_METHODS
     caption: str = ""  # a caption of the target, when known; the instruction stage may use it
+    instruction_record: InstructionRecord = field(default_factory=InstructionRecord)  # how the instruction was made
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -277,11 +350,15 @@ class Provenance:
 
 @dataclass
 class Sample:
-    """A CU (one turn) or an LCU (several turns, history first). The last turn is the current one."""
+    """A CU (one turn) or an LCU (several turns, history first). The last turn is the current one.
+    The key names the sample's content (provenance.params holds only what defines it); what later stages say of it
+    (instruction records, scores in provenance.scores, the judge's words, failed thresholds) is kept beside it."""
 
     turns: list[Turn]
     provenance: Provenance
     key: str = ""
+    judge: JudgeRecord | None = None  # the vision-language judge's record, when it judged the sample
+    threshold_failures: list[str] = field(default_factory=list)  # the quality filter's failed rules, when it marks
 
     def __post_init__(self) -> None:
         if not self.turns:
@@ -471,3 +548,55 @@ PAIRS_SCHEMA = pa.schema(
         ("score_pass2", pa.float32()),  # the route's task score (NaN for routes without one)
     ]
 )
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One row of PAIRS_SCHEMA, as the pairs job's stages read it (WorkBatch.pairs): same fields, same order."""
+
+    uri_a: str
+    uri_b: str
+    source_id_a: str
+    source_id_b: str
+    entry_a: str
+    entry_b: str
+    caption_a: str
+    caption_b: str
+    task: str
+    route: str
+    set_id: str
+    set_size: int
+    cluster: int
+    linked: bool
+    score_pass1: float
+    score_pass2: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "PairRow":
+        return cls(**{name: row[name] for name in PAIRS_SCHEMA.names})
+
+
+@dataclass
+class PhotoFeatures:
+    """A photo's pairing features (SourceImage.features), as FEATURES_SCHEMA stores them: each feature operator fills
+    its own fields and leaves the others None; the features job's last stage writes them out."""
+
+    embedding: np.ndarray | None = None  # float32, L2-normalised
+    encoder: str | None = None  # what made `embedding` (operator describe line)
+    face_count: int | None = None  # None: faces not detected for this run (stored as -1)
+    face_embedding: np.ndarray | None = None  # L2-normalised; None unless exactly one face
+    keypoints: bytes | None = None  # float32 x,y pairs
+    descriptors: bytes | None = None  # uint8 ORB descriptors, 32 bytes each
+    dhash: bytes | None = None  # 256-bit difference hash
+    edges: bytes | None = None  # packed bits of a 96 x 96 edge map
+
+    def merge(self, other: "PhotoFeatures") -> None:
+        """Take the fields `other` has (not None): one operator's results added to the photo's features."""
+        for f in fields(self):
+            value = getattr(other, f.name)
+            if value is not None:
+                setattr(self, f.name, value)
+
+
+# the photo features a feature operator may write: the PhotoFeatures fields, each also a FEATURES_SCHEMA column
+PHOTO_FEATURES = tuple(f.name for f in fields(PhotoFeatures))

@@ -3,21 +3,21 @@ Built from the partition done-markers, so a resumed run reports the whole job, n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 from datagen.batch import StageStats
 
 
-def aggregate(markers: list[dict[str, Any]], input_prefix: str = "img-") -> dict[str, Any]:
-    """Totals over done-markers. `inputs`/`decoded` count the per-image job's partitions only: later jobs (features,
-    pairs) read the same photos again and would count them twice."""
+def aggregate(markers: list[dict[str, Any]], input_partitions: Collection[str] = ()) -> dict[str, Any]:
+    """Totals over done-markers. `inputs`/`decoded` count `input_partitions` only (the partitions of the job that
+    declares counts_inputs): later jobs (features, pairs) read the same photos again and would count them twice."""
     tasks: dict[str, int] = {}
     lcu_tasks: dict[str, int] = {}
     quarantine: dict[str, int] = {}
     stages: dict[str, StageStats] = {}
     shards = samples = entries = items = nbytes = 0
     for m in markers:
-        if m["partition"].startswith(input_prefix):
+        if m["partition"] in input_partitions:
             entries += m.get("entries", 0)
             items += m.get("items", 0)
         samples += m["samples"]

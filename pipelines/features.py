@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
+from datagen.batch import ENTRIES
 from datagen.config import Recipe
 from datagen.ingest.listing import list_entries, plan_partitions
 from datagen.ingest.read import ReadImages
@@ -80,4 +81,4 @@ def stages(recipe: Recipe) -> list[Operator]:
     ]
 
 
-JOB = JobSpec(name="features", plan=plan, stages=stages)
+JOB = JobSpec(name="features", plan=plan, stages=stages, given=(ENTRIES,))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from datagen.batch import ENTRIES
 from datagen.config import Recipe
 from datagen.ingest.listing import list_entries, plan_partitions
 from datagen.ingest.read import ReadImages
@@ -92,4 +93,5 @@ def summarize(recipe: Recipe, out: Path) -> Optional[dict[str, Any]]:
     return {"mix": mix_report(mix.weights, read_index(out).select(["task", "kind"]).to_pylist())}
 
 
-JOB = JobSpec(name="images", plan=plan, stages=stages, summarize=summarize)
+# the images job reads every input photo once: its partitions count the run's inputs
+JOB = JobSpec(name="images", plan=plan, stages=stages, summarize=summarize, counts_inputs=True, given=(ENTRIES,))

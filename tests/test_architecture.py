@@ -61,8 +61,9 @@ def test_every_job_stage_list_keeps_its_role_order(recipe):
 
     r = load_recipe(ROOT / recipe, ["instructions.methods=[template]"])  # the LLM stages need their models here
     for job in JOBS:
-        stages = check_stage_order(job.name, job.stages(r))
+        stages = check_stage_order(job.name, job.stages(r), job.given)
         assert all(a.role.value <= b.role.value for a, b in zip(stages, stages[1:]))
+        assert all(op.reads or op.writes for op in stages), "every stage says what it reads and writes"
 
 
 def test_a_stage_list_out_of_role_order_is_refused():
@@ -73,6 +74,27 @@ def test_a_stage_list_out_of_role_order_is_refused():
 
     with pytest.raises(ConfigError, match="grayscale .make. cannot run after lcu_chains .compose."):
         check_stage_order("images", [LcuChains(), Grayscale()])
+
+
+def test_a_stage_that_reads_a_field_no_earlier_stage_writes_is_refused():
+    from datagen.batch import ENTRIES
+    from datagen.config import ConfigError, InputConfig
+    from datagen.ingest.read import ReadImages
+    from datagen.jobs import check_stage_order
+    from datagen.pairing.features import WriteFeatures
+    from operators.assembly.lcu_chains import LcuChains
+    from operators.conditions.grayscale import Grayscale
+    from operators.features.dhash import ImageDHash
+
+    # WriteFeatures needs an embedding; a dHash alone is not one
+    with pytest.raises(ConfigError, match="stage write_features reads items.features.embedding, which no earlier"):
+        check_stage_order("features", [ReadImages(InputConfig()), ImageDHash(), WriteFeatures("/tmp/x")], (ENTRIES,))
+    # LCU chains say a CU's turns another way: an instruction stage must have run
+    with pytest.raises(ConfigError, match="stage lcu_chains reads samples.instruction"):
+        check_stage_order("images", [ReadImages(InputConfig()), Grayscale(), LcuChains()], (ENTRIES,))
+    # the read stage reads the plan's entries: a job whose plan gives none cannot list it first
+    with pytest.raises(ConfigError, match="stage read reads entries"):
+        check_stage_order("images", [ReadImages(InputConfig()), Grayscale()])
 
 
 # The layout (issue 21): operator families in folders, each with its base; shared model code in operators/models and

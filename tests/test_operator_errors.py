@@ -56,7 +56,7 @@ def test_sample_stage_errors_are_isolated_per_sample(photo):
                 raise RuntimeError("cannot phrase colorization")
             return super().process(batch)
 
-    batch = WorkBatch("img-00000", {"entries": []}, seed=0, recipe="r")
+    batch = WorkBatch("img-00000", {}, seed=0, recipe="r")
     batch.items = [SourceImage("file:///a.png", "sid", photo)]
     batch = Grayscale()(batch)
     batch = run_stage(Flaky(), batch)

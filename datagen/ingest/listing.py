@@ -226,7 +226,7 @@ def list_entries(cfg: InputConfig) -> list[dict[str, Any]]:
     return entries
 
 
-def plan_partitions(entries: list[dict[str, Any]], per_partition: int, prefix: str = "img") -> list[dict[str, Any]]:
+def plan_partitions(entries: list[dict[str, Any]], per_partition: int, prefix: str) -> list[dict[str, Any]]:
     return [
         {"name": f"{prefix}-{i // per_partition:05d}", "entries": entries[i : i + per_partition]}
         for i in range(0, len(entries), per_partition)

@@ -10,7 +10,7 @@ from typing import Any
 
 import fsspec
 
-from datagen.batch import QuarantineRow, SourceImage, WorkBatch
+from datagen.batch import ENTRIES, ITEMS, QuarantineRow, SourceImage, WorkBatch
 from datagen.config import InputConfig
 from datagen.ingest.decode import TOO_MANY_BYTES, UNREADABLE, RejectedInput, decode_image
 from datagen.operator import Operator, Resources, Role
@@ -42,6 +42,8 @@ class ReadImages(Operator):
 
     name = STAGE
     role = Role.READ
+    reads = (ENTRIES,)
+    writes = (ITEMS,)
     version = "1"
 
     def __init__(self, input_config: InputConfig, **context: Any):
@@ -84,7 +86,7 @@ class ReadImages(Operator):
         return results  # type: ignore[return-value]
 
     def process(self, batch: WorkBatch) -> WorkBatch:
-        entries = batch.spec["entries"]
+        entries = batch.entries
         cfg = self.input
         batch.stage(STAGE).items_in += len(entries)
         for entry, data in zip(entries, self._fetch(entries)):

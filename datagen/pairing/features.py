@@ -1,6 +1,6 @@
-"""The features job's contract: the SourceImage.meta keys where feature operators (operators/features/base.py) leave
-their results, and the stage that writes OUT/features/PARTITION.parquet (schema.FEATURES_SCHEMA) from them before the
-job's commit writes the done-marker."""
+"""The features job's last stage: it writes each photo's typed features (SourceImage.features, filled by the feature
+operators in operators/features/) to OUT/features/PARTITION.parquet (schema.FEATURES_SCHEMA) before the job's
+commit writes the done-marker."""
 
 from __future__ import annotations
 
@@ -13,20 +13,10 @@ import numpy as np
 import pyarrow as pa
 
 from datagen import paths, schema
-from datagen.batch import WorkBatch
+from datagen.batch import ITEM_FEATURES, ITEMS, WorkBatch
 from datagen.operator import Operator, Role
 
 log = logging.getLogger(__name__)
-
-# where feature operators leave their results in SourceImage.meta
-META_EMBEDDING = "pairing.embedding"
-META_ENCODER = "pairing.encoder"
-META_FACE_COUNT = "pairing.face_count"
-META_FACE_EMBEDDING = "pairing.face_embedding"
-META_KEYPOINTS = "pairing.keypoints"
-META_DESCRIPTORS = "pairing.descriptors"
-META_DHASH = "pairing.dhash"
-META_EDGES = "pairing.edges"
 
 
 def entry_json(entry: dict[str, Any]) -> str:
@@ -36,13 +26,12 @@ def entry_json(entry: dict[str, Any]) -> str:
 
 
 def features_table(batch: WorkBatch) -> pa.Table:
-    entries = {e["uri"]: e for e in batch.spec.get("entries", [])}
+    entries = {e["uri"]: e for e in batch.entries}
     rows = []
     for it in batch.items:
-        m = it.meta
-        if META_EMBEDDING not in m:
+        m, f = it.meta, it.features
+        if f.embedding is None:
             continue
-        face = m.get(META_FACE_EMBEDDING)
         rows.append(
             {
                 "source_id": it.source_id,
@@ -51,14 +40,14 @@ def features_table(batch: WorkBatch) -> pa.Table:
                 "caption": it.caption,
                 "width": int(m.get("orig_width", it.image.shape[1])),
                 "height": int(m.get("orig_height", it.image.shape[0])),
-                "encoder": m.get(META_ENCODER, ""),
-                "embedding": np.asarray(m[META_EMBEDDING], np.float16),
-                "face_count": int(m.get(META_FACE_COUNT, -1)),
-                "face_embedding": None if face is None else np.asarray(face, np.float16),
-                "keypoints": m.get(META_KEYPOINTS),
-                "descriptors": m.get(META_DESCRIPTORS),
-                "dhash": m.get(META_DHASH),
-                "edges": m.get(META_EDGES),
+                "encoder": f.encoder or "",
+                "embedding": np.asarray(f.embedding, np.float16),
+                "face_count": -1 if f.face_count is None else int(f.face_count),
+                "face_embedding": None if f.face_embedding is None else np.asarray(f.face_embedding, np.float16),
+                "keypoints": f.keypoints,
+                "descriptors": f.descriptors,
+                "dhash": f.dhash,
+                "edges": f.edges,
             }
         )
     return pa.Table.from_pylist(rows, schema=schema.FEATURES_SCHEMA)
@@ -76,6 +65,11 @@ class WriteFeatures(Operator):
     name = "write_features"
     version = "1"
     role = Role.WRITE
+    reads = (
+        ITEMS,
+        ITEM_FEATURES["embedding"],
+    )
+    writes = ()
 
     def __init__(self, out_dir: str | Path, **context: Any):
         super().__init__(None, **context)

@@ -69,7 +69,7 @@ def _scores(sample: Sample) -> str:
             f'<span class="score" data-name="{html.escape(name)}" data-value="{value:.6g}" title="{tip}" '
             f'style="background:{score_colour(name, value)}">{html.escape(name)} <b>{value:.3g}</b></span>'
         )
-    failed = sample.provenance.params.get("quality_filter", {}).get("failed", [])
+    failed = sample.threshold_failures
     if failed:
         chips.append(f'<span class="failed">fails {html.escape(", ".join(failed))}</span>')
     return f'<div class="scores">{"".join(chips) or "<i>no scores</i>"}</div>'
@@ -96,6 +96,11 @@ def _card(sample: Sample) -> str:
         )
     params = html.escape(json.dumps(prov.params, sort_keys=True)[:600])
     sources = "<br>".join(html.escape(s) for s in prov.sources)
+    judge = (
+        f"<tr><th>judge</th><td>{html.escape(json.dumps(sample.judge.to_json(), sort_keys=True)[:600])}</td></tr>"
+        if sample.judge is not None
+        else ""
+    )
     data = html.escape(
         json.dumps({"key": sample.key, "task": sample.task, "operator": prov.operator, "scores": prov.scores})
     )
@@ -104,7 +109,7 @@ def _card(sample: Sample) -> str:
         f"{html.escape(sample.task)}</header>{_scores(sample)}{''.join(rows)}"
         f"<details><summary>provenance</summary><table><tr><th>operator</th><td>{html.escape(prov.operator)} "
         f"v{html.escape(prov.operator_version)}</td></tr><tr><th>params</th><td><code>{params}</code></td></tr>"
-        f"<tr><th>scores</th><td>{html.escape(json.dumps(prov.scores))}</td></tr>"
+        f"<tr><th>scores</th><td>{html.escape(json.dumps(prov.scores))}</td></tr>{judge}"
         f"<tr><th>sources</th><td>{sources}</td></tr></table></details>"
         f'<footer><label><input type="checkbox" class="flag"> flag sample</label> '
         f'<label><input type="checkbox" class="flag-rule"> flag everything {html.escape(prov.operator)} made</label> '

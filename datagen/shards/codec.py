@@ -11,7 +11,7 @@ import numpy as np
 
 from datagen import schema
 from datagen.ingest.decode import RejectedInput, decode_image
-from datagen.schema import Frame, Provenance, Sample, Turn
+from datagen.schema import Frame, InstructionRecord, JudgeRecord, Provenance, Sample, Turn
 
 
 def encode_image(image: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
@@ -94,6 +94,7 @@ def encode_sample(
                 "instruction": turn.instruction,
                 "instruction_method": turn.instruction_method,
                 "caption": turn.caption,
+                "instruction_record": turn.instruction_record.to_json(),
                 "inputs": inputs_json,
                 "target": {"image": tname, "mask": tmask, "role": turn.target.role},
             }
@@ -106,6 +107,9 @@ def encode_sample(
         "direction": sample.direction,
         "turns": turns_json,
         "provenance": sample.provenance.to_json(),
+        # what later stages said of the sample, beside (not inside) the params its key is made from
+        "judge": sample.judge.to_json() if sample.judge is not None else None,
+        "threshold_failures": list(sample.threshold_failures),
     }
     members[schema.JSON_MEMBER] = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
     return members
@@ -147,7 +151,15 @@ def decode_sample(members: dict[str, Any]) -> Sample:
             instruction=t["instruction"],
             instruction_method=t.get("instruction_method", ""),
             caption=t.get("caption", ""),
+            instruction_record=InstructionRecord.from_json(t.get("instruction_record") or {}),
         )
         for t in record["turns"]
     ]
-    return Sample(turns=turns, provenance=Provenance.from_json(record["provenance"]), key=record["key"])
+    judge = record.get("judge")
+    return Sample(
+        turns=turns,
+        provenance=Provenance.from_json(record["provenance"]),
+        key=record["key"],
+        judge=JudgeRecord.from_json(judge) if judge is not None else None,
+        threshold_failures=list(record.get("threshold_failures") or []),
+    )

@@ -47,7 +47,7 @@ def commit_partition(batch: WorkBatch, out_dir: str | Path, output: OutputConfig
         reasons[q.reason] = reasons.get(q.reason, 0) + 1
     result = {
         "partition": batch.partition,
-        "entries": len(batch.spec.get("entries", [])),
+        "entries": len(batch.entries),
         "items": len(batch.items),
         "samples": len(batch.samples),
         "tasks": dict(sorted(tasks.items())),

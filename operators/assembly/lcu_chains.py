@@ -13,10 +13,10 @@ import numpy as np
 from pydantic import Field
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Role
-from datagen.schema import Provenance, Sample, Turn
-from operators.instructions.records import TEMPLATE, turn_record
+from datagen.schema import METHOD_TEMPLATE, Provenance, Sample, Turn
+from operators.instructions.records import turn_record
 
 
 class LcuChainsConfig(OperatorConfig):
@@ -46,9 +46,9 @@ def alternate_instruction(cu: Sample, rng: np.random.Generator, used: set[str] =
     the template it rewrote, preferring one not in `used`; None when the stage left no other wording."""
     turn = cu.current
     rec = turn_record(cu, len(cu.turns) - 1)
-    options = [(a, turn.instruction_method) for a in rec.get("alternates", [])]
-    if rec.get("source"):
-        options.append((rec["source"], TEMPLATE))
+    options = [(a, turn.instruction_method) for a in rec.alternates]
+    if rec.source:
+        options.append((rec.source, METHOD_TEMPLATE))
     options = [(t, m) for t, m in options if t and t != turn.instruction]
     if not options:
         return None
@@ -60,6 +60,11 @@ class LcuChains(Operator):
     name = "lcu_chains"
     version = "1"
     role = Role.COMPOSE  # runs after instructions: composes finished CUs into LCUs
+    reads = (
+        SAMPLES,
+        SAMPLE_INSTRUCTION,
+    )
+    writes = (SAMPLES,)
     Config: ClassVar[type[LcuChainsConfig]] = LcuChainsConfig
 
     def describe(self) -> str:

@@ -8,10 +8,9 @@ import math
 from typing import Any
 
 from datagen import schema
-from datagen.batch import QuarantineRow, WorkBatch
+from datagen.batch import ITEMS, PAIRS, SAMPLE_SCORES, SAMPLES, QuarantineRow, WorkBatch
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
-from operators.assembly.read_pairs import PAIR_ROWS
 
 IMAGE_MISSING = "pair: an image of the pair could not be read"
 BAD_PAIR = "pair_error"
@@ -21,6 +20,14 @@ class PairSamples(Operator):
     name = "pair_samples"
     version = "1"
     role = Role.MAKE  # the pairs job makes its CUs here; the images job never lists it
+    reads = (
+        ITEMS,
+        PAIRS,
+    )
+    writes = (
+        SAMPLES,
+        SAMPLE_SCORES,
+    )
 
     def __init__(self, pairing_params: dict[str, Any] | None = None, **context: Any):
         super().__init__(None, **context)
@@ -39,30 +46,28 @@ class PairSamples(Operator):
         stats = batch.stage(self.name)
         by_uri = {it.uri: it for it in batch.items}
         base = self.params()
-        for r in batch.spec.get(PAIR_ROWS, []):
-            a, b = by_uri.get(r["uri_a"]), by_uri.get(r["uri_b"])
+        for r in batch.pairs:
+            a, b = by_uri.get(r.uri_a), by_uri.get(r.uri_b)
             if a is None or b is None:
                 stats.skip(IMAGE_MISSING)
                 continue
             try:
-                task = schema.TASKS[r["task"]]
+                task = schema.TASKS[r.task]
                 turn = Turn(
                     task=task.name,
                     direction=task.direction,
                     inputs=[Frame(a.image)],
                     target=Frame(b.image),
-                    caption=b.caption or r["caption_b"] or "",
+                    caption=b.caption or r.caption_b or "",
                 )
             except (KeyError, ValueError) as err:
                 batch.quarantine.append(
-                    QuarantineRow(
-                        r["uri_a"], BAD_PAIR, self.name, f"pair with {r['uri_b']}: {type(err).__name__}: {err}"
-                    )
+                    QuarantineRow(r.uri_a, BAD_PAIR, self.name, f"pair with {r.uri_b}: {type(err).__name__}: {err}")
                 )
                 continue
-            scores = {"pass1": float(r["score_pass1"])}
-            if r["score_pass2"] is not None and not math.isnan(r["score_pass2"]):
-                scores["pass2"] = float(r["score_pass2"])
+            scores = {"pass1": float(r.score_pass1)}
+            if r.score_pass2 is not None and not math.isnan(r.score_pass2):
+                scores["pass2"] = float(r.score_pass2)
             prov = Provenance(
                 sources=[a.uri, b.uri],
                 source_ids=[a.source_id, b.source_id],
@@ -70,10 +75,10 @@ class PairSamples(Operator):
                 operator_version=self.version,
                 params={
                     **base,
-                    "route": r["route"],
-                    "set_id": r["set_id"],
-                    "cluster": int(r["cluster"]),
-                    "linked": bool(r["linked"]),
+                    "route": r.route,
+                    "set_id": r.set_id,
+                    "cluster": int(r.cluster),
+                    "linked": bool(r.linked),
                 },
                 scores=scores,
                 recipe=batch.recipe,

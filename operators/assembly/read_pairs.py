@@ -11,18 +11,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datagen import schema
-from datagen.batch import QuarantineRow, WorkBatch
+from datagen.batch import ENTRIES, ITEMS, PAIRS, QuarantineRow, WorkBatch
 from datagen.config import InputConfig
 from datagen.ingest.read import ReadImages
 from datagen.operator import Operator, Resources, Role
 
-PAIR_ROWS = "pair_rows"  # WorkBatch.spec key holding the partition's pair rows once read
 PAIRS_UNREADABLE = "pairs_unreadable"
 
 
 class ReadPairs(Operator):
     name = "read_pairs"
     role = Role.READ
+    reads = ()
+    writes = (
+        PAIRS,
+        ENTRIES,
+        ITEMS,
+    )
     version = "1"
 
     def __init__(self, input_config: InputConfig, out_dir: str | Path, **context: Any):
@@ -47,16 +52,15 @@ class ReadPairs(Operator):
                     f"{self.pairs_file}#row_group={rg}", PAIRS_UNREADABLE, self.name, f"{type(err).__name__}: {err}"
                 )
             )
-            batch.spec[PAIR_ROWS] = []
+            batch.pairs = []
             return batch
+        batch.pairs = [schema.PairRow.from_row(r) for r in rows]
         entries: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            for side in ("a", "b"):
-                uri = r[f"uri_{side}"]
+        for p in batch.pairs:
+            for uri, entry_json, caption in ((p.uri_a, p.entry_a, p.caption_a), (p.uri_b, p.entry_b, p.caption_b)):
                 if uri not in entries:
-                    entry = json.loads(r[f"entry_{side}"]) if r[f"entry_{side}"] else {"uri": uri}
-                    entry["caption"] = r[f"caption_{side}"] or ""
+                    entry = json.loads(entry_json) if entry_json else {"uri": uri}
+                    entry["caption"] = caption or ""
                     entries[uri] = entry
-        batch.spec[PAIR_ROWS] = rows
-        batch.spec["entries"] = [entries[u] for u in sorted(entries)]
+        batch.entries = [entries[u] for u in sorted(entries)]
         return self.reader.process(batch)

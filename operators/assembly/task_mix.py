@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import SAMPLES, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Sample
 
@@ -66,6 +66,8 @@ class TaskMix(Operator):
     name = "task_mix"
     version = "1"
     role = Role.MIX  # the last stage before commit
+    reads = (SAMPLES,)
+    writes = (SAMPLES,)
     Config: ClassVar[type[TaskMixConfig]] = TaskMixConfig
 
     def describe(self) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from datagen import placement, schema
-from datagen.batch import WorkBatch
+from datagen.batch import ITEMS, SAMPLES, WorkBatch
 from datagen.devices import resolve_device
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.placement import Placement
@@ -72,6 +72,8 @@ class ConditionOperator(Operator):
     condition: ClassVar[str] = ""
     Config: ClassVar[type[ConditionConfig]] = ConditionConfig
     role = Role.MAKE  # makes samples from source images
+    reads = (ITEMS,)
+    writes = (SAMPLES,)
 
     def make_condition(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """Photo (HxWx3 uint8 RGB) -> (condition map HxWx3 uint8, per-image parameters drawn from rng)."""

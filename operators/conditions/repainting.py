@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import ITEMS, SAMPLES, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 from operators.conditions.masks import BoxParams, OutpaintParams, StrokeParams, inpaint_mask, outpaint_mask
@@ -51,6 +51,8 @@ class Repainting(Operator):
     name = "repainting"
     version = "1"
     role = Role.MAKE
+    reads = (ITEMS,)
+    writes = (SAMPLES,)
     Config: ClassVar[type[RepaintingConfig]] = RepaintingConfig
 
     def describe(self) -> str:

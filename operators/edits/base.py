@@ -10,16 +10,12 @@ import numpy as np
 from pydantic import Field
 
 from datagen import placement, schema
-from datagen.batch import SourceImage, WorkBatch
+from datagen.batch import ITEMS, SAMPLES, SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.placement import Placement
-from datagen.schema import Frame, Provenance, Sample, Turn
+from datagen.schema import EMU_FIELDS, PARAM_EMU_EDIT, PARAM_SLOTS, Frame, Provenance, Sample, Turn
 from datagen.worker_cache import ItemCache
 from operators.edits.object_proposals import ProposalConfig, Proposer
-from operators.instructions.records import EMU_FIELDS, SLOTS_KEY, SYNTH_EMU_KEY
-
-# the provenance keys a synthesized sample always has
-EMU_KEY = SYNTH_EMU_KEY
 
 
 class EditConfig(OperatorConfig, Placement):
@@ -38,6 +34,8 @@ class EditOperator(Operator):
     """A MAKE-role operator whose samples are synthesized from one photo."""
 
     role = Role.MAKE
+    reads = (ITEMS,)
+    writes = (SAMPLES,)
     Config: ClassVar[type[EditConfig]] = EditConfig
 
     def uses_model(self) -> bool:
@@ -70,7 +68,7 @@ class EditOperator(Operator):
             source_ids=[item.source_id],
             operator=self.name,
             operator_version=self.version,
-            params={**self.params(), **drawn, EMU_KEY: emu, SLOTS_KEY: slots},
+            params={**self.params(), **drawn, PARAM_EMU_EDIT: emu, PARAM_SLOTS: slots},
             recipe=batch.recipe,
             variant=variant,
         )

@@ -1,17 +1,18 @@
 """The base of per-image feature operators for pairing (encoders, keypoints, faces, hashes): a batch of images at a
-time, results into each SourceImage's meta under datagen.pairing.features' keys; an image that breaks the model is
+time, results into each SourceImage's typed features (schema.PhotoFeatures); an image that breaks the model is
 quarantined with the error rather than losing its batch."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from datagen.batch import SourceImage, WorkBatch
+from datagen.batch import ITEMS, SourceImage, WorkBatch
 from datagen.isolation import FEATURE_ERROR, isolate
 from datagen.operator import Operator, Role
+from datagen.schema import PhotoFeatures
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +21,10 @@ class FeatureOperator(Operator):
     """Computes one kind of per-image feature for a whole batch of images at a time."""
 
     role: ClassVar[Role] = Role.FEATURES
+    reads = (ITEMS,)
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One dict of meta entries per image, in order."""
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
+        """One PhotoFeatures per image, in order, with only this operator's fields set."""
         raise NotImplementedError
 
     def process(self, batch: WorkBatch) -> WorkBatch:
@@ -40,7 +42,7 @@ class FeatureOperator(Operator):
             batch.quarantine.extend(f.quarantine_row() for f in failed)
             for chunk, results in runs:
                 for it, res in zip(chunk, results):
-                    it.meta.update(res)
+                    it.features.merge(res)
                     kept.append(it)
         batch.items = kept
         return batch

@@ -4,18 +4,19 @@ scales, and a global orientation histogram), each block L2-normalised, concatena
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import cv2
 import numpy as np
 from pydantic import Field
 
 from datagen import placement
+from datagen.batch import ITEM_FEATURES
 from datagen.imaging import fit_long_side
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
 from datagen.placement import Batching
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 
 
@@ -89,6 +90,10 @@ def classical_descriptor(img: np.ndarray, side: int = 192, grid: int = 4, orient
 
 class ClassicalFeatures(FeatureOperator):
     name = "classical_features"
+    writes = (
+        ITEM_FEATURES["embedding"],
+        ITEM_FEATURES["encoder"],
+    )
     version = "1"
     Config: ClassVar[type[ClassicalFeaturesConfig]] = ClassicalFeaturesConfig
     # cosines of these non-negative descriptors are all high; centred on the collection mean they spread out
@@ -104,10 +109,10 @@ class ClassicalFeatures(FeatureOperator):
             f"classical_features: colour histograms + GIST-like gradient layout (classical, no weights), side {c.side}"
         )
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         c = self.config
         tag = self.describe()
         return [
-            {META_EMBEDDING: classical_descriptor(im, c.side, c.grid, c.orientations), META_ENCODER: tag}
+            PhotoFeatures(embedding=classical_descriptor(im, c.side, c.grid, c.orientations), encoder=tag)
             for im in images
         ]

@@ -4,13 +4,12 @@ copies never make a pair, while a real edit (a region changed, a regrade) still 
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
 
+from datagen.batch import ITEM_FEATURES
 from datagen.operator import Resources
-from datagen.pairing.features import META_DHASH
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 
 HASH_SIDE = 16  # 16 x 16 = 256 bits; 8 x 8 cannot tell an edited copy from a re-encode
@@ -24,6 +23,7 @@ def dhash(image: np.ndarray, side: int = HASH_SIDE) -> bytes:
 
 class ImageDHash(FeatureOperator):
     name = "image_dhash"
+    writes = (ITEM_FEATURES["dhash"],)
     version = "1"
 
     def resources(self) -> Resources:
@@ -32,5 +32,5 @@ class ImageDHash(FeatureOperator):
     def describe(self) -> str:
         return f"image_dhash: {HASH_SIDE * HASH_SIDE}-bit difference hash (classical)"
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        return [{META_DHASH: dhash(im)} for im in images]
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
+        return [PhotoFeatures(dhash=dhash(im)) for im in images]

@@ -13,9 +13,10 @@ import numpy as np
 from pydantic import Field
 
 from datagen import placement
+from datagen.batch import ITEM_FEATURES
 from datagen.operator import OperatorConfig, Resources
-from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING
 from datagen.placement import Placement
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class FaceFeaturesConfig(OperatorConfig, Placement):
 
 class FaceFeatures(FeatureOperator):
     name = "face_features"
+    writes = (
+        ITEM_FEATURES["face_count"],
+        ITEM_FEATURES["face_embedding"],
+    )
     version = "1"
     stateful = True
     Config: ClassVar[type[FaceFeaturesConfig]] = FaceFeaturesConfig
@@ -111,7 +116,7 @@ class FaceFeatures(FeatureOperator):
         session = getattr(app.models["recognition"], "session", None)  # insightface's model keeps its ORT session
         log.info("face_features loaded %s on %s", c.model_pack, session_provider(session) if session else asked[0])
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         if self._app is None:
             self.setup()
         if self.config.backend == "opencv_zoo":
@@ -128,11 +133,11 @@ class FaceFeatures(FeatureOperator):
             if len(faces) == 1 and getattr(faces[0], "embedding", None) is not None:
                 e = np.asarray(faces[0].embedding, np.float32)
                 emb = e / max(float(np.linalg.norm(e)), 1e-12)
-            out.append({META_FACE_COUNT: len(faces), META_FACE_EMBEDDING: emb})
+            out.append(PhotoFeatures(face_count=len(faces), face_embedding=emb))
         return out
 
-    def _opencv_zoo(self, im: np.ndarray) -> dict[str, Any]:
+    def _opencv_zoo(self, im: np.ndarray) -> PhotoFeatures:
         bgr = np.ascontiguousarray(im[..., ::-1])
         faces = [f for f in self._app.detect(bgr) if min(f[2], f[3]) >= self.config.min_face]
         emb = self._app.embed(bgr, faces[0]) if len(faces) == 1 else None
-        return {META_FACE_COUNT: len(faces), META_FACE_EMBEDDING: emb}
+        return PhotoFeatures(face_count=len(faces), face_embedding=emb)

@@ -13,11 +13,12 @@ import numpy as np
 from pydantic import Field
 
 from datagen import placement
+from datagen.batch import ITEM_FEATURES
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
 from datagen.placement import Placement
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,10 @@ def _normalised(im: np.ndarray, side: int) -> np.ndarray:
 
 class MobileNetFeatures(FeatureOperator):
     name = "mobilenet_features"
+    writes = (
+        ITEM_FEATURES["embedding"],
+        ITEM_FEATURES["encoder"],
+    )
     version = "1"
     stateful = True
     Config: ClassVar[type[MobileNetFeaturesConfig]] = MobileNetFeaturesConfig
@@ -187,7 +192,7 @@ class MobileNetFeatures(FeatureOperator):
         with torch.inference_mode():
             return self._model(self._tensor(im).to(self._device))[0].float().cpu().numpy()
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         c = self.config
         tag = f"mobilenet_features: torchvision MobileNetV2 ImageNet, {c.pooling}, side {c.side}"
         out = []
@@ -199,6 +204,6 @@ class MobileNetFeatures(FeatureOperator):
                 v = fmap.mean(axis=(1, 2))
             v = v.astype(np.float32)
             out.append(
-                {META_EMBEDDING: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32), META_ENCODER: tag}
+                PhotoFeatures(embedding=(v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32), encoder=tag)
             )
         return out

@@ -4,14 +4,15 @@ link geometrically without decoding images again."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
 
+from datagen.batch import ITEM_FEATURES
 from datagen.operator import OperatorConfig, Resources
-from datagen.pairing.features import META_DESCRIPTORS, META_EDGES, META_KEYPOINTS
 from datagen.pairing.object_score import edge_map, orb_keypoints, pack
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 
 
@@ -24,6 +25,11 @@ class ObjectKeypointsConfig(OperatorConfig):
 
 class ObjectKeypoints(FeatureOperator):
     name = "object_keypoints"
+    writes = (
+        ITEM_FEATURES["keypoints"],
+        ITEM_FEATURES["descriptors"],
+        ITEM_FEATURES["edges"],
+    )
     version = "2"
     Config: ClassVar[type[ObjectKeypointsConfig]] = ObjectKeypointsConfig
 
@@ -37,9 +43,9 @@ class ObjectKeypoints(FeatureOperator):
             f"(classical)"
         )
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         out = []
         for im in images:
             xy, desc = pack(*orb_keypoints(im, self.config.n_features, self.config.side))
-            out.append({META_KEYPOINTS: xy, META_DESCRIPTORS: desc, META_EDGES: edge_map(im)})
+            out.append(PhotoFeatures(keypoints=xy, descriptors=desc, edges=edge_map(im)))
         return out

@@ -11,11 +11,12 @@ import numpy as np
 from pydantic import Field
 
 from datagen import placement
+from datagen.batch import ITEM_FEATURES
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
 from datagen.placement import Placement
+from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 from operators.models.open_clip_source import missing_local_dir, resolve_source
 from operators.models.precision import resolve_precision, torch_dtype
@@ -69,6 +70,10 @@ def load_vision_tower(model: str, pretrained: str, device: str, precision: str) 
 
 class SiglipFeatures(FeatureOperator):
     name = "siglip_features"
+    writes = (
+        ITEM_FEATURES["embedding"],
+        ITEM_FEATURES["encoder"],
+    )
     version = "1"
     stateful = True
     Config: ClassVar[type[SiglipFeaturesConfig]] = SiglipFeaturesConfig
@@ -112,7 +117,7 @@ class SiglipFeatures(FeatureOperator):
         self._dtype = next(self._visual.parameters()).dtype
         log.info("siglip_features loaded %s on %s (%s)", c.pretrained, device, precision)
 
-    def compute(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         import torch
         import torch.nn.functional as F
         from PIL import Image
@@ -128,4 +133,4 @@ class SiglipFeatures(FeatureOperator):
         with torch.inference_mode():
             emb = F.normalize(self._visual(x).float(), dim=-1).cpu().numpy()
         tag = self.describe()
-        return [{META_EMBEDDING: e.astype(np.float32), META_ENCODER: tag} for e in emb]
+        return [PhotoFeatures(embedding=e.astype(np.float32), encoder=tag) for e in emb]

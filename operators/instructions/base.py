@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from datagen.batch import WorkBatch, derive_seed
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
 from datagen.isolation import BACKEND_ERROR, isolate, sample_uri
 from datagen.operator import Operator, Resources, Role
-from datagen.schema import Sample, Turn
-from operators.instructions.records import FALLBACK_TEMPLATE, TEMPLATE, count_fallback, update_turn_record
+from datagen.schema import METHOD_FALLBACK_TEMPLATE, METHOD_TEMPLATE, Sample, Turn
+from operators.instructions.records import count_fallback, update_turn_record
 from operators.instructions.text import normalize_answer, shift_indicators, unusable_reason
 from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, make_backend
 
@@ -22,6 +22,11 @@ Job = tuple[Sample, int]
 
 class ModelInstructionStage(Operator):
     role = Role.INSTRUCT
+    reads = (
+        SAMPLES,
+        SAMPLE_INSTRUCTION,
+    )
+    writes = (SAMPLE_INSTRUCTION,)
     stateful = True  # the backend (a model or a connection pool) lives as long as the worker
     method: ClassVar[str] = ""
     config_key: ClassVar[str] = "instructions"  # the recipe key of this stage's section, for error messages
@@ -49,7 +54,11 @@ class ModelInstructionStage(Operator):
 
     def eligible(self, sample: Sample, index: int, turn: Turn) -> bool:
         tasks = self.config.tasks
-        return bool(turn.inputs) and turn.instruction_method in (TEMPLATE, "") and ("*" in tasks or turn.task in tasks)
+        return (
+            bool(turn.inputs)
+            and turn.instruction_method in (METHOD_TEMPLATE, "")
+            and ("*" in tasks or turn.task in tasks)
+        )
 
     def seed(self, batch: WorkBatch, job: Job) -> int:
         return derive_seed(batch.seed, job[0].key, job[1], self.name)
@@ -81,7 +90,7 @@ class ModelInstructionStage(Operator):
     @staticmethod
     def pending(job: Job) -> bool:
         """The turn still has only its template (a chunk that failed halfway may have written some turns)."""
-        return job[0].turns[job[1]].instruction_method in (TEMPLATE, "")
+        return job[0].turns[job[1]].instruction_method in (METHOD_TEMPLATE, "")
 
     def run_chunk(self, batch: WorkBatch, chunk: list[Job]) -> None:
         raise NotImplementedError
@@ -118,12 +127,12 @@ class ModelInstructionStage(Operator):
     def fallback(self, batch: WorkBatch, job: Job, reason: str, answer: str | None = None) -> None:
         sample, i = job
         turn = sample.turns[i]
-        turn.instruction_method = FALLBACK_TEMPLATE  # the template text written before this stage stays
+        turn.instruction_method = METHOD_FALLBACK_TEMPLATE  # the template text written before this stage stays
         count_fallback(batch, self.name, reason)
         update_turn_record(
             sample,
             i,
-            method=FALLBACK_TEMPLATE,
+            method=METHOD_FALLBACK_TEMPLATE,
             fallback=reason,
             tried=self.method,
             model=self.backend_config.model,

@@ -6,17 +6,17 @@ from __future__ import annotations
 from typing import ClassVar
 
 from datagen.batch import WorkBatch
+from datagen.schema import METHOD_CAPTIONER
 from operators.instructions.base import Job, ModelInstructionStage
 from operators.instructions.config import CaptionerConfig
 from operators.instructions.prompts import captioner_request_parts
-from operators.instructions.records import CAPTIONER
 from operators.models.backends.base import ChatRequest
 
 
 class CaptionerInstructions(ModelInstructionStage):
     name = "captioner_instructions"
     version = "1"
-    method = CAPTIONER
+    method = METHOD_CAPTIONER
     config_key = "instructions.captioner"
     Config: ClassVar[type[CaptionerConfig]] = CaptionerConfig
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Iterable
 
 from datagen import schema
+from datagen.schema import METHOD_FALLBACK_TEMPLATE
 from datagen.shards.codec import encode_image
 from datagen.shards.reader import iter_samples
 from operators.instructions.prompts import captioner_prompt, image_header
-from operators.instructions.records import FALLBACK_TEMPLATE
 from operators.instructions.text import unusable_reason
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def export_captioner_data(
     keep_keys: set[str] | None = None,
     drop_keys: set[str] | None = None,
     tasks: Iterable[str] | None = None,
-    exclude_methods: Iterable[str] = (FALLBACK_TEMPLATE,),
+    exclude_methods: Iterable[str] = (METHOD_FALLBACK_TEMPLATE,),
     limit: int | None = None,
 ) -> ExportStats:
     """Write OUT/images/*, OUT/captioner_train.jsonl and OUT/captioner_meta.json; returns what was written and

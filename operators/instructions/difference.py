@@ -9,11 +9,11 @@ import re
 from typing import Any, ClassVar
 
 from datagen.batch import WorkBatch
-from datagen.schema import Sample, Turn
+from datagen.schema import METHOD_MLLM_DIFFERENCE, Sample, Turn
 from operators.instructions.base import Job, ModelInstructionStage
 from operators.instructions.config import DifferenceConfig
 from operators.instructions.prompts import difference_prompt, writer_prompt
-from operators.instructions.records import MLLM_DIFFERENCE, emu_record
+from operators.instructions.records import emu_record
 from operators.instructions.text import clean_caption
 from operators.models.backends.base import ChatRequest, image_parts, make_backend
 
@@ -37,7 +37,7 @@ def parse_writer_answer(text: str) -> tuple[str, dict[str, Any]]:
 class DifferenceInstructions(ModelInstructionStage):
     name = "difference_instructions"
     version = "1"
-    method = MLLM_DIFFERENCE
+    method = METHOD_MLLM_DIFFERENCE
     config_key = "instructions.mllm_difference"
     Config: ClassVar[type[DifferenceConfig]] = DifferenceConfig
 

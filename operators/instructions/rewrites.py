@@ -9,24 +9,23 @@ from typing import ClassVar
 
 import numpy as np
 
-from datagen.batch import WorkBatch, derive_seed
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
 from datagen.isolation import BACKEND_ERROR, isolate, sample_uri
 from datagen.operator import Operator, Resources, Role
-from datagen.schema import INDICATOR_RE, Sample
+from datagen.schema import (
+    INDICATOR_RE,
+    METHOD_FALLBACK_TEMPLATE,
+    METHOD_LLM_REWRITE,
+    METHOD_RULE_REWRITE,
+    METHOD_TEMPLATE,
+    Sample,
+)
 from operators.instructions.config import RewriteConfig
 from operators.instructions.embedder import TextEmbedder
 from operators.instructions.meaning import Selection, lexical_order, select_rewrites, word_distance
 from operators.instructions.paraphrase import CAPTION_SLOT, RuleParaphraser
 from operators.instructions.prompts import rewrite_prompt
-from operators.instructions.records import (
-    FALLBACK_TEMPLATE,
-    LLM_REWRITE,
-    RULE_REWRITE,
-    TEMPLATE,
-    count_fallback,
-    turn_record,
-    update_turn_record,
-)
+from operators.instructions.records import count_fallback, turn_record, update_turn_record
 from operators.instructions.text import clean_caption, normalize_answer
 from operators.models.backends.base import ChatRequest, make_backend
 
@@ -65,6 +64,11 @@ class RewriteInstructions(Operator):
     name = "rewrite_instructions"
     version = "1"
     role = Role.INSTRUCT
+    reads = (
+        SAMPLES,
+        SAMPLE_INSTRUCTION,
+    )
+    writes = (SAMPLE_INSTRUCTION,)
     stateful = True  # holds the embedder (and the LLM for rewriter=llm); see __init__
     Config: ClassVar[type[RewriteConfig]] = RewriteConfig
 
@@ -126,7 +130,7 @@ class RewriteInstructions(Operator):
             (s, i)
             for s in batch.samples
             for i, t in enumerate(s.turns)
-            if t.instruction_method == TEMPLATE and t.instruction and ("*" in tasks or t.task in tasks)
+            if t.instruction_method == METHOD_TEMPLATE and t.instruction and ("*" in tasks or t.task in tasks)
         ]
 
     def _llm_candidates(self, batch: WorkBatch, jobs: list[tuple[Sample, int]]) -> list[list[str] | str]:
@@ -185,7 +189,7 @@ class RewriteInstructions(Operator):
             for k in todo:
                 s, i = jobs[k]
                 cl = cands[k][:limit]
-                keep = tuple(turn_record(s, i).get("slots", {}).values())  # what a synthesized edit names
+                keep = tuple(turn_record(s, i).slots.values())  # what a synthesized edit names
                 out[k] = select_rewrites(
                     s.turns[i].task,
                     sources[k],
@@ -229,7 +233,7 @@ class RewriteInstructions(Operator):
         for sel, (_, cap) in zip(selections, skel):
             if sel is not None and cap:
                 sel.kept = [k.replace(CAPTION_SLOT, cap) for k in sel.kept]
-        method = LLM_REWRITE if self.backend is not None else RULE_REWRITE
+        method = METHOD_LLM_REWRITE if self.backend is not None else METHOD_RULE_REWRITE
         # wordings this partition already gives each task: the choice prefers a kept rewrite not among them
         used: dict[str, set[str]] = {}
         for s in batch.samples:
@@ -240,17 +244,17 @@ class RewriteInstructions(Operator):
             turn = s.turns[i]
             source = turn.instruction
             if isinstance(cl, str):  # the model failed: keep the template, say so
-                turn.instruction_method = FALLBACK_TEMPLATE
+                turn.instruction_method = METHOD_FALLBACK_TEMPLATE
                 count_fallback(batch, self.name, cl)
-                update_turn_record(s, i, method=FALLBACK_TEMPLATE, fallback=cl)
+                update_turn_record(s, i, method=METHOD_FALLBACK_TEMPLATE, fallback=cl)
                 continue
             for why, k in sel.rejected.items():
                 stats.skip(f"rejected_rewrite:{why}", k)
             if not sel.kept:
                 if self.backend is not None:
-                    turn.instruction_method = FALLBACK_TEMPLATE
+                    turn.instruction_method = METHOD_FALLBACK_TEMPLATE
                     count_fallback(batch, self.name, "no_usable_rewrite")
-                    update_turn_record(s, i, method=FALLBACK_TEMPLATE, fallback="no_usable_rewrite")
+                    update_turn_record(s, i, method=METHOD_FALLBACK_TEMPLATE, fallback="no_usable_rewrite")
                 else:
                     stats.skip("kept_template:no_distinct_rewrite")
                 continue

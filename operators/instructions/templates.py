@@ -10,12 +10,19 @@ from typing import ClassVar
 import numpy as np
 
 from datagen import schema
-from datagen.batch import WorkBatch, derive_seed
+from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
 from datagen.operator import Operator, Role
-from datagen.schema import indicator_problems, indicators
+from datagen.schema import (
+    METHOD_TEMPLATE,
+    PARAM_EMU_EDIT,
+    PARAM_SLOTS,
+    InstructionRecord,
+    indicator_problems,
+    indicators,
+)
 from operators.instructions.config import TemplateConfig
 from operators.instructions.grammar import compile_pattern
-from operators.instructions.records import SLOTS_KEY, SYNTH_EMU_KEY, TEMPLATE, emu_record, set_turn_record
+from operators.instructions.records import emu_record, set_turn_record
 from operators.instructions.template_bank import EMU_EDIT_KIND, TEMPLATES
 from operators.instructions.text import clean_caption, sentence_case, shift_indicators
 
@@ -132,6 +139,8 @@ class TemplateInstructions(Operator):
     name = "template_instructions"
     version = "2"
     role = Role.INSTRUCT
+    reads = (SAMPLES,)
+    writes = (SAMPLE_INSTRUCTION,)
     Config: ClassVar[type[TemplateConfig]] = TemplateConfig
 
     def describe(self) -> str:
@@ -149,12 +158,12 @@ class TemplateInstructions(Operator):
                     continue
                 n_before = sample.n_images_visible(i) - len(turn.inputs)
                 # a synthesized edit's maker names what it changed; a chain's provenance is the chain's own
-                slots = dict(sample.provenance.params.get(SLOTS_KEY, {})) if len(sample.turns) == 1 else {}
+                slots = dict(sample.provenance.params.get(PARAM_SLOTS, {})) if len(sample.turns) == 1 else {}
                 filled = fill_template(
                     turn.task,
                     turn.direction,
                     turn.caption,
-                    derive_seed(batch.seed, sample.key, i, TEMPLATE),
+                    derive_seed(batch.seed, sample.key, i, METHOD_TEMPLATE),
                     n_inputs=len(turn.inputs),
                     offset=n_before,
                     prefer_caption=c.prefer_caption,
@@ -166,18 +175,18 @@ class TemplateInstructions(Operator):
                     # a history turn of a chain composed before this stage: ACE's chat convention, as lcu_chains does
                     text = schema.rewrite_history_indicator(text, i)
                 turn.instruction = text
-                turn.instruction_method = TEMPLATE
-                record = {"method": TEMPLATE, "template": filled.template_id}
+                turn.instruction_method = METHOD_TEMPLATE
+                record = InstructionRecord(method=METHOD_TEMPLATE, template=filled.template_id)
                 if slots:
-                    record["slots"] = slots
-                if len(sample.turns) == 1 and SYNTH_EMU_KEY in sample.provenance.params:
-                    record["emu_edit"] = dict(sample.provenance.params[SYNTH_EMU_KEY])
+                    record.slots = slots
+                if len(sample.turns) == 1 and PARAM_EMU_EDIT in sample.provenance.params:
+                    record.emu_edit = dict(sample.provenance.params[PARAM_EMU_EDIT])
                 elif turn.task in EMU_EDIT_KIND:
                     emu = emu_record(
                         edit=EMU_EDIT_KIND[turn.task],
                         output=clean_caption(turn.caption) if turn.direction != schema.DIRECTION_ANALYSIS else "",
                     )
                     if emu:
-                        record["emu_edit"] = emu
+                        record.emu_edit = emu
                 set_turn_record(sample, i, record)
         return batch

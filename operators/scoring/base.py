@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import SAMPLE_SCORES, SAMPLES, WorkBatch
 from datagen.isolation import SCORE_ERROR, isolate, sample_uri
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Frame, Sample
@@ -70,6 +70,8 @@ class Scorer(Operator):
     worker saw before."""
 
     role = Role.SCORE
+    reads = (SAMPLES,)
+    writes = (SAMPLE_SCORES,)
     Config = ScorerConfig
     partition_memo: Optional[dict] = None
 

@@ -2,7 +2,7 @@
 turn's input and target with the instruction and rates semantic consistency (did the edit happen, was the rest
 kept) and perceptual quality, each 0-10, with a short reason. It runs through the instruction backends (vLLM,
 an OpenAI-compatible endpoint, transformers). An answer that cannot be read is a counted fallback: no judge score,
-the reason in provenance.params["judge"], and the sample kept."""
+the reason in the sample's judge record (Sample.judge), and the sample kept."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from typing import Any, ClassVar, Optional
 from pydantic import Field, field_validator
 
 from datagen import schema
-from datagen.batch import derive_seed
+from datagen.batch import SAMPLE_JUDGE, SAMPLE_SCORES, derive_seed
 from datagen.operator import Resources
+from datagen.schema import JudgeRecord
 from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, image_parts, make_backend
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
@@ -119,6 +120,7 @@ class JudgeScoresConfig(ScorerConfig):
 
 class JudgeScores(Scorer):
     name = "judge_scores"
+    writes = (SAMPLE_SCORES, SAMPLE_JUDGE)
     version = "1"
     stateful = True
     Config: ClassVar[type[JudgeScoresConfig]] = JudgeScoresConfig
@@ -168,14 +170,12 @@ class JudgeScores(Scorer):
         for v, res in zip(views, results):
             parsed = parse_judge_answer(res.text) if res.ok else res.error or "backend_error"
             if isinstance(parsed, str):
-                v.sample.provenance.params["judge"] = {
-                    "model": model,
-                    "fallback": parsed,
-                    "answer": (res.text or "")[: self.config.max_reason_chars] or None,
-                }
+                v.sample.judge = JudgeRecord(
+                    model=model, fallback=parsed, answer=(res.text or "")[: self.config.max_reason_chars]
+                )
                 out.append(parsed)
             else:
                 scores, reason = parsed
-                v.sample.provenance.params["judge"] = {"model": model, "reason": reason[: self.config.max_reason_chars]}
+                v.sample.judge = JudgeRecord(model=model, reason=reason[: self.config.max_reason_chars])
                 out.append(scores)
         return out

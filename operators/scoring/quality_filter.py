@@ -1,6 +1,7 @@
 """The quality filter: drops samples whose scores fall outside the recipe's per-task thresholds, counting each
 failed threshold as a reason, or with keep_below_threshold marks them (score failed_thresholds, and which ones in
-provenance.params) so that thresholds can be studied before they are enforced. A score a sample lacks never fails."""
+Sample.threshold_failures) so that thresholds can be studied before they are enforced. A score a sample lacks never
+fails."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import ClassVar, Optional
 from pydantic import Field, field_validator, model_validator
 
 from datagen import schema
-from datagen.batch import WorkBatch
+from datagen.batch import SAMPLE_SCORES, SAMPLE_THRESHOLD_FAILURES, SAMPLES, WorkBatch
 from datagen.config import Section
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Sample
@@ -113,6 +114,12 @@ class QualityFilter(Operator):
     name = "quality_filter"
     version = "1"
     role = Role.FILTER
+    reads = (SAMPLES,)
+    writes = (
+        SAMPLES,
+        SAMPLE_SCORES,
+        SAMPLE_THRESHOLD_FAILURES,
+    )
     Config: ClassVar[type[QualityFilterConfig]] = QualityFilterConfig
 
     def tables(self) -> list[Thresholds]:
@@ -135,7 +142,7 @@ class QualityFilter(Operator):
             if self.config.keep_below_threshold:
                 s.provenance.scores["failed_thresholds"] = float(len(failed))
                 if failed:
-                    s.provenance.params["quality_filter"] = {"failed": failed}
+                    s.threshold_failures = list(failed)
                     for r in failed:
                         stats.skip(f"marked: {r}")
                 keep.append(s)

@@ -22,7 +22,7 @@ BAND = Band(low=0.999, high=1.0)  # pass 1 by the encoder finds nothing here
 
 def _pairs(tmp_path, edge_neighbors: int) -> list[tuple[str, str]]:
     images = {n: cv2.cvtColor(cv2.imread(str(LABELLED_SET / n)), cv2.COLOR_BGR2RGB) for n in NAMES}
-    batch = WorkBatch("feat-00000", {"entries": [{"uri": u} for u in images]}, 0, "r")
+    batch = WorkBatch("feat-00000", {}, 0, "r", entries=[{"uri": u} for u in images])
     batch.items = [SourceImage(u, f"id-{i}", im) for i, (u, im) in enumerate(images.items())]
     for op in (ClassicalFeatures(), ObjectKeypoints(), ImageDHash()):
         batch = op(batch)

@@ -9,7 +9,7 @@ import pytest
 
 from datagen.batch import SourceImage, WorkBatch
 from datagen.pairing.config import Band, FacialEditingRoute, PairingConfig, Pass1Config
-from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING, features_table
+from datagen.pairing.features import features_table
 from datagen.pairing.group import ABOVE_BAND, GroupTask, run_group
 from datagen.pairing.pass2 import NOT_ONE_FACE, GroupFeatures, link_scores
 from datagen.pairing.tiny_models import bright_cells, make_tiny_face_pack
@@ -39,9 +39,9 @@ def test_model_pack_loads_through_face_analysis(faces):
 
 def test_face_counts_and_embeddings(faces):
     out = faces.compute([bright_cells([]), bright_cells([(1, 1)]), bright_cells([(1, 1), (2, 3)])])
-    assert [o[META_FACE_COUNT] for o in out] == [0, 1, 2]
-    assert out[0][META_FACE_EMBEDDING] is None and out[2][META_FACE_EMBEDDING] is None
-    e = out[1][META_FACE_EMBEDDING]
+    assert [o.face_count for o in out] == [0, 1, 2]
+    assert out[0].face_embedding is None and out[2].face_embedding is None
+    e = out[1].face_embedding
     assert abs(np.linalg.norm(e) - 1) < 1e-5
 
 
@@ -52,9 +52,9 @@ def test_without_a_model_pack_the_face_route_is_plainly_off(tmp_path):
 
 def _same_identity_in_band(faces) -> float:
     """A variation of identity 0 whose ArcFace similarity to identity 0 lies inside ACE's band."""
-    ref = faces.compute([bright_cells([(1, 1)])])[0][META_FACE_EMBEDDING]
+    ref = faces.compute([bright_cells([(1, 1)])])[0].face_embedding
     for v in np.arange(0.3, 0.95, 0.05):
-        e = faces.compute([bright_cells([(1, 1)], variation=float(v))])[0][META_FACE_EMBEDDING]
+        e = faces.compute([bright_cells([(1, 1)], variation=float(v))])[0].face_embedding
         if 0.82 < float(e @ ref) < 0.88:
             return float(v)
     raise AssertionError("no variation lands in the band")
@@ -70,7 +70,7 @@ def test_two_pass_face_route_keeps_one_identity_inside_the_band(faces, tmp_path)
         "e.png": bright_cells([(1, 1), (2, 3)]),  # two faces
         "f.png": bright_cells([]),  # no face
     }
-    batch = WorkBatch("feat-00000", {"entries": [{"uri": u} for u in images]}, 0, "r")
+    batch = WorkBatch("feat-00000", {}, 0, "r", entries=[{"uri": u} for u in images])
     batch.items = [SourceImage(u, f"id-{u}", im) for u, im in images.items()]
     for op in (ClassicalFeatures(), faces, ObjectKeypoints(), ImageDHash()):
         batch = op(batch)

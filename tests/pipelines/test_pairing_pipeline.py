@@ -179,13 +179,11 @@ def test_face_route_through_both_jobs(tmp_path):
     photos.mkdir()
     op = FaceFeatures(FaceFeaturesConfig(model_pack=str(pack), min_face=8))
     op.setup()
-    ref = op.compute([bright_cells([(1, 1)])])[0]["pairing.face_embedding"]
+    ref = op.compute([bright_cells([(1, 1)])])[0].face_embedding
     v = next(
         float(v)
         for v in np.arange(0.3, 0.95, 0.05)
-        if 0.82
-        < float(op.compute([bright_cells([(1, 1)], variation=float(v))])[0]["pairing.face_embedding"] @ ref)
-        < 0.88
+        if 0.82 < float(op.compute([bright_cells([(1, 1)], variation=float(v))])[0].face_embedding @ ref) < 0.88
     )
     images = {
         "p0.png": bright_cells([(1, 1)]),

@@ -50,6 +50,25 @@ def test_roundtrip_keeps_pixels_masks_and_text(photo):
     assert back.provenance == s.provenance
 
 
+def test_what_later_stages_say_is_kept_beside_the_params_and_leaves_the_key_alone(photo):
+    s = make_sample(photo)
+    key, params = s.key, dict(s.provenance.params)
+    s.current.instruction_record = schema.InstructionRecord(
+        method="rule_rewrite", source="Make {image} grey.", alternates=["Turn {image} gray.", "Drain {image}'s colour."]
+    )
+    s.judge = schema.JudgeRecord(model="tiny", reason="looks right")
+    s.threshold_failures = ["pixel_ssim<0.5"]
+    record = json.loads(encode_sample(s, photo_format="png")["json"])
+    assert record["provenance"]["params"] == params  # the params hold only what defines the sample
+    assert record["turns"][0]["instruction_record"]["alternates"] == ["Turn {image} gray.", "Drain {image}'s colour."]
+    assert record["judge"] == {"model": "tiny", "reason": "looks right"}
+    assert record["threshold_failures"] == ["pixel_ssim<0.5"]
+    back = decode_sample(encode_sample(s, photo_format="png"))
+    assert back.key == key == schema.sample_key(back.provenance, [(t.task, t.direction) for t in back.turns])
+    assert back.current.instruction_record == s.current.instruction_record
+    assert back.judge == s.judge and back.threshold_failures == s.threshold_failures
+
+
 def test_condition_maps_stay_lossless_with_jpeg_photos(photo):
     members = encode_sample(make_sample(photo), photo_format="jpg")
     assert "t0.in0.jpg" in members and "t0.target.png" in members

@@ -77,7 +77,7 @@ def test_current_turn_says_it_another_way_than_its_cu(tmp_path, photo_dir):
         for i, (turn, key) in enumerate(zip(s.turns, s.provenance.params["turn_keys"])):
             cu = cus[key]
             rec = turn_record(cu, 0)
-            wordings = set(rec.get("alternates", [])) | ({rec["source"]} if rec.get("source") else set())
+            wordings = set(rec.alternates) | ({rec.source} if rec.source else set())
             said = (
                 turn.instruction if i in (0, len(s.turns) - 1) else turn.instruction.replace("{image%d}" % i, "{image}")
             )

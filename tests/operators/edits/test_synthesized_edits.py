@@ -11,10 +11,10 @@ import pytest
 
 from datagen import schema
 from datagen.batch import SourceImage, WorkBatch
+from datagen.schema import EMU_FIELDS, PARAM_EMU_EDIT, PARAM_SLOTS
 from datagen.shards.codec import decode_sample, encode_sample
 from operators.assembly.lcu_chains import LcuChains
 from operators.edits.background_change import BackgroundChange, BackgroundChangeConfig
-from operators.edits.base import EMU_KEY
 from operators.edits.layers import Layers
 from operators.edits.object_proposals import (
     ProposalConfig,
@@ -27,7 +27,6 @@ from operators.edits.remove_object import TOO_LARGE, InpaintConfig, RemoveObject
 from operators.edits.replace_object import ReplaceObject
 from operators.edits.style_transfer import CLASSICAL_STYLES, StyleTransfer, StyleTransferConfig
 from operators.edits.text_to_image import NO_CAPTION, TextToImage
-from operators.instructions.records import EMU_FIELDS, SLOTS_KEY
 from operators.instructions.templates import TemplateInstructions
 from tests.conftest import load_photo
 
@@ -57,7 +56,7 @@ def batch_of(*images: np.ndarray, captions=None) -> WorkBatch:
 def check_record(s: schema.Sample) -> dict:
     """The Emu Edit record is complete, the task is the schema's, and the instruction's indicators fit."""
     assert s.task in schema.TASKS
-    emu = s.provenance.params[EMU_KEY]
+    emu = s.provenance.params[PARAM_EMU_EDIT]
     assert tuple(emu) == EMU_FIELDS and emu["edit"]
     assert s.indicator_problems() == []
     return emu
@@ -182,7 +181,7 @@ def test_background_change_keeps_the_foreground():
     emu = check_record(s)
     assert (
         emu["edited_object"] == "a black-and-white background"
-        and s.provenance.params[SLOTS_KEY]["background"] in s.current.instruction
+        and s.provenance.params[PARAM_SLOTS]["background"] in s.current.instruction
     )
 
 

@@ -4,7 +4,6 @@ its log line, and closer for two views of one scene than for unrelated photos.""
 import numpy as np
 
 from datagen.batch import SourceImage, WorkBatch
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
 from datagen.testing import load_photo
 from operators.features.classical import ClassicalFeatures, ClassicalFeaturesConfig, classical_descriptor
 
@@ -34,5 +33,5 @@ def test_operator_writes_embeddings_and_says_it_is_classical():
     batch = WorkBatch("feat-00000", {}, 0, "r")
     batch.items = [SourceImage(f"u{i}", f"s{i}", load_photo(n, 96)) for i, n in enumerate(["coffee.png", "coins.png"])]
     out = op(batch)
-    assert [len(it.meta[META_EMBEDDING]) for it in out.items] == [128 + 216 + 256 + 16] * 2
-    assert all("classical" in it.meta[META_ENCODER] for it in out.items)
+    assert [len(it.features.embedding) for it in out.items] == [128 + 216 + 256 + 16] * 2
+    assert all("classical" in it.features.encoder for it in out.items)

@@ -11,7 +11,6 @@ import skimage.data
 from matplotlib import cbook
 
 from datagen import offline_weights
-from datagen.pairing.features import META_FACE_COUNT, META_FACE_EMBEDDING
 from operators.features.face_opencv_zoo import SFACE_BAND
 from operators.features.faces import FaceFeatures, FaceFeaturesConfig
 
@@ -49,10 +48,10 @@ def test_one_face_gets_an_embedding_none_and_two_do_not(faces):
     coffee = skimage.data.coffee()
     pair = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)  # two people side by side
     out = faces.compute([astronaut, coffee, pair])
-    assert [o[META_FACE_COUNT] for o in out] == [1, 0, 2]
-    e = out[0][META_FACE_EMBEDDING]
+    assert [o.face_count for o in out] == [1, 0, 2]
+    e = out[0].face_embedding
     assert e.shape == (128,) and abs(float(np.linalg.norm(e)) - 1) < 1e-5
-    assert out[1][META_FACE_EMBEDDING] is None and out[2][META_FACE_EMBEDDING] is None
+    assert out[1].face_embedding is None and out[2].face_embedding is None
 
 
 def test_the_sface_band_separates_copies_and_other_people(faces):
@@ -65,7 +64,7 @@ def test_the_sface_band_separates_copies_and_other_people(faces):
         _jpeg(astronaut, 30),
     ]
     out = faces.compute([astronaut, hopper, *copies])
-    emb = [o[META_FACE_EMBEDDING] for o in out]
-    assert all(e is not None for e in emb), [o[META_FACE_COUNT] for o in out]
+    emb = [o.face_embedding for o in out]
+    assert all(e is not None for e in emb), [o.face_count for o in out]
     assert float(emb[0] @ emb[1]) < low  # another person
     assert all(float(emb[0] @ c) >= high for c in emb[2:])  # the same photo again: above the band, not paired

@@ -6,7 +6,6 @@ import numpy as np
 import skimage.data
 import torch
 
-from datagen.pairing.features import META_EMBEDDING, META_ENCODER
 from operators.features.mobilenet import MobileNetFeatures, MobileNetFeaturesConfig, load_mobilenet_v2
 
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -25,8 +24,8 @@ def test_embeddings_and_neighbours():
     assert op.unavailable_reason() is None
     cat, coffee, rocket = skimage.data.chelsea(), skimage.data.coffee(), skimage.data.rocket()
     out = op.compute([cat, cat[20:-10, 30:-20], coffee, rocket])
-    e = np.stack([o[META_EMBEDDING] for o in out])
+    e = np.stack([o.embedding for o in out])
     assert e.shape == (4, 1280) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
-    assert "MobileNetV2" in out[0][META_ENCODER]
+    assert "MobileNetV2" in out[0].encoder
     sims = e[0] @ e[1:].T
     assert sims[0] > max(sims[1], sims[2]) + 0.05, sims

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from datagen.batch import SourceImage, WorkBatch
-from datagen.pairing.features import META_EMBEDDING
 from datagen.pairing.tiny_models import make_tiny_siglip
 from datagen.testing import load_photo
 from operators.features.siglip import SIGLIP_PREPROCESS, SiglipFeatures, SiglipFeaturesConfig
@@ -37,7 +36,7 @@ def embed(cfg, names=("astronaut.png", "coffee.png", "chelsea.png")):
     op.setup()
     batch = WorkBatch("feat-00000", {}, 0, "r")
     batch.items = [SourceImage(n, n, load_photo(n, 96)) for n in names]
-    return op, np.stack([it.meta[META_EMBEDDING] for it in op(batch).items])
+    return op, np.stack([it.features.embedding for it in op(batch).items])
 
 
 def test_local_dir_and_checkpoint_file_load_the_same_model(tiny, no_tokenizer):

@@ -119,9 +119,9 @@ def test_ace_full_captioner_and_rewriter_start_on_transformers(tiny_internvl, ti
     assert condition.count("fallback_template") == _fallbacks(batch, "rewrite_instructions")
     for s, template, method in zip(batch.samples, templates, methods):
         assert s.current.instruction.strip()
-        rec = s.provenance.params["instructions"]["0"]
+        rec = s.turns[0].instruction_record
         if method == "fallback_template":
-            assert s.current.instruction == template and rec["fallback"]
+            assert s.current.instruction == template and rec.fallback
         assert s.indicator_problems() == []
     # both models answered: a fallback is a refused answer, never a backend error
     cap_reasons = [k for k in batch.stats["captioner_instructions"].skipped if k.startswith("fallback_template:")]

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 
-from datagen.schema import KIND_CU, indicators
+from datagen.schema import KIND_CU, PARAM_EMU_EDIT, indicators
 from datagen.shards.reader import iter_samples
 from datagen.shards.validate import validate_dir
 from pipelines import build_recipe, load_recipe, run
@@ -110,9 +110,8 @@ def test_demo_recipe_on_uncaptioned_photos_varies_every_turn(tmp_path):
     run(recipe)
     # no photo caption anywhere: a synthesized edit's caption is its own output caption (Emu Edit's record), built
     # from what it changed ("... as a pencil sketch"), not from the photo
-    from operators.instructions.records import SYNTH_EMU_KEY
 
-    assert not any(s.current.caption for s in iter_samples(out) if SYNTH_EMU_KEY not in s.provenance.params)
+    assert not any(s.current.caption for s in iter_samples(out) if PARAM_EMU_EDIT not in s.provenance.params)
     check_instructions(out)
     rates = every_turn_rates(out)
     assert len(rates) >= 15, rates

@@ -100,13 +100,13 @@ def test_captioner_run_completes_and_counts_fallbacks(chat_server, photo_dir, tm
         "unusable:refusal",
     }
     for s in samples:
-        rec = s.provenance.params["instructions"]["0"]
+        rec = s.turns[0].instruction_record
         assert s.indicator_problems() == [] and "{image}" in s.current.instruction
         if s.current.instruction_method == "captioner":
             assert s.current.instruction.startswith("Make {image} look like the finished photo")
-            assert rec["source"]  # the template it replaced is kept for audit
+            assert rec.source  # the template it replaced is kept for audit
         else:
-            assert rec["fallback"] and rec["tried"] == "captioner" and rec["template"]
+            assert rec.fallback and rec.tried == "captioner" and rec.template
     json.dumps(summary)  # the run summary stays JSON
 
 
@@ -134,12 +134,12 @@ def test_difference_method_writes_around_the_difference_with_an_emu_record(chat_
     for s in batch.samples:
         assert s.current.instruction_method == "mllm_difference"
         assert s.current.instruction.startswith("Turn {image} into a finished colour photograph")
-        rec = s.provenance.params["instructions"]["0"]
-        assert rec["emu_edit"] == {
+        rec = s.turns[0].instruction_record
+        assert rec.emu_edit == {
             "edit": "global",
             "edited_object": "the whole picture",
             "original_object": "a sketch",
             "output": "a colour photo",
         }
-        assert "Differences" in rec["differences"]
+        assert "Differences" in rec.differences
     assert len(server.kinds) == 6  # two model calls per pair: compare, then write

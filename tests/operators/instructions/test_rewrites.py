@@ -72,14 +72,14 @@ def test_rule_rewrite_stage_records_distinct_alternates():
     stage(batch)
     assert "rule-based paraphraser" in stage.describe()
     for s, t in zip(batch.samples, templates):
-        rec = s.provenance.params["instructions"]["0"]
+        rec = s.turns[0].instruction_record
         if s.current.instruction_method == "template":
             continue  # no candidate was distinct enough: counted, the template stays
         assert s.current.instruction_method == "rule_rewrite"
-        assert rec["source"] == t and s.current.instruction in rec["alternates"]
+        assert rec.source == t and s.current.instruction in rec.alternates
         # judged on the wording around the caption (the caption is the same in all of them, verbatim)
         skel, cap = skeleton(t, s.current.caption)
-        alts = [a.replace(cap, "{caption}") if cap else a for a in rec["alternates"]]
+        alts = [a.replace(cap, "{caption}") if cap else a for a in rec.alternates]
         assert all(a.count("{caption}") == skel.count("{caption}") for a in alts)
         vecs = _EMB.encode([embedding_text(x) for x in [skel, *alts]])
         sims = vecs @ vecs.T
@@ -133,12 +133,12 @@ def test_llm_rewriter_behind_a_misbehaving_endpoint(chat_server):
     assert methods.count("llm_rewrite") >= 2
     assert skipped.get("rejected_rewrite:indicators_changed", 0) >= 1  # "Do something nice with the picture."
     for s in batch.samples:
-        rec = s.provenance.params["instructions"]["0"]
+        rec = s.turns[0].instruction_record
         if s.current.instruction_method == "llm_rewrite":
-            assert rec["rewriter"] == "llm" and s.current.instruction != rec["source"]
-            assert s.current.instruction in rec["alternates"]
+            assert rec.rewriter == "llm" and s.current.instruction != rec.source
+            assert s.current.instruction in rec.alternates
         else:
-            assert rec["method"] == "fallback_template" and rec["fallback"]
+            assert rec.method == "fallback_template" and rec.fallback
         assert s.indicator_problems() == []
 
 
@@ -165,11 +165,11 @@ def test_rules_rewrite_around_the_caption_and_keep_it_verbatim():
     stage(batch)
     rewritten = 0
     for s in batch.samples:
-        rec = s.provenance.params["instructions"]["0"]
+        rec = s.turns[0].instruction_record
         cap = s.current.caption
-        if s.current.instruction_method == "rule_rewrite" and cap in rec["source"]:
+        if s.current.instruction_method == "rule_rewrite" and cap in rec.source:
             rewritten += 1
-            assert all(cap in a and "{caption}" not in a for a in rec["alternates"]), rec
+            assert all(cap in a and "{caption}" not in a for a in rec.alternates), rec
     assert rewritten >= 1
     skipped = batch.stats["rewrite_instructions"].skipped
     assert set(skipped) <= {
@@ -189,6 +189,6 @@ def test_the_choice_prefers_a_wording_the_partition_has_not_used():
     stage.setup()
     stage(batch)
     chosen = [s.current.instruction for s in batch.samples if s.current.instruction_method == "rule_rewrite"]
-    kept = {a for s in batch.samples for a in s.provenance.params["instructions"]["0"].get("alternates", [])}
+    kept = {a for s in batch.samples for a in s.turns[0].instruction_record.alternates}
     assert len(chosen) >= 4
     assert len(set(chosen)) == min(len(chosen), len(kept))

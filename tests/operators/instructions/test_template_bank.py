@@ -167,7 +167,7 @@ def test_stage_fills_every_turn_records_it_and_copies_shared_provenance():
         assert s.indicator_problems() == []
         for i, t in enumerate(s.turns):
             assert t.instruction and t.instruction_method == "template"
-            assert s.provenance.params["instructions"][str(i)]["template"].startswith(t.task + "#")
+            assert t.instruction_record.template.startswith(t.task + "#")
     assert all(s.provenance.params["k"] == 1 for s in batch.samples[:2])  # the makers' params are kept
     # ACE's chat convention for a history turn: its own input becomes {image<i>}
     mid = batch.samples[2].turns[1].instruction

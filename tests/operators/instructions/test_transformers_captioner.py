@@ -63,7 +63,7 @@ def test_captioner_stage_falls_back_on_unusable_answers_and_keeps_every_sample(t
         if s.current.instruction_method == "fallback_template":
             # a random tiny model does not write `{image}`: its answer is refused and the template stays
             assert s.current.instruction == t
-            assert s.provenance.params["instructions"]["0"]["fallback"].startswith("unusable:")
+            assert s.turns[0].instruction_record.fallback.startswith("unusable:")
         assert s.indicator_problems() == []
 
 

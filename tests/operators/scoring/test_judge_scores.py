@@ -50,13 +50,13 @@ def _check_every_sample_judged_or_counted(out, summary):
     samples = list(iter_samples(out))
     assert len(samples) == summary["samples"] > 0 and summary["quarantined"] == 0
     judged = [s for s in samples if "judge_semantics" in s.provenance.scores]
-    fallen = [s for s in samples if "fallback" in s.provenance.params["judge"]]
+    fallen = [s for s in samples if s.judge is not None and s.judge.fallback]
     assert len(judged) + len(fallen) == len(samples)
     skipped = summary["stages"]["judge_scores"]["skipped"]
     assert sum(v for k, v in skipped.items() if k.startswith("fallback: ")) == len(fallen)
     rows = {r["key"]: r for r in read_index(out).to_pylist()}
     for s in judged:
-        assert 0 <= s.provenance.scores["judge_semantics"] <= 10 and "reason" in s.provenance.params["judge"]
+        assert 0 <= s.provenance.scores["judge_semantics"] <= 10 and s.judge.reason
         assert rows[s.key]["score_judge_quality"] == s.provenance.scores["judge_quality"]
     for s in fallen:
         assert rows[s.key]["score_judge_semantics"] is None
@@ -70,7 +70,7 @@ def test_tiny_judge_through_transformers_loses_no_sample(tiny_judge, photo_dir, 
     judged, fallen, skipped = _check_every_sample_judged_or_counted(out, summary)
     assert summary["samples"] == 3 * 4  # grayscale and canny, both ways, for 3 photos
     # a random tiny model writes no scores: every sample is a counted fallback with the model's answer kept
-    assert fallen and all(s.provenance.params["judge"]["model"] == str(tiny_judge) for s in fallen)
+    assert fallen and all(s.judge.model == str(tiny_judge) for s in fallen)
     assert set(skipped) <= {"fallback: no_scores", "fallback: empty_answer", "fallback: out_of_range"}
 
 
@@ -91,4 +91,4 @@ def test_misbehaving_server_gives_scores_or_counted_fallbacks(judge_server, phot
         "fallback: connection",
         "fallback: no_scores",
     }
-    assert any(s.provenance.params["judge"]["reason"].startswith("judged ") for s in judged)
+    assert any(s.judge.reason.startswith("judged ") for s in judged)
