@@ -14,6 +14,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
+def no_repeats(values: list) -> list:
+    """A list option whose entries must be distinct (e.g. an operator's `tasks`): use as
+    `Annotated[list[...], AfterValidator(no_repeats)]`."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"entries must not repeat, got {values}")
+    return values
+
+
 class ConfigError(ValueError):
     """A recipe problem; the message names the key, the value and what is allowed."""
 

@@ -3,13 +3,14 @@ the photo with the masked region filled, its mask (255 = repaint), and the targe
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from datagen import schema
 from datagen.batch import ITEMS, SAMPLES, WorkBatch
+from datagen.config import no_repeats
 from datagen.operator import Operator, OperatorConfig, Role
 from datagen.schema import Frame, Provenance, Sample, Turn
 from operators.conditions.masks import BoxParams, OutpaintParams, StrokeParams, inpaint_mask, outpaint_mask
@@ -20,7 +21,7 @@ for _task in (INPAINTING, OUTPAINTING):
 
 
 class RepaintingConfig(OperatorConfig):
-    tasks: list[Literal["Inpainting", "Outpainting"]] = Field(
+    tasks: Annotated[list[Literal["Inpainting", "Outpainting"]], AfterValidator(no_repeats)] = Field(
         [INPAINTING, OUTPAINTING], min_length=1, description="one CU per task per photo"
     )
     fill: int = Field(
@@ -32,13 +33,6 @@ class RepaintingConfig(OperatorConfig):
     strokes: StrokeParams = StrokeParams()
     boxes: BoxParams = BoxParams()
     outpaint: OutpaintParams = OutpaintParams()
-
-    @field_validator("tasks")
-    @classmethod
-    def _unique(cls, v):
-        if len(set(v)) != len(v):
-            raise ValueError(f"tasks must not repeat, got {v}")
-        return v
 
 
 def masked_source(image: np.ndarray, mask: np.ndarray, fill: int) -> np.ndarray:

@@ -4,11 +4,12 @@ model. Remove: photo -> object-free image. Add: object-free image -> photo, pixe
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from datagen.batch import WorkBatch
+from datagen.config import no_repeats
 from datagen.schema import Frame
 from operators.edits.base import NO_OBJECT, EditConfig, dilate, emu_edit, proposals_for
 from operators.edits.inpaint import TOO_LARGE, InpaintConfig, ObjectInpaintOperator
@@ -18,18 +19,13 @@ REMOVE, ADD = "Remove Object", "Add Object"
 
 
 class RemoveObjectConfig(EditConfig):
-    tasks: list[Literal["Remove Object", "Add Object"]] = Field([REMOVE, ADD], min_length=1)
+    tasks: Annotated[list[Literal["Remove Object", "Add Object"]], AfterValidator(no_repeats)] = Field(
+        [REMOVE, ADD], min_length=1
+    )
     objects_per_image: int = Field(1, ge=1, le=8, description="objects removed per photo, best proposals first")
     dilate: int = Field(6, ge=0, description="px the object mask grows by before filling (its soft edge and fringe)")
     proposals: ProposalConfig = ProposalConfig()
     inpaint: InpaintConfig = InpaintConfig()
-
-    @field_validator("tasks")
-    @classmethod
-    def _unique(cls, v):
-        if len(set(v)) != len(v):
-            raise ValueError(f"tasks must not repeat, got {v}")
-        return v
 
 
 class RemoveObject(ObjectInpaintOperator):
