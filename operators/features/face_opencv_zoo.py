@@ -4,7 +4,7 @@ onnxruntime, no download. Gives every face's box and score, and a unit 128-d SFa
 
 SFace's cosines are not ArcFace's: OpenCV Zoo's same-identity threshold is 0.363 (its LFW operating point), and in
 tests/operators/features/test_face_opencv_zoo.py re-encodes, resizes and flips of one photo score above 0.9; hence the
-band SFACE_BAND that the demo's facial-editing route uses (README "Pairing real photos")."""
+band SFACE_BAND that the demo's facial-editing route uses (docs/operators/features.md, "Routes")."""
 
 from __future__ import annotations
 
