@@ -2,9 +2,8 @@
 A missing one fails with the install line that brings it, instead of a bare ModuleNotFoundError:
 faiss and onnxruntime come from `datagen[cpu]` (faiss-cpu, onnxruntime) or `datagen[gpu]` (faiss-gpu-cu12,
 onnxruntime-gpu); rtmlib and insightface name the CPU onnxruntime in their metadata, so next to `datagen[gpu]` they
-are installed with --no-deps (their real dependencies are datagen's base ones). See docs/install.md "Install: which
-extra
-where"."""
+are installed with --no-deps (their real dependencies are datagen's base ones). See docs/install.md, "Install:
+which extra where"."""
 
 from __future__ import annotations
 
