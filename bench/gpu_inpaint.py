@@ -51,7 +51,7 @@ def real_size_pipeline(dev, dtype):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from tests.operators.edits.tiny_edit_models import _clip_tokenizer
+    from pipelines.rehearsal.tiny_vision import _clip_tokenizer
 
     with torch.device(dev):
         unet = UNet2DConditionModel(**UNET)
@@ -106,7 +106,7 @@ def main() -> None:
     dev = device(args.cpu_smoke)
     t0 = time.perf_counter()
     if args.cpu_smoke:
-        from tests.operators.edits.tiny_edit_models import make_tiny_sd
+        from pipelines.rehearsal.tiny_vision import make_tiny_sd
 
         ckpt = make_tiny_sd(Path(tempfile.mkdtemp()) / "sd-inpainting", inpainting=True)
         args.px, args.batch, args.steps, args.repeats = 64, 2, 2, 1

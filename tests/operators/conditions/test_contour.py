@@ -13,6 +13,7 @@ from datagen.config import ConfigError
 from operators.conditions.contour import Contour, ContourConfig
 from operators.conditions.informative_drawings import build_generator
 from pipelines import load_recipe
+from pipelines.rehearsal.tiny_vision import make_tiny_line_generator
 from tests.conftest import load_photo
 
 
@@ -45,11 +46,9 @@ def test_model_backend_needs_a_checkpoint():
 
 @pytest.fixture
 def tiny_generator(tmp_path):
-    torch.manual_seed(1)
+    path = make_tiny_line_generator(tmp_path / "contour_style" / "netG_A_latest.pth")
     net = build_generator(ngf=8, n_residual_blocks=3).eval()
-    path = tmp_path / "contour_style" / "netG_A_latest.pth"
-    path.parent.mkdir()
-    torch.save(net.state_dict(), path)
+    net.load_state_dict(torch.load(path, weights_only=True))
     return net, str(path)
 
 

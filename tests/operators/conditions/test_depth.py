@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from datagen.batch import SourceImage, WorkBatch
 from operators.conditions.depth import Depth, DepthConfig, to_inverse_depth_u8
 from pipelines import load_recipe
+from pipelines.rehearsal.tiny_vision import make_tiny_dpt
 from tests.conftest import load_photo
 
 
@@ -62,24 +63,7 @@ def tiny_depth_anything(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_dpt(tmp_path_factory):
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
-
-    torch.manual_seed(1)
-    cfg = DPTConfig(
-        hidden_size=16,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
-        image_size=32,
-        patch_size=8,
-        backbone_out_indices=[0, 1, 2, 3],
-        neck_hidden_sizes=[8, 8, 16, 16],
-        fusion_hidden_size=8,
-    )
-    d = tmp_path_factory.mktemp("dpt_tiny")
-    DPTForDepthEstimation(cfg).eval().save_pretrained(d)
-    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(d)
-    return str(d)
+    return str(make_tiny_dpt(tmp_path_factory.mktemp("dpt_tiny")))
 
 
 def test_depth_anything_directory(tiny_depth_anything):

@@ -12,6 +12,7 @@ import torch
 from datagen.batch import SourceImage, WorkBatch
 from operators.conditions.doodle import Doodle, DoodleConfig, gradient_edges, strokes_from_edges
 from operators.conditions.hed import architecture_of, build_hed, load_hed, soft_edges
+from pipelines.rehearsal.tiny_vision import make_tiny_hed
 from tests.conftest import load_photo, object_scene
 
 
@@ -91,12 +92,9 @@ def test_bad_pen_range_is_refused():
 
 @pytest.fixture
 def tiny_hed(tmp_path):
-    torch.manual_seed(3)
+    path = make_tiny_hed(tmp_path / "ControlNetHED.pth")
     net = build_hed(widths=(4, 8, 8, 8, 8), layers=(2, 2, 3, 3, 3)).eval()
-    with torch.no_grad():
-        net.norm.copy_(torch.tensor([123.0, 117.0, 104.0]).view(1, 3, 1, 1))
-    path = tmp_path / "ControlNetHED.pth"
-    torch.save(net.state_dict(), path)
+    net.load_state_dict(torch.load(path, weights_only=True))
     return net, str(path)
 
 

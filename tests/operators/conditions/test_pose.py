@@ -5,104 +5,24 @@ Without checkpoints the operator is plainly off."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
-import torch
 
 from datagen.batch import SourceImage, WorkBatch
 from operators.conditions.openpose_draw import COLORS, LIMBS, coco_to_openpose, draw_bodies
 from operators.conditions.pose import NO_PERSON, Pose, PoseConfig
+from pipelines.rehearsal.tiny_vision import KEYPOINTS, POSE_H, POSE_W, TinyDetector, TinyRTMPose, export_onnx
 from tests.conftest import load_photo
 
 SIDE = 128  # test photos are SIDE x SIDE; the detector runs at that size too, so its boxes need no rescaling
-POSE_W, POSE_H = 48, 64  # RTMPose input (width, height); SimCC bins are twice as fine
-BOX = (16.0, 0.0, 112.0, 128.0)  # person box: 96 x 128 -> with rtmlib's 1.25 padding exactly the 3:4 input
-# COCO-17 keypoints in pose-input pixels: a standing figure
-KEYPOINTS = [
-    (24, 14),
-    (26, 12),
-    (22, 12),
-    (28, 13),
-    (20, 13),
-    (30, 22),
-    (18, 22),
-    (32, 32),
-    (16, 32),
-    (33, 41),
-    (15, 41),
-    (28, 40),
-    (20, 40),
-    (28, 48),
-    (20, 48),
-    (28, 56),
-    (20, 56),
-]
-
-
-class TinyDetector(torch.nn.Module):
-    """YOLOX end2end layout: image -> dets (1, N, 5: x0 y0 x1 y1 score), labels (1, N)."""
-
-    def __init__(self, score: float):
-        super().__init__()
-        self.features = torch.nn.Conv2d(3, 4, 8, stride=8)
-        self.head = torch.nn.Linear(4, 5)
-        with torch.no_grad():
-            self.head.weight.zero_()
-            self.head.bias.copy_(torch.tensor([*BOX, score]))
-
-    def forward(self, x):
-        f = torch.relu(self.features(x)).mean(dim=(2, 3))
-        dets = self.head(f).view(1, 1, 5)
-        return dets, torch.zeros(1, 1, dtype=torch.int64)
-
-
-class TinyRTMPose(torch.nn.Module):
-    """RTMPose SimCC layout: image -> simcc_x (1, 17, 2W), simcc_y (1, 17, 2H); peaks placed by the head's bias."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.Conv2d(3, 4, 8, stride=8)
-        self.head_x = torch.nn.Linear(4, 17 * POSE_W * 2)
-        self.head_y = torch.nn.Linear(4, 17 * POSE_H * 2)
-        with torch.no_grad():
-            for head in (self.head_x, self.head_y):
-                head.weight.zero_()
-                head.bias.zero_()
-            bx = self.head_x.bias.view(17, POSE_W * 2)
-            by = self.head_y.bias.view(17, POSE_H * 2)
-            for j, (x, y) in enumerate(KEYPOINTS):
-                bx[j, 2 * x] = 0.9
-                by[j, 2 * y] = 0.9
-
-    def forward(self, x):
-        f = torch.relu(self.features(x)).mean(dim=(2, 3))
-        return self.head_x(f).view(1, 17, POSE_W * 2), self.head_y(f).view(1, 17, POSE_H * 2)
-
-
-def _export(module, shape, outputs, path):
-    # the TorchScript exporter: the dynamo one needs onnxscript, which the project does not install
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            module.eval(),
-            (torch.zeros(shape),),
-            str(path),
-            input_names=["input"],
-            output_names=outputs,
-            opset_version=17,
-            dynamo=False,
-        )
-    return str(path)
 
 
 @pytest.fixture(scope="module")
 def onnx_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("rtmlib")
-    pose = _export(TinyRTMPose(), (1, 3, POSE_H, POSE_W), ["simcc_x", "simcc_y"], d / "rtmpose_tiny.onnx")
-    person = _export(TinyDetector(0.9), (1, 3, SIDE, SIDE), ["dets", "labels"], d / "yolox_person.onnx")
-    nobody = _export(TinyDetector(0.1), (1, 3, SIDE, SIDE), ["dets", "labels"], d / "yolox_nobody.onnx")
+    pose = export_onnx(TinyRTMPose(), (1, 3, POSE_H, POSE_W), ["simcc_x", "simcc_y"], d / "rtmpose_tiny.onnx")
+    person = export_onnx(TinyDetector(0.9), (1, 3, SIDE, SIDE), ["dets", "labels"], d / "yolox_person.onnx")
+    nobody = export_onnx(TinyDetector(0.1), (1, 3, SIDE, SIDE), ["dets", "labels"], d / "yolox_nobody.onnx")
     return pose, person, nobody
 
 

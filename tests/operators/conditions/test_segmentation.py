@@ -5,8 +5,6 @@ as the published ViT-H/L/B weights (whose sizes the loader reads off the state d
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pytest
 import torch
@@ -14,6 +12,7 @@ import torch
 from datagen.batch import SourceImage, WorkBatch
 from operators.conditions.segmentation import PALETTE, Segmentation, SegmentationConfig, colour_labels, masks_to_labels
 from operators.models.sam import sam_architecture
+from pipelines.rehearsal.tiny_vision import make_tiny_sam
 from tests.conftest import load_photo, object_scene
 
 
@@ -102,40 +101,10 @@ def test_loader_reads_published_sizes():
 
 @pytest.fixture
 def tiny_sam(tmp_path):
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+    from operators.models.sam import load_sam
 
-    torch.manual_seed(0)
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=64,
-            patch_size=8,
-            embed_dim=32,
-            depth=2,
-            num_heads=2,
-            mlp_ratio=2.0,
-            out_chans=32,
-            qkv_bias=True,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            use_rel_pos=True,
-            window_size=4,
-            global_attn_indexes=(1,),
-        ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=8
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=8),
-            transformer_dim=32,
-            iou_head_depth=3,
-            iou_head_hidden_dim=32,
-        ),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-    ).eval()
-    path = tmp_path / "sam_tiny.pth"
-    torch.save(sam.state_dict(), path)
-    return sam, str(path)
+    path = make_tiny_sam(tmp_path / "sam_tiny.pth", seed=0)
+    return load_sam(str(path), "cpu"), str(path)
 
 
 def test_model_backend_paints_sam_masks(tiny_sam):

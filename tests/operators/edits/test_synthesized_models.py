@@ -17,8 +17,8 @@ from operators.edits.remove_object import InpaintConfig, RemoveObject, RemoveObj
 from operators.edits.replace_object import ReplaceObject, ReplaceObjectConfig
 from operators.edits.style_transfer import StyleTransfer, StyleTransferConfig
 from operators.instructions.templates import TemplateInstructions
+from pipelines.rehearsal.tiny_vision import make_tiny_owlv2, make_tiny_sam, make_tiny_sd
 from tests.operators.edits.test_synthesized_edits import check_record, scene
-from tests.operators.edits.tiny_edit_models import make_tiny_owlv2, make_tiny_sam, make_tiny_sd
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,16 @@
-"""Tiny models of the real architectures the synthesized edits load: Stable Diffusion pipelines (UNet2DConditionModel,
-AutoencoderKL, CLIPTextModel, a CLIP BPE tokenizer), an OWLv2 detector and a segment-anything model, built from
-configs at test or smoke-bench time and saved the way published checkpoints are, so operators load them through the
-same loaders (DiffusionPipeline / AutoModelForZeroShotObjectDetection .from_pretrained, the SAM state-dict loader)."""
+"""Tiny models of the real architectures the image operators load, random weights, saved the way the published
+checkpoints are so that operators load them through their own loaders: Stable Diffusion pipelines (UNet2DCondition,
+AutoencoderKL, CLIPTextModel, a CLIP BPE tokenizer), an OWLv2 detector, segment-anything, the informative-drawings
+line generator, HED, a DPT depth model, and rtmlib's YOLOX + RTMPose ONNX layouts. Tests and `datagen rehearse`
+build them; nothing here is downloaded."""
 
 from __future__ import annotations
 
 import json
 import string
 from pathlib import Path
+
+import torch  # the rtmlib stand-ins below are torch modules; this module is for tests and rehearsals only
 
 CHARS = string.ascii_lowercase + string.digits + ".,;:!?'-()"
 BOS, EOS = 2 * len(CHARS), 2 * len(CHARS) + 1
@@ -189,3 +192,155 @@ def make_tiny_sam(path: Path, seed: int = 0) -> Path:
     ).eval()
     torch.save(sam.state_dict(), path)
     return path
+
+
+def make_tiny_line_generator(path: Path, seed: int = 1) -> Path:
+    """The informative-drawings ResNet generator (contour_style / anime_style), 8 filters, as netG_A_latest.pth."""
+    import torch
+
+    from operators.conditions.informative_drawings import build_generator
+
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(build_generator(ngf=8, n_residual_blocks=3).eval().state_dict(), path)
+    return path
+
+
+def make_tiny_hed(path: Path, seed: int = 3) -> Path:
+    """HED (ControlNetHED.pth's layout) with narrow stages."""
+    import torch
+
+    from operators.conditions.hed import build_hed
+
+    torch.manual_seed(seed)
+    net = build_hed(widths=(4, 8, 8, 8, 8), layers=(2, 2, 3, 3, 3)).eval()
+    with torch.no_grad():
+        net.norm.copy_(torch.tensor([123.0, 117.0, 104.0]).view(1, 3, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def make_tiny_dpt(out: Path, seed: int = 1) -> Path:
+    """A DPT depth model (MiDaS dpt_hybrid's family) with its image processor, as a transformers folder."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    cfg = DPTConfig(
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 8, 16, 16],
+        fusion_hidden_size=8,
+    )
+    DPTForDepthEstimation(cfg).eval().save_pretrained(out)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(out)
+    return out
+
+
+# rtmlib's ONNX layouts: a YOLOX end2end person detector and an RTMPose SimCC model -------------------------------
+SIDE = 128  # the detector's input side
+POSE_W, POSE_H = 48, 64  # RTMPose input (width, height); SimCC bins are twice as fine
+BOX = (16.0, 0.0, 112.0, 128.0)  # person box: 96 x 128 -> with rtmlib's 1.25 padding exactly the 3:4 input
+# COCO-17 keypoints in pose-input pixels: a standing figure
+KEYPOINTS = [
+    (24, 14),
+    (26, 12),
+    (22, 12),
+    (28, 13),
+    (20, 13),
+    (30, 22),
+    (18, 22),
+    (32, 32),
+    (16, 32),
+    (33, 41),
+    (15, 41),
+    (28, 40),
+    (20, 40),
+    (28, 48),
+    (20, 48),
+    (28, 56),
+    (20, 56),
+]
+
+
+class TinyDetector(torch.nn.Module):
+    """YOLOX end2end layout: image -> dets (1, N, 5: x0 y0 x1 y1 score), labels (1, N)."""
+
+    def __init__(self, score: float):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 4, 8, stride=8)
+        self.head = torch.nn.Linear(4, 5)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.copy_(torch.tensor([*BOX, score]))
+
+    def forward(self, x):
+        f = torch.relu(self.features(x)).mean(dim=(2, 3))
+        dets = self.head(f).view(1, 1, 5)
+        return dets, torch.zeros(1, 1, dtype=torch.int64)
+
+
+class TinyRTMPose(torch.nn.Module):
+    """RTMPose SimCC layout: image -> simcc_x (1, 17, 2W), simcc_y (1, 17, 2H); peaks placed by the head's bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 4, 8, stride=8)
+        self.head_x = torch.nn.Linear(4, 17 * POSE_W * 2)
+        self.head_y = torch.nn.Linear(4, 17 * POSE_H * 2)
+        with torch.no_grad():
+            for head in (self.head_x, self.head_y):
+                head.weight.zero_()
+                head.bias.zero_()
+            bx = self.head_x.bias.view(17, POSE_W * 2)
+            by = self.head_y.bias.view(17, POSE_H * 2)
+            for j, (x, y) in enumerate(KEYPOINTS):
+                bx[j, 2 * x] = 0.9
+                by[j, 2 * y] = 0.9
+
+    def forward(self, x):
+        f = torch.relu(self.features(x)).mean(dim=(2, 3))
+        return self.head_x(f).view(1, 17, POSE_W * 2), self.head_y(f).view(1, 17, POSE_H * 2)
+
+
+def export_onnx(module, shape, outputs, path):
+    import warnings
+
+    import torch
+
+    # the TorchScript exporter: the dynamo one needs onnxscript, which the project does not install
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module.eval(),
+            (torch.zeros(shape),),
+            str(path),
+            input_names=["input"],
+            output_names=outputs,
+            opset_version=17,
+            dynamo=False,
+        )
+    return str(path)
+
+
+def make_tiny_rtmlib(folder: Path) -> dict[str, str]:
+    """{"checkpoint", "det_checkpoint", "pose_input_size", "det_input_size"}: the pose operator's keys for a tiny
+    YOLOX end2end detector that finds one person and an RTMPose that places a standing figure."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        pose = export_onnx(TinyRTMPose(), (1, 3, POSE_H, POSE_W), ["simcc_x", "simcc_y"], folder / "rtmpose_tiny.onnx")
+        det = export_onnx(TinyDetector(0.9), (1, 3, SIDE, SIDE), ["dets", "labels"], folder / "yolox_tiny.onnx")
+    return {
+        "checkpoint": pose,
+        "det_checkpoint": det,
+        "pose_input_size": [POSE_W, POSE_H],
+        "det_input_size": [SIDE, SIDE],
+    }
