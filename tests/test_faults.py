@@ -16,7 +16,7 @@ import pytest
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
 from pipelines import load_recipe, run
-from tests.loopback import RAY, cluster_log_errors, loopback_cluster
+from pipelines.rehearsal.loopback import RAY, cluster_log_errors, loopback_cluster
 
 # `cluster` tests run in their own pytest process (see the Makefile): a Ray started in-process by other tests
 # shares the machine's dashboard agents and node IP with these loopback clusters and confuses them.

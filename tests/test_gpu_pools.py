@@ -16,7 +16,7 @@ import pytest
 from datagen import schema
 from datagen.pairing.tiny_models import make_tiny_siglip
 from pipelines.catalog import MAKERS
-from tests.loopback import loopback_cluster
+from pipelines.rehearsal.loopback import loopback_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import torch
 
 from operators.conditions.informative_drawings import build_generator
 from pipelines.catalog import MAKERS
-from tests.loopback import loopback_cluster
+from pipelines.rehearsal.loopback import loopback_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 from datagen.ingest.listing import builtin_photos
 from datagen.shards.reader import read_index
 from datagen.shards.validate import validate_dir
-from tests.loopback import loopback_cluster
+from pipelines.rehearsal.loopback import loopback_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 ROOT = Path(__file__).resolve().parents[1]

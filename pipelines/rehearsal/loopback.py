@@ -1,5 +1,6 @@
-"""A Ray cluster on 127.0.0.1 for tests: a head (and optional worker nodes tagged with resource `victim`) in a temp
-dir of its own, declaring the CPUs and GPUs a test asks for (Ray only counts them), stopped by killing exactly its
+"""A Ray cluster on 127.0.0.1 for tests and `datagen rehearse`: a head, optional nodes of the same kind (a declared
+shape over N nodes) and optional worker nodes tagged with resource `victim` (fault tests), in a temp dir of its own,
+declaring the CPUs and GPUs asked for (Ray only counts them: GPUs here are logical), stopped by killing exactly its
 own processes (`ray stop` would also kill any other Ray on the machine, the test session's own among them).
 
 Two things made loopback clusters flaky on the shared 2-core machine (Ray 2.60):
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import psutil
-import pytest
 
 RAY = str(Path(sys.executable).with_name("ray"))
 START_ATTEMPTS = 3
@@ -71,7 +71,7 @@ def cluster_log_errors(temp_dir: str) -> str:
     return "\n".join(lines[-20:])
 
 
-def _start_nodes(num_cpus: int, num_gpus: int, workers: int, temp_dir: str, env: dict) -> dict:
+def _start_nodes(num_cpus: float, num_gpus: float, workers: int, temp_dir: str, env: dict, nodes: int = 1) -> dict:
     port, dash, client = free_port(), free_port(), free_port()
     common = ["--node-ip-address=127.0.0.1", *NODE_PORTS, f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     subprocess.run(
@@ -80,8 +80,8 @@ def _start_nodes(num_cpus: int, num_gpus: int, workers: int, temp_dir: str, env:
             "start",
             "--head",
             f"--port={port}",
-            f"--num-cpus={num_cpus}",
-            f"--num-gpus={num_gpus}",
+            f"--num-cpus={_per_node(num_cpus, nodes)}",
+            f"--num-gpus={_per_node(num_gpus, nodes)}",
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
@@ -94,6 +94,22 @@ def _start_nodes(num_cpus: int, num_gpus: int, workers: int, temp_dir: str, env:
         text=True,
         timeout=240,
     )
+    for _ in range(nodes - 1):  # the declared shape's other nodes, the head's twins
+        subprocess.run(
+            [
+                RAY,
+                "start",
+                f"--address=127.0.0.1:{port}",
+                f"--num-cpus={_per_node(num_cpus, nodes)}",
+                f"--num-gpus={_per_node(num_gpus, nodes)}",
+                *common,
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     for _ in range(workers):
         subprocess.run(
             [RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"victim": 1}', *common],
@@ -106,9 +122,20 @@ def _start_nodes(num_cpus: int, num_gpus: int, workers: int, temp_dir: str, env:
     return {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "env": env, "temp_dir": temp_dir}
 
 
+def _per_node(total: float, nodes: int) -> int:
+    """Ray declares whole CPUs and GPUs per node: a shape's total must divide among its nodes."""
+    if total % nodes:
+        raise ValueError(f"{total:g} does not divide among {nodes} nodes")
+    return int(total // nodes)
+
+
 @contextmanager
 def loopback_cluster(
-    num_cpus: int = 1, num_gpus: int = 0, workers: int = 0, extra_env: Optional[dict[str, str]] = None
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    workers: int = 0,
+    extra_env: Optional[dict[str, str]] = None,
+    nodes: int = 1,
 ) -> Iterator[dict]:
     """Yields {"address", "dashboard", "env", "temp_dir"}; `env` is what drivers of this cluster should run with."""
     env = {**os.environ, **CLUSTER_ENV, **(extra_env or {})}
@@ -117,7 +144,7 @@ def loopback_cluster(
     for attempt in range(1, START_ATTEMPTS + 1):
         temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
         try:
-            c = _start_nodes(num_cpus, num_gpus, workers, temp_dir, env)
+            c = _start_nodes(num_cpus, num_gpus, workers, temp_dir, env, nodes)
             break
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
             err = e.stderr if isinstance(e.stderr, str) else (e.stderr or b"").decode(errors="replace")
@@ -126,7 +153,7 @@ def loopback_cluster(
             )
             kill_cluster(temp_dir)
     else:
-        pytest.fail(f"`ray start` failed {START_ATTEMPTS} times:\n" + "\n".join(failures))
+        raise RuntimeError(f"`ray start` failed {START_ATTEMPTS} times:\n" + "\n".join(failures))
     if failures:
         print(f"`ray start` needed {len(failures) + 1} attempts:\n" + "\n".join(failures))
     try:
