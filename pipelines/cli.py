@@ -7,11 +7,20 @@ from __future__ import annotations
 import sys
 
 from datagen import cli
-from pipelines.commands import conditions_sheet, edits_sheet, export_captioner_data, finetune_captioner, plan, run
+from pipelines.commands import (
+    conditions_sheet,
+    edits_sheet,
+    export_captioner_data,
+    finetune_captioner,
+    plan,
+    rehearse,
+    run,
+)
 
 COMMANDS = (
     run.register,
     plan.register,
+    rehearse.register,
     conditions_sheet.register,
     edits_sheet.register,
     export_captioner_data.register,

@@ -1,0 +1,154 @@
+"""For every model a recipe names, a tiny checkpoint of the same architecture, built here and named in recipe
+overrides, so the rehearsal loads each one through the operator's own loader. Settings that only make a model slower
+without changing its code path (diffusion steps and resolution, SAM's point grid) shrink with it, and say so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from datagen.config import Recipe
+
+
+@dataclass
+class Rehearsal:
+    """What the rehearsal changes in a recipe: overrides (key=value), what each tiny model stands for, and notes."""
+
+    root: Path
+    overrides: list[str] = field(default_factory=list)
+    models: list[tuple[str, str]] = field(default_factory=list)  # (recipe key, what it stands for)
+    notes: list[str] = field(default_factory=list)
+    worker_hooks: list[str] = field(default_factory=list)  # lines of a sitecustomize.py every Ray worker runs
+    _built: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, key: str, value: Any) -> None:
+        self.overrides.append(f"{key}={value}")
+
+    def once(self, name: str, build: Callable[[Path], Any]) -> Any:
+        """Build a tiny model once per rehearsal (several operators share SAM, OWLv2 and the diffusion pipelines)."""
+        if name not in self._built:
+            self._built[name] = build(self.root / name)
+        return self._built[name]
+
+
+def _enabled(recipe: Recipe, name: str) -> Any:
+    cfg = recipe.operators.get(name)
+    return cfg if cfg is not None and cfg.enabled else None
+
+
+def _conditions(recipe: Recipe, r: Rehearsal) -> None:
+    from pipelines.rehearsal import tiny_vision as tv
+
+    for name, style in (("contour", "contour_style"), ("scribble", "anime_style")):
+        c = _enabled(recipe, name)
+        if c is not None and c.backend == "model":
+            path = r.once(style, lambda d: tv.make_tiny_line_generator(d / "netG_A_latest.pth"))
+            r.set(f"operators.{name}.checkpoint", path)
+            r.models.append((f"operators.{name}.checkpoint", f"{c.checkpoint} (informative-drawings generator)"))
+    c = _enabled(recipe, "doodle")
+    if c is not None and c.backend == "model":
+        r.set("operators.doodle.checkpoint", r.once("hed", lambda d: tv.make_tiny_hed(d / "ControlNetHED.pth")))
+        r.models.append(("operators.doodle.checkpoint", f"{c.checkpoint} (HED)"))
+    c = _enabled(recipe, "segmentation")
+    if c is not None and c.backend == "model":
+        r.set("operators.segmentation.checkpoint", r.once("sam", _tiny_sam))
+        r.set("operators.segmentation.points_per_side", 4)
+        r.models.append(("operators.segmentation.checkpoint", f"{c.checkpoint} (segment-anything)"))
+        r.notes.append("segmentation: SAM's point grid 4x4 instead of the recipe's (same code path, fewer prompts)")
+    c = _enabled(recipe, "depth")
+    if c is not None and c.checkpoint:
+        r.set("operators.depth.checkpoint", r.once("dpt", tv.make_tiny_dpt))
+        r.models.append(("operators.depth.checkpoint", f"{c.checkpoint} (DPT depth)"))
+    c = _enabled(recipe, "pose")
+    if c is not None and c.model == "rtmpose" and c.checkpoint:
+        keys = r.once("rtmlib", tv.make_tiny_rtmlib)
+        for k in ("checkpoint", "det_checkpoint"):
+            r.set(f"operators.pose.{k}", keys[k])
+        r.set("operators.pose.pose_input_size", f"[{keys['pose_input_size'][0]}, {keys['pose_input_size'][1]}]")
+        r.set("operators.pose.det_input_size", f"[{keys['det_input_size'][0]}, {keys['det_input_size'][1]}]")
+        r.models.append(("operators.pose.checkpoint", f"{c.checkpoint} (RTMPose + YOLOX ONNX layouts)"))
+
+
+EDIT_MAKERS = ("remove_object", "replace_object", "background_change", "layers", "subject_reference")
+
+
+def _edits(recipe: Recipe, r: Rehearsal) -> None:
+    from pipelines.rehearsal import tiny_vision as tv
+
+    shrunk = False
+    for name in EDIT_MAKERS:
+        c = _enabled(recipe, name)
+        if c is None:
+            continue
+        p = getattr(c, "proposals", None)
+        if p is not None and p.backend == "model":
+            if p.detector:
+                r.set(f"operators.{name}.proposals.detector", r.once("owlv2", tv.make_tiny_owlv2))
+                r.models.append((f"operators.{name}.proposals.detector", f"{p.detector} (OWLv2)"))
+            if p.sam_checkpoint:
+                key = f"operators.{name}.proposals.sam_checkpoint"
+                r.set(key, r.once("sam", _tiny_sam))
+                r.models.append((key, f"{p.sam_checkpoint} (segment-anything)"))
+        inpaint = getattr(c, "inpaint", None)
+        if inpaint is not None and inpaint.backend == "model" and getattr(c, "backend", "model") == "model":
+            r.set(f"operators.{name}.inpaint.checkpoint", r.once("sd_inpaint", lambda d: tv.make_tiny_sd(d, True)))
+            r.set(f"operators.{name}.inpaint.steps", 2)
+            r.set(f"operators.{name}.inpaint.resolution", 64)
+            r.models.append((f"operators.{name}.inpaint.checkpoint", f"{inpaint.checkpoint} (diffusers inpainting)"))
+            shrunk = True
+    c = _enabled(recipe, "style_transfer")
+    if c is not None and c.backend == "model":
+        r.set("operators.style_transfer.model.checkpoint", r.once("sd", lambda d: tv.make_tiny_sd(d, False)))
+        r.set("operators.style_transfer.model.steps", 2)
+        r.set("operators.style_transfer.model.resolution", 64)
+        r.models.append(("operators.style_transfer.model.checkpoint", f"{c.model.checkpoint} (diffusers img2img)"))
+        shrunk = True
+    if shrunk:
+        r.notes.append(
+            "diffusion: 2 steps at 64 px on a tiny Stable Diffusion UNet (the recipe's pipelines may be SDXL: the "
+            "same diffusers loader and operator code, a smaller architecture of the family)"
+        )
+
+
+def _features(recipe: Recipe, r: Rehearsal) -> None:
+    from datagen.pairing import tiny_models
+    from datagen.pairing.config import SCORE_FACE
+
+    pairing = recipe.sections.get("pairing")
+    if pairing is None or not pairing.enabled:
+        return
+    if pairing.encoder == "siglip_features":
+        tiny = r.once("siglip", tiny_models.make_tiny_siglip)
+        c = recipe.operators.get("siglip_features")
+        r.set("operators.siglip_features.model", tiny["model"])
+        r.set("operators.siglip_features.pretrained", tiny["local_dir"])
+        r.models.append(("operators.siglip_features.pretrained", f"{c.pretrained if c else '?'} (open_clip SigLIP)"))
+        # the tiny trunk is a timm architecture registered at run time, as a user's plugin package would
+        r.worker_hooks.append("from datagen.pairing.tiny_models import register_tiny_siglip_trunk")
+        r.worker_hooks.append("register_tiny_siglip_trunk()")
+    faces = recipe.operators.get("face_features")
+    routes = getattr(pairing, "routes", None)
+    face_on = routes is not None and any(rt.enabled and rt.score == SCORE_FACE for _, rt in routes.items())
+    if face_on and faces is not None and faces.backend == "insightface":
+        r.set("operators.face_features.model_pack", r.once("faces", tiny_models.make_tiny_face_pack))
+        r.models.append(("operators.face_features.model_pack", f"{faces.model_pack} (insightface SCRFD + ArcFace)"))
+
+
+def _tiny_sam(folder: Path) -> Path:
+    from pipelines.rehearsal.tiny_vision import make_tiny_sam
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return make_tiny_sam(folder / "sam.pth")
+
+
+BUILDERS: tuple[Callable[[Recipe, Rehearsal], None], ...] = (_conditions, _edits, _features)
+
+
+def tiny_models_for(recipe: Recipe, root: Path) -> Rehearsal:
+    """Build a tiny model for every model the recipe names and return the overrides that point at them."""
+    r = Rehearsal(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for build in BUILDERS:
+        build(recipe, r)
+    return r
