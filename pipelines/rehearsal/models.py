@@ -135,6 +135,60 @@ def _features(recipe: Recipe, r: Rehearsal) -> None:
         r.models.append(("operators.face_features.model_pack", f"{faces.model_pack} (insightface SCRFD + ArcFace)"))
 
 
+def _scorers(recipe: Recipe, r: Rehearsal) -> None:
+    from pipelines.rehearsal import tiny_scoring as ts
+
+    c = _enabled(recipe, "clip_scores")
+    if c is not None and c.pretrained:
+        r.set("operators.clip_scores.pretrained", r.once("clip", lambda d: ts.build_tiny_clip(d)))
+        r.models.append(("operators.clip_scores.pretrained", f"{c.pretrained} (open_clip CLIP)"))
+        if c.aesthetic_checkpoint:
+            path = r.once("aesthetic", lambda d: ts.build_tiny_aesthetic(_folder(d), dim=32))
+            r.set("operators.clip_scores.aesthetic_checkpoint", path)
+            r.models.append(("operators.clip_scores.aesthetic_checkpoint", f"{c.aesthetic_checkpoint} (LAION MLP)"))
+    c = _enabled(recipe, "dino_score")
+    if c is not None and c.checkpoint:
+        r.set("operators.dino_score.checkpoint", r.once("dinov2", ts.build_tiny_dinov2))
+        r.models.append(("operators.dino_score.checkpoint", f"{c.checkpoint} (DINOv2)"))
+
+
+def _backend(r: Rehearsal, key: str, backend, vision: bool) -> None:
+    """A chat backend of the recipe -> the transformers backend on a tiny model of the family, one device."""
+    from pipelines.rehearsal import tiny_language as tl
+
+    model = r.once("internvl", tl.build_tiny_internvl) if vision else r.once("qwen2", tl.build_tiny_qwen2_lm)
+    r.set(f"{key}.kind", "transformers")
+    r.set(f"{key}.model", model)
+    r.set(f"{key}.tensor_parallel_size", 1)
+    r.set(f"{key}.max_new_tokens", 24)
+    was = f"{backend.kind} {backend.model}"
+    r.models.append((f"{key}.model", f"{was} ({'InternVL' if vision else 'Qwen2'} through the transformers backend)"))
+    if backend.kind != "transformers":
+        r.notes.append(f"{key}: {backend.kind} runs as the transformers backend here (one device, same prompts)")
+
+
+def _language(recipe: Recipe, r: Rehearsal) -> None:
+    c = _enabled(recipe, "judge_scores")
+    if c is not None:
+        _backend(r, "operators.judge_scores.backend", c.backend, vision=True)
+    ins = recipe.sections.get("instructions")
+    if ins is None:
+        return
+    if "captioner" in ins.methods:
+        _backend(r, "instructions.captioner.backend", ins.captioner.backend, vision=True)
+    if "rewrite" in ins.methods and ins.rewrite.rewriter == "llm":
+        _backend(r, "instructions.rewrite.backend", ins.rewrite.backend, vision=False)
+    if "mllm_difference" in ins.methods:
+        _backend(r, "instructions.mllm_difference.backend", ins.mllm_difference.backend, vision=True)
+        if ins.mllm_difference.writer is not None:
+            _backend(r, "instructions.mllm_difference.writer", ins.mllm_difference.writer, vision=False)
+
+
+def _folder(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def _tiny_sam(folder: Path) -> Path:
     from pipelines.rehearsal.tiny_vision import make_tiny_sam
 
@@ -142,7 +196,7 @@ def _tiny_sam(folder: Path) -> Path:
     return make_tiny_sam(folder / "sam.pth")
 
 
-BUILDERS: tuple[Callable[[Recipe, Rehearsal], None], ...] = (_conditions, _edits, _features)
+BUILDERS: tuple[Callable[[Recipe, Rehearsal], None], ...] = (_conditions, _edits, _features, _scorers, _language)
 
 
 def tiny_models_for(recipe: Recipe, root: Path) -> Rehearsal:
