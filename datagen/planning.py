@@ -283,9 +283,9 @@ def plan_wave(
     shape: ClusterShape,
 ) -> WavePlan:
     """The plan of jobs that run at once: (job name, its stages in order, partitions to do or None when unknown).
-    Every actor pool of every job starts with one actor and can be alive beside all the others; GPU pools grow
-    into their weighted share of the GPUs, CPU pools into the CPUs the tasks leave. Raises PlanError when the
-    stages cannot fit."""
+    Every actor pool of every job can be alive beside all the others, and data flows when each pool's first actor
+    is up; GPU pools hold their weighted share of the GPUs, CPU pools grow into the CPUs the tasks leave. Raises
+    PlanError when the stages cannot fit."""
     notes: list[str] = []
     grouped = {name: group_stages(stages, runtime, shape.gpus) for name, stages, _ in jobs}
     work = {name: parts for name, _, parts in jobs}
@@ -358,7 +358,11 @@ def plan_wave(
                 out.append(StagePlan(tuple(ops), "tasks", min(cpus, max(task_cpus, 0.5)), commits=last))
                 continue
             p = by_key[(name, i)]
-            out.append(StagePlan(tuple(ops), "actors", p.cpus, p.share, 1, p.most, 1, commits=last))
+            # GPU pools ask for all their actors at once (they share the first partitions instead of one actor eating
+            # the queue while the others load), but data flows as soon as the first is up (min_size 1: Ray Data
+            # waits for min_size only); CPU pools start at one and grow
+            initial = p.most if p.share > 0 else 1
+            out.append(StagePlan(tuple(ops), "actors", p.cpus, p.share, 1, p.most, initial, commits=last))
         if not out:
             out.append(StagePlan((), "tasks", 1.0, commits=True))
         plans[name] = out

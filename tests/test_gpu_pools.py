@@ -86,10 +86,17 @@ def test_siglip_stage_runs_one_actor_per_gpu(tmp_path):
     assert "plan of jobs" in log and "siglip_features" in log
     run = json.loads((out / "run.json").read_text())
     [siglip] = [s for s in run["invocation"]["stages"]["features"] if "siglip_features" in s["operators"]]
-    # data flows when the first actor is up; the pool grows into the cluster's four GPUs
-    assert (siglip["kind"], siglip["pool_initial"], siglip["pool_max"], siglip["gpus_per_worker"]) == (
+    # all four actors asked for at once (data flows when the first is up: min 1)
+    assert (
+        siglip["kind"],
+        siglip["pool_min"],
+        siglip["pool_initial"],
+        siglip["pool_max"],
+        siglip["gpus_per_worker"],
+    ) == (
         "actors",
         1,
+        4,
         4,
         1.0,
     )

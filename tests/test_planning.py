@@ -31,7 +31,7 @@ def test_one_gpu_stage_on_a_cpu_poor_node_leaves_the_tasks_a_cpu():
     """4 CPUs and 4 GPUs: four 1-CPU GPU actors would hold every CPU and the read task would wait forever."""
     plan = plan_wave([("images", [READ, op("contour", gpus=1)], 59)], RT, ClusterShape(cpus=4, gpus=4))
     contour = pools(plan)["contour"]
-    assert (contour.min_size, contour.initial_size, contour.max_size, contour.num_gpus) == (1, 1, 4, 1.0)
+    assert (contour.min_size, contour.initial_size, contour.max_size, contour.num_gpus) == (1, 4, 4, 1.0)
     assert contour.num_cpus * contour.max_size <= 4 - plan.task_cpus + 1e-9 and plan.task_cpus >= 1
     assert any("tasks never starve" in n for n in plan.notes)
 

@@ -38,22 +38,22 @@ def test_gpu_pool_holds_one_actor_per_gpu_share():
     )
     assert read.kind == "tasks" and read.ops[0].name == "read" and not read.commits
     # the last pool commits: there is no separate commit task
-    # data flows when the first actor is up: the pool starts at one and grows into the four GPUs
+    # all four actors are asked for at once; data flows when the first is up (min_size 1)
     assert (enc.kind, enc.min_size, enc.max_size, enc.initial_size, enc.num_gpus, enc.commits) == (
         "actors",
         1,
         4,
-        1,
+        4,
         1.0,
         True,
     )
     [_, sam] = plan_stages([op("read", role=Role.READ), op("sam", stateful=True, gpus=0.25)], RT, 8, 4, partitions=40)
-    assert (sam.max_size, sam.initial_size) == (16, 1)
+    assert (sam.max_size, sam.initial_size) == (16, 16)
 
 
 def test_gpu_pool_starts_no_larger_than_the_work():
     [_, enc] = plan_stages([op("read", role=Role.READ), op("siglip", stateful=True, gpus=1)], RT, 8, 4, partitions=3)
-    assert (enc.max_size, enc.initial_size) == (3, 1)
+    assert (enc.max_size, enc.initial_size) == (3, 3)
 
 
 def test_declared_concurrency_bounds_the_pool():
@@ -115,7 +115,7 @@ def test_plan_is_recorded_in_plain_json():
         "commits": True,
         "pool_min": 1,
         "pool_max": 4,
-        "pool_initial": 1,
+        "pool_initial": 4,
     }
 
 
