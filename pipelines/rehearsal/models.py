@@ -196,7 +196,22 @@ def _tiny_sam(folder: Path) -> Path:
     return make_tiny_sam(folder / "sam.pth")
 
 
-BUILDERS: tuple[Callable[[Recipe, Rehearsal], None], ...] = (_conditions, _edits, _features, _scorers, _language)
+def _filter(recipe: Recipe, r: Rehearsal) -> None:
+    """Tiny models score at random: the filter marks what it would drop instead of dropping it, so every stage after
+    it still sees samples and the output holds every made sample with its marks."""
+    if _enabled(recipe, "quality_filter") is not None:
+        r.set("operators.quality_filter.keep_below_threshold", "true")
+        r.notes.append("quality_filter: marks samples outside the thresholds instead of dropping them (random scores)")
+
+
+BUILDERS: tuple[Callable[[Recipe, Rehearsal], None], ...] = (
+    _conditions,
+    _edits,
+    _features,
+    _scorers,
+    _language,
+    _filter,
+)
 
 
 def tiny_models_for(recipe: Recipe, root: Path) -> Rehearsal:
