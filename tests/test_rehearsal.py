@@ -1,0 +1,57 @@
+"""`datagen rehearse configs/ace_full.yaml --cluster gpus=4,cpus=4`: the whole cluster recipe, every model stage on a
+tiny checkpoint of its real architecture, on a loopback Ray cluster with as many CPUs as GPUs. Every partition is
+committed exactly once, every model stage of the recipe processed items, and every GPU pool's actors were alive at
+the same time."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from datagen.planning import ClusterShape
+from pipelines.rehearsal.rehearse import rehearse
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ace_full_rehearses_on_four_gpus_and_four_cpus(tmp_path):
+    outcome = rehearse(str(ROOT / "configs" / "ace_full.yaml"), ClusterShape(cpus=4, gpus=4), photos=4, keep=tmp_path)
+    assert outcome.returncode == 0, outcome.log[-4000:]
+    out = outcome.out_dir
+    for job in ("images", "features"):
+        plan = [p["name"] for p in json.loads((out / "_plan" / f"{job}.json").read_text())["partitions"]]
+        markers = sorted(
+            p.name.removesuffix(".done.json") for p in (out / "_progress").glob(f"{plan[0][:4]}*.done.json")
+        )
+        assert plan and markers == sorted(plan), job
+    stats = outcome.run["stages"]
+    ran = {name for name, st in stats.items() if st["items_in"] > 0}
+    models = {
+        "segmentation",
+        "depth",
+        "pose",
+        "doodle",
+        "contour",
+        "scribble",
+        "remove_object",
+        "replace_object",
+        "background_change",
+        "style_transfer",
+        "layers",
+        "subject_reference",
+        "siglip_features",
+        "face_features",
+        "nsfw_score",
+        "clip_scores",
+        "dino_score",
+        "judge_scores",
+        "rewrite_instructions",
+    }
+    assert models <= ran, sorted(models - ran)
+    stages = outcome.run["invocation"]["stages"]
+    gpu = [sp for plans in stages.values() for sp in plans if sp["kind"] == "actors" and sp["gpus_per_worker"] > 0]
+    assert len(gpu) >= 15 and sum(sp["gpus_per_worker"] * sp["pool_initial"] for sp in gpu) <= 4 + 1e-9
+    # every GPU pool's first actors alive at once, the way the plan asked for them
+    assert outcome.gpu_actors_at_once == sum(sp["pool_initial"] for sp in gpu), outcome.table()
+    assert "GPU pools" in outcome.table()
