@@ -81,8 +81,11 @@ class QualityFilterConfig(OperatorConfig):
     keep_below_threshold: bool = Field(
         False, description="keep failing samples and only mark them (score failed_thresholds)"
     )
+    # exclude: left out of the recipe fingerprint (part of every sample key), like placement; which samples ship
+    # is the filter's counted business, and a recipe that never set it keeps its keys
     missing: Literal["drop", "keep"] = Field(
         "drop",
+        exclude=True,
         description="a sample lacking a score that a threshold in effect names, because the scorer that applies to "
         "its turn failed on it: drop (counted as score_missing) or keep it unjudged on that score (counted)",
     )
