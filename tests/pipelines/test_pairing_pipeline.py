@@ -158,6 +158,7 @@ def test_pairing_without_an_encoder_fails_unless_optional(tmp_path, caplog):
     out = tmp_path / "out"
     with pytest.raises(StageUnavailable, match="pretrained is not set"):
         run(recipe(out, "pairing.encoder=siglip_features", "input.limit=4"))
+    out = tmp_path / "optional"
     run(recipe(out, "pairing.encoder=siglip_features", "operators.siglip_features.optional=true", "input.limit=4"))
     assert "stage siglip_features is skipped" in caplog.text and "pretrained is not set" in caplog.text
     assert "job features: skipped whole" in caplog.text and "job pairs: skipped" in caplog.text

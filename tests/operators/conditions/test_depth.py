@@ -122,7 +122,7 @@ def test_without_checkpoint_depth_cannot_run():
     assert "no depth checkpoint" in op.unavailable_reason()
     recipe = load_recipe(None, ["operators.depth.enabled=true", "operators.grayscale.enabled=true"])
     ops = stages(recipe)  # listed: whether it can run is asked on its workers, before work (datagen.probe)
-    assert [o.name for o in ops][:3] == ["read", "grayscale", "depth"]
+    assert {"read", "grayscale", "depth"} <= {o.name for o in ops}
     assert "no classical default" in check_ops(ops, 0.0, False)["depth"]
     with pytest.raises(ValueError, match="no depth checkpoint"):
         op.setup()
