@@ -44,9 +44,15 @@ class StageStats:
     items_in: int = 0
     samples_out: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (not errors: e.g. "no person")
+    # reason -> partitions: the stage ran otherwise than the recipe placed it (on the CPU although given a GPU) or
+    # not at all (optional and unable to run on its workers); run.json's `fallbacks`
+    fallbacks: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def fallback(self, reason: str, n: int = 1) -> None:
+        self.fallbacks[reason] = self.fallbacks.get(reason, 0) + n
 
     def merge(self, other: "StageStats") -> None:
         self.seconds += other.seconds
@@ -54,6 +60,8 @@ class StageStats:
         self.samples_out += other.samples_out
         for k, v in other.skipped.items():
             self.skip(k, v)
+        for k, v in other.fallbacks.items():
+            self.fallback(k, v)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,11 +69,18 @@ class StageStats:
             "items_in": self.items_in,
             "samples_out": self.samples_out,
             "skipped": dict(self.skipped),
+            **({"fallbacks": dict(self.fallbacks)} if self.fallbacks else {}),
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "StageStats":
-        return cls(d.get("seconds", 0.0), d.get("items_in", 0), d.get("samples_out", 0), dict(d.get("skipped", {})))
+        return cls(
+            d.get("seconds", 0.0),
+            d.get("items_in", 0),
+            d.get("samples_out", 0),
+            dict(d.get("skipped", {})),
+            dict(d.get("fallbacks", {})),
+        )
 
 
 @dataclass

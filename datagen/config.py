@@ -91,6 +91,12 @@ class RuntimeConfig(Section):
         description="share of the cluster's CPUs (at least one) that no actor may hold: the tasks' "
         "(read, decode, classical stages, commits)",
     )
+    allow_cpu_fallback: bool = Field(
+        False,
+        description="a stage placed on a GPU whose worker has no usable CUDA (or whose ONNX session runs on the CPU "
+        "provider) runs on the CPU, named and counted under run.json's fallbacks; false: that is an error. A "
+        "rehearsal on logical GPUs sets it",
+    )
     actor_start_timeout_s: int = Field(
         900,
         ge=1,
@@ -113,6 +119,8 @@ EXECUTION_KEYS = frozenset(
         "actors",
         "tensor_parallel_size",
         "gpu_memory_utilization",
+        # what the run does when the stage cannot run on its workers (skip it, counted): no sample it makes changes
+        "optional",
     }
 )
 

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from datagen.batch import WorkBatch
 from datagen.config import EXECUTION_KEYS, Section
 
@@ -17,6 +19,11 @@ log = logging.getLogger(__name__)
 
 class OperatorConfig(Section):
     enabled: bool = True
+    optional: bool = Field(
+        False,
+        description="when the stage cannot run on its workers (checkpoint files, packages, CUDA missing), skip it "
+        "(said in the log, counted under run.json's fallbacks) instead of failing the run before any work",
+    )
 
 
 class Role(enum.Enum):
@@ -62,6 +69,9 @@ class Operator:
     # stage reads a field that neither the plan nor an earlier stage gives
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
+    # True when the job has no point without this stage: when it is optional and cannot run, the whole job (and any
+    # job that runs after it) is skipped rather than the stage alone (the features job's pairing encoder)
+    essential: bool = False
 
     def __init__(self, config: OperatorConfig | None = None, **context: Any):
         self.config = config if config is not None else self.Config()
@@ -81,9 +91,15 @@ class Operator:
         return self.config.model_dump(mode="json", exclude={"enabled", *EXECUTION_KEYS})
 
     def unavailable_reason(self) -> str | None:
-        """Why this operator cannot run with its config (for example: no checkpoint set for a model that has no
-        classical fallback). The job then leaves it out and says so plainly in the log; None means it runs."""
+        """Why this operator cannot run with its config on this machine (no checkpoint set or its files absent,
+        a package missing). The runtime asks it on a worker of the kind the stage is placed on, before any data
+        flows (datagen.probe): the run then fails naming the stage, or skips it when `optional` says so. None:
+        it can run."""
         return None
+
+    def optional(self) -> bool:
+        """May the run go on without this stage when it cannot run (the recipe's `optional: true`)?"""
+        return bool(getattr(self.config, "optional", False))
 
     def describe(self) -> str:
         """One line for the logs: what algorithm or checkpoint this operator runs."""

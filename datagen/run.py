@@ -16,11 +16,11 @@ from typing import Any, Iterator, Optional, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datagen import paths, schema
-from datagen.config import ConfigError, Recipe
+from datagen import paths, probe, schema
+from datagen.config import ConfigError, Recipe, RuntimeConfig
 from datagen.ingest.read import STAGE as READ_STAGE
 from datagen.jobs import JobSpec, check_stage_order
-from datagen.planning import StagePlan
+from datagen.planning import StagePlan, WavePlan
 from datagen.runtime import Job, execute_jobs, plan_jobs, release_ray, warm_workers
 from datagen.shards.commit import read_marker
 from datagen.summary import aggregate, format_summary
@@ -98,6 +98,7 @@ class JobOutcome:
     fresh: list[dict[str, Any]] = field(default_factory=list)  # results of this invocation
     job: Optional[Job] = None  # the partitions still to do and the stages; None when there is nothing to do
     plans: Optional[list[StagePlan]] = None  # how its stages run: tasks or actor pools, sizes
+    skipped_whole: bool = False  # an optional stage it cannot do without cannot run (datagen.probe)
 
 
 def prepare_job(spec: JobSpec, recipe: Recipe, out: Path) -> JobOutcome:
@@ -117,8 +118,44 @@ def prepare_job(spec: JobSpec, recipe: Recipe, out: Path) -> JobOutcome:
     for op in stages:
         log.info("job %s stage %s", spec.name, op.describe())
     log.info("job %s: %d of %d partitions to do", spec.name, len(pending), len(partitions))
-    o.job = Job(spec.name, pending, stages, out, recipe.output, recipe.seed, recipe.fingerprint())
+    o.job = Job(
+        spec.name,
+        pending,
+        stages,
+        out,
+        recipe.output,
+        recipe.seed,
+        recipe.fingerprint(),
+        allow_cpu_fallback=recipe.runtime.allow_cpu_fallback,
+    )
     return o
+
+
+def check_stages(active: list[JobOutcome], rt: RuntimeConfig) -> WavePlan:
+    """Ask each stage, on a worker of its placement, whether it can run (datagen.probe), before any data flows: a
+    stage that cannot fails the run unless it is optional; an optional one is left out, said in the log and counted
+    under run.json's fallbacks. A job left without a stage it cannot do without is skipped whole. The plan of
+    what is left."""
+    plan = plan_jobs([o.job for o in active], rt)
+    unavailable = probe.check_plans({o.spec.name: plan.jobs[o.spec.name] for o in active}, rt)
+    probe.refuse_required(unavailable)
+    if not unavailable:
+        return plan
+    for o in active:
+        skipped = {u.stage: probe.skipped_reason(u) for u in unavailable if u.job == o.spec.name}
+        if not skipped:
+            continue
+        for name, why in skipped.items():
+            log.warning("job %s: stage %s is skipped: %s", o.spec.name, name, why)
+        stages = probe.remaining(o.job.stages, skipped)
+        if stages is None:
+            log.warning("job %s: skipped whole, it cannot run without %s", o.spec.name, ", ".join(skipped))
+            o.job, o.skipped_whole = None, True
+            continue
+        o.job.stages = check_stage_order(o.spec.name, stages, o.spec.given)
+        o.job.skipped = skipped
+    active[:] = [o for o in active if o.job is not None]
+    return plan_jobs([o.job for o in active], rt) if active else plan
 
 
 def waves(jobs: Sequence[JobSpec], together: bool) -> list[list[JobSpec]]:
@@ -148,14 +185,24 @@ def run_jobs(jobs: Sequence[JobSpec], recipe: Recipe, out: Path, show: bool) -> 
     leaving them idle; a job whose plan reads another job's output (the pairs job reads the features) waits for it."""
     rt = recipe.runtime
     outcomes: list[JobOutcome] = []
+    skipped_jobs: set[str] = set()
     for wave in waves(jobs, rt.concurrent_jobs and rt.executor == "ray"):
-        prepared = [prepare_job(spec, recipe, out) for spec in wave]
+        after_skipped = [s for s in wave if set(s.after) & skipped_jobs]
+        for spec in after_skipped:
+            why = ", ".join(sorted(set(spec.after) & skipped_jobs))
+            log.warning("job %s: skipped, it runs after %s", spec.name, why)
+            skipped_jobs.add(spec.name)
+        prepared = [prepare_job(spec, recipe, out) for spec in wave if spec not in after_skipped]
         outcomes += prepared
         active = [o for o in prepared if o.job is not None]
         if not active:
             continue
-        # one plan for the jobs that run at once: their pools share the cluster (datagen.planning)
-        plan = plan_jobs([o.job for o in active], rt)
+        # one plan for the jobs that run at once: their pools share the cluster (datagen.planning); every stage
+        # asked first, on a worker of its placement, whether it can run (datagen.probe)
+        plan = check_stages(active, rt)
+        skipped_jobs |= {o.spec.name for o in prepared if o.skipped_whole}
+        if not active:
+            continue
         for o in active:
             o.plans = plan.jobs[o.spec.name]
         log.info("plan of jobs %s:\n%s", ", ".join(o.spec.name for o in active), plan.table())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from datagen import devices
 from datagen.batch import WorkBatch
 from datagen.config import OutputConfig, RuntimeConfig
 from datagen.isolation import OPERATOR_ERROR, isolate, sample_uri
@@ -36,6 +37,8 @@ class Job:
     output: OutputConfig
     seed: int
     recipe: str
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # optional stage -> why it cannot run
+    allow_cpu_fallback: bool = False  # runtime.allow_cpu_fallback, told to every worker
 
     def for_workers(self) -> "Job":
         """What a worker needs to make and commit a batch: without the plan (every partition's entries: gigabytes at
@@ -49,9 +52,19 @@ class Job:
     def new_batch(self, spec: dict[str, Any]) -> WorkBatch:
         """The partition's plan entries become the batch's typed `entries`; the rest of the spec stays as planned."""
         rest = {k: v for k, v in spec.items() if k != "entries"}
-        return WorkBatch(
+        batch = WorkBatch(
             partition=spec["name"], spec=rest, seed=self.seed, recipe=self.recipe, entries=list(spec.get("entries", []))
         )
+        for name, why in self.skipped.items():  # each partition done without an optional stage counts
+            batch.stage(name).fallback(why)
+        return batch
+
+
+def setup_stages(ops: list[Operator]) -> None:
+    """Load each stage's models, a CPU fallback counted against the stage it happens in (datagen.devices)."""
+    for op in ops:
+        with devices.stage(op.name):
+            op.setup()
 
 
 def run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
@@ -59,6 +72,15 @@ def run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
     that caused it, quarantine that one with the error (OPERATOR_ERROR), and keep the rest. A sample is never lost
     silently. Per item, the samples made before this stage are set aside, so a batch that failed halfway cannot
     leave half its samples behind to be made again by the retries."""
+    with devices.stage(op.name):
+        batch = _run_stage(op, batch)
+    fell_back = devices.fallbacks().get(op.name)
+    if fell_back:  # this worker runs the stage on the CPU although it was given a GPU (allowed by the recipe)
+        batch.stage(op.name).fallback(f"cpu: {fell_back}")
+    return batch
+
+
+def _run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
     where = f"partition {batch.partition}: "
     if op.role.per_item:
         before = batch.samples
@@ -101,24 +123,23 @@ def _run_stages(ops: list[Operator], batch: WorkBatch) -> WorkBatch:
 
 # Plain loop ----------------------------------------------------------------------------------------------
 def execute_local(job: Job) -> Iterator[dict[str, Any]]:
-    for op in job.stages:
-        op.setup()
+    devices.allow_cpu_fallback(job.allow_cpu_fallback)
+    setup_stages(job.stages)
     for spec in job.partitions:
         batch = _run_stages(job.stages, job.new_batch(spec))
         yield job.complete(batch)
 
 
 # Ray Data ------------------------------------------------------------------------------------------------
-def _prepare_worker() -> None:
+def _prepare_worker(allow_cpu_fallback: bool = False) -> None:
     """Before any stage runs in a Ray worker: tell datagen.devices which GPUs Ray gave it (before any model loads),
     and keep OpenCV to the CPUs the task asked for. Ray sets OMP_NUM_THREADS to a task's num_cpus, which torch and
     OpenMP follow, but OpenCV's own thread pool takes every core of the machine: on 2 cores, two one-CPU tasks then
     ran four OpenCV threads and spent the difference switching between them."""
     import ray
 
-    from datagen import devices
-
     devices.assign_gpus(ray.get_gpu_ids())
+    devices.allow_cpu_fallback(allow_cpu_fallback)
     threads = os.environ.get("OMP_NUM_THREADS", "")
     if threads.isdigit() and int(threads) > 0:
         import cv2
@@ -135,9 +156,8 @@ class _TaskStages:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         if not self._ready:
-            _prepare_worker()
-            for op in self.ops:
-                op.setup()
+            _prepare_worker(self.job.allow_cpu_fallback)
+            setup_stages(self.ops)
             self._ready = True
         batch = self.job.new_batch(json.loads(row["spec"])) if self.first else row["batch"]
         batch = _run_stages(self.ops, batch)
@@ -151,10 +171,9 @@ class _ActorStage:
     loading) runs once per actor, after the actor learnt which GPUs Ray assigned it."""
 
     def __init__(self, ops: list[Operator], job: Job, first: bool, last: bool):
-        _prepare_worker()
+        _prepare_worker(job.allow_cpu_fallback)
         self.inner = _TaskStages(ops, job, first, last)
-        for op in ops:
-            op.setup()
+        setup_stages(ops)
         self.inner._ready = True
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:

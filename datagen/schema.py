@@ -359,6 +359,10 @@ class Sample:
     key: str = ""
     judge: JudgeRecord | None = None  # the vision-language judge's record, when it judged the sample
     threshold_failures: list[str] = field(default_factory=list)  # the quality filter's failed rules, when it marks
+    # scores a scorer that applies to the current turn failed to make (an error, a fallback answer, a value that is
+    # not a number): the quality filter drops on them (score_missing). In flight only, never written to a shard; a
+    # score that does not apply to the turn (text-to-image has no input) is never listed here
+    unscored: list[str] = field(default_factory=list, compare=False)
 
     def __post_init__(self) -> None:
         if not self.turns:

@@ -32,8 +32,10 @@ def aggregate(markers: list[dict[str, Any]], input_partitions: Collection[str] =
         for k, v in m["stages"].items():
             stages.setdefault(k, StageStats()).merge(StageStats.from_json(v))
     stage_rows = {}
+    fallbacks = {k: dict(sorted(st.fallbacks.items())) for k, st in sorted(stages.items()) if st.fallbacks}
     for k, st in stages.items():
         row = st.to_json()
+        row.pop("fallbacks", None)  # said once, under `fallbacks`
         row["items_per_s"] = round(st.items_in / st.seconds, 2) if st.seconds > 0 else None
         stage_rows[k] = row
     return {
@@ -49,6 +51,8 @@ def aggregate(markers: list[dict[str, Any]], input_partitions: Collection[str] =
         "quarantined": sum(quarantine.values()),
         "quarantine_reasons": dict(sorted(quarantine.items())),
         "stages": stage_rows,
+        # stage -> reason -> partitions that ran it otherwise than placed (CPU fallback) or without it (optional)
+        "fallbacks": fallbacks,
     }
 
 
@@ -81,6 +85,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  quarantined by reason:")
         for r, n in summary["quarantine_reasons"].items():
             lines.append(f"    {r:<24}  {n}")
+    if summary.get("fallbacks"):
+        lines.append("  fallbacks (stage: reason, partitions):")
+        for s, reasons in summary["fallbacks"].items():
+            for r, n in reasons.items():
+                lines.append(f"    {s}: {r}  ({n})")
     if summary.get("mix"):
         lines.append("  task mix (target -> achieved):")
         for k, m in summary["mix"].items():

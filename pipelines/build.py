@@ -1,5 +1,6 @@
 """How a pipeline module turns the recipe into operator instances: an operator runs when the recipe lists it under
-`operators:` with `enabled: true` and it can run with its config; otherwise the log says plainly why it is off."""
+`operators:` with `enabled: true`. Whether it can run is asked later, where it runs (datagen.probe): one that cannot
+fails the run, or is skipped and counted when the recipe marks it `optional: true`."""
 
 from __future__ import annotations
 
@@ -17,12 +18,7 @@ def configured(recipe: Recipe, cls: type[Operator]) -> Optional[Operator]:
     cfg = recipe.operators.get(cls.name)
     if cfg is None or not cfg.enabled:
         return None
-    op = cls(cfg, seed=recipe.seed)
-    why = op.unavailable_reason()
-    if why:
-        log.warning("operator %s is OFF: %s", cls.name, why)
-        return None
-    return op
+    return cls(cfg, seed=recipe.seed)
 
 
 def present(*ops: Optional[Operator]) -> list[Operator]:

@@ -32,33 +32,26 @@ def plan(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
 
 
 def encoder(recipe: Recipe) -> Optional[Operator]:
-    """The recipe's pairing encoder, or None (said plainly in the log) when pairing cannot run."""
+    """The recipe's pairing encoder, or None (said plainly in the log) when the recipe turns pairing off. Whether
+    it can run is asked on its workers (datagen.probe): the job cannot do without it (`essential`), so when it is
+    optional and cannot run, the features job and the pairs job after it are skipped."""
     cfg: PairingConfig = recipe.section("pairing")
     if not cfg.enabled:
         return None
     cls = ENCODERS[cfg.encoder]
     op = cls(recipe.operators.get(cfg.encoder), seed=recipe.seed)
-    why = op.unavailable_reason() or (None if op.config.enabled else f"operators.{cfg.encoder}.enabled is false")
-    if why:
-        log.warning("pairing is OFF: encoder %s: %s", cfg.encoder, why)
+    if not op.config.enabled:
+        log.warning("pairing is OFF: encoder %s: operators.%s.enabled is false", cfg.encoder, cfg.encoder)
         return None
+    op.essential = True
     return op
 
 
 def active_routes(recipe: Recipe) -> list[tuple[str, RouteConfig]]:
-    """Enabled routes whose task score can be computed with this recipe (the face route needs a face model pack)."""
+    """Enabled routes. The face route's face features are asked on their workers like every stage (datagen.probe):
+    a face model pack missing there fails the run, unless face_features is optional."""
     cfg: PairingConfig = recipe.section("pairing")
-    out = []
-    for name, route in cfg.routes.items():
-        if not route.enabled:
-            continue
-        if route.score == SCORE_FACE:
-            why = FaceFeatures(recipe.operators.get(FaceFeatures.name)).unavailable_reason()
-            if why:
-                log.warning("pairing route %s is OFF: %s", name, why)
-                continue
-        out.append((name, route))
-    return out
+    return [(name, route) for name, route in cfg.routes.items() if route.enabled]
 
 
 def stages(recipe: Recipe) -> list[Operator]:

@@ -59,11 +59,12 @@ def test_fingerprint_ignores_where_and_how_but_not_what():
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
 
-# a GPU placement and its CPU twin for every execution field a config may have (datagen.config.EXECUTION_KEYS)
+# a GPU placement and its CPU twin for every execution field a config may have (datagen.config.EXECUTION_KEYS);
+# `optional` (what a run does with a stage that cannot run) changes no key either
 GPU = {"device": "cuda", "num_gpus": 1, "num_cpus": 4, "batch_size": 32, "concurrency": 2, "num_threads": 4}
-GPU |= {"actors": 2, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5}
+GPU |= {"actors": 2, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "optional": True}
 CPU = {"device": "cpu", "num_gpus": 0, "num_cpus": 1, "batch_size": 1, "concurrency": 1, "num_threads": 1}
-CPU |= {"actors": 1, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9}
+CPU |= {"actors": 1, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "optional": False}
 
 
 def placed(path: str, placement: dict, *extra: str):

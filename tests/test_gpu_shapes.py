@@ -57,6 +57,7 @@ def run_on(cluster: dict, out: Path, models: dict[str, str], photos: int) -> tup
         "configs/demo.yaml",
         f"output.dir={out}",
         "runtime.progress=false",
+        "runtime.allow_cpu_fallback=true",  # logical GPUs: GPU-placed stages compute on the CPU
         f"input.limit={photos}",
         "input.max_side=128",
         "input.images_per_partition=1",

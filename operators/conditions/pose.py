@@ -123,7 +123,7 @@ class Pose(ModelCondition):
         rtmlib = require("rtmlib")
         YOLOX, RTMPose = rtmlib.YOLOX, rtmlib.RTMPose
 
-        from operators.models.onnx import onnx_device
+        from operators.models.onnx import check_provider, onnx_device, providers
 
         device = onnx_device(c.device)
         self._det = YOLOX(
@@ -137,6 +137,10 @@ class Pose(ModelCondition):
         self._pose = RTMPose(
             c.checkpoint, model_input_size=tuple(c.pose_input_size), backend="onnxruntime", device=device
         )
+        asked = providers(c.device)
+        for model in (self._det, self._pose):  # rtmlib keeps its ORT session; a CUDA one may land on the CPU
+            if getattr(model, "session", None) is not None:
+                check_provider(model.session, asked, self.name)
 
     def make_condition(self, image, rng):
         self.setup()

@@ -95,7 +95,7 @@ class FaceFeatures(FeatureOperator):
             self._app = per_process(("opencv_zoo_faces", t), lambda: OpenCVZooFaces(score_threshold=t))
             return
         from datagen.optional import require
-        from operators.models.onnx import CUDA, providers, session_provider
+        from operators.models.onnx import CUDA, check_provider, providers
 
         FaceAnalysis = require("insightface.app").FaceAnalysis
 
@@ -114,7 +114,8 @@ class FaceFeatures(FeatureOperator):
         app.prepare(ctx_id=ctx, det_thresh=c.det_thresh, det_size=(c.det_size, c.det_size))
         self._app = app
         session = getattr(app.models["recognition"], "session", None)  # insightface's model keeps its ORT session
-        log.info("face_features loaded %s on %s", c.model_pack, session_provider(session) if session else asked[0])
+        used = check_provider(session, asked, self.name) if session is not None else asked[0]
+        log.info("face_features loaded %s on %s", c.model_pack, used)
 
     def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         if self._app is None:

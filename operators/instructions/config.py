@@ -30,6 +30,11 @@ class TemplateConfig(Section):
 
 
 class RewriteConfig(Section):
+    optional: bool = Field(
+        False,
+        description="when this method cannot run on its workers (model files or vllm missing), skip it (counted "
+        "under run.json's fallbacks; its samples keep their template instructions) instead of failing the run",
+    )
     rewriter: Literal["rule_based", "llm"] = Field(
         "rule_based",
         description="rule_based: classical paraphraser over a grammar of verbs, objects and frames (no weights); llm: "
@@ -93,6 +98,11 @@ class RewriteConfig(Section):
 
 
 class CaptionerConfig(Section):
+    optional: bool = Field(
+        False,
+        description="when this method cannot run on its workers (model files or vllm missing), skip it (counted "
+        "under run.json's fallbacks; its samples keep their template instructions) instead of failing the run",
+    )
     tasks: list[str] = Field(
         default_factory=lambda: list(NATURAL_PAIR_TASKS),
         description="tasks the captioner writes for; '*' for every task with an input",
@@ -106,6 +116,11 @@ class CaptionerConfig(Section):
 
 
 class DifferenceConfig(Section):
+    optional: bool = Field(
+        False,
+        description="when this method cannot run on its workers (model files or vllm missing), skip it (counted "
+        "under run.json's fallbacks; its samples keep their template instructions) instead of failing the run",
+    )
     tasks: list[str] = Field(default_factory=lambda: list(NATURAL_PAIR_TASKS))
     backend: BackendConfig = Field(BackendConfig(), description="the MLLM that compares the two images")
     writer: Optional[BackendConfig] = Field(

@@ -1,6 +1,7 @@
 """Which instruction stages a job runs, from the recipe's `instructions` section: templates first (every turn
 gets one; it is the fallback of every other method), then the model-backed methods, then rewrites of what is
-still a template. A model stage that cannot run (no checkpoint, vllm not installed) is left out, said plainly."""
+still a template. Whether a model stage can run (checkpoint, vllm installed) is asked on its workers (datagen.probe):
+one that cannot fails the run unless its section says `optional: true`; then it is skipped and counted."""
 
 from __future__ import annotations
 
@@ -34,12 +35,5 @@ def build_instruction_stages(recipe: Recipe) -> list[Operator]:
     for method, cls, sub in wanted:
         if method not in cfg.methods:
             continue
-        op = cls(sub, seed=recipe.seed)
-        why = op.unavailable_reason()
-        if why:
-            log.warning(
-                "instructions method %s is OFF: %s; those samples keep their template instructions", method, why
-            )
-            continue
-        stages.append(op)
+        stages.append(cls(sub, seed=recipe.seed))
     return stages

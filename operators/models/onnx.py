@@ -1,5 +1,7 @@
-"""ONNX Runtime for every family: which execution provider a device gets, one way to build a session (logging the
-provider onnxruntime actually chose), and the cached export of a torch model to ONNX that workers load without torch."""
+"""ONNX Runtime for every family: which execution provider a device gets, one way to build a session (checking the
+provider onnxruntime actually chose), and the cached export of a torch model to ONNX that workers load without torch.
+A GPU-placed session that lands on the CPU provider is a CPU fallback (datagen.devices.cpu_fallback): an error
+unless the recipe allows it."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from datagen.devices import resolve_device
+from datagen.devices import cpu_fallback, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,10 @@ def providers(device: str) -> list[str]:
     from datagen.optional import require
 
     ort = require("onnxruntime")
-    if resolve_device(device).startswith("cuda") and CUDA in ort.get_available_providers():
-        return [CUDA, CPU]
+    if resolve_device(device).startswith("cuda"):
+        if CUDA in ort.get_available_providers():
+            return [CUDA, CPU]
+        cpu_fallback(f"onnxruntime has no {CUDA} (install onnxruntime-gpu on the GPU workers)")
     return [CPU]
 
 
@@ -39,6 +43,15 @@ def session_provider(session: Any) -> str:
     return session.get_providers()[0]
 
 
+def check_provider(session: Any, asked: list[str], name: str) -> str:
+    """The provider `session` runs on; a session that asked for CUDA and got the CPU (onnxruntime only prints it)
+    is a CPU fallback."""
+    used = session_provider(session)
+    if asked and asked[0] == CUDA and used != CUDA:
+        cpu_fallback(f"{name}: onnxruntime asked for {CUDA} but the session runs on {used}")
+    return used
+
+
 def onnx_session(path: str | Path, device: str = "cpu", threads: int = 1, name: str = "onnx") -> Any:
     """An InferenceSession of the file at `path` on `device` (see providers) with `threads` intra-op threads and one
     inter-op thread (the graph runs sequentially); logs the provider it actually runs on (session_provider)."""
@@ -48,8 +61,9 @@ def onnx_session(path: str | Path, device: str = "cpu", threads: int = 1, name: 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), sess_options=opts, providers=providers(device))
-    log.info("%s: %s on %s", name, path, session_provider(session))
+    asked = providers(device)
+    session = ort.InferenceSession(str(path), sess_options=opts, providers=asked)
+    log.info("%s: %s on %s", name, path, check_provider(session, asked, name))
     return session
 
 

@@ -1,6 +1,8 @@
 """What every scorer shares: it looks at the current turn of each finished sample (CU or LCU), scores what that turn
 has (a Text-to-Image turn has no input, a condition turn has a map), skips what does not apply with a counted reason,
-and never drops a sample: a scorer that fails on one sample leaves it unscored and counts why."""
+and never drops a sample: a scorer that fails on one sample leaves it unscored, counts why, and lists the scores it
+owed in Sample.unscored, so that the quality filter can tell a failed score (dropped: score_missing) from one that
+does not apply."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 
@@ -74,6 +76,13 @@ class Scorer(Operator):
     writes = (SAMPLE_SCORES,)
     Config = ScorerConfig
     partition_memo: Optional[dict] = None
+    makes: ClassVar[tuple[str, ...]] = ()  # the score names (datagen.schema.SCORES) this scorer can make
+
+    def unscored(self, sample: Sample, names: tuple[str, ...] | list[str] | None = None) -> None:
+        """This scorer applied to the sample's turn but did not make `names` (default: every score it makes)."""
+        new = [n for n in (self.makes if names is None else names) if n not in sample.unscored]
+        if new:  # a new list: samples copied with dataclasses.replace may share the old one
+            sample.unscored = [*sample.unscored, *new]
 
     def skip_reason(self, v: TurnView) -> Optional[str]:
         """Why this scorer does not apply to the turn (counted in the stage stats), None when it does."""
@@ -117,10 +126,12 @@ class Scorer(Operator):
             for f in failed:  # a sample is never lost to a scorer: it stays, unscored, and the reason is counted
                 stats.skip(f.reason)
                 log.warning("%s left unscored (%s)", f.uri, f.detail)
+                self.unscored(f.item.sample)
             for chunk, results in runs:
                 for v, scores in zip(chunk, results):
                     if isinstance(scores, str):
                         stats.skip(f"fallback: {scores}")
+                        self.unscored(v.sample)
                     else:
                         self.record(v.sample, scores)
 
@@ -137,3 +148,5 @@ class Scorer(Operator):
             value = float(value)
             if math.isfinite(value):
                 sample.provenance.scores[k] = round(value, 6)
+            else:
+                self.unscored(sample, [k])

@@ -46,6 +46,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 class ClipScores(Scorer):
     name = "clip_scores"
+    makes = ("clip_text", "clip_image", "clip_direction", "aesthetic")
     version = "1"
     stateful = True
     Config: ClassVar[type[ClipScoresConfig]] = ClipScoresConfig

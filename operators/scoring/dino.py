@@ -29,6 +29,7 @@ class DinoScoreConfig(ScorerConfig, Placement):
 
 class DinoScore(Scorer):
     name = "dino_score"
+    makes = ("dino_image",)
     version = "1"
     stateful = True
     Config: ClassVar[type[DinoScoreConfig]] = DinoScoreConfig

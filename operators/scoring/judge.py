@@ -120,6 +120,7 @@ class JudgeScoresConfig(ScorerConfig):
 
 class JudgeScores(Scorer):
     name = "judge_scores"
+    makes = ("judge_semantics", "judge_quality")
     writes = (SAMPLE_SCORES, SAMPLE_JUDGE)
     version = "1"
     stateful = True

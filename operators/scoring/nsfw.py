@@ -66,6 +66,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
 
 class NsfwScore(Scorer):
     name = "nsfw_score"
+    makes = ("nsfw",)
     version = "1"
     stateful = True
     Config: ClassVar[type[NsfwScoreConfig]] = NsfwScoreConfig

@@ -153,6 +153,8 @@ def pixel_scores(
 
 class PixelScores(Scorer):
     name = "pixel_scores"
+    makes = ("pixel_l1", "pixel_l1_inside", "pixel_l1_outside", "pixel_ssim", "pixel_ssim_inside")
+    makes += ("pixel_ssim_outside", "mask_area")
     version = "1"
     Config: ClassVar[type[PixelScoresConfig]] = PixelScoresConfig
 

@@ -1,11 +1,13 @@
 """The quality filter: drops samples whose scores fall outside the recipe's per-task thresholds, counting each
 failed threshold as a reason, or with keep_below_threshold marks them (score failed_thresholds, and which ones in
-Sample.threshold_failures) so that thresholds can be studied before they are enforced. A score a sample lacks never
-fails."""
+Sample.threshold_failures) so that thresholds can be studied before they are enforced. A score a threshold names
+that the sample lacks because its scorer failed on it (Sample.unscored) drops it as score_missing unless
+`missing: keep`; a score that does not apply to the turn (no input in text-to-image) or whose scorer the recipe
+does not run is not judged."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -79,6 +81,14 @@ class QualityFilterConfig(OperatorConfig):
     keep_below_threshold: bool = Field(
         False, description="keep failing samples and only mark them (score failed_thresholds)"
     )
+    # exclude: left out of the recipe fingerprint (part of every sample key), like placement; which samples ship
+    # is the filter's counted business, and a recipe that never set it keeps its keys
+    missing: Literal["drop", "keep"] = Field(
+        "drop",
+        exclude=True,
+        description="a sample lacking a score that a threshold in effect names, because the scorer that applies to "
+        "its turn failed on it: drop (counted as score_missing) or keep it unjudged on that score (counted)",
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -94,6 +104,14 @@ def thresholds_for(task: str, tables: list[Thresholds]) -> dict[str, Bound]:
         for key in ("*", group, task):
             out.update(table.get(key, {}))
     return out
+
+
+SCORE_MISSING = "score_missing"
+
+
+def missing_scores(sample: Sample, bounds: dict[str, Bound]) -> list[str]:
+    """The scores a threshold names that the sample lacks although a scorer applied to its turn (Sample.unscored)."""
+    return sorted(n for n in bounds if n not in sample.provenance.scores and n in sample.unscored)
 
 
 def failures(scores: dict[str, float], bounds: dict[str, Bound]) -> list[str]:
@@ -138,7 +156,16 @@ class QualityFilter(Operator):
         tables = self.tables()
         own_provenance(batch.samples)
         for s in batch.samples:
-            failed = failures(s.provenance.scores, thresholds_for(s.task, tables))
+            bounds = thresholds_for(s.task, tables)
+            failed = failures(s.provenance.scores, bounds)
+            missing = missing_scores(s, bounds)
+            if missing and self.config.missing == "keep":
+                for name in missing:
+                    stats.skip(f"kept: {SCORE_MISSING}: {name}")
+            elif missing:
+                failed += [f"{SCORE_MISSING}: {name}" for name in missing]
+                if not self.config.keep_below_threshold:
+                    stats.skip(SCORE_MISSING)
             if self.config.keep_below_threshold:
                 s.provenance.scores["failed_thresholds"] = float(len(failed))
                 if failed:

@@ -152,10 +152,16 @@ def test_siglip_encoder_through_the_features_job(tmp_path):
     assert (out / schema.PAIRS_FILE).exists()
 
 
-def test_pairing_is_plainly_off_without_an_encoder(tmp_path, caplog):
+def test_pairing_without_an_encoder_fails_unless_optional(tmp_path, caplog):
+    from datagen.probe import StageUnavailable
+
     out = tmp_path / "out"
-    run(recipe(out, "pairing.encoder=siglip_features", "input.limit=4"))
-    assert "pairing is OFF" in caplog.text and "pretrained is not set" in caplog.text
+    with pytest.raises(StageUnavailable, match="pretrained is not set"):
+        run(recipe(out, "pairing.encoder=siglip_features", "input.limit=4"))
+    out = tmp_path / "optional"
+    run(recipe(out, "pairing.encoder=siglip_features", "operators.siglip_features.optional=true", "input.limit=4"))
+    assert "stage siglip_features is skipped" in caplog.text and "pretrained is not set" in caplog.text
+    assert "job features: skipped whole" in caplog.text and "job pairs: skipped" in caplog.text
     assert not (out / schema.FEATURES_DIR).exists() and not (out / schema.PAIRS_FILE).exists()
     run(recipe(tmp_path / "off", "pairing.enabled=false", "input.limit=4"))
     assert not (tmp_path / "off" / schema.PAIRS_FILE).exists()

@@ -61,7 +61,7 @@ def test_demo_output_holds_every_weight_free_condition_both_ways(tmp_path, caplo
         run(recipe)
     # depth has no weights offline; pose runs BlazePose from the files make install fetched
     # (tests/test_demo_end_to_end.py)
-    assert "operator depth is OFF" in caplog.text and "operator pose is OFF" not in caplog.text
+    assert "stage depth is skipped" in caplog.text and "stage pose is skipped" not in caplog.text
     seen: set[str] = set()
     masked: dict[str, int] = {}
     for s in iter_samples(tmp_path / "out"):

@@ -3,8 +3,6 @@ through AutoProcessor + AutoModelForImageTextToText like any checkpoint, answers
 batch, and the captioner stage keeps every sample, falling back (counted) when the answer is unusable.
 vLLM is not installed here: its stage is left out with a plain reason."""
 
-import logging
-
 from datagen.batch import WorkBatch
 from datagen.schema import Frame, Provenance, Sample, Turn
 from operators.instructions.captioner import CaptionerInstructions
@@ -79,12 +77,12 @@ def test_vllm_and_missing_models_are_left_out_plainly(caplog):
             }
         }
     )
-    with caplog.at_level(logging.WARNING):
-        stages = build_instruction_stages(recipe)
-    assert [s.name for s in stages] == ["template_instructions"]
-    text = caplog.text
-    assert "captioner is OFF" in text and "vllm is not installed" in text
-    assert "mllm_difference is OFF" in text and "no model set" in text
+    from datagen.probe import check_ops
+
+    stages = build_instruction_stages(recipe)  # listed; asked on their workers whether they can run (datagen.probe)
+    assert [s.name for s in stages] == ["template_instructions", "captioner_instructions", "difference_instructions"]
+    why = check_ops(stages, 0.0, False)
+    assert "vllm is not installed" in why["captioner_instructions"] and "no model set" in why["difference_instructions"]
 
 
 def test_vllm_stage_declares_tensor_parallel_gpus():
