@@ -201,7 +201,11 @@ def _filter(recipe: Recipe, r: Rehearsal) -> None:
     it still sees samples and the output holds every made sample with its marks."""
     if _enabled(recipe, "quality_filter") is not None:
         r.set("operators.quality_filter.keep_below_threshold", "true")
-        r.notes.append("quality_filter: marks samples outside the thresholds instead of dropping them (random scores)")
+        r.set("operators.quality_filter.missing", "keep")
+        r.notes.append(
+            "quality_filter: marks samples outside the thresholds, and keeps those a tiny model left unscored, "
+            "instead of dropping them (tiny models score at random)"
+        )
 
 
 BUILDERS: tuple[Callable[[Recipe, Rehearsal], None], ...] = (
