@@ -308,8 +308,8 @@ def plan_wave(
     has_tasks = any(not is_pool for groups in grouped.values() for is_pool, _ in groups)
     task_cpus = max(1.0, round(shape.cpus * runtime.task_cpu_share, 2)) if has_tasks else 0.0
     room = shape.cpus - task_cpus
-    for p in gpu_pools:  # a declared concurrency may exceed the share: an autoscaling cluster adds nodes
-        p.most = p.concurrency or p.most
+    for p in gpu_pools:  # a declared concurrency caps the pool; it never takes more than its share of the GPUs
+        p.most = min(p.concurrency, p.most) if p.concurrency else p.most
     for p in cpu_pools:
         p.most = p.concurrency or 10**9
     for p in gpu_pools + cpu_pools:  # no more actors than partitions to do: loading a model costs
