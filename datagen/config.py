@@ -59,6 +59,10 @@ class OutputConfig(Section):
     jpeg_quality: int = Field(95, ge=1, le=100)
 
 
+# Nothing is downloaded at run time: the hub libraries answer from their local cache or fail with the missing file.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
 class RuntimeConfig(Section):
     executor: Literal["ray", "local"] = Field(
         "ray", description="ray: Ray Data streaming; local: the same stages in a plain loop"
@@ -78,6 +82,11 @@ class RuntimeConfig(Section):
         True,
         description="jobs that do not read each other's output (images and features) "
         "run at the same time, their partitions interleaved on the cluster; false: one job after another",
+    )
+    env: dict[str, str] = Field(
+        default_factory=lambda: dict(OFFLINE_ENV),
+        description="environment variables of the driver and every Ray worker; by default the Hugging Face libraries "
+        "stay offline (a recipe names local paths or hub ids already in the workers' cache: nothing is downloaded)",
     )
     gpu_weights: dict[str, float] = Field(
         default_factory=dict,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -241,6 +242,7 @@ def run(recipe: Recipe, jobs: Sequence[JobSpec], progress: bool | None = None, r
     pipelines.run calls this with datagen's own jobs. `release`: the caller is done with Ray once the jobs are
     (the CLI): Ray shuts down while the summary and the report are written."""
     out = Path(recipe.output.dir).resolve()
+    os.environ.update(recipe.runtime.env)  # the plain loop's stages see the recipe's environment too
     show = recipe.runtime.progress if progress is None else progress
     t0 = time.perf_counter()
     with output_lock(out):

@@ -185,15 +185,18 @@ def init_ray(runtime: RuntimeConfig) -> None:
 
     if ray.is_initialized():
         return
+    # the recipe's environment (by default: the Hugging Face libraries offline) for the driver and every worker
+    os.environ.update(runtime.env)
+    env = {"env_vars": dict(runtime.env)} if runtime.env else None
     address = runtime.address or os.environ.get("RAY_ADDRESS")
     if address:
         log.info("joining Ray cluster at %s", address)
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=env)
     else:
         log.info("starting an embedded local Ray (%s CPUs)", runtime.num_cpus or "all")
         # Ray Data's import (most of a second) overlaps the seconds ray.init waits for its processes
         threading.Thread(target=lambda: __import__("ray.data"), name="import-ray-data", daemon=True).start()
-        ray.init(num_cpus=runtime.num_cpus, include_dashboard=False, log_to_driver=True)
+        ray.init(num_cpus=runtime.num_cpus, include_dashboard=False, log_to_driver=True, runtime_env=env)
 
 
 def _warm(ops: list[Operator]) -> None:

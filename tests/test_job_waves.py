@@ -92,3 +92,24 @@ def test_workers_are_warmed_only_on_an_embedded_ray(ray_local, monkeypatch):
     assert warm_workers(tasks, RuntimeConfig(address="10.0.0.1:6379")) == 0  # a cluster: start-up is small there
     assert warm_workers(tasks, RuntimeConfig(executor="local")) == 0
     assert warm_workers([StagePlan((Grayscale(),), "actors", 1.0)], RuntimeConfig()) == 0  # pools set up their own
+
+
+def test_workers_run_with_the_recipes_environment(tmp_path):
+    """runtime.env reaches every Ray worker (by default the Hugging Face libraries offline: nothing is downloaded)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ray\n"
+        "from datagen.config import RuntimeConfig\n"
+        "from datagen.runtime import init_ray\n"
+        "init_ray(RuntimeConfig(num_cpus=1, env={'HF_HUB_OFFLINE': '1', 'DATAGEN_PROBE': 'yes'}))\n"
+        "import os\n"
+        "f = ray.remote(lambda: os.environ.get('HF_HUB_OFFLINE', '') + os.environ.get('DATAGEN_PROBE', ''))\n"
+        "print('ENV', ray.get(f.remote()))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "ENV 1yes" in res.stdout, res.stderr[-3000:]
+    from datagen.config import RuntimeConfig
+
+    assert RuntimeConfig().env["HF_HUB_OFFLINE"] == "1"
