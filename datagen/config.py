@@ -113,6 +113,9 @@ EXECUTION_KEYS = frozenset(
         "actors",
         "tensor_parallel_size",
         "gpu_memory_utilization",
+        # when a model backend counts as broken (datagen.isolation.BackendBroken): how the job fails, not what it makes
+        "max_failure_rate",
+        "max_consecutive_failures",
     }
 )
 
