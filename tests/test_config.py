@@ -62,8 +62,10 @@ def test_fingerprint_ignores_where_and_how_but_not_what():
 # a GPU placement and its CPU twin for every execution field a config may have (datagen.config.EXECUTION_KEYS)
 GPU = {"device": "cuda", "num_gpus": 1, "num_cpus": 4, "batch_size": 32, "concurrency": 2, "num_threads": 4}
 GPU |= {"actors": 2, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5}
+GPU |= {"max_failure_rate": 0.5, "max_consecutive_failures": 3}  # how a run fails is no more part of it than where
 CPU = {"device": "cpu", "num_gpus": 0, "num_cpus": 1, "batch_size": 1, "concurrency": 1, "num_threads": 1}
 CPU |= {"actors": 1, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9}
+CPU |= {"max_failure_rate": 0.01, "max_consecutive_failures": 50}
 
 
 def placed(path: str, placement: dict, *extra: str):
