@@ -130,6 +130,9 @@ EXECUTION_KEYS = frozenset(
         "gpu_memory_utilization",
         # what the run does when the stage cannot run on its workers (skip it, counted): no sample it makes changes
         "optional",
+        # when a model backend counts as broken (datagen.isolation.BackendBroken): how the job fails, not what it makes
+        "max_failure_rate",
+        "max_consecutive_failures",
     }
 )
 

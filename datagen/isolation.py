@@ -24,6 +24,13 @@ BACKEND_ERROR = "backend_error"  # a model backend raised on this turn or reques
 CODES = (OPERATOR_ERROR, FEATURE_ERROR, SCORE_ERROR, BACKEND_ERROR)
 
 
+class BackendBroken(RuntimeError):
+    """A model backend failed more of a partition's requests than its recipe allows (max_failure_rate,
+    max_consecutive_failures): the engine, not an input, is broken. Never isolated: `isolate` and the runtime's
+    per-item retries re-raise it, so the job stops with the engine's own error and the partition gets no done-marker
+    (a resumed run retries it)."""
+
+
 def describe_error(err: BaseException) -> str:
     """`Type: message at file:line` of the innermost frame, the place to look."""
     last = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
@@ -74,12 +81,15 @@ def isolate(
     """Run `work` on all `items`; if it raises, run it on each item alone. Returns the (items, result) of every call
     that returned, in input order, and a Failure for each item that raised alone (code from CODES).
     `give_up_after`: after that many lone failures in a row the rest fail with the last error untried, for a backend
-    that is down (every lone call would wait out its timeout) rather than an input that is bad."""
+    that is down (every lone call would wait out its timeout) rather than an input that is bad.
+    A BackendBroken from `work` is never isolated: it propagates, whole batch or lone item."""
     if code not in CODES:
         raise ValueError(f"unknown failure code {code!r}; datagen.isolation.CODES defines {CODES}")
     items = list(items)
     try:
         return [(items, work(items))], []  # with no items too: a reading stage makes its items from nothing
+    except BackendBroken:
+        raise
     except Exception as err:  # noqa: BLE001 - the items are retried alone below; nothing is lost to one bad input
         if not items:
             log.warning("%s%s failed with no input to blame (%s)", where, stage, describe_error(err))
@@ -98,6 +108,8 @@ def isolate(
         try:
             done.append(([x], work([x])))
             streak = 0
+        except BackendBroken:
+            raise
         except Exception as one:  # noqa: BLE001
             failed.append(Failure(x, uri(x), code, stage, one, label(x) if label else ""))
             streak, last = streak + 1, one

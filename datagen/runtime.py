@@ -71,7 +71,8 @@ def run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
     """Run one operator on a batch; if it raises, isolate the failure to the item (FEATURES/MAKE roles) or sample
     that caused it, quarantine that one with the error (OPERATOR_ERROR), and keep the rest. A sample is never lost
     silently. Per item, the samples made before this stage are set aside, so a batch that failed halfway cannot
-    leave half its samples behind to be made again by the retries."""
+    leave half its samples behind to be made again by the retries. A BackendBroken (a model backend past its recipe's
+    failure threshold) is not an item's fault: it propagates and fails the job, and the partition is not committed."""
     with devices.stage(op.name):
         batch = _run_stage(op, batch)
     fell_back = devices.fallbacks().get(op.name)

@@ -63,8 +63,10 @@ def test_fingerprint_ignores_where_and_how_but_not_what():
 # `optional` (what a run does with a stage that cannot run) changes no key either
 GPU = {"device": "cuda", "num_gpus": 1, "num_cpus": 4, "batch_size": 32, "concurrency": 2, "num_threads": 4}
 GPU |= {"actors": 2, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "optional": True}
+GPU |= {"max_failure_rate": 0.5, "max_consecutive_failures": 3}  # how a run fails is no more part of it than where
 CPU = {"device": "cpu", "num_gpus": 0, "num_cpus": 1, "batch_size": 1, "concurrency": 1, "num_threads": 1}
 CPU |= {"actors": 1, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "optional": False}
+CPU |= {"max_failure_rate": 0.01, "max_consecutive_failures": 50}
 
 
 def placed(path: str, placement: dict, *extra: str):

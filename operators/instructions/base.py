@@ -1,6 +1,7 @@
 """Shared shape of the model-backed instruction stages (captioner, MLLM difference): pick the turns they write
 for, send requests through the backend in batches, accept usable answers, and fall back to the turn's template
-instruction (method fallback_template, counted in the stage's stats) for everything else. No sample is lost."""
+instruction (method fallback_template, counted in the stage's stats) for everything else. No sample is lost; a
+backend that fails more requests than the recipe allows stops the job (FailureBudget, BackendBroken)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ import logging
 from typing import Any, ClassVar
 
 from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
-from datagen.isolation import BACKEND_ERROR, isolate, sample_uri
+from datagen.isolation import BACKEND_ERROR, describe_error, isolate, sample_uri
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import METHOD_FALLBACK_TEMPLATE, METHOD_TEMPLATE, Sample, Turn
 from operators.instructions.records import count_fallback, update_turn_record
 from operators.instructions.text import normalize_answer, shift_indicators, unusable_reason
-from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, make_backend
+from operators.models.backends.base import (
+    BackendConfig,
+    ChatBackend,
+    ChatRequest,
+    ChatResult,
+    FailureBudget,
+    answers,
+    make_backend,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,8 @@ class ModelInstructionStage(Operator):
         super().__init__(config, **context)
         # both model stages show the model the images: the backend needs an image-text model
         self.backend: ChatBackend = make_backend(self.backend_config, images=True, key=f"{self.config_key}.backend")
+        self._budgets: dict[int, FailureBudget] = {}
+        self._partition: tuple[int, str] | None = None  # (turns to write, "partition X: ") while process runs
 
     @property
     def backend_config(self) -> BackendConfig:
@@ -44,10 +55,7 @@ class ModelInstructionStage(Operator):
         return self.backend.unavailable_reason()
 
     def resources(self) -> Resources:
-        b = self.backend_config
-        return Resources(
-            num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors
-        )
+        return self.backend.resources()
 
     def setup(self) -> None:
         self.backend.setup()
@@ -68,9 +76,14 @@ class ModelInstructionStage(Operator):
         step = max(1, self.backend_config.batch_size) * max(
             1, self.backend_config.concurrency if self.backend_config.kind == "openai" else 1
         )
+        where = f"partition {batch.partition}: "
+        # per backend (the difference method may write through a second one): more failed requests than the recipe
+        # allows stop the job with the engine's error instead of leaving the partition to templates
+        self._budgets: dict[int, FailureBudget] = {}
+        self._partition = (len(jobs), where)
         for start in range(0, len(jobs), step):
-            # a broken backend call means templates for the turns it fails alone, not lost samples; two lone
-            # failures in a row mean the backend, not a turn, is broken: the rest keep their templates untried
+            # a request the backend fails alone costs its turn's template, counted; an error of the stage's own (a
+            # chunk that raised) is retried turn by turn and a turn that fails alone counts against the budget too
             _, failed = isolate(
                 lambda chunk: self.run_chunk(batch, [job for job in chunk if self.pending(job)]),
                 jobs[start : start + step],
@@ -78,13 +91,14 @@ class ModelInstructionStage(Operator):
                 code=BACKEND_ERROR,
                 uri=lambda job: sample_uri(job[0]),
                 label=lambda job: f"sample {job[0].key} turn {job[1]}",
-                where=f"partition {batch.partition}: ",
-                give_up_after=2,
+                where=where,
             )
             for f in failed:
                 if self.pending(f.item):
                     log.warning("%s keeps its template (%s)", f.uri, f.detail)
                     self.fallback(batch, f.item, f.reason)
+                    self.budget_of(self.backend).record(ChatResult(None, f.reason, detail=describe_error(f.error)))
+        self._partition = None
         return batch
 
     @staticmethod
@@ -95,11 +109,19 @@ class ModelInstructionStage(Operator):
     def run_chunk(self, batch: WorkBatch, chunk: list[Job]) -> None:
         raise NotImplementedError
 
+    def budget_of(self, backend: ChatBackend) -> FailureBudget | None:
+        """The failure budget of `backend` in the partition being processed (None outside `process`)."""
+        if self._partition is None:
+            return None
+        if id(backend) not in self._budgets:
+            n, where = self._partition
+            self._budgets[id(backend)] = FailureBudget(backend.config, n, self.name, where)
+        return self._budgets[id(backend)]
+
     def ask(self, reqs: list[ChatRequest], backend: ChatBackend | None = None) -> list[ChatResult]:
-        results = (backend or self.backend).chat(reqs)
-        if len(results) != len(reqs):
-            raise RuntimeError(f"backend returned {len(results)} results for {len(reqs)} requests")
-        return results
+        """One result per request; each counts against the partition's budget of that backend (see process)."""
+        backend = backend or self.backend
+        return answers(backend, reqs, self.budget_of(backend), stage=self.name)
 
     def finish_answer(self, batch: WorkBatch, job: Job, answer: str, record: dict[str, Any] | None = None) -> bool:
         """Normalise the answer; use it if it is a usable instruction for the turn, else fall back. True if used."""

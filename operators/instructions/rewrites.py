@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from datagen.batch import SAMPLE_INSTRUCTION, SAMPLES, WorkBatch, derive_seed
-from datagen.isolation import BACKEND_ERROR, isolate, sample_uri
+from datagen.isolation import sample_uri
 from datagen.operator import Operator, Resources, Role
 from datagen.schema import (
     INDICATOR_RE,
@@ -27,7 +27,7 @@ from operators.instructions.paraphrase import CAPTION_SLOT, RuleParaphraser
 from operators.instructions.prompts import rewrite_prompt
 from operators.instructions.records import count_fallback, turn_record, update_turn_record
 from operators.instructions.text import clean_caption, normalize_answer
-from operators.models.backends.base import ChatRequest, make_backend
+from operators.models.backends.base import ChatRequest, FailureBudget, answers, make_backend
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,7 @@ class RewriteInstructions(Operator):
     def resources(self) -> Resources:
         if self.backend is None:
             return Resources(num_cpus=1.0, batch_size=256)
-        b = self.config.backend
-        return Resources(
-            num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=b.batch_size, concurrency=b.actors
-        )
+        return self.backend.resources()
 
     def setup(self) -> None:
         self.embedder.setup()
@@ -143,24 +140,13 @@ class RewriteInstructions(Operator):
             )
             for s, i in jobs
         ]
-        # a backend failure means templates for the jobs it fails alone, not lost samples (see datagen.isolation)
-        out: list[list[str] | str] = [""] * len(jobs)
-        runs, failed = isolate(
-            lambda ks: self.backend.chat([reqs[k] for k in ks]),
-            range(len(jobs)),
-            stage=self.name,
-            code=BACKEND_ERROR,
-            uri=lambda k: sample_uri(jobs[k][0]),
-            label=lambda k: f"sample {jobs[k][0].key} turn {jobs[k][1]}",
-            where=f"partition {batch.partition}: ",
-            give_up_after=2,
-        )
-        for ks, results in runs:
-            for k, r in zip(ks, results):
-                out[k] = parse_rewrites(r.text) if r.ok else r.error
-        for f in failed:
-            log.warning("%s keeps its template (%s)", f.uri, f.detail)
-            out[f.item] = f.reason
+        # a request the backend fails costs its template, counted; more failures than the recipe allows stop the job
+        budget = FailureBudget(c.backend, len(jobs), self.name, f"partition {batch.partition}: ")
+        out: list[list[str] | str] = []
+        for (s, i), r in zip(jobs, answers(self.backend, reqs, budget, stage=self.name)):
+            if not r.ok:
+                log.debug("%s keeps its template (%s: %s)", sample_uri(s), r.error, r.detail or "no detail")
+            out.append(parse_rewrites(r.text) if r.ok else r.error)
         return out
 
     def _select(

@@ -1,8 +1,9 @@
 """A vision-language judge (VIEScore-style, as OmniEdit, ImgEdit and X2Edit score every pair): the model sees the
 turn's input and target with the instruction and rates semantic consistency (did the edit happen, was the rest
 kept) and perceptual quality, each 0-10, with a short reason. It runs through the instruction backends (vLLM,
-an OpenAI-compatible endpoint, transformers). An answer that cannot be read is a counted fallback: no judge score,
-the reason in the sample's judge record (Sample.judge), and the sample kept."""
+an OpenAI-compatible endpoint, transformers). An answer that cannot be read, or a request the backend fails, is a
+counted fallback: no judge score, the reason in the sample's judge record (Sample.judge), and the sample kept. More
+failed requests than the recipe allows (backend max_failure_rate, max_consecutive_failures) stop the job."""
 
 from __future__ import annotations
 
@@ -14,11 +15,19 @@ from typing import Any, ClassVar, Optional
 from pydantic import Field, field_validator
 
 from datagen import schema
-from datagen.batch import SAMPLE_JUDGE, SAMPLE_SCORES, derive_seed
+from datagen.batch import SAMPLE_JUDGE, SAMPLE_SCORES, WorkBatch, derive_seed
 from datagen.operator import Resources
 from datagen.schema import JudgeRecord
-from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, image_parts, make_backend
-from operators.scoring.base import Scorer, ScorerConfig, TurnView
+from operators.models.backends.base import (
+    BackendConfig,
+    ChatBackend,
+    ChatRequest,
+    FailureBudget,
+    answers,
+    image_parts,
+    make_backend,
+)
+from operators.scoring.base import Scorer, ScorerConfig, TurnView, view
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +138,7 @@ class JudgeScores(Scorer):
     def __init__(self, config: JudgeScoresConfig | None = None, **context: Any):
         super().__init__(config, **context)
         self.backend: ChatBackend = make_backend(self.config.backend, images=True, key="judge_scores.backend")
+        self.budget: FailureBudget | None = None  # the partition's, while process runs
 
     def unavailable_reason(self) -> str | None:
         return self.backend.unavailable_reason()
@@ -136,7 +146,7 @@ class JudgeScores(Scorer):
     def resources(self) -> Resources:
         b = self.config.backend
         step = b.batch_size * (b.concurrency if b.kind == "openai" else 1)
-        return Resources(num_cpus=b.num_cpus, num_gpus=self.backend.num_gpus(), batch_size=step, concurrency=b.actors)
+        return self.backend.resources(batch_size=step)
 
     def describe(self) -> str:
         return (
@@ -152,6 +162,14 @@ class JudgeScores(Scorer):
         tasks = self.config.tasks
         return None if "*" in tasks or v.sample.task in tasks else "task not judged"
 
+    def process(self, batch: WorkBatch) -> WorkBatch:
+        n = sum(1 for s in batch.samples if self.skip_reason(view(s)) is None)
+        self.budget = FailureBudget(self.config.backend, n, self.name, f"partition {batch.partition}: ")
+        try:
+            return super().process(batch)
+        finally:
+            self.budget = None
+
     def score(self, views: list[TurnView]) -> list[dict[str, float] | str]:
         reqs = []
         for v in views:
@@ -163,9 +181,7 @@ class JudgeScores(Scorer):
                     seed=derive_seed(0, v.sample.key, self.name) % (1 << 31),
                 )
             )
-        results = self.backend.chat(reqs)
-        if len(results) != len(reqs):
-            raise RuntimeError(f"backend returned {len(results)} results for {len(reqs)} requests")
+        results = answers(self.backend, reqs, self.budget, stage=self.name)
         out: list[dict[str, float] | str] = []
         model = self.config.backend.model
         for v, res in zip(views, results):

@@ -1,9 +1,12 @@
 """The backend interface: ChatRequest (ordered text and image parts) in, ChatResult (text, or the reason there
-is none) out, one per request and in order. A backend never raises for one bad request; the stage falls back."""
+is none) out, one per request and in order. A backend never raises for one bad request; the stage falls back, and
+a FailureBudget stops the job when more requests fail than the recipe allows (the engine, not a request, is broken)."""
 
 from __future__ import annotations
 
 import importlib
+import logging
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Union
@@ -12,7 +15,10 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from datagen.config import Section
-from datagen.isolation import BACKEND_ERROR, isolate
+from datagen.isolation import BACKEND_ERROR, BackendBroken, describe_error, isolate
+from datagen.operator import Resources
+
+log = logging.getLogger(__name__)
 
 Part = Union[str, np.ndarray]  # text, or an HxWx3 uint8 RGB image
 
@@ -59,7 +65,12 @@ class BackendConfig(Section):
     )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per engine")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    max_model_len: Optional[int] = Field(8192, ge=256)
+    max_model_len: Optional[int] = Field(
+        8192,
+        ge=256,
+        description="the context in tokens: vllm's engine length; transformers refuses (per request, counted as "
+        "prompt_too_long) a prompt whose tokens plus max_new_tokens exceed this or the model's position limit",
+    )
     max_images: int = Field(
         4,
         ge=1,
@@ -72,6 +83,17 @@ class BackendConfig(Section):
     )
     num_cpus: float = Field(1.0, gt=0)
     actors: Optional[int] = Field(None, ge=1, description="actor pool size (None: the runtime's default)")
+    # when the engine, not a request, is broken: the job stops (datagen.isolation.BackendBroken); not part of a key
+    max_failure_rate: Optional[float] = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="the job stops when more than this share of a partition's requests to this backend fail (a "
+        "partition may always lose one); None: never",
+    )
+    max_consecutive_failures: Optional[int] = Field(
+        20, ge=1, description="the job stops after this many failed requests in a row within a partition; None: never"
+    )
 
     @model_validator(mode="after")
     def _check(self):
@@ -95,8 +117,9 @@ class ChatRequest:
 @dataclass
 class ChatResult:
     text: Optional[str] = None
-    error: str = ""  # reason when text is None: timeout, connection, http_500, malformed_json, backend_error:...
+    error: str = ""  # reason when text is None: timeout, connection, http_500, prompt_too_long, backend_error:...
     attempts: int = 1
+    detail: str = ""  # the engine's own words for the failure (exception, HTTP body), for the log and BackendBroken
     extra: dict = field(default_factory=dict)
 
     @property
@@ -127,6 +150,21 @@ class ChatBackend:
 
     def num_gpus(self) -> float:
         return self.config.num_gpus if self.config.num_gpus is not None else 0.0
+
+    def gpus_if_available(self) -> float:
+        """GPUs per actor where the cluster has any and num_gpus is unset (a model that runs on CPU too)."""
+        return 0.0
+
+    def resources(self, batch_size: Optional[int] = None) -> Resources:
+        """What the stage's actors ask Ray for: this backend's placement keys; `batch_size` of the stage's chunks."""
+        c = self.config
+        return Resources(
+            num_cpus=c.num_cpus,
+            num_gpus=self.num_gpus(),
+            gpus_if_available=self.gpus_if_available(),
+            batch_size=batch_size or c.batch_size,
+            concurrency=c.actors,
+        )
 
     def describe(self) -> str:
         return f"{self.config.kind} {self.config.model}"
@@ -273,4 +311,84 @@ def generate_in_batches(
             for k, r in zip(ks, results):
                 out[k] = r
         for f in failed:
-            out[f.item] = ChatResult(None, f.reason)
+            out[f.item] = ChatResult(None, f.reason, detail=describe_error(f.error))
+
+
+def too_long(n_tokens: int, max_new_tokens: int, limit: Optional[int]) -> Optional[ChatResult]:
+    """The failed result of a prompt that cannot fit the model's context with its answer, None when it fits:
+    checked before the call, so one over-long prompt never costs the other requests of its batch."""
+    if limit is None or n_tokens + max_new_tokens <= limit:
+        return None
+    return ChatResult(
+        None,
+        "prompt_too_long",
+        attempts=0,
+        detail=f"prompt of {n_tokens} tokens + {max_new_tokens} new tokens exceeds the model's context of {limit}",
+    )
+
+
+class FailureBudget:
+    """How many of one partition's requests to a backend may fail before the engine counts as broken: more than
+    `max_failure_rate` of `total` (at least one may always fail) or `max_consecutive_failures` in a row. `record`
+    raises BackendBroken, with the last failure's reason and the engine's own message, when either is passed."""
+
+    def __init__(self, config: BackendConfig, total: int, stage: str, where: str = ""):
+        self.config, self.total, self.stage, self.where = config, total, stage, where
+        rate = config.max_failure_rate
+        self.allowed = None if rate is None else max(1, math.floor(rate * total))
+        self.failed = 0
+        self.streak = 0
+
+    def record(self, result: ChatResult) -> None:
+        if result.ok:
+            self.streak = 0
+            return
+        self.failed += 1
+        self.streak += 1
+        c = self.config
+        why = ""
+        if self.allowed is not None and self.failed > self.allowed:
+            why = f"{self.failed} of {self.total} requests failed (max_failure_rate {c.max_failure_rate})"
+        elif c.max_consecutive_failures is not None and self.streak >= c.max_consecutive_failures:
+            why = f"{self.streak} requests in a row failed (max_consecutive_failures {c.max_consecutive_failures})"
+        if why:
+            engine = f"{result.error}: {result.detail}" if result.detail else result.error
+            raise BackendBroken(
+                f"{self.where}{self.stage}: the {c.kind} backend {c.model!r} is failing: {why}; last error: {engine}"
+            )
+
+
+def answers(
+    backend: ChatBackend, reqs: list[ChatRequest], budget: Optional[FailureBudget] = None, stage: str = ""
+) -> list[ChatResult]:
+    """Every request's result, in order. A backend whose `chat` raises is retried request by request (a request
+    that raises alone gets a failed result with the engine's message); each result is recorded in `budget`, which
+    stops the job (BackendBroken) when the backend fails more than the recipe allows."""
+
+    def chat(ks: list[int]) -> list[ChatResult]:
+        results = backend.chat([reqs[k] for k in ks])
+        if len(results) != len(ks):
+            raise RuntimeError(f"backend returned {len(results)} results for {len(ks)} requests")
+        return results
+
+    if not reqs:
+        return []
+    runs, failed = isolate(
+        chat,
+        range(len(reqs)),
+        stage=stage or backend.key,
+        code=BACKEND_ERROR,
+        uri=lambda k: f"request {k}",
+        where=budget.where if budget is not None else "",
+        give_up_after=backend.config.max_consecutive_failures,
+    )
+    out: list[Optional[ChatResult]] = [None] * len(reqs)
+    for ks, results in runs:
+        for k, r in zip(ks, results):
+            out[k] = r
+    for f in failed:
+        out[f.item] = ChatResult(None, f.reason, detail=describe_error(f.error))
+    if budget is not None:
+        for r in out:
+            budget.record(r)
+    return out  # type: ignore[return-value]

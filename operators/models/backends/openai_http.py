@@ -108,37 +108,40 @@ class OpenAIBackend(ChatBackend):
             self.setup()
         return list(self.pool.map(self._one, reqs))
 
-    def _attempt(self, body: dict[str, Any]) -> tuple[str | None, str, bool]:
-        """(text, error, retryable) of one HTTP attempt."""
+    def _attempt(self, body: dict[str, Any]) -> tuple[str | None, str, bool, str]:
+        """(text, error, retryable, the endpoint's own words for the error) of one HTTP attempt."""
         c = self.config
         try:
             r = self._session().post(
                 self.url, json=body, headers=self.headers, timeout=(min(10.0, c.timeout_s), c.timeout_s)
             )
-        except requests.Timeout:
-            return None, "timeout", True
-        except requests.ConnectionError:
-            return None, "connection", True
+        except requests.Timeout as e:
+            return None, "timeout", True, str(e)
+        except requests.ConnectionError as e:
+            return None, "connection", True, str(e)
         except requests.RequestException as e:
-            return None, f"request_error:{type(e).__name__}", True
+            return None, f"request_error:{type(e).__name__}", True, str(e)
         if r.status_code != 200:
-            return None, f"http_{r.status_code}", r.status_code in RETRY_STATUS
+            said = r.text[:300]
+            if r.status_code == 400 and "context length" in said.lower():  # vllm serve, OpenAI: the prompt is too long
+                return None, "prompt_too_long", False, said
+            return None, f"http_{r.status_code}", r.status_code in RETRY_STATUS, said
         try:
             payload = r.json()
         except ValueError:
-            return None, "malformed_json", True
+            return None, "malformed_json", True, r.text[:300]
         try:
             text = payload["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            return None, "malformed_response", True
+            return None, "malformed_response", True, r.text[:300]
         if not isinstance(text, str):
-            return None, "malformed_response", True
-        return text, "", False
+            return None, "malformed_response", True, r.text[:300]
+        return text, "", False, ""
 
     def _one(self, req: ChatRequest) -> ChatResult:
         c = self.config
         if self.breaker.is_open():
-            return ChatResult(None, "backend_unavailable", attempts=0)
+            return ChatResult(None, "backend_unavailable", attempts=0, detail=f"circuit breaker open for {c.base_url}")
         body = {
             "model": c.model,
             "messages": openai_messages(req, c.image_max_side),
@@ -147,9 +150,9 @@ class OpenAIBackend(ChatBackend):
             "seed": int(req.seed % (2**31)),
         }
         jitter = random.Random(req.seed)  # delays only; the answer does not depend on it
-        error = ""
+        error = detail = ""
         for attempt in range(c.max_retries + 1):
-            text, error, retryable = self._attempt(body)
+            text, error, retryable, detail = self._attempt(body)
             if text is not None:
                 self.breaker.record(True)
                 return ChatResult(text, "", attempts=attempt + 1)
@@ -158,4 +161,4 @@ class OpenAIBackend(ChatBackend):
             delay = min(c.max_backoff_s, c.backoff_s * (2**attempt))
             time.sleep(delay * (0.5 + 0.5 * jitter.random()))
         self.breaker.record(False)
-        return ChatResult(None, error, attempts=attempt + 1)
+        return ChatResult(None, error, attempts=attempt + 1, detail=f"{self.url}: {detail}" if detail else self.url)

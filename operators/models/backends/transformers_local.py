@@ -2,7 +2,8 @@
 - image_text: AutoProcessor + AutoModelForImageTextToText (InternVL is native: InternVLForConditionalGeneration);
 - text: AutoTokenizer (its chat template) + AutoModelForCausalLM, e.g. a Qwen2.5 instruct rewriter.
 The kind comes from `modality` or the checkpoint's config.json. `device: auto` means CUDA only where Ray gave the
-actor a GPU (datagen.devices)."""
+actor a GPU (datagen.devices): with num_gpus unset the stage asks for one GPU where the cluster has GPUs, and runs
+in bf16 there. A prompt longer than the model's context is refused before its batch is generated (prompt_too_long)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import logging
 from typing import Any
 
 from datagen.devices import resolve_device
-from operators.models.backends.base import ChatBackend, ChatRequest, ChatResult, downscale, generate_in_batches
+from operators.models.backends.base import (
+    ChatBackend,
+    ChatRequest,
+    ChatResult,
+    downscale,
+    generate_in_batches,
+    too_long,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +51,10 @@ def text_messages(req: ChatRequest) -> list[dict[str, str]]:
 def resolve_dtype(dtype: str, device: str):
     import torch
 
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype == "auto":  # fp32 on CUDA would double the memory of a 7B VLM and halve its speed
+        if not device.startswith("cuda"):
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return getattr(torch, dtype)
 
 
@@ -93,6 +103,18 @@ class TransformersBackend(ChatBackend):
         if self.config.num_gpus is not None:
             return self.config.num_gpus
         return 1.0 if self.config.device.startswith("cuda") else 0.0
+
+    def gpus_if_available(self) -> float:
+        # device auto and no num_gpus: a GPU where the cluster has one (Ray hides CUDA from an actor given none)
+        return 1.0 if self.config.num_gpus is None and self.config.device == "auto" else 0.0
+
+    def context_limit(self) -> int | None:
+        """The most tokens a prompt and its answer may take: max_model_len, or less where the model's position
+        embeddings end (a longer sequence runs past what the model was built for)."""
+        cfg = self.model.config
+        text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        limits = [n for n in (self.config.max_model_len, getattr(text, "max_position_embeddings", None)) if n]
+        return min(limits) if limits else None
 
     def describe(self) -> str:
         c = self.config
@@ -148,6 +170,14 @@ class TransformersBackend(ChatBackend):
 
         c = self.config
         enc = self._encode(chunk)
+        # an over-long prompt is refused before generation: it costs itself, not the rest of the chunk
+        lengths = enc["attention_mask"].sum(dim=1).tolist()
+        limit = self.context_limit()
+        refused = [too_long(int(n), r.max_new_tokens or c.max_new_tokens, limit) for n, r in zip(lengths, chunk)]
+        if any(refused):
+            keep = [k for k, bad in enumerate(refused) if bad is None]
+            answered = iter(self._generate([chunk[k] for k in keep]) if keep else [])
+            return [bad if bad is not None else next(answered) for bad in refused]
         max_new = max(r.max_new_tokens or c.max_new_tokens for r in chunk)
         gen: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": c.temperature > 0}
         if c.temperature > 0:

@@ -3,7 +3,11 @@
 
 The engine and sampling arguments are built by pure functions (`engine_kwargs`, `sampling_kwargs`) so that what
 reaches vLLM is testable without vLLM: a text-only model, or a stage that sends no images (the rewriter), gets no
-multimodal argument at all; several vLLM versions refuse `limit_mm_per_prompt` for a text-only model."""
+multimodal argument at all; several vLLM versions refuse `limit_mm_per_prompt` for a text-only model.
+
+vLLM refuses a whole `LLM.chat` call when one prompt is longer than max_model_len; prompts are measured first (their
+text through the engine's tokenizer and chat template: a lower bound, images add to it) so that one over-long prompt
+is refused alone (prompt_too_long) and the others of its batch are answered."""
 
 from __future__ import annotations
 
@@ -11,7 +15,14 @@ import importlib.util
 import logging
 from typing import Any
 
-from operators.models.backends.base import BackendConfig, ChatBackend, ChatRequest, ChatResult, generate_in_batches
+from operators.models.backends.base import (
+    BackendConfig,
+    ChatBackend,
+    ChatRequest,
+    ChatResult,
+    generate_in_batches,
+    too_long,
+)
 from operators.models.backends.openai_http import openai_messages
 
 log = logging.getLogger(__name__)
@@ -52,6 +63,28 @@ def sampling_kwargs(c: BackendConfig, req: ChatRequest) -> dict[str, Any]:
     return dict(
         max_tokens=req.max_new_tokens or c.max_new_tokens, temperature=c.temperature, seed=int(req.seed % (2**31))
     )
+
+
+def text_tokens(tokenizer: Any, req: ChatRequest) -> int:
+    """Tokens of the request's text parts in the chat template, images left out: what the prompt takes at least."""
+    msgs = [{"role": "system", "content": req.system}] if req.system else []
+    msgs.append({"role": "user", "content": "".join(p for p in req.parts if isinstance(p, str))})
+    return len(tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True))
+
+
+def refuse_too_long(tokenizer: Any, reqs: list[ChatRequest], limit: int | None) -> list[ChatResult | None]:
+    """Per request: its prompt_too_long result, or None when its text fits (or cannot be measured: the engine says)."""
+    out: list[ChatResult | None] = []
+    for r in reqs:
+        try:
+            n = text_tokens(tokenizer, r)
+        except Exception as e:  # noqa: BLE001 - a template that cannot render text alone: let the engine judge it
+            log.debug("cannot measure a prompt before the call (%s: %s)", type(e).__name__, e)
+            out.append(None)
+            continue
+        # vLLM refuses a prompt that leaves no room for an answer, and cuts a long answer at the limit itself
+        out.append(too_long(n, 1, limit))
+    return out
 
 
 class VLLMBackend(ChatBackend):
@@ -105,6 +138,11 @@ class VLLMBackend(ChatBackend):
             texts = [res.outputs[0].text if res.outputs else None for res in results]
             return [ChatResult(t, "" if t is not None else "empty_answer") for t in texts]
 
-        out: list[ChatResult | None] = [None] * len(reqs)
-        generate_in_batches(generate, reqs, list(range(len(reqs))), c.batch_size, out, "vllm backend")
+        try:
+            limit = self.llm.llm_engine.model_config.max_model_len
+        except AttributeError:  # an engine without this attribute path: the recipe's length
+            limit = c.max_model_len
+        out: list[ChatResult | None] = refuse_too_long(self.llm.get_tokenizer(), reqs, limit)
+        todo = [k for k, r in enumerate(out) if r is None]
+        generate_in_batches(generate, reqs, todo, c.batch_size, out, "vllm backend")
         return out  # type: ignore[return-value]

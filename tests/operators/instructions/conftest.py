@@ -29,9 +29,11 @@ BAD_KINDS = {"http500", "slow", "malformed", "drop", "unusable"}
 class ChatServer:
     """Answers /v1/chat/completions on 127.0.0.1. The i-th distinct request body gets KINDS[i % len(KINDS)] for
     every attempt (so retries see the same behaviour), except `flaky`, which fails once with a 500 and then
-    answers. `kinds` maps body digest -> kind, so a test knows how many requests had to fall back."""
+    answers. `kinds` maps body digest -> kind, so a test knows how many requests had to fall back.
+    `dead = True` answers 500 to everything (an engine that died; set it back to False to revive it); a request body
+    over `max_body` bytes gets vLLM's 400 for a prompt longer than the model's context."""
 
-    def __init__(self, slow_s: float = 1.5, kinds: tuple[str, ...] = KINDS):
+    def __init__(self, slow_s: float = 1.5, kinds: tuple[str, ...] = KINDS, max_body: int | None = None):
         import hashlib
         import json
         import socket
@@ -41,6 +43,8 @@ class ChatServer:
 
         self.kinds: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
+        self.dead = False
+        self.too_long = 0  # requests refused for their length
         self.lock = threading.Lock()
         server = self
 
@@ -62,6 +66,16 @@ class ChatServer:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if server.dead:
+                    return self._send(500, b'{"error": "CUDA error: an illegal memory access was encountered"}')
+                if max_body is not None and len(raw) > max_body:
+                    with server.lock:
+                        server.too_long += 1
+                    msg = (
+                        "This model's maximum context length is 1024 tokens. However, you requested "
+                        f"{len(raw) // 4} tokens in the messages. Please reduce the length of the messages."
+                    )
+                    return self._send(400, json.dumps({"object": "error", "message": msg}).encode())
                 digest = hashlib.sha1(raw).hexdigest()
                 with server.lock:
                     if digest not in server.kinds:

@@ -105,7 +105,15 @@ def test_llm_rewriter_behind_a_misbehaving_endpoint(chat_server):
     ]
     server = chat_server(slow_s=1.0)
     backend = BackendConfig(
-        kind="openai", model="llm", base_url=server.url, timeout_s=0.3, max_retries=1, backoff_s=0.01, concurrency=4
+        kind="openai",
+        model="llm",
+        base_url=server.url,
+        timeout_s=0.3,
+        max_retries=1,
+        backoff_s=0.01,
+        concurrency=4,
+        max_failure_rate=None,  # most requests fail on purpose: per request, not a broken engine
+        max_consecutive_failures=None,
     )
     batch = _batch(n=14)
     stage = RewriteInstructions(RewriteConfig(rewriter="llm", backend=backend, n=2))

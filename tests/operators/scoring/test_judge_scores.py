@@ -78,7 +78,7 @@ def test_misbehaving_server_gives_scores_or_counted_fallbacks(judge_server, phot
     server = judge_server(slow_s=1.2)
     backend = (
         f"{{kind: openai, model: judge, base_url: '{server.url}', timeout_s: 0.4, max_retries: 2, backoff_s: 0.02, "
-        "concurrency: 4, batch_size: 4}"
+        "concurrency: 4, batch_size: 4, max_failure_rate: null, max_consecutive_failures: null}"
     )
     out = tmp_path / "out"
     summary = run(_recipe(out, photo_dir, backend))
