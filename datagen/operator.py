@@ -56,6 +56,9 @@ class Resources:
     concurrency: int | None = None  # most actors in the pool (None: as many as the cluster holds)
     # GPUs per actor when the cluster has any and num_gpus is 0 (a model that wants a GPU but runs on CPU too)
     gpus_if_available: float = 0.0
+    # the actor's GPUs are its own: never scaled down to share a GPU with other stages (a vLLM engine takes a share
+    # of the whole GPU's memory for its cache and must not meet another stage's model there)
+    whole_gpus: bool = False
 
 
 class Operator:

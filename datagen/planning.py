@@ -198,6 +198,7 @@ class _Pool:
     cpus: float
     concurrency: Optional[int]
     weight: float
+    whole: bool = False  # its GPUs are its own: never scaled down, never shared
     share: float = 0.0  # GPUs per actor after division
     most: int = 1
 
@@ -219,11 +220,11 @@ def _divide_gpus(pools: list[_Pool], shape: ClusterShape, notes: list[str]) -> N
             f"(and num_gpus: 0) to run them on the CPU, or plan for a shape with GPUs"
         )
     per_node = shape.gpus_per_node
-    whole = [p for p in pools if p.gpus > 1]
-    frac = [p for p in pools if p.gpus <= 1]
+    whole = [p for p in pools if p.whole]
+    frac = [p for p in pools if not p.whole]
     for p in whole:
         if p.gpus != int(p.gpus):
-            raise PlanError(f"stage {p.name}: {p.gpus:g} GPUs per actor; above one GPU a share must be whole GPUs")
+            raise PlanError(f"stage {p.name}: {p.gpus:g} GPUs per actor; its GPUs must be whole (its own)")
         if p.gpus > per_node + 1e-9:
             raise PlanError(
                 f"stage {p.name} needs {p.gpus:g} GPUs per actor on one node; the nodes have "
@@ -298,7 +299,8 @@ def plan_wave(
                 continue
             r = ops[0].resources()
             g = declared_gpus(ops[0], shape.gpus)
-            p = _Pool(name, i, ops, g, float(r.num_cpus), r.concurrency, float(weights.get(ops[0].name, g or 1.0)))
+            w = float(weights.get(ops[0].name, g or 1.0))
+            p = _Pool(name, i, ops, g, float(r.num_cpus), r.concurrency, w, whole=r.whole_gpus or g > 1)
             (gpu_pools if g > 0 else cpu_pools).append(p)
     _divide_gpus(gpu_pools, shape, notes)
     for p in gpu_pools:

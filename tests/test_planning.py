@@ -9,12 +9,12 @@ from datagen.operator import Operator, Resources, Role
 from datagen.planning import ClusterShape, PlanError, plan_wave
 
 
-def op(name, *, gpus=0.0, cpus=1.0, stateful=True, concurrency=None, role=Role.MAKE) -> Operator:
+def op(name, *, gpus=0.0, cpus=1.0, stateful=True, concurrency=None, role=Role.MAKE, whole=False) -> Operator:
     attrs = {
         "name": name,
         "stateful": stateful,
         "role": role,
-        "resources": lambda self: Resources(num_cpus=cpus, num_gpus=gpus, concurrency=concurrency),
+        "resources": lambda self: Resources(num_cpus=cpus, num_gpus=gpus, concurrency=concurrency, whole_gpus=whole),
     }
     return type(name, (Operator,), attrs)()
 
@@ -111,3 +111,17 @@ def test_the_table_lists_every_stage():
     plan = plan_wave([("images", [READ, op("contour", gpus=1)], 59)], RT, ClusterShape(cpus=4, gpus=4))
     text = plan.table()
     assert "contour" in text and "read" in text and "4 CPUs and 4 GPUs on 1 node(s)" in text
+
+
+def test_a_vllm_engine_keeps_its_gpu_while_the_others_share():
+    """vLLM reserves a share of each whole GPU's memory: its actor never shrinks onto a shared GPU."""
+    stages = [READ, op("sam", gpus=1), op("depth", gpus=1), op("judge", gpus=1, whole=True)]
+    plan = plan_wave([("images", stages, 10)], RT, ClusterShape(cpus=16, gpus=2))
+    p = pools(plan)
+    assert p["judge"].num_gpus == 1.0 and p["sam"].num_gpus + p["depth"].num_gpus <= 1 + 1e-9
+    with pytest.raises(PlanError, match="hold 2 whole GPUs of 2; none is left for sam"):
+        plan_wave(
+            [("images", [READ, op("sam", gpus=1), op("judge", gpus=2, whole=True)], 10)],
+            RT,
+            ClusterShape(cpus=16, gpus=2),
+        )

@@ -164,7 +164,12 @@ class ChatBackend:
             gpus_if_available=self.gpus_if_available(),
             batch_size=batch_size or c.batch_size,
             concurrency=c.actors,
+            whole_gpus=self.whole_gpus(),
         )
+
+    def whole_gpus(self) -> bool:
+        """Whether the engine needs its GPUs to itself (see Resources.whole_gpus)."""
+        return False
 
     def describe(self) -> str:
         return f"{self.config.kind} {self.config.model}"

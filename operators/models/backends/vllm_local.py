@@ -101,6 +101,9 @@ class VLLMBackend(ChatBackend):
             return self.config.num_gpus
         return float(self.config.tensor_parallel_size)
 
+    def whole_gpus(self) -> bool:
+        return True  # gpu_memory_utilization is a share of each whole GPU's memory: no other model may sit there
+
     def describe(self) -> str:
         c = self.config
         return (
