@@ -26,7 +26,7 @@ else
 endif
 DEMO_OUT ?= out/demo
 
-.PHONY: install demo lint test test-fast bench clean
+.PHONY: install demo lint test test-fast bench rehearse-shapes clean
 
 install: $(STAMP)
 
@@ -71,6 +71,12 @@ test-fast: install lint
 
 bench: install
 	$(PY) bench/run_all.py
+
+# The cluster recipe rehearsed on two more shapes than make test's (4 GPUs + 4 CPUs): GPU-poor with many CPUs, and two
+# nodes with few CPUs (docs/cluster.md has their tables). Loopback Ray, logical GPUs, tiny models; minutes each.
+rehearse-shapes: install
+	$(VENV)/bin/datagen rehearse configs/ace_full.yaml --cluster gpus=2,cpus=16 --keep out/rehearse-2gpu-16cpu
+	$(VENV)/bin/datagen rehearse configs/ace_full.yaml --cluster gpus=8,cpus=12,nodes=2 --keep out/rehearse-8gpu-12cpu-2nodes
 
 clean:
 	rm -rf out .pytest_cache
