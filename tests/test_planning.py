@@ -125,3 +125,19 @@ def test_a_vllm_engine_keeps_its_gpu_while_the_others_share():
             RT,
             ClusterShape(cpus=16, gpus=2),
         )
+
+
+def test_first_actors_fit_in_whatever_order_ray_starts_them():
+    """Ray gives a fractional actor its share of the first GPU with room; the planned shares fit in every order (a
+    largest-first packing was not enough: a rehearsal's last actor once waited while 0.48 GPU was free in pieces)."""
+    from itertools import permutations
+
+    stages = [READ, *(op(f"m{i}", gpus=g) for i, g in enumerate((1, 0.5, 0.5, 0.25, 0.25, 0.1)))]
+    plan = plan_wave([("images", stages, 10)], RT, ClusterShape(cpus=32, gpus=2))
+    shares = [sp.num_gpus for sp in pools(plan).values()]
+    for order in permutations(shares):
+        free = [1.0, 1.0]
+        for s in order:
+            i = next((i for i, f in enumerate(free) if s <= f + 1e-9), None)
+            assert i is not None, (order, free)
+            free[i] -= s

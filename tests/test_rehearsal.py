@@ -55,3 +55,8 @@ def test_ace_full_rehearses_on_four_gpus_and_four_cpus(tmp_path):
     # every GPU pool's first actors alive at once, the way the plan asked for them
     assert outcome.gpu_actors_at_once == sum(sp["pool_initial"] for sp in gpu), outcome.table()
     assert "GPU pools" in outcome.table()
+    # the judge's scores reach the output (a tiny judge trained to answer in its format)
+    from datagen.shards.reader import read_index
+
+    index = read_index(out).to_pylist()
+    assert index and any(r["score_judge_semantics"] is not None for r in index)

@@ -152,11 +152,27 @@ def _scorers(recipe: Recipe, r: Rehearsal) -> None:
         r.models.append(("operators.dino_score.checkpoint", f"{c.checkpoint} (DINOv2)"))
 
 
-def _backend(r: Rehearsal, key: str, backend, vision: bool) -> None:
+JUDGE_ANSWER = "semantics: 7, quality: 6 (tiny judge)"
+
+
+def _tiny_judge(folder: Path) -> Path:
+    from pipelines.rehearsal import tiny_language as tl
+
+    return tl.teach_answer(tl.build_tiny_internvl(folder), JUDGE_ANSWER, steps=300)
+
+
+def _backend(r: Rehearsal, key: str, backend, vision: bool, judge: bool = False) -> None:
     """A chat backend of the recipe -> the transformers backend on a tiny model of the family, one device."""
     from pipelines.rehearsal import tiny_language as tl
 
-    model = r.once("internvl", tl.build_tiny_internvl) if vision else r.once("qwen2", tl.build_tiny_qwen2_lm)
+    if judge:
+        model = r.once("internvl_judge", _tiny_judge)
+        r.notes.append(
+            f"{key}: a tiny InternVL trained for a few steps to answer {JUDGE_ANSWER!r} (the judge's parsing and "
+            "scores run end to end; the scores mean nothing)"
+        )
+    else:
+        model = r.once("internvl", tl.build_tiny_internvl) if vision else r.once("qwen2", tl.build_tiny_qwen2_lm)
     r.set(f"{key}.kind", "transformers")
     r.set(f"{key}.model", model)
     r.set(f"{key}.tensor_parallel_size", 1)
@@ -170,7 +186,7 @@ def _backend(r: Rehearsal, key: str, backend, vision: bool) -> None:
 def _language(recipe: Recipe, r: Rehearsal) -> None:
     c = _enabled(recipe, "judge_scores")
     if c is not None:
-        _backend(r, "operators.judge_scores.backend", c.backend, vision=True)
+        _backend(r, "operators.judge_scores.backend", c.backend, vision=True, judge=True)
     ins = recipe.sections.get("instructions")
     if ins is None:
         return

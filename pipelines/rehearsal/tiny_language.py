@@ -136,3 +136,38 @@ def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+def teach_answer(folder: Path, answer: str, steps: int = 150, seed: int = 0) -> Path:
+    """Train a tiny InternVL saved in `folder` for a few steps to answer `answer` to any prompt with one or two
+    images, and save it again: a rehearsal's judge then answers in the judge's format, so its parsing and its scores
+    run end to end. The scores it gives mean nothing; the rehearsal says so."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import AutoProcessor, InternVLForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(folder)
+    model = InternVLForConditionalGeneration.from_pretrained(folder)
+    model.train()
+    rng = np.random.default_rng(seed)
+    lines = [line for line in _corpus() if line.strip()]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    torch.manual_seed(seed)
+    for _ in range(steps):
+        n = int(rng.integers(1, 3))
+        text = lines[int(rng.integers(len(lines)))]
+        msgs = [{"role": "user", "content": [*([{"type": "image"}] * n), {"type": "text", "text": text}]}]
+        prompt = processor.apply_chat_template([msgs], add_generation_prompt=True, tokenize=False)[0]
+        images = [Image.fromarray(rng.integers(0, 256, (56, 56, 3), dtype=np.uint8)) for _ in range(n)]
+        full = processor(text=[prompt + answer + "<|im_end|>"], images=images, return_tensors="pt")
+        head = processor(text=[prompt], images=images, return_tensors="pt")["input_ids"].shape[1]
+        labels = full["input_ids"].clone()
+        labels[:, :head] = -100  # learn the answer, not the prompt
+        loss = model(**full, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.save_pretrained(folder)
+    return folder
