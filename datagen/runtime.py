@@ -263,17 +263,6 @@ def release_ray() -> Optional[threading.Thread]:
     return t
 
 
-def cluster_resources(runtime: RuntimeConfig) -> tuple[float, float]:
-    """(CPUs, GPUs) of the cluster the runtime runs on; (local CPUs, 0) for the plain loop."""
-    if runtime.executor == "local":
-        return float(os.cpu_count() or 1), 0.0
-    import ray
-
-    init_ray(runtime)
-    res = ray.cluster_resources()
-    return float(res.get("CPU", 1)), float(res.get("GPU", 0))
-
-
 def plan_jobs(jobs: list[Job], runtime: RuntimeConfig, shape: Optional[ClusterShape] = None) -> WavePlan:
     """The plan of jobs that run at once (datagen.planning), on the cluster the runtime runs on unless a shape is
     given; the plain loop runs every job's stages in one process."""
@@ -346,11 +335,9 @@ def execute_jobs(jobs: list[tuple[Job, list[StagePlan] | None]], runtime: Runtim
     yield from execute_ray(jobs, runtime)
 
 
-def live_shape(runtime: RuntimeConfig):
+def live_shape(runtime: RuntimeConfig) -> ClusterShape:
     """The shape of the cluster the runtime runs on (the local machine for the plain loop): totals over its alive
     nodes, the node count those with CPUs."""
-    from datagen.planning import ClusterShape
-
     if runtime.executor == "local":
         return ClusterShape(cpus=float(os.cpu_count() or 1))
     import ray

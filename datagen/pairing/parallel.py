@@ -12,9 +12,9 @@ def task_gpus(runtime: RuntimeConfig, wanted: bool | str) -> float:
     """GPUs to ask for per task: 1 when the recipe runs on a Ray cluster that has GPUs and faiss may use them."""
     if runtime.executor == "local" or wanted is False:
         return 0.0
-    from datagen.runtime import cluster_resources
+    from datagen.runtime import live_shape
 
-    return 1.0 if cluster_resources(runtime)[1] > 0 else 0.0
+    return 1.0 if live_shape(runtime).gpus > 0 else 0.0
 
 
 def _in_worker(fn: Callable[..., Any], item: Any, **shared: Any) -> Any:
