@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -11,6 +12,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     fn = export_ace if args.layout == "ace" else export_ace_plus
     report = fn(args.dir, args.out)
     print(f"{report['layout']}: {report['rows']} rows in {args.out}/train.csv; skipped {report['skipped'] or 'none'}")
+    for why, text in report["skipped_why"].items():
+        print(f"  skipped {why}: {text}")
+    if "ace_plus_config" in report:
+        # the list has no header: these TRAIN_DATA lines of an ACE++ training config read it as it is
+        print("ACE++ config (TRAIN_DATA):")
+        for name, value in report["ace_plus_config"].items():
+            print(f"  {name}: {json.dumps(value)}")
     return 0
 
 
