@@ -15,8 +15,10 @@ import pytest
 import webdataset as wds
 
 from datagen import schema
+from datagen.export.reference_layouts import export_ace, export_ace_plus
 from datagen.shards.codec import decode_sample
 from datagen.shards.reader import read_index, shard_paths
+from tests.export.loader_checks import ace_load_problems, ace_plus_load_problems
 
 # The demo's sample keys (and tasks), recorded from a run of the embedded default. A key is a content address: a change
 # that moves code (folders, helpers) must not change it, or every resume redoes its work. A change that means to
@@ -142,6 +144,13 @@ def test_demo_recipe_end_to_end(tmp_path):
     assert len(removals) >= 5
     val = subprocess.run([sys.executable, "-m", "datagen.cli", "validate", str(out)], capture_output=True, text=True)
     assert val.returncode == 0, val.stdout[-4000:]
+    # issue 25: every row of both reference exports of the demo output loads through the reference loaders' logic
+    plus = export_ace_plus(out, tmp_path / "ace++")
+    assert plus["rows"] > 0 and ace_plus_load_problems(plus["ace_plus_config"]) == []
+    task_of = dict(keys)
+    assert any(task_of[k] == "Text-to-Image" for k in plus["keys"]), "no Text-to-Image row in the ACE++ export"
+    ace = export_ace(out, tmp_path / "ace")
+    assert ace["rows"] > 0 and ace_load_problems(tmp_path / "ace", tmp_path / "hf") == []
     # a rerun is a no-op
     again = subprocess.run(
         [
