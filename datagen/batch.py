@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
-from datagen.schema import PHOTO_FEATURES, PairRow, PhotoFeatures, Sample
+from datagen.schema import PHOTO_FEATURES, ObjectProposal, PairRow, PhotoFeatures, Sample
 
 # What a stage reads and writes of a batch (Operator.reads / Operator.writes): the fields below, nothing else. A job
 # checks before any work that each stage reads only what its plan gives or an earlier stage writes (jobs.py).
@@ -17,14 +17,15 @@ ENTRIES = "entries"  # WorkBatch.entries: the inputs to fetch
 PAIRS = "pairs"  # WorkBatch.pairs
 ITEMS = "items"  # WorkBatch.items: decoded photos
 ITEM_FEATURES = {name: f"items.features.{name}" for name in PHOTO_FEATURES}  # SourceImage.features, per field
+ITEM_PROPOSALS = "items.proposals"  # SourceImage.proposals: the objects each photo holds (object_proposals stage)
 SAMPLES = "samples"  # WorkBatch.samples
 SAMPLE_INSTRUCTION = "samples.instruction"  # Turn.instruction, instruction_method and instruction_record
 SAMPLE_SCORES = "samples.scores"  # Provenance.scores
 SAMPLE_JUDGE = "samples.judge"  # Sample.judge
 SAMPLE_THRESHOLD_FAILURES = "samples.threshold_failures"  # Sample.threshold_failures
 FIELDS = frozenset(
-    [ENTRIES, PAIRS, ITEMS, *ITEM_FEATURES.values(), SAMPLES, SAMPLE_INSTRUCTION, SAMPLE_SCORES, SAMPLE_JUDGE]
-    + [SAMPLE_THRESHOLD_FAILURES]
+    [ENTRIES, PAIRS, ITEMS, *ITEM_FEATURES.values(), ITEM_PROPOSALS, SAMPLES, SAMPLE_INSTRUCTION, SAMPLE_SCORES]
+    + [SAMPLE_JUDGE, SAMPLE_THRESHOLD_FAILURES]
 )
 
 
@@ -36,6 +37,8 @@ class SourceImage:
     caption: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # what decoding found: original size, format, ...
     features: PhotoFeatures = field(default_factory=PhotoFeatures)  # pairing features, filled by feature operators
+    # the objects it holds, best first, found once per photo for every edit that needs them; None: not looked for
+    proposals: Optional[list[ObjectProposal]] = None
 
 
 @dataclass

@@ -104,6 +104,13 @@ class Operator:
         """May the run go on without this stage when it cannot run (the recipe's `optional: true`)?"""
         return bool(getattr(self.config, "optional", False))
 
+    def models(self) -> tuple[str, ...]:
+        """The models `setup` loads, each named by what it is and where its weights are (e.g. "diffusers inpaint
+        /models/sdxl-inpainting"). Neighbouring stages that name the same model run in one actor pool, whose process
+        loads it once for all of them (datagen.worker_cache.per_process); the plan shows which models share an
+        actor. Empty: nothing worth sharing."""
+        return ()
+
     def describe(self) -> str:
         """One line for the logs: what algorithm or checkpoint this operator runs."""
         return f"{self.name} v{self.version}"

@@ -87,6 +87,11 @@ class StagePlan:
     def name(self) -> str:
         return "+".join(op.name for op in self.ops) or "commit"
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models its workers load, each once per worker however many of its stages use it."""
+        return tuple(dict.fromkeys(m for op in self.ops for m in op.models()))
+
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "stage": self.name,
@@ -95,6 +100,7 @@ class StagePlan:
             "cpus_per_worker": self.num_cpus,
             "gpus_per_worker": self.num_gpus,
             "commits": self.commits,
+            "models": list(self.models),
         }
         if self.kind == "actors":
             d.update(pool_min=self.min_size, pool_max=self.max_size, pool_initial=self.initial_size)
@@ -124,6 +130,8 @@ class WavePlan:
             for sp in plans:
                 actors = f"{sp.min_size}-{sp.max_size} (start {sp.initial_size})" if sp.kind == "actors" else "-"
                 ops = ", ".join(op.name for op in sp.ops) or "(commit)"
+                shared = [m for m in sp.models if sum(m in op.models() for op in sp.ops) > 1]
+                ops += f" (sharing {'; '.join(shared)})" if shared else ""
                 rows.append(
                     (
                         job,
@@ -157,12 +165,16 @@ def declared_gpus(op: Operator, cluster_gpus: float) -> float:
 def group_stages(stages: Sequence[Operator], runtime: RuntimeConfig, cluster_gpus: float) -> list[tuple[bool, list]]:
     """(is a pool, operators) in running order. Stateless neighbours fuse into one task; an operator that holds a
     model (stateful), wants a GPU, or is named in runtime.actor_pools gets a pool of its own, so its `setup` runs
-    once per actor. The stateless stages after the last pool run inside it, commit included, when it holds no GPU
+    once per actor, unless it loads a model (Operator.models) that the pool just before it loads: then it joins
+    that pool (remove, replace and background change share one inpainting pipeline per actor). The stateless
+    stages after the last pool run inside it, commit included, when it holds no GPU
     (the commit then always has a reserved CPU); behind a GPU pool they stay a task so the GPU never waits for JPEG
     encoding (pipelines keep CPU work before their GPU stages)."""
     groups: list[tuple[bool, list[Operator]]] = []
     for op in stages:
-        if op.stateful or declared_gpus(op, cluster_gpus) > 0 or op.name in runtime.actor_pools:
+        if groups and groups[-1][0] and set(op.models()) & {m for o in groups[-1][1] for m in o.models()}:
+            groups[-1][1].append(op)  # it loads a model the pool before it holds: one load per actor serves both
+        elif op.stateful or declared_gpus(op, cluster_gpus) > 0 or op.name in runtime.actor_pools:
             groups.append((True, [op]))
         elif groups and not groups[-1][0]:
             groups[-1][1].append(op)
@@ -298,10 +310,11 @@ def plan_wave(
         for i, (is_pool, ops) in enumerate(groups):
             if not is_pool:
                 continue
-            r = ops[0].resources()
-            g = declared_gpus(ops[0], shape.gpus)
+            r = ops[0].resources()  # a pool of stages sharing a model: the most any of them asks for
+            g = max(declared_gpus(op, shape.gpus) for op in ops)
+            cpus = max(op.resources().num_cpus for op in ops)
             w = float(weights.get(ops[0].name, g or 1.0))
-            p = _Pool(name, i, ops, g, float(r.num_cpus), r.concurrency, w, whole=r.whole_gpus or g > 1)
+            p = _Pool(name, i, ops, g, cpus, r.concurrency, w, whole=r.whole_gpus or g > 1)
             (gpu_pools if g > 0 else cpu_pools).append(p)
     _divide_gpus(gpu_pools, shape, notes)
     for p in gpu_pools:

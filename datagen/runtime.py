@@ -22,6 +22,7 @@ from datagen.isolation import OPERATOR_ERROR, isolate, sample_uri
 from datagen.operator import Operator
 from datagen.planning import ClusterShape, StagePlan, WavePlan, plan_wave
 from datagen.shards.commit import commit_partition
+from datagen.transfer import pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +161,11 @@ class _TaskStages:
             _prepare_worker(self.job.allow_cpu_fallback)
             setup_stages(self.ops)
             self._ready = True
-        batch = self.job.new_batch(json.loads(row["spec"])) if self.first else row["batch"]
+        batch = self.job.new_batch(json.loads(row["spec"])) if self.first else unpack(row["batch"])
         batch = _run_stages(self.ops, batch)
         if self.last:
             return {"result": json.dumps(self.job.complete(batch))}
-        return {"batch": batch}
+        return {"batch": pack(batch)}  # to the next pool: each distinct image once, compressed (datagen.transfer)
 
 
 class _ActorStage:

@@ -604,3 +604,37 @@ class PhotoFeatures:
 
 # the photo features a feature operator may write: the PhotoFeatures fields, each also a FEATURES_SCHEMA column
 PHOTO_FEATURES = tuple(f.name for f in fields(PhotoFeatures))
+
+
+@dataclass
+class ObjectProposal:
+    """One object a photo holds (SourceImage.proposals, written once per photo by the object_proposals stage and read
+    by every edit that removes, replaces or cuts out an object): its mask, a name an instruction can use, and where
+    and how large it is."""
+
+    mask: np.ndarray  # HxW uint8, 255 = the object
+    noun: str  # "dark object", "cat"
+    place: str  # "in the lower left"
+    score: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1
+    area: float  # share of the image
+    extra: dict[str, Any] = field(default_factory=dict)  # how it was found (method, contrast, ...)
+
+    @property
+    def definite(self) -> str:
+        return f"the {self.noun} {self.place}".strip()
+
+    @property
+    def indefinite(self) -> str:
+        article = "an" if self.noun[:1].lower() in "aeiou" else "a"
+        return f"{article} {self.noun} {self.place}".strip()
+
+    def record(self) -> dict[str, Any]:
+        """What a sample's provenance keeps of the object (no mask: the sample's own frames hold it)."""
+        return {
+            "name": self.definite,
+            "box": list(self.box),
+            "area": round(self.area, 4),
+            "score": round(self.score, 4),
+            **self.extra,
+        }

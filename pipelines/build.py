@@ -5,7 +5,7 @@ fails the run, or is skipped and counted when the recipe marks it `optional: tru
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Any, Optional
 
 from datagen.config import Recipe
 from datagen.operator import Operator
@@ -13,12 +13,13 @@ from datagen.operator import Operator
 log = logging.getLogger(__name__)
 
 
-def configured(recipe: Recipe, cls: type[Operator]) -> Optional[Operator]:
-    """An instance of `cls` with the recipe's config for it, or None when the recipe leaves it out or off."""
+def configured(recipe: Recipe, cls: type[Operator], **context: Any) -> Optional[Operator]:
+    """An instance of `cls` with the recipe's config for it (and recipe-level `context` beside the seed), or None when
+    the recipe leaves it out or off."""
     cfg = recipe.operators.get(cls.name)
     if cfg is None or not cfg.enabled:
         return None
-    return cls(cfg, seed=recipe.seed)
+    return cls(cfg, seed=recipe.seed, **context)
 
 
 def present(*ops: Optional[Operator]) -> list[Operator]:

@@ -21,6 +21,7 @@ from operators.conditions.scribble import Scribble
 from operators.conditions.segmentation import Segmentation
 from operators.edits.background_change import BackgroundChange
 from operators.edits.layers import Layers
+from operators.edits.proposals import ObjectProposals
 from operators.edits.remove_object import RemoveObject
 from operators.edits.replace_object import ReplaceObject
 from operators.edits.style_transfer import StyleTransfer
@@ -67,7 +68,7 @@ ENCODERS: dict[str, type[Operator]] = {cls.name: cls for cls in (ClassicalFeatur
 FEATURES: tuple[type[Operator], ...] = (*ENCODERS.values(), ObjectKeypoints, FaceFeatures, ImageDHash)
 
 OPERATORS: dict[str, type[Operator]] = {
-    cls.name: cls for cls in (*MAKERS, LcuChains, TaskMix, *FEATURES, *SCORERS, QualityFilter)
+    cls.name: cls for cls in (*MAKERS, ObjectProposals, LcuChains, TaskMix, *FEATURES, *SCORERS, QualityFilter)
 }
 
 CATALOG = Catalog(

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from datagen.batch import ENTRIES
-from datagen.config import Recipe
+from datagen.batch import ENTRIES, ITEM_PROPOSALS
+from datagen.config import ConfigError, Recipe
 from datagen.ingest.listing import list_entries, plan_partitions
 from datagen.ingest.read import ReadImages
 from datagen.jobs import JobSpec
@@ -29,7 +29,10 @@ from operators.conditions.repainting import Repainting
 from operators.conditions.scribble import Scribble
 from operators.conditions.segmentation import Segmentation
 from operators.edits.background_change import BackgroundChange
+from operators.edits.base import ProposalEdit
 from operators.edits.layers import Layers
+from operators.edits.object_proposals import ProposalConfig
+from operators.edits.proposals import ObjectProposals
 from operators.edits.remove_object import RemoveObject
 from operators.edits.replace_object import ReplaceObject
 from operators.edits.style_transfer import StyleTransfer
@@ -46,8 +49,33 @@ def plan(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
     return plan_partitions(list_entries(recipe.input), recipe.input.images_per_partition, PREFIX)
 
 
+def object_proposals(recipe: Recipe, makers: list[Operator]) -> list[Operator]:
+    """The makers with the object_proposals stage before the first that reads its proposals: one pass per photo
+    for every edit that needs them, with the recipe's `object_proposals` settings (the defaults when it names none,
+    as the demo does: its classical regions). The makers as they are when none reads them."""
+    readers = [i for i, m in enumerate(makers) if ITEM_PROPOSALS in m.reads]
+    if not readers:
+        return makers
+    cfg = recipe.operators.get(ObjectProposals.name)
+    if cfg is not None and not cfg.enabled:
+        names = ", ".join(makers[i].name for i in readers)
+        raise ConfigError(f"operators.object_proposals is off, but {names} read its proposals: turn it on or them off")
+    stage = ObjectProposals(cfg, seed=recipe.seed)
+    return makers[: readers[0]] + [stage] + makers[readers[0] :]
+
+
+def proposal_settings(recipe: Recipe) -> ProposalConfig:
+    """The object_proposals stage's settings, which every edit reading its proposals records in its samples."""
+    cfg = recipe.operators.get(ObjectProposals.name)
+    return (cfg or ObjectProposals.Config()).settings()
+
+
 def stages(recipe: Recipe) -> list[Operator]:
+    proposals = proposal_settings(recipe)
+
     def op(cls: type[Operator]) -> Optional[Operator]:
+        if issubclass(cls, ProposalEdit):
+            return configured(recipe, cls, proposals=proposals)
         return configured(recipe, cls)
 
     makers = present(
@@ -77,7 +105,7 @@ def stages(recipe: Recipe) -> list[Operator]:
         return []
     return [
         ReadImages(recipe.input),
-        *makers,
+        *object_proposals(recipe, makers),  # the makers, with one proposal pass per photo before the edits
         *build_instruction_stages(recipe),  # templates, then captioner / MLLM difference / rewrites
         *present(op(LcuChains)),  # compose finished CUs into multi-turn LCUs
         *scoring_stages(recipe),  # scores on every sample (CU and LCU), then the quality filter

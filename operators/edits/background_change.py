@@ -18,7 +18,6 @@ from operators.edits.base import EditConfig, emu_edit, pick
 from operators.edits.diffusion import feather
 from operators.edits.inpaint import InpaintConfig, Inpainter
 from operators.edits.matte import MatteEditOperator, describe_matte
-from operators.edits.object_proposals import ProposalConfig
 
 BACKGROUND = "Background Change"
 # classical filter -> how the new background is named in the instruction
@@ -54,7 +53,6 @@ class BackgroundChangeConfig(EditConfig):
     scenes: list[str] = Field(SCENES, min_length=1, description="model: new backgrounds drawn from")
     min_foreground: float = Field(0.03, gt=0, lt=1, description="smallest matte kept, share of the photo")
     max_foreground: float = Field(0.7, gt=0, lt=1, description="largest matte kept, share of the photo")
-    proposals: ProposalConfig = ProposalConfig()
     inpaint: InpaintConfig = InpaintConfig()
 
 
@@ -82,10 +80,14 @@ class BackgroundChange(MatteEditOperator):
 
     def __init__(self, config=None, **context: Any):
         super().__init__(config, **context)
+        self.stateful = self.uses_model()
         self._inpainter: Optional[Inpainter] = None
 
     def uses_model(self) -> bool:
-        return self.config.backend == "model" or self.config.proposals.backend == "model"
+        return self.config.backend == "model"
+
+    def models(self) -> tuple[str, ...]:
+        return Inpainter(self.config.inpaint, "cpu").models() if self.uses_model() else ()
 
     def unavailable_reason(self) -> str | None:
         c = self.config
@@ -100,10 +102,9 @@ class BackgroundChange(MatteEditOperator):
             if c.backend == "model"
             else f"classical background filters {c.classical} (blur/black-and-white/tint, no model)"
         )
-        return f"background_change: foreground = {describe_matte(c.proposals)}; background {how}"
+        return f"background_change: foreground = {describe_matte(self.proposal_settings)}; background {how}"
 
     def setup(self) -> None:
-        super().setup()
         if self.config.backend == "model" and self._inpainter is None:
             self._inpainter = Inpainter(self.config.inpaint, resolve_device(self.config.device))
             self._inpainter.setup()

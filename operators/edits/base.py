@@ -10,12 +10,12 @@ import numpy as np
 from pydantic import Field
 
 from datagen import placement, schema
-from datagen.batch import ITEMS, SAMPLES, SourceImage, WorkBatch
+from datagen.batch import ITEM_PROPOSALS, ITEMS, SAMPLES, SourceImage, WorkBatch
 from datagen.operator import Operator, OperatorConfig, Resources, Role
 from datagen.placement import Placement
 from datagen.schema import EMU_FIELDS, PARAM_EMU_EDIT, PARAM_SLOTS, Frame, Provenance, Sample, Turn
 from datagen.worker_cache import ItemCache
-from operators.edits.object_proposals import ProposalConfig, Proposer
+from operators.edits.object_proposals import Proposal, ProposalConfig
 
 
 class EditConfig(OperatorConfig, Placement):
@@ -75,8 +75,8 @@ class EditOperator(Operator):
         return Sample(turns=[turn], provenance=prov)
 
 
-# what several edit makers compute from the same photo (object proposals, the foreground matte): the makers run one
-# after another in one worker, so each photo is analysed once, not once per maker
+# what several edit makers compute from the same photo's proposals (the foreground matte): the makers run one after
+# another in one worker, so each photo is analysed once, not once per maker
 CACHE = ItemCache()
 
 
@@ -109,8 +109,28 @@ def pick(rng: np.random.Generator, options: list, k: int, exclude: Optional[str]
 NO_OBJECT = "no object proposal"
 
 
-def proposals_for(proposer: Proposer, cfg: ProposalConfig, item) -> list:
-    """An item's proposals, computed once per worker for every maker that asks with the same settings."""
-    return CACHE.get(
-        ("proposals", image_key(item), cfg.model_dump_json()), lambda: proposer.propose(item.image, item.caption)
-    )
+class ProposalEdit(EditOperator):
+    """An edit made from the objects a photo holds: it reads the proposals the object_proposals stage wrote onto each
+    photo (once per photo, for every such edit) and records their settings, which the pipeline passes as the
+    `proposals` context, in its samples' parameters (part of their keys)."""
+
+    def __init__(self, config=None, **context: Any):
+        super().__init__(config, **context)
+        self.proposal_settings: ProposalConfig = context.get("proposals") or ProposalConfig()
+        if self.reads_proposals():
+            self.reads = (ITEMS, ITEM_PROPOSALS)
+
+    def reads_proposals(self) -> bool:
+        """Whether it needs the object_proposals stage before it (a classical matte needs none)."""
+        return True
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "proposals": self.proposal_settings.model_dump(mode="json")}
+
+
+def proposals_of(item: SourceImage, stage: str) -> list[Proposal]:
+    """The photo's proposals as the object_proposals stage wrote them; an error (the photo quarantined, the job's stage
+    list wrong) when that stage did not run."""
+    if item.proposals is None:
+        raise ValueError(f"{item.uri}: no object proposals; the object_proposals stage must run before {stage}")
+    return item.proposals

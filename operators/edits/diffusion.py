@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from datagen import worker_cache
 from datagen.config import Section
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,16 @@ class DiffusionRunner:
         self.pipe = None
         self._accepts: set[str] = set()
 
+    def models(self) -> tuple[str, ...]:
+        """The pipeline, as operators name it to share an actor: makers that run the same one share its load."""
+        return (f"diffusers {self.kind} {self.cfg.checkpoint} ({self.cfg.dtype})",)
+
     def setup(self) -> None:
+        """The pipeline, loaded once per process for every maker that runs it (remove, replace and background change
+        share one inpainting pipeline); the sampling settings (steps, guidance) are per call, not part of the load."""
         if self.pipe is None:
-            self.pipe = load_pipeline(self.cfg, self.kind, self.device)
+            key = ("diffusers", self.kind, self.cfg.checkpoint, self.cfg.dtype, self.device)
+            self.pipe = worker_cache.per_process(key, lambda: load_pipeline(self.cfg, self.kind, self.device))
             self._accepts = set(inspect.signature(self.pipe.__call__).parameters)
 
     def run(

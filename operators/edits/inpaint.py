@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen.devices import resolve_device
-from operators.edits.base import EditOperator
+from operators.edits.base import ProposalEdit
 from operators.edits.diffusion import INPAINT, DiffusionConfig, DiffusionRunner, paste
 from operators.edits.object_proposals import Proposer
 
@@ -54,6 +54,9 @@ class Inpainter:
         if self.runner is not None:
             self.runner.setup()
 
+    def models(self) -> tuple[str, ...]:
+        return self.runner.models() if self.runner is not None else ()
+
     def describe(self) -> str:
         c = self.cfg
         if self.runner is None:
@@ -75,28 +78,28 @@ class Inpainter:
         return [paste(im, g, m) for im, g, m in zip(images, gen, masks)]
 
 
-class ObjectInpaintOperator(EditOperator):
-    """Shared by the makers that propose objects and inpaint masks (remove/add, replace)."""
+class ObjectInpaintOperator(ProposalEdit):
+    """Shared by the makers that inpaint the masks of a photo's proposed objects (remove/add, replace). Their one model
+    is the inpainting pipeline, which the makers of one worker share (datagen.worker_cache: loaded once per process)."""
 
     def __init__(self, config=None, **context: Any):
         super().__init__(config, **context)
         self.stateful = self.uses_model()
-        self._proposer: Optional[Proposer] = None
         self._inpainter: Optional[Inpainter] = None
 
     def uses_model(self) -> bool:
-        return self.config.inpaint.backend == "model" or self.config.proposals.backend == "model"
+        return self.config.inpaint.backend == "model"
+
+    def models(self) -> tuple[str, ...]:
+        return Inpainter(self.config.inpaint, "cpu").models()
 
     def setup(self) -> None:
-        if self._proposer is None:
-            device = resolve_device(self.config.device)
-            self._proposer = Proposer(self.config.proposals, device)
-            self._inpainter = Inpainter(self.config.inpaint, device)
-            self._proposer.setup()
+        if self._inpainter is None:
+            self._inpainter = Inpainter(self.config.inpaint, resolve_device(self.config.device))
             self._inpainter.setup()
 
     def describe(self) -> str:
         return (
-            f"{self.name}: objects from {Proposer(self.config.proposals).describe()}; fill by "
+            f"{self.name}: objects from {Proposer(self.proposal_settings).describe()}; fill by "
             f"{Inpainter(self.config.inpaint, 'cpu').describe()}"
         )

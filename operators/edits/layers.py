@@ -15,7 +15,6 @@ from datagen.batch import WorkBatch
 from datagen.schema import Frame
 from operators.edits.base import EditConfig, emu_edit
 from operators.edits.matte import MatteEditOperator, describe_matte
-from operators.edits.object_proposals import ProposalConfig
 
 DECOMPOSE, FUSE = "Layer Decomposition", "Layer Fusion"
 FOREGROUND_LAYER, BACKGROUND_LAYER = "the foreground layer", "the background layer"
@@ -27,7 +26,6 @@ class LayersConfig(EditConfig):
     hole_fill: int = Field(0, ge=0, le=255, description="grey level of the background layer's empty foreground place")
     min_foreground: float = Field(0.03, gt=0, lt=1)
     max_foreground: float = Field(0.7, gt=0, lt=1)
-    proposals: ProposalConfig = ProposalConfig()
 
 
 def split_layers(image: np.ndarray, matte: np.ndarray, layer_fill: int, hole_fill: int) -> tuple[Frame, Frame]:
@@ -43,7 +41,7 @@ class Layers(MatteEditOperator):
     Config: ClassVar[type[LayersConfig]] = LayersConfig
 
     def describe(self) -> str:
-        return f"layers: {', '.join(self.config.tasks)} along the matte of {describe_matte(self.config.proposals)}"
+        return f"layers: {', '.join(self.config.tasks)} along the matte of {describe_matte(self.proposal_settings)}"
 
     def process(self, batch: WorkBatch) -> WorkBatch:
         self.setup()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 import cv2
@@ -18,6 +17,7 @@ from pydantic import Field, model_validator
 
 from datagen.config import Section
 from datagen.imaging import fit_long_side
+from datagen.schema import ObjectProposal
 
 log = logging.getLogger(__name__)
 
@@ -89,33 +89,8 @@ class ProposalConfig(Section):
         return self
 
 
-@dataclass
-class Proposal:
-    mask: np.ndarray  # HxW uint8, 255 = the object
-    noun: str  # "dark object", "cat"
-    place: str  # "in the lower left"
-    score: float
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1
-    area: float  # share of the image
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def definite(self) -> str:
-        return f"the {self.noun} {self.place}".strip()
-
-    @property
-    def indefinite(self) -> str:
-        article = "an" if self.noun[:1].lower() in "aeiou" else "a"
-        return f"{article} {self.noun} {self.place}".strip()
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "name": self.definite,
-            "box": list(self.box),
-            "area": round(self.area, 4),
-            "score": round(self.score, 4),
-            **self.extra,
-        }
+# the typed proposal lives in the data contract (datagen.schema): the stage writes it onto each photo
+Proposal = ObjectProposal
 
 
 def place_phrase(cx: float, cy: float) -> str:

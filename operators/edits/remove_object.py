@@ -11,9 +11,8 @@ from pydantic import AfterValidator, Field
 from datagen.batch import WorkBatch
 from datagen.config import no_repeats
 from datagen.schema import Frame
-from operators.edits.base import NO_OBJECT, EditConfig, dilate, emu_edit, proposals_for
+from operators.edits.base import NO_OBJECT, EditConfig, dilate, emu_edit, proposals_of
 from operators.edits.inpaint import TOO_LARGE, InpaintConfig, ObjectInpaintOperator
-from operators.edits.object_proposals import ProposalConfig
 
 REMOVE, ADD = "Remove Object", "Add Object"
 
@@ -24,7 +23,6 @@ class RemoveObjectConfig(EditConfig):
     )
     objects_per_image: int = Field(1, ge=1, le=8, description="objects removed per photo, best proposals first")
     dilate: int = Field(6, ge=0, description="px the object mask grows by before filling (its soft edge and fringe)")
-    proposals: ProposalConfig = ProposalConfig()
     inpaint: InpaintConfig = InpaintConfig()
 
 
@@ -39,7 +37,7 @@ class RemoveObject(ObjectInpaintOperator):
         stats = batch.stage(self.name)
         jobs = []  # (item, object index, proposal, dilated mask)
         for item in batch.items:
-            props = proposals_for(self._proposer, c.proposals, item)
+            props = proposals_of(item, self.name)
             if not props:
                 stats.skip(NO_OBJECT)
                 continue

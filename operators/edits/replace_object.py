@@ -10,9 +10,8 @@ from pydantic import Field
 
 from datagen.batch import WorkBatch
 from datagen.schema import Frame
-from operators.edits.base import NO_OBJECT, EditConfig, dilate, emu_edit, pick, proposals_for
+from operators.edits.base import NO_OBJECT, EditConfig, dilate, emu_edit, pick, proposals_of
 from operators.edits.inpaint import InpaintConfig, ObjectInpaintOperator
-from operators.edits.object_proposals import ProposalConfig
 
 REPLACE = "Replace Object"
 NEW_OBJECTS = [
@@ -40,7 +39,6 @@ class ReplaceObjectConfig(EditConfig):
     objects_per_image: int = Field(1, ge=1, le=8)
     dilate: int = Field(8, ge=0, description="px the object mask grows by")
     to_box: bool = Field(True, description="inpaint the object's whole box, so a new object of another shape fits")
-    proposals: ProposalConfig = ProposalConfig()
     inpaint: InpaintConfig = InpaintConfig()
 
 
@@ -63,7 +61,7 @@ class ReplaceObject(ObjectInpaintOperator):
         stats = batch.stage(self.name)
         jobs = []
         for item in batch.items:
-            props = proposals_for(self._proposer, c.proposals, item)[: c.objects_per_image]
+            props = proposals_of(item, self.name)[: c.objects_per_image]
             if not props:
                 stats.skip(NO_OBJECT)
             for k, p in enumerate(props):

@@ -124,6 +124,9 @@ class StyleTransfer(EditOperator):
             return "backend=model needs model.checkpoint (a diffusers img2img-capable checkpoint)"
         return None
 
+    def models(self) -> tuple[str, ...]:
+        return DiffusionRunner(self.config.model, IMG2IMG, "cpu").models() if self.uses_model() else ()
+
     def describe(self) -> str:
         c = self.config
         if self.uses_model():

@@ -14,7 +14,6 @@ from datagen.batch import WorkBatch
 from datagen.schema import Frame
 from operators.edits.base import EditConfig, emu_edit
 from operators.edits.matte import MatteEditOperator, describe_matte
-from operators.edits.object_proposals import ProposalConfig
 
 REFERENCE = "Reference Generation"
 
@@ -28,7 +27,6 @@ class SubjectReferenceConfig(EditConfig):
     )
     min_foreground: float = Field(0.03, gt=0, lt=1)
     max_foreground: float = Field(0.7, gt=0, lt=1)
-    proposals: ProposalConfig = ProposalConfig()
 
 
 def subject_on_canvas(image: np.ndarray, matte: np.ndarray, fill: int, share: float) -> np.ndarray:
@@ -54,7 +52,7 @@ class SubjectReference(MatteEditOperator):
 
     def describe(self) -> str:
         return (
-            f"subject_reference: the subject cut out along the matte of {describe_matte(self.config.proposals)} -> "
+            f"subject_reference: the subject cut out along the matte of {describe_matte(self.proposal_settings)} -> "
             f"the photo"
         )
 

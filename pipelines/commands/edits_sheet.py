@@ -31,11 +31,17 @@ def outline(frame) -> np.ndarray:
 def render_rows(image: np.ndarray, caption: str, configs: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
     """One row per synthesized sample: {task, inputs: [(label, picture)], target, instruction, note}."""
     from datagen.batch import SourceImage, WorkBatch
+    from operators.edits.base import ProposalEdit
+    from operators.edits.proposals import ObjectProposals
     from operators.instructions.templates import TemplateInstructions
 
     rows: list[dict[str, Any]] = []
+    proposer = ObjectProposals(configs.get(ObjectProposals.name), seed=seed)  # once for the photo, as in a run
+    found = None
     for name in SHEET_EDITS:
-        op = OPERATORS[name](configs.get(name), seed=seed)
+        cls = OPERATORS[name]
+        context = {"proposals": proposer.config.settings()} if issubclass(cls, ProposalEdit) else {}
+        op = cls(configs.get(name), seed=seed, **context)
         why = op.unavailable_reason()
         if why:
             rows.append({"task": name, "note": "OFF: " + why})
@@ -48,6 +54,9 @@ def render_rows(image: np.ndarray, caption: str, configs: dict[str, Any], seed: 
             recipe="sheet",
             items=[SourceImage("sheet", "sheet", image, caption)],
         )
+        if found is None:
+            found = proposer(batch).items[0].proposals
+        batch.items[0].proposals = found
         op(batch)
         if not batch.samples:
             rows.append({"task": name, "note": "skipped: " + (", ".join(batch.stage(op.name).skipped) or "no sample")})

@@ -77,19 +77,18 @@ def _edits(recipe: Recipe, r: Rehearsal) -> None:
     from pipelines.rehearsal import tiny_vision as tv
 
     shrunk = False
+    p = _enabled(recipe, "object_proposals")
+    if p is not None and p.backend == "model":
+        if p.detector:
+            r.set("operators.object_proposals.detector", r.once("owlv2", tv.make_tiny_owlv2))
+            r.models.append(("operators.object_proposals.detector", f"{p.detector} (OWLv2)"))
+        if p.sam_checkpoint:
+            r.set("operators.object_proposals.sam_checkpoint", r.once("sam", _tiny_sam))
+            r.models.append(("operators.object_proposals.sam_checkpoint", f"{p.sam_checkpoint} (segment-anything)"))
     for name in EDIT_MAKERS:
         c = _enabled(recipe, name)
         if c is None:
             continue
-        p = getattr(c, "proposals", None)
-        if p is not None and p.backend == "model":
-            if p.detector:
-                r.set(f"operators.{name}.proposals.detector", r.once("owlv2", tv.make_tiny_owlv2))
-                r.models.append((f"operators.{name}.proposals.detector", f"{p.detector} (OWLv2)"))
-            if p.sam_checkpoint:
-                key = f"operators.{name}.proposals.sam_checkpoint"
-                r.set(key, r.once("sam", _tiny_sam))
-                r.models.append((key, f"{p.sam_checkpoint} (segment-anything)"))
         inpaint = getattr(c, "inpaint", None)
         if inpaint is not None and inpaint.backend == "model" and getattr(c, "backend", "model") == "model":
             r.set(f"operators.{name}.inpaint.checkpoint", r.once("sd_inpaint", lambda d: tv.make_tiny_sd(d, True)))

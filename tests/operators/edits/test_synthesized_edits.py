@@ -23,6 +23,7 @@ from operators.edits.object_proposals import (
     colour_word,
     place_phrase,
 )
+from operators.edits.proposals import ObjectProposals
 from operators.edits.remove_object import TOO_LARGE, InpaintConfig, RemoveObject, RemoveObjectConfig
 from operators.edits.replace_object import ReplaceObject
 from operators.edits.style_transfer import CLASSICAL_STYLES, StyleTransfer, StyleTransferConfig
@@ -42,15 +43,17 @@ def scene(h: int = 160, w: int = 240, seed: int = 0, radius: float = 0.09) -> np
     return img
 
 
-def batch_of(*images: np.ndarray, captions=None) -> WorkBatch:
+def batch_of(*images: np.ndarray, captions=None, proposals: bool = True) -> WorkBatch:
+    """A batch of these photos, each with its object proposals (the object_proposals stage's defaults) unless not."""
     captions = captions or [""] * len(images)
-    return WorkBatch(
+    batch = WorkBatch(
         "img-00000",
         {},
         0,
         "r",
         items=[SourceImage(f"mem://{i}", f"id{i}", im, c) for i, (im, c) in enumerate(zip(images, captions))],
     )
+    return ObjectProposals()(batch) if proposals else batch
 
 
 def check_record(s: schema.Sample) -> dict:
@@ -194,9 +197,7 @@ def test_model_only_makers_say_why_they_are_off_and_configs_name_the_key():
         build_recipe({"operators": {"style_transfer": {"classical": ["cubism"]}}})
     assert "classical" in str(err.value) and "watercolour" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        build_recipe(
-            {"operators": {"remove_object": {"inpaint": {"backend": "model"}, "proposals": {"min_area": 0.7}}}}
-        )
+        build_recipe({"operators": {"object_proposals": {"min_area": 0.7}}})
     assert "min_area" in str(err.value)
 
 
