@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from datagen.schema import PHOTO_FEATURES, ObjectProposal, PairRow, PhotoFeatures, Sample
+from datagen.schema import PHOTO_FEATURES, ObjectProposal, PairRow, PhotoFeatures, RejectRecord, Sample
 
 # What a stage reads and writes of a batch (Operator.reads / Operator.writes): the fields below, nothing else. A job
 # checks before any work that each stage reads only what its plan gives or an earlier stage writes (jobs.py).
@@ -110,11 +110,22 @@ class WorkBatch:
     samples: list[Sample] = field(default_factory=list)
     quarantine: list[QuarantineRow] = field(default_factory=list)
     stats: dict[str, StageStats] = field(default_factory=dict)
+    # the samples the recipe's rules (FILTER and MIX stages) dropped, each with its RejectRecord: written to
+    # OUT/rejects/ at the commit, and counted in the funnel
+    rejects: list[Sample] = field(default_factory=list)
+    # task -> samples that reached the recipe's rules (the funnel's `made`), counted when the first rule stage runs;
+    # None while none has
+    made: dict[str, int] | None = None
 
     def stage(self, name: str) -> StageStats:
         if name not in self.stats:
             self.stats[name] = StageStats()
         return self.stats[name]
+
+    def reject(self, sample: Sample, stage: str, reasons: list[str]) -> None:
+        """Drop `sample` from what ships, keeping it (with why) among the partition's rejects."""
+        sample.rejected = RejectRecord(stage, list(reasons))
+        self.rejects.append(sample)
 
     def rng(self, *parts: Any) -> np.random.Generator:
         """A generator seeded by the recipe seed and `parts` (e.g. source id and operator name): the same

@@ -19,6 +19,9 @@ PARTITION_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*-\d{5}$")
 PROGRESS_DIR = "_progress"  # one done-marker per finished partition
 QUARANTINE_DIR = "_quarantine"  # one parquet per partition, merged into quarantine.parquet at the end
 PLAN_DIR = "_plan"  # the frozen partition plan of each job in this output folder
+# the samples the recipe's rules dropped, as shards of the same contract (PARTITION-NNN.tar, .parquet, .stats.json),
+# with why: a folder of its own, so that readers and trainers of OUT's shards never see them
+REJECTS_DIR = "rejects"
 RUN_FILE = "run.json"
 QUARANTINE_FILE = "quarantine.parquet"
 # Reviewer decisions: keys listed here (column `key`, optional `reason`) are dropped by readers and trainers,

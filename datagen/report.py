@@ -1,6 +1,7 @@
 """The run report: samples per task as a bar chart coloured by ACE task group (like ACE's task-distribution
 figure), quarantine reasons and per-stage throughput, a histogram of every quality score per task (from the index),
-and what the quality filter dropped or marked by reason; written as OUT/report.png and a self-contained report.html."""
+what the quality filter dropped or marked by reason, and the funnel (per task: made, dropped by reason, written);
+written as OUT/report.png, report_funnel.png and a self-contained report.html."""
 
 from __future__ import annotations
 
@@ -93,6 +94,37 @@ def render_png(summary: dict[str, Any]) -> bytes:
         ax.invert_yaxis()
         ax.set_xscale("log")
     ax.set_title("items/s per stage worker")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+def render_funnel(funnel: dict[str, dict[str, Any]]) -> bytes:
+    """Per task one bar as long as what reached the recipe's rules (made): what was written, then what each rule
+    dropped, one colour per reason across tasks, and written/made at the bar's end."""
+    groups = list(schema.TASK_GROUPS)
+    names = sorted(funnel, key=lambda t: (groups.index(schema.TASKS[t].group) if t in schema.TASKS else 99, t))
+    reasons = sorted({r for f in funnel.values() for r in f["dropped"]})
+    fig = _figure(figsize=(12, max(3.0, 0.3 * len(names) + 1.6)))
+    (ax,) = _panels(fig, [names], [1])
+    ax.barh(names, [funnel[t]["written"] for t in names], color="seagreen", label="written")
+    left = [funnel[t]["written"] for t in names]
+    cmap = _cmap("tab10")
+    for i, r in enumerate(reasons):
+        n = [funnel[t]["dropped"].get(r, 0) for t in names]
+        ax.barh(names, n, left=left, color=cmap((i + 3) % 10), label=f"dropped: {r}")
+        left = [a + b for a, b in zip(left, n)]
+    most = max((funnel[t]["made"] for t in names), default=0)
+    for y, t in enumerate(names):
+        f = funnel[t]
+        ax.text(f["made"] + most * 0.01, y, f"{f['written']}/{f['made']}", va="center", fontsize=8)
+    ax.set_xlim(0, most * 1.12 + 1)
+    ax.invert_yaxis()
+    made = sum(f["made"] for f in funnel.values())
+    written = sum(f["written"] for f in funnel.values())
+    ax.set_title(f"funnel per task: {written} of {made} samples written, {made - written} dropped (in rejects/)")
+    ax.set_xlabel("samples that reached the recipe's rules")
+    ax.legend(loc="best", fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     return buf.getvalue()
@@ -204,6 +236,18 @@ def write_report(out_dir: str | Path, summary: dict[str, Any] | None = None) -> 
             "style='max-width:100%'>"
         )
     filtered = _filtered(summary)
+    funnel_html = ""
+    if summary.get("funnel"):
+        funnel_png = render_funnel(summary["funnel"])
+        paths.atomic_write_bytes(out / "report_funnel.png", funnel_png)
+        rows = {
+            t: f"{f['made']} made, {f['written']} written" + "".join(f"; {r} {n}" for r, n in f["dropped"].items())
+            for t, f in summary["funnel"].items()
+        }
+        funnel_html = (
+            f"<h2>funnel</h2><img src='data:image/png;base64,{base64.b64encode(funnel_png).decode()}' "
+            f"style='max-width:100%'>{_table(rows, ('task', 'made, written, dropped by reason'))}"
+        )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>datagen run report</title><style>"
         "body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0 1.5em}"
@@ -218,6 +262,7 @@ def write_report(out_dir: str | Path, summary: dict[str, Any] | None = None) -> 
         f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
         f"<h2>samples per task</h2>{_table(summary.get('tasks', {}), ('task', 'samples'))}"
         + (f"<h2>task mix</h2>{_table(mix_rows, ('key', 'target / achieved'))}" if mix_rows else "")
+        + funnel_html
         + (f"<h2>quality filter</h2>{_table(filtered, ('reason', 'samples'))}" if filtered else "")
         + hist
         + f"<h2>quarantine</h2>{_table(summary.get('quarantine_reasons', {}), ('reason', 'inputs'))}"

@@ -18,8 +18,8 @@ from typing import Any, Iterator, Optional
 from datagen import devices
 from datagen.batch import WorkBatch
 from datagen.config import OutputConfig, RuntimeConfig
-from datagen.isolation import OPERATOR_ERROR, isolate, sample_uri
-from datagen.operator import Operator
+from datagen.isolation import OPERATOR_ERROR, describe_error, isolate, sample_uri
+from datagen.operator import Operator, Role
 from datagen.planning import ClusterShape, StagePlan, WavePlan, plan_wave
 from datagen.shards.commit import commit_partition
 from datagen.transfer import pack, unpack
@@ -98,10 +98,16 @@ def _run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
         batch.items = [it for _, (items, _) in runs for it in items]
         batch.samples = before + [s for _, (_, samples) in runs for s in samples]
     else:
+        rules = op.role in RULE_ROLES
+        if rules and batch.made is None:  # the funnel's `made`: what reaches the recipe's first rule
+            batch.made = task_counts(batch.samples)
+        rejected = batch.rejects
 
-        def judge(samples: list) -> list:
-            batch.samples = samples
-            return op(batch).samples
+        def judge(samples: list) -> tuple[list, list]:
+            # the rejects of this try alone: a try that raised halfway leaves none behind for the retries to repeat
+            batch.samples, batch.rejects = samples, []
+            out = op(batch)
+            return out.samples, out.rejects
 
         runs, failed = isolate(
             judge,
@@ -112,9 +118,24 @@ def _run_stage(op: Operator, batch: WorkBatch) -> WorkBatch:
             label=lambda s: f"sample {s.key}",
             where=where,
         )
-        batch.samples = [s for _, samples in runs for s in samples]
+        batch.samples = [s for _, (samples, _) in runs for s in samples]
+        batch.rejects = rejected + [r for _, (_, rejects) in runs for r in rejects]
+        if rules:  # a sample a rule raised on is dropped: quarantined with the error, and kept among the rejects
+            for f in failed:
+                batch.reject(f.item, op.name, [f"{f.code}: {describe_error(f.error)}"])
     batch.quarantine.extend(f.quarantine_row() for f in failed)
     return batch
+
+
+# the stages whose drops are the recipe's rules: their dropped samples are rejects, counted in the funnel
+RULE_ROLES = (Role.FILTER, Role.MIX)
+
+
+def task_counts(samples: list) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in samples:
+        out[s.task] = out.get(s.task, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def _run_stages(ops: list[Operator], batch: WorkBatch) -> WorkBatch:

@@ -349,6 +349,32 @@ class Provenance:
 
 
 @dataclass
+class RejectRecord:
+    """Why the recipe's rules dropped a sample: the stage (quality_filter, task_mix, ...) and its reasons, each a
+    failed rule as 'CODE' or 'CODE: detail' (no_change: pixel_l1_inside<0.01, nsfw>0.8, over mix: Inpainting)."""
+
+    stage: str
+    reasons: list[str]
+
+    @property
+    def reason(self) -> str:
+        """The reason the funnel counts the sample under: the code of its first reason."""
+        return reject_reason(self.reasons[0]) if self.reasons else "unknown"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "RejectRecord":
+        return cls(stage=d["stage"], reasons=list(d.get("reasons") or []))
+
+
+def reject_reason(reason: str) -> str:
+    """A reason's code: the part before ': ' ('no_change: pixel_l1_inside<0.01' -> 'no_change')."""
+    return reason.split(": ", 1)[0]
+
+
+@dataclass
 class Sample:
     """A CU (one turn) or an LCU (several turns, history first). The last turn is the current one.
     The key names the sample's content (provenance.params holds only what defines it); what later stages say of it
@@ -359,6 +385,9 @@ class Sample:
     key: str = ""
     judge: JudgeRecord | None = None  # the vision-language judge's record, when it judged the sample
     threshold_failures: list[str] = field(default_factory=list)  # the quality filter's failed rules, when it marks
+    # set on a sample the recipe's rules dropped (written to OUT/rejects/, never to the training shards): the stage
+    # that dropped it and every reason, the funnel's reason first (reject_reason)
+    rejected: RejectRecord | None = None
     # scores a scorer that applies to the current turn failed to make (an error, a fallback answer, a value that is
     # not a number): the quality filter drops on them (score_missing). In flight only, never written to a shard; a
     # score that does not apply to the turn (text-to-image has no input) is never listed here
@@ -447,8 +476,12 @@ SCORES: dict[str, ScoreSpec] = {
         ScoreSpec("pixel_l1_outside", 0.0, 1.0, "low", "mean absolute difference outside the edit mask, 0-1"),
         ScoreSpec("pixel_ssim", -1.0, 1.0, "", "SSIM (Wang et al. 2004, Gaussian window) of input and target"),
         ScoreSpec("pixel_ssim_inside", -1.0, 1.0, "", "SSIM inside the edit mask"),
-        ScoreSpec("pixel_ssim_outside", -1.0, 1.0, "high", "SSIM outside the edit mask"),
+        ScoreSpec(
+            "pixel_ssim_outside", -1.0, 1.0, "high", "SSIM outside the edit mask, where its window does not reach in"
+        ),
         ScoreSpec("mask_area", 0.0, 1.0, "", "share of the input's pixels inside its edit mask"),
+        # the outside region by a model: the inside of the mask painted out of both images, then compared
+        ScoreSpec("dino_outside", -1.0, 1.0, "high", "DINOv2 CLS cosine of input and target outside the edit mask"),
         # embeddings (open_clip SigLIP/CLIP, DINOv2)
         ScoreSpec("clip_text", -1.0, 1.0, "high", "cosine of the target image and its caption (or the instruction)"),
         ScoreSpec("clip_image", -1.0, 1.0, "high", "cosine of input and target image embeddings"),
@@ -504,6 +537,14 @@ INDEX_SCHEMA = pa.schema(
     + [(SCORE_COLUMN_PREFIX + name, pa.float32()) for name in SCORES]
 )
 INDEX_COLUMNS = tuple(INDEX_SCHEMA.names)
+
+# A reject's index (OUT/rejects/NAME.parquet): the index columns, then why the recipe's rules dropped it
+REJECT_COLUMNS = [
+    ("rejected_by", pa.string()),  # the stage that dropped it
+    ("reason", pa.string()),  # the funnel's reason (RejectRecord.reason)
+    ("reasons", pa.list_(pa.string())),  # every failed rule
+]
+REJECTS_INDEX_SCHEMA = pa.schema(list(INDEX_SCHEMA) + [pa.field(n, t) for n, t in REJECT_COLUMNS])
 
 QUARANTINE_SCHEMA = pa.schema(
     [("uri", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("detail", pa.string())]

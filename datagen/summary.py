@@ -15,7 +15,8 @@ def aggregate(markers: list[dict[str, Any]], input_partitions: Collection[str] =
     lcu_tasks: dict[str, int] = {}
     quarantine: dict[str, int] = {}
     stages: dict[str, StageStats] = {}
-    shards = samples = entries = items = nbytes = 0
+    funnel: dict[str, dict[str, Any]] = {}
+    shards = samples = entries = items = nbytes = rejects = reject_shards = 0
     for m in markers:
         if m["partition"] in input_partitions:
             entries += m.get("entries", 0)
@@ -25,6 +26,12 @@ def aggregate(markers: list[dict[str, Any]], input_partitions: Collection[str] =
         nbytes += sum(s["bytes"] for s in m["shards"])
         for k, v in m["tasks"].items():
             tasks[k] = tasks.get(k, 0) + v
+        rejects += m.get("rejects", 0)
+        reject_shards += len(m.get("reject_shards", []))
+        # a marker written before the funnel existed: what it wrote is what it made
+        part = m.get("funnel") or {t: {"made": n, "dropped": {}, "written": n} for t, n in m["tasks"].items()}
+        for task, row in part.items():
+            merge_funnel(funnel.setdefault(task, {"made": 0, "dropped": {}, "written": 0}), row)
         for k, v in m.get("lcu_tasks", {}).items():
             lcu_tasks[k] = lcu_tasks.get(k, 0) + v
         for k, v in m["quarantine"].items():
@@ -51,9 +58,21 @@ def aggregate(markers: list[dict[str, Any]], input_partitions: Collection[str] =
         "quarantined": sum(quarantine.values()),
         "quarantine_reasons": dict(sorted(quarantine.items())),
         "stages": stage_rows,
+        # per task: made (reached the recipe's rules) = written + dropped (reason -> samples, kept in OUT/rejects/)
+        "funnel": {t: funnel[t] for t in sorted(funnel)},
+        "rejected": rejects,
+        "reject_shards": reject_shards,
         # stage -> reason -> partitions that ran it otherwise than placed (CPU fallback) or without it (optional)
         "fallbacks": fallbacks,
     }
+
+
+def merge_funnel(into: dict[str, Any], row: dict[str, Any]) -> None:
+    into["made"] += row["made"]
+    into["written"] += row["written"]
+    for reason, n in row["dropped"].items():
+        into["dropped"][reason] = into["dropped"].get(reason, 0) + n
+    into["dropped"] = dict(sorted(into["dropped"].items()))
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -81,6 +100,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         lcu = summary.get("lcu_tasks", {})
         for t, n in summary["tasks"].items():
             lines.append(f"    {t:<{w}}  {n}" + (f"  ({lcu[t]} multi-turn)" if t in lcu else ""))
+    dropped = {t: f for t, f in summary.get("funnel", {}).items() if f["dropped"]}
+    if dropped:
+        lines.append(f"  dropped by the recipe's rules ({summary.get('rejected', 0)}, kept in rejects/):")
+        w = max(len(t) for t in dropped)
+        for t, f in dropped.items():
+            why = ", ".join(f"{r} {n}" for r, n in f["dropped"].items())
+            lines.append(f"    {t:<{w}}  {f['made']} made, {f['written']} written; {why}")
     if summary["quarantine_reasons"]:
         lines.append("  quarantined by reason:")
         for r, n in summary["quarantine_reasons"].items():

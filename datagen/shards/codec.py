@@ -11,7 +11,7 @@ import numpy as np
 
 from datagen import schema
 from datagen.ingest.decode import RejectedInput, decode_image
-from datagen.schema import Frame, InstructionRecord, JudgeRecord, Provenance, Sample, Turn
+from datagen.schema import Frame, InstructionRecord, JudgeRecord, Provenance, RejectRecord, Sample, Turn
 
 
 def encode_image(image: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
@@ -111,6 +111,8 @@ def encode_sample(
         "judge": sample.judge.to_json() if sample.judge is not None else None,
         "threshold_failures": list(sample.threshold_failures),
     }
+    if sample.rejected is not None:  # only on rejects: a kept sample's record stays as it was
+        record["rejected"] = sample.rejected.to_json()
     members[schema.JSON_MEMBER] = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
     return members
 
@@ -162,4 +164,5 @@ def decode_sample(members: dict[str, Any]) -> Sample:
         key=record["key"],
         judge=JudgeRecord.from_json(judge) if judge is not None else None,
         threshold_failures=list(record.get("threshold_failures") or []),
+        rejected=RejectRecord.from_json(record["rejected"]) if record.get("rejected") else None,
     )

@@ -1,5 +1,6 @@
 """`datagen validate DIR`: every shard complete and consistent with its index and stats, every record
-pointing at members that exist, no pickle members, no unsafe names, no key twice. Returns the problems found."""
+pointing at members that exist, no pickle members, no unsafe names, no key twice; the same of the rejects in
+OUT/rejects/, each with its reasons, none of them also kept. Returns the problems found."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from datagen import schema
+from datagen import paths, schema
 from datagen.shards.codec import record_members
 
 
@@ -20,9 +21,11 @@ def _split(name: str) -> tuple[str, str]:
     return key, ext
 
 
-def validate_shard(tar_path: Path, seen_keys: dict[str, str]) -> list[str]:
+def validate_shard(tar_path: Path, seen_keys: dict[str, str], rejects: bool = False) -> list[str]:
+    """A shard's problems; `rejects`: a shard of OUT/rejects/, whose every record says why it was dropped (and a
+    training shard's none)."""
     problems: list[str] = []
-    name = tar_path.stem
+    name = f"{paths.REJECTS_DIR}/{tar_path.stem}" if rejects else tar_path.stem
     stats_path = tar_path.with_suffix(".stats.json")
     index_path = tar_path.with_suffix(".parquet")
     if not stats_path.exists():
@@ -59,7 +62,8 @@ def validate_shard(tar_path: Path, seen_keys: dict[str, str]) -> list[str]:
     except tarfile.TarError as e:
         return problems + [f"{name}: unreadable tar: {e}"]
     index = pq.read_table(index_path)
-    missing_cols = [c for c in schema.INDEX_COLUMNS if c not in index.column_names]
+    wanted_cols = schema.REJECTS_INDEX_SCHEMA.names if rejects else schema.INDEX_COLUMNS
+    missing_cols = [c for c in wanted_cols if c not in index.column_names]
     if missing_cols:
         problems.append(f"{name}: index lacks columns {missing_cols}")
         return problems
@@ -85,6 +89,12 @@ def validate_shard(tar_path: Path, seen_keys: dict[str, str]) -> list[str]:
         if record.get("schema") != schema.SCHEMA_VERSION:
             problems.append(f"{name}/{key}: schema {record.get('schema')!r} is not {schema.SCHEMA_VERSION}")
             continue
+        if bool(record.get("rejected")) != rejects:
+            problems.append(
+                f"{name}/{key}: a reject among the training shards"
+                if not rejects
+                else f"{name}/{key}: no reject record (stage and reasons) among the rejects"
+            )
         if record.get("key") != key:
             problems.append(f"{name}/{key}: record key {record.get('key')!r} differs from member key")
         wanted = set(record_members(record))
@@ -125,4 +135,8 @@ def validate_dir(root: str | Path) -> tuple[int, list[str]]:
             problems.append(f"{p.stem}: index without a tar")
     if not tars:
         problems.append(f"{root}: no shards found")
-    return len(tars), problems
+    # the rejects: the same contract, and no key both kept and rejected (`seen` is shared)
+    rejects = sorted((root / paths.REJECTS_DIR).glob("*.tar"))
+    for t in rejects:
+        problems.extend(validate_shard(t, seen, rejects=True))
+    return len(tars) + len(rejects), problems

@@ -62,6 +62,11 @@ def index_row(sample: Sample, shard: str, nbytes: int) -> dict:
         "scores": json.dumps(sample.provenance.scores, sort_keys=True),
         "bytes": nbytes,
         **{schema.score_column(k): float(v) for k, v in sample.provenance.scores.items() if k in schema.SCORES},
+        **(
+            {"rejected_by": sample.rejected.stage, "reason": sample.rejected.reason, "reasons": sample.rejected.reasons}
+            if sample.rejected is not None
+            else {}
+        ),
     }
 
 
@@ -102,8 +107,11 @@ class PartitionWriter:
         target_shard_bytes: int = 512 << 20,
         photo_format: str = "jpg",
         jpeg_quality: int = 95,
+        rejects: bool = False,
     ):
         self.out_dir = Path(out_dir)
+        # a folder of rejects (OUT/rejects/): every sample carries its RejectRecord, and the index says why
+        self.rejects = rejects
         self.partition = paths.check_partition_name(partition)
         self.samples_per_shard = samples_per_shard
         self.target_shard_bytes = target_shard_bytes
@@ -124,6 +132,9 @@ class PartitionWriter:
         if sample.key in self._seen:
             raise ValueError(f"duplicate sample key {sample.key} in partition {self.partition}")
         self._seen.add(sample.key)
+        if (sample.rejected is not None) != self.rejects:
+            where = "rejects" if self.rejects else "training shards"
+            raise ValueError(f"sample {sample.key}: {'un' if self.rejects else ''}rejected sample among the {where}")
         members = encode_sample(sample, self.photo_format, self.jpeg_quality, self._memo)
         for ext in members:
             if ext.rsplit(".", 1)[-1] in schema.FORBIDDEN_EXTENSIONS:
@@ -150,7 +161,9 @@ class PartitionWriter:
         data = shard.buf.getvalue()
         tar_path = paths.safe_join(self.out_dir, shard.name + ".tar")
         paths.atomic_write_bytes(tar_path, data)
-        table = pa.Table.from_pylist(shard.rows, schema=schema.INDEX_SCHEMA)
+        table = pa.Table.from_pylist(
+            shard.rows, schema=schema.REJECTS_INDEX_SCHEMA if self.rejects else schema.INDEX_SCHEMA
+        )
         paths.atomic_write_parquet(paths.safe_join(self.out_dir, shard.name + ".parquet"), table)
         self.written.append(
             ShardStats(shard.name, len(shard.rows), len(data), hashlib.sha256(data).hexdigest(), shard.tasks)

@@ -91,17 +91,24 @@ class TaskMix(Operator):
                 want = int(round(n_total * w[b] / total_w))
                 samples = sorted(samples, key=lambda s: s.key)
                 if want < len(samples):
-                    idx = sorted(rng.choice(len(samples), size=want, replace=False).tolist())
+                    idx = set(rng.choice(len(samples), size=want, replace=False).tolist())
                     stats.skip(f"over mix: {b}", len(samples) - want)
-                    samples = [samples[i] for i in idx]
+                    for i, s in enumerate(samples):
+                        if i not in idx:
+                            batch.reject(s, self.name, [f"over mix: {b}"])
+                    samples = [samples[i] for i in sorted(idx)]
                 keep.extend(samples)
         else:
             for b, samples in buckets.items():
                 if b is not None:
                     stats.skip(f"weight 0: {b}", len(samples))
+                    for s in samples:
+                        batch.reject(s, self.name, [f"weight 0: {b}"])
         if self.config.others == "keep":
             keep.extend(buckets.get(None, []))
         else:
             stats.skip("not in mix", len(buckets.get(None, [])))
+            for s in buckets.get(None, []):
+                batch.reject(s, self.name, ["not in mix"])
         batch.samples = keep
         return batch

@@ -1,5 +1,7 @@
 """DINOv2 image-image similarity of a turn's input and target (UltraEdit keeps DINOv2 >= 0.3; MagicBrush's DINO
-metric): the CLS embedding (pooler output) of a transformers Dinov2Model checkpoint, from a local dir or hub id."""
+metric): the CLS embedding (pooler output) of a transformers Dinov2Model checkpoint, from a local dir or hub id. On a
+masked edit also the outside region's (dino_outside): the mask's inside painted one grey in both images, so that only
+what the edit should have kept is compared."""
 
 from __future__ import annotations
 
@@ -25,11 +27,28 @@ class DinoScoreConfig(ScorerConfig, Placement):
     )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     batch_size: int = Field(32, ge=1, description="samples per model call")
+    # exclude: a score, not part of any sample's content (out of the recipe fingerprint)
+    outside: bool = Field(True, exclude=True, description="dino_outside on masked edits (two more images each)")
+
+
+OUTSIDE_FILL = 127  # the grey that both images' inside is painted with
+
+
+def paint_inside(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the inside of the edit mask (255 = edit; resized to the image, nearest) painted OUTSIDE_FILL."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if mask.shape[:2] != (h, w):
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    out = image.copy()
+    out[mask > 127] = OUTSIDE_FILL
+    return out
 
 
 class DinoScore(Scorer):
     name = "dino_score"
-    makes = ("dino_image",)
+    makes = ("dino_image", "dino_outside")
     version = "1"
     stateful = True
     Config: ClassVar[type[DinoScoreConfig]] = DinoScoreConfig
@@ -83,6 +102,21 @@ class DinoScore(Scorer):
         for v in views:
             imgs[id(v.input.image)] = v.input.image
             imgs[id(v.target.image)] = v.target.image
+        outside: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if self.config.outside:
+            for v in views:
+                if v.mask is not None:
+                    outside[id(v)] = (paint_inside(v.input.image, v.mask), paint_inside(v.target.image, v.mask))
         ids = list(imgs)
-        emb = dict(zip(ids, self.embed([imgs[i] for i in ids])))
-        return [{"dino_image": float(emb[id(v.input.image)] @ emb[id(v.target.image)])} for v in views]
+        flat = [imgs[i] for i in ids] + [im for pair in outside.values() for im in pair]
+        vectors = self.embed(flat) if flat else np.zeros((0, 0))
+        emb = dict(zip(ids, vectors[: len(ids)]))
+        out_emb = {k: (vectors[len(ids) + 2 * j], vectors[len(ids) + 2 * j + 1]) for j, k in enumerate(outside)}
+        results = []
+        for v in views:
+            r = {"dino_image": float(emb[id(v.input.image)] @ emb[id(v.target.image)])}
+            if id(v) in out_emb:
+                a, b = out_emb[id(v)]
+                r["dino_outside"] = float(a @ b)
+            results.append(r)
+        return results

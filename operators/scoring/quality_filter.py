@@ -1,9 +1,10 @@
-"""The quality filter: drops samples whose scores fall outside the recipe's per-task thresholds, counting each
-failed threshold as a reason, or with keep_below_threshold marks them (score failed_thresholds, and which ones in
-Sample.threshold_failures) so that thresholds can be studied before they are enforced. A score a threshold names
-that the sample lacks because its scorer failed on it (Sample.unscored) drops it as score_missing unless
-`missing: keep`; a score that does not apply to the turn (no input in text-to-image) or whose scorer the recipe
-does not run is not judged."""
+"""The quality filter: drops samples whose scores fall outside the recipe's per-task thresholds or that fail the
+objective edit checks (no_change, outside_change, size_changed), counting each failed rule as a reason and keeping
+each dropped sample among the partition's rejects (OUT/rejects/); or, with keep_below_threshold, marks them (score
+failed_thresholds, and which ones in Sample.threshold_failures) so that thresholds can be studied before they are
+enforced. A score a threshold names that the sample lacks because its scorer failed on it (Sample.unscored) drops it
+as score_missing unless `missing: keep`; a score that does not apply to the turn (no input in text-to-image) or whose
+scorer the recipe does not run is not judged."""
 
 from __future__ import annotations
 
@@ -69,6 +70,91 @@ def _check_keys(v: Thresholds, key: str) -> Thresholds:
     return v
 
 
+NO_CHANGE, OUTSIDE_CHANGE, SIZE_CHANGED = "no_change", "outside_change", "size_changed"
+
+
+class EditChecks(Section):
+    """Objective checks on every masked edit (a turn whose first input carries an edit mask), judge or not, each
+    failure named by its rule: no_change (the inside barely changed), outside_change (what the mask keeps was
+    repainted), size_changed (the target is not the input's size). null turns a check off."""
+
+    no_change: Optional[float] = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="pixel_l1_inside (mean absolute change inside the mask, 0-1) below this: no_change. 0.01 is "
+        "about 2.5 grey levels on average, under a JPEG round trip's noise",
+    )
+    outside_l1: Optional[float] = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="pixel_l1_outside above this: outside_change (the demo's classical edits keep 0.000; a "
+        "whole-photo repaint is 0.1 and more)",
+    )
+    outside_ssim: Optional[float] = Field(
+        0.75,
+        ge=-1,
+        le=1,
+        description="pixel_ssim_outside below this: outside_change (the SSIM window reaches across the mask's edge: "
+        "the demo's inpainting keeps 0.91 and more)",
+    )
+    outside_dino: Optional[float] = Field(
+        0.85,
+        ge=-1,
+        le=1,
+        description="dino_outside (DINOv2 cosine of the outside regions, where dino_score runs) below this: "
+        "outside_change",
+    )
+    same_size: bool = Field(True, description="a target of another size than its input: size_changed")
+    skip: list[str] = Field(
+        ["layer_editing"],
+        description="task groups or task names whose masks are not edit regions and are not checked (a layer's "
+        "alpha: Layer Fusion keeps the inside and fills the outside)",
+    )
+
+    @field_validator("skip")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        allowed = set(schema.TASK_GROUPS) | set(schema.TASKS)
+        bad = sorted(set(v) - allowed)
+        if bad:
+            raise ValueError(
+                f"quality_filter.edit_checks.skip: unknown {bad}; allowed: task groups {list(schema.TASK_GROUPS)} or "
+                f"task names {sorted(schema.TASKS)}"
+            )
+        return v
+
+
+def edit_failures(sample: Sample, checks: EditChecks) -> list[str]:
+    """The edit checks a masked edit fails, as 'RULE: detail'; [] for a turn that is not a masked edit."""
+    turn = sample.current
+    if not turn.inputs or turn.inputs[0].mask is None:
+        return []
+    if turn.task in checks.skip or schema.TASKS[turn.task].group in checks.skip:
+        return []
+    scores, out = sample.provenance.scores, []
+    inp, target = turn.inputs[0], turn.target
+    if checks.same_size and inp.size != target.size:
+        out.append(f"{SIZE_CHANGED}: {inp.size[0]}x{inp.size[1]} -> {target.size[0]}x{target.size[1]}")
+    v = scores.get("pixel_l1_inside")
+    if checks.no_change is not None and v is not None and v < checks.no_change:
+        out.append(f"{NO_CHANGE}: pixel_l1_inside<{checks.no_change:g}")
+    for name, bound, below in (
+        ("pixel_l1_outside", checks.outside_l1, False),
+        ("pixel_ssim_outside", checks.outside_ssim, True),
+        ("dino_outside", checks.outside_dino, True),
+    ):
+        v = scores.get(name)
+        if bound is None or v is None:
+            continue
+        if below and v < bound:
+            out.append(f"{OUTSIDE_CHANGE}: {name}<{bound:g}")
+        elif not below and v > bound:
+            out.append(f"{OUTSIDE_CHANGE}: {name}>{bound:g}")
+    return out
+
+
 class QualityFilterConfig(OperatorConfig):
     thresholds: Thresholds = Field(
         default_factory=dict, description="'*', task group or task name -> score -> {min, max}"
@@ -88,6 +174,13 @@ class QualityFilterConfig(OperatorConfig):
         exclude=True,
         description="a sample lacking a score that a threshold in effect names, because the scorer that applies to "
         "its turn failed on it: drop (counted as score_missing) or keep it unjudged on that score (counted)",
+    )
+
+    # exclude: out of the fingerprint, as `missing` (which samples ship is the filter's counted business)
+    edit_checks: EditChecks = Field(
+        default_factory=EditChecks,
+        exclude=True,
+        description="objective checks on every masked edit: no_change, outside_change, size_changed",
     )
 
     @field_validator("thresholds")
@@ -157,7 +250,8 @@ class QualityFilter(Operator):
         own_provenance(batch.samples)
         for s in batch.samples:
             bounds = thresholds_for(s.task, tables)
-            failed = failures(s.provenance.scores, bounds)
+            # the edit checks first: the funnel counts a sample under its first reason
+            failed = edit_failures(s, self.config.edit_checks) + failures(s.provenance.scores, bounds)
             missing = missing_scores(s, bounds)
             if missing and self.config.missing == "keep":
                 for name in missing:
@@ -177,6 +271,7 @@ class QualityFilter(Operator):
                 stats.skip("dropped samples")
                 for r in failed:
                     stats.skip(f"dropped: {r}")
+                batch.reject(s, self.name, failed)
             else:
                 keep.append(s)
         batch.samples = keep

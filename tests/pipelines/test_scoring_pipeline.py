@@ -10,11 +10,12 @@ import sys
 
 import pytest
 
-from datagen import schema
+from datagen import paths, schema
 from datagen.config import ConfigError
 from datagen.review.browser import dump_dom
-from datagen.shards.reader import iter_samples, read_index
+from datagen.shards.reader import iter_samples, read_index, shard_paths
 from datagen.shards.validate import validate_dir
+from datagen.trainer.loader import list_shards
 from pipelines import load_recipe, run
 
 CUT = 0.55  # between the SSIMs of the demo's conditions: some samples on each side
@@ -99,6 +100,28 @@ def test_threshold_drops_exactly_the_samples_below_and_counts_them(scored, tmp_p
     skipped = summary["stages"]["quality_filter"]["skipped"]
     assert skipped == {"dropped samples": len(below), f"dropped: pixel_ssim<{CUT:g}": len(below)}
     assert summary["samples"] == len(kept) == len(before) - len(below)
+    # the dropped samples are not lost: OUT/rejects/ holds exactly them, with every score and the failed rule, in
+    # shards of the same contract that no reader of OUT's shards (index, samples, trainer, Hugging Face) sees
+    rejects = list(iter_samples(out / paths.REJECTS_DIR))
+    assert {ident(s) for s in rejects} == below_ids and len(rejects) == len(below) == summary["rejected"]
+    assert all(s.rejected.reasons == [f"pixel_ssim<{CUT:g}"] for s in rejects)
+    assert all({"pixel_l1", "pixel_ssim", "nsfw"} <= set(s.provenance.scores) for s in rejects)
+    reject_rows = read_index(out / paths.REJECTS_DIR).to_pylist()
+    assert {r["reason"] for r in reject_rows} == {f"pixel_ssim<{CUT:g}"}
+    assert {r["rejected_by"] for r in reject_rows} == {"quality_filter"}
+    reject_keys = {r["key"] for r in reject_rows}
+    assert not reject_keys & kept and not reject_keys & {r["key"] for r in read_index(out).to_pylist()}
+    assert not [url for shard in list_shards(str(out)) for url in (shard.url, shard.index_url) if "/rejects/" in url]
+    assert not [p for p in shard_paths(out) if paths.REJECTS_DIR in p.parts]  # what load_hf_dataset reads
+    n, problems = validate_dir(out)
+    assert problems == [] and n == summary["shards"] + summary["reject_shards"]
+    # the funnel: per task, made = written + dropped, written as in the shards, dropped as in the rejects
+    funnel = summary["funnel"]
+    assert all(f["made"] == f["written"] + sum(f["dropped"].values()) for f in funnel.values())
+    assert {t: f["written"] for t, f in funnel.items() if f["written"]} == summary["tasks"]
+    assert sum(sum(f["dropped"].values()) for f in funnel.values()) == len(rejects)
+    assert sum(f["made"] for f in funnel.values()) == len(before)
+    assert "<h2>funnel</h2>" in (out / "report.html").read_text() and (out / "report_funnel.png").stat().st_size > 1000
     report = (out / "report.html").read_text()
     assert f"pixel_ssim&lt;{CUT:g}" in report and "quality scores per task" in report
     assert (out / "report_scores.png").stat().st_size > 1000

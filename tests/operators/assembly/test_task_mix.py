@@ -50,3 +50,27 @@ def test_mix_is_deterministic(tmp_path, photo_dir):
 def test_unknown_mix_key_is_a_config_error(tmp_path, photo_dir):
     with pytest.raises(ConfigError, match="unknown mix keys"):
         _recipe(tmp_path, photo_dir, "operators.task_mix.weights={Teleport: 1}")
+
+
+def test_mix_drops_are_rejects_and_a_resumed_run_funnel_still_sums(tmp_path, photo_dir):
+    """What the mix cuts is kept in OUT/rejects/ and counted in the funnel; after a kill (markers lost) the resumed
+    run's funnel is the uninterrupted one's, made = written + dropped for every task, rejects = dropped."""
+    from datagen import paths
+    from datagen.shards.reader import read_index
+
+    args = ["operators.task_mix.weights={Grayscale: 1, Edge map Extraction: 1}", "operators.task_mix.others=drop"]
+    args += ["input.images_per_partition=2"]
+    first = run(_recipe(tmp_path, photo_dir, *args))
+    funnel = first["funnel"]
+    assert all(f["made"] == f["written"] + sum(f["dropped"].values()) for f in funnel.values())
+    assert {t: f["written"] for t, f in funnel.items() if f["written"]} == first["tasks"]
+    assert funnel["Image Colorization"]["dropped"] == {"not in mix": funnel["Image Colorization"]["made"]}
+    rejected = read_index(tmp_path / "out" / paths.REJECTS_DIR)
+    assert rejected.num_rows == first["rejected"] == sum(sum(f["dropped"].values()) for f in funnel.values()) > 0
+    assert set(rejected.column("rejected_by").to_pylist()) == {"task_mix"}
+    for m in sorted((tmp_path / "out" / paths.PROGRESS_DIR).glob("*.done.json"))[:2]:
+        m.unlink()
+    again = run(_recipe(tmp_path, photo_dir, *args))
+    assert again["invocation"]["partitions_done"] == 2
+    assert again["funnel"] == funnel and again["rejected"] == first["rejected"]
+    assert read_index(tmp_path / "out" / paths.REJECTS_DIR).num_rows == first["rejected"]
