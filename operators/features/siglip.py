@@ -77,7 +77,7 @@ class SiglipFeaturesConfig(OperatorConfig, Placement):
         "auto", description="the SDPA kernel on CUDA (auto: flash, else memory-efficient); logged at setup"
     )
     batches_per_call: int = Field(
-        4,
+        8,
         ge=1,
         description="model batches handed to one call on the device path, so the next batch is prepared while "
         "this one runs",

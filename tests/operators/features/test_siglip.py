@@ -103,7 +103,7 @@ def test_device_path_matches_the_pil_path(tiny):
     # preprocessing as tensors (the GPU path, here on the CPU) against the model's own PIL transform
     _, pil = embed(SiglipFeaturesConfig(pretrained=tiny["local_dir"], batch_size=2))
     op, dev = embed(SiglipFeaturesConfig(pretrained=tiny["local_dir"], batch_size=2, preprocess_on_device=True))
-    assert op._encoder is not None and op.batches_per_call() == 4
+    assert op._encoder is not None and op.batches_per_call() == 8
     assert np.allclose(dev, pil, atol=5e-3) and ((dev * pil).sum(axis=1) > 0.9999).all()
 
 
