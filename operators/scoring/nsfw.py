@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen import placement, schema
+from datagen.config import KEY_NEUTRAL_DEFAULT
 from datagen.identity import photo_key
 from datagen.offline_weights import sha256_of
 from datagen.operator import Resources
@@ -44,6 +45,7 @@ class NsfwScoreConfig(ScorerConfig, Placement):
     batch_size: int = Field(32, ge=1, description="photos per model call")
     jpeg_round_trip: bool = Field(
         True,
+        json_schema_extra=KEY_NEUTRAL_DEFAULT,
         description="re-encode the resized photo as JPEG before the model, as open_nsfw's reference does (its "
         "training images were JPEG-decoded); false: the lossless path, which moves scores slightly",
     )
