@@ -2,7 +2,8 @@
 random weights saved as a checkpoint file and loaded through the operator's own path) plus the LAION aesthetic MLP,
 dino_score with DINOv2-base (transformers, saved and loaded as a local checkpoint), and nsfw_score (open_nsfw ONNX on
 onnxruntime's CUDA provider when onnxruntime-gpu is there, else labelled CPU). Samples/s end to end, preprocessing
-included, on edit pairs at 512 px; one JSON row per scorer.
+included, on edit pairs at 512 px (every photo distinct: the per-partition memo saves nothing here); one JSON row per
+scorer, with where its preprocessing ran. The CPU smoke run takes the device path (tensor preprocessing) on the CPU.
 
     python bench/gpu_scorers.py --json OUT.json                # on the GPU machine (carry open_clip, pydantic wheels)
     python bench/gpu_scorers.py --json OUT.json --cpu-smoke    # tiny sizes on CPU: the same code path
@@ -68,6 +69,7 @@ def main() -> int:
 
     devices.assign_gpus([] if args.cpu_smoke else ["0"])
     n, side, bs = (8, 64, 4) if args.cpu_smoke else (1024, 512, 128)
+    on_device = True if args.cpu_smoke else None  # None: the operators' default, on for CUDA
     samples = _samples(n, side)
     rows: dict[str, object] = {
         "device": devices.resolve_device("auto"),
@@ -105,9 +107,16 @@ def main() -> int:
             aes = tmp / "aesthetic.pth"
             torch.save(build_mlp(dim).state_dict(), aes)
             op = ClipScores(
-                ClipScoresConfig(model=model, pretrained=pretrained, aesthetic_checkpoint=str(aes), batch_size=bs)
+                ClipScoresConfig(
+                    model=model,
+                    pretrained=pretrained,
+                    aesthetic_checkpoint=str(aes),
+                    batch_size=bs,
+                    preprocess_on_device=on_device,
+                )
             )
             op.setup()
+            rows["clip_scores_preprocess"] = "on the model's device" if op._encoder else "PIL on the CPU"
             rows["clip_scores_samples_per_s"] = round(_time(op, samples, bs), 1)
             rows["clip_scores_scores"] = sorted(samples[0].provenance.scores)
         except ImportError as e:
@@ -126,8 +135,9 @@ def main() -> int:
         BitImageProcessor(
             size={"shortest_edge": crop + crop // 7}, crop_size={"height": crop, "width": crop}
         ).save_pretrained(tmp / "dino")
-        op = DinoScore(DinoScoreConfig(checkpoint=str(tmp / "dino"), batch_size=bs))
+        op = DinoScore(DinoScoreConfig(checkpoint=str(tmp / "dino"), batch_size=bs, preprocess_on_device=on_device))
         op.setup()
+        rows["dino_score_preprocess"] = "on the model's device" if op._encoder else "transformers on the CPU"
         rows["dino_score_samples_per_s"] = round(_time(op, samples, bs), 1)
         try:
             import onnxruntime

@@ -32,6 +32,21 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# Marks a field added after samples were keyed, whose default reproduces what ran before it existed: at that default
+# it stays out of the fingerprint and provenance params, so adding it keeps every key; any other value is recorded.
+KEY_NEUTRAL_DEFAULT = {"key_neutral_default": True}
+
+
+def neutral_at_default(model: BaseModel) -> set[str]:
+    """The fields of `model` marked KEY_NEUTRAL_DEFAULT that hold their default."""
+    out = set()
+    for name, f in type(model).model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        if extra.get("key_neutral_default") and getattr(model, name) == f.default:
+            out.add(name)
+    return out
+
+
 class InputConfig(Section):
     path: str = Field(
         "builtin:photos", description="folder, tar (or folder of tars), parquet/CSV list, fsspec URI, or builtin:photos"
@@ -45,6 +60,13 @@ class InputConfig(Section):
     min_side: int = Field(64, ge=1)
     max_aspect: float = Field(4.0, ge=1.0)
     max_side: int = Field(1024, ge=16, description="decoded images are downscaled so their long side is at most this")
+    draft_decode: bool = Field(
+        False,
+        json_schema_extra=KEY_NEUTRAL_DEFAULT,
+        description="JPEGs larger than max_side decode at 1/2-1/8 scale (libjpeg DCT scaling) before the final "
+        "resize: 3-8x faster on camera-size photos; pixels differ slightly from a full decode (features, pairs and "
+        "keys may move)",
+    )
     images_per_partition: int = Field(
         32, ge=1, description="images per unit of work; one partition -> one or more shards"
     )
@@ -133,6 +155,13 @@ EXECUTION_KEYS = frozenset(
         # when a model backend counts as broken (datagen.isolation.BackendBroken): how the job fails, not what it makes
         "max_failure_rate",
         "max_consecutive_failures",
+        # where a model's input is preprocessed and how its forward runs (GPU tensors vs PIL, torch.compile, the
+        # SDPA kernel, batches per call): like `device`, numerics within tolerance, the same samples
+        "preprocess_on_device",
+        "compile",
+        "attention",
+        "batches_per_call",
+        "image_batch_size",
     }
 )
 
@@ -140,8 +169,9 @@ EXECUTION_KEYS = frozenset(
 def content(model: BaseModel) -> dict[str, Any]:
     """A config as JSON without its execution fields (EXECUTION_KEYS), nested configs included."""
     d = model.model_dump(mode="json")
+    neutral = neutral_at_default(model)
     for name in type(model).model_fields:
-        if name in EXECUTION_KEYS:
+        if name in EXECUTION_KEYS or name in neutral:
             d.pop(name, None)
         elif name in d:
             d[name] = _content_of(getattr(model, name), d[name])
@@ -177,6 +207,8 @@ class Recipe(Section):
         no runtime section, no placement (device, GPUs, batch size, pool: EXECUTION_KEYS) of any stage."""
         d = self.model_dump(mode="json", exclude={"output": {"dir"}, "runtime": True})
         d["input"].pop("path", None)
+        for name in neutral_at_default(self.input):
+            d["input"].pop(name, None)
         d["operators"] = {k: content(v) for k, v in self.operators.items()}
         d["sections"] = {k: content(v) for k, v in sorted(self.sections.items())}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from datagen.batch import WorkBatch
-from datagen.config import EXECUTION_KEYS, Section
+from datagen.config import EXECUTION_KEYS, Section, neutral_at_default
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ class Operator:
 
     def params(self) -> dict[str, Any]:
         """Parameters recorded in every sample's provenance (part of its key): not how the stage ran."""
-        return self.config.model_dump(mode="json", exclude={"enabled", *EXECUTION_KEYS})
+        return self.config.model_dump(
+            mode="json", exclude={"enabled", *EXECUTION_KEYS, *neutral_at_default(self.config)}
+        )
 
     def unavailable_reason(self) -> str | None:
         """Why this operator cannot run with its config on this machine (no checkpoint set or its files absent,

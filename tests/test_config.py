@@ -114,3 +114,15 @@ def test_a_cpu_twin_makes_the_same_sample_keys(tmp_path, photo_dir):
 
     gpu = keys(GPU | {"device": "auto"}, "gpu")  # auto: the test machine need not have a GPU; the rest moves
     assert gpu and gpu == keys(CPU, "cpu")
+
+
+def test_a_field_added_at_its_neutral_default_keeps_the_fingerprint_and_params():
+    from datagen.config import Recipe, neutral_at_default
+    from operators.scoring.nsfw import NsfwScore, NsfwScoreConfig
+
+    r = Recipe()
+    assert neutral_at_default(r.input) == {"draft_decode"}
+    drafted = Recipe(input={"draft_decode": True})
+    assert drafted.fingerprint() != r.fingerprint()
+    assert "jpeg_round_trip" not in NsfwScore().params()
+    assert NsfwScore(NsfwScoreConfig(jpeg_round_trip=False)).params()["jpeg_round_trip"] is False

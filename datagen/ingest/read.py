@@ -101,6 +101,7 @@ class ReadImages(Operator):
                     min_side=cfg.min_side,
                     max_aspect=cfg.max_aspect,
                     max_side=cfg.max_side,
+                    draft=cfg.max_side if cfg.draft_decode else 0,
                 )
             except RejectedInput as r:
                 batch.quarantine.append(QuarantineRow(uri, r.reason, STAGE, r.detail))

@@ -1,6 +1,6 @@
 """Depth condition: a DPT / MiDaS / Depth Anything model through transformers (local directory or hub id), rendered
 as 8-bit inverse depth (near = bright), normalised per image. There is no classical default: without a checkpoint
-the operator is off and the run says so."""
+the operator is off and the run says so. Photos share a forward pass when their model inputs have one size."""
 
 from __future__ import annotations
 
@@ -76,18 +76,19 @@ class Depth(ModelCondition):
 
         self.setup()
         out: list[Any] = [None] * len(images)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, im in enumerate(images):
-            groups.setdefault(im.shape, []).append(i)  # same-size photos share a batch
+        # bucket by the model input's size, not the photo's: the processor brings photos of many sizes to a few
+        # input sizes (DPT keeps the aspect ratio in multiples of 32), and each photo is processed alone, so its
+        # input is the same whichever bucket it lands in
+        inputs = [self._processor(images=[im], return_tensors="pt")["pixel_values"][0] for im in images]
+        buckets: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(inputs):
+            buckets.setdefault(tuple(x.shape), []).append(i)
         with torch.inference_mode():
-            for (h, w, _), idx in groups.items():
-                inputs = self._processor(images=[images[i] for i in idx], return_tensors="pt").to(self._device)
-                pred = self._model(**inputs).predicted_depth
-                pred = (
-                    F.interpolate(pred[:, None].float(), size=(h, w), mode="bicubic", align_corners=False)[:, 0]
-                    .cpu()
-                    .numpy()
-                )
+            for idx in buckets.values():
+                x = torch.stack([inputs[i] for i in idx]).to(self._device)
+                pred = self._model(pixel_values=x).predicted_depth[:, None].float()
                 for j, i in enumerate(idx):
-                    out[i] = (gray3(to_inverse_depth_u8(pred[j], self.config.prediction)), {})
+                    h, w = images[i].shape[:2]
+                    up = F.interpolate(pred[j : j + 1], size=(h, w), mode="bicubic", align_corners=False)
+                    out[i] = (gray3(to_inverse_depth_u8(up[0, 0].cpu().numpy(), self.config.prediction)), {})
         return out

