@@ -63,6 +63,15 @@ def stand_in_gpu(monkeypatch):
     import faiss
 
     StandInGpuIndex.calls = 0
+    if getattr(faiss, "get_num_gpus", lambda: 0)() > 0:  # a GPU build on a GPU machine: its real GPU index, counted
+        real = faiss.index_cpu_to_all_gpus
+
+        def counted(index, *a, **k):
+            StandInGpuIndex.calls += 1
+            return real(index, *a, **k)
+
+        monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", counted)
+        return StandInGpuIndex
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
     monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", StandInGpuIndex, raising=False)
     return StandInGpuIndex
