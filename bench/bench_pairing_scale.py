@@ -5,12 +5,20 @@ blockwise cosine over the whole collection, then union-find). Prints one table p
 
     python bench/bench_pairing_scale.py [--sizes 20000,100000,300000,1000000] [--dim 768] [--allpairs-max 50000]
 
---plan-memory N runs the pairs job's real global step instead (datagen.pairing.plan.plan_pairs, executor=ray, an
-embedded local Ray) on a features folder written as the features job writes it (float16 embeddings in parquet, 256
-rows a file), with the whole folder as the K-means training sample, and samples the resident memory of the driver
-and of every Ray worker by the task it is running (ray::_train, ray::_assign_files, ...) every 0.1 s:
+--plan-memory N runs the pairing's real global step instead (the kmeans, assign and unionfind jobs and the pairs
+job's plan, executor=ray, an embedded local Ray) on a features folder written as the features job writes it
+(float16 embeddings in parquet, 256 rows a file), with the whole folder as the K-means training sample, and samples
+the resident memory of the driver and of every Ray worker by what it runs (its process title) every 0.1 s; the
+steps now run as Ray Data tasks and pools, so per-step figures come from --group-memory:
 
     python bench/bench_pairing_scale.py --plan-memory 1000000 [--dim 1152] [--plan-k 512] [--plan-iters 4]
+
+--group-memory N1,N2,... measures one union-find task (the unionfind job's stage, datagen.pairing.group.run_group) on
+a group of N images with ace_full's per-image features (1152-d float16 embedding, 300 ORB keypoints and descriptors,
+an ArcFace embedding, dHash, edge map; random bytes of the real sizes), clusters of about 2,000 images: the peak
+resident memory of a fresh process that runs only the task, over its resident memory after the imports:
+
+    python bench/bench_pairing_scale.py --group-memory 5000,20000,50000
 """
 
 from __future__ import annotations
@@ -184,13 +192,132 @@ def write_features_folder(out: Path, n: int, dim: int, rows_per_file: int, seed:
     return size
 
 
+KEYPOINTS = 300  # ORB keypoints a photo keeps (operators/features/object_keypoints.py's default)
+
+
+def write_group_bucket(path: Path, n: int, dim: int, per_cluster: int = 2_000, seed: int = 0) -> None:
+    """One union-find task's input: n feature rows (random bytes of ace_full's sizes) with their cluster ids."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.pairing.features_folder import features_table
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for s in range(0, n, 4_096):
+        m = min(4_096, n - s)
+        x = rng.standard_normal((m, dim), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        t = features_table(x.astype(np.float16), s)
+        face = rng.standard_normal((m, 512)).astype(np.float16)
+        blobs = lambda size: pa.array([rng.bytes(size) for _ in range(m)], pa.binary())  # noqa: E731
+        cols = {
+            "face_count": pa.array(np.ones(m, np.int16)),
+            "face_embedding": pa.FixedSizeListArray.from_arrays(pa.array(face.reshape(-1)), 512).cast(
+                pa.list_(pa.float16())
+            ),
+            "keypoints": blobs(KEYPOINTS * 8),
+            "descriptors": blobs(KEYPOINTS * 32),
+            "dhash": blobs(32),
+            "edges": blobs(96 * 96 // 8),
+        }
+        for name, col in cols.items():
+            t = t.set_column(t.schema.get_field_index(name), name, col)
+        t = t.append_column("cluster", pa.array(((s + np.arange(m)) // per_cluster).astype(np.int32)))
+        parts.append(t.append_column("cluster_cosine", pa.array(np.ones(m, np.float32))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.concat_tables(parts), path)
+
+
+def group_task(args) -> None:
+    """The measured union-find task, in a process of its own: prints one JSON line."""
+    import psutil as ps
+
+    from datagen.pairing.config import PairingConfig
+    from datagen.pairing.group import GroupTask, run_group
+
+    cfg = PairingConfig.model_validate(
+        {
+            "enabled": True,
+            "pass1": {"band": {"low": BAND.low, "high": BAND.high}, "center": True, "search": "knn"},
+            "routes": {
+                "general_editing": {"score": "none", "band": {"low": BAND.low, "high": BAND.high}},
+                "reference_generation": {"enabled": False},
+            },
+        }
+    )
+    bucket = Path(args.group_dir) / "bucket.parquet"
+    base = ps.Process().memory_info().rss
+    t = time.perf_counter()
+    stats = run_group(
+        GroupTask(
+            0,
+            [str(bucket)],
+            str(Path(args.group_dir) / "pairs.parquet"),
+            cfg.pass1.band,
+            None,
+            cfg,
+            [("general_editing", cfg.routes.general_editing)],
+            0,
+        )
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        "GROUP "
+        + json.dumps({"images": stats["images"], "base": base, "peak": peak, "seconds": time.perf_counter() - t}),
+        flush=True,
+    )
+
+
+def group_memory(args) -> None:
+    sizes = [int(v) for v in args.group_memory.split(",")]
+    rows = []
+    for n in sizes:
+        d = Path(tempfile.mkdtemp(prefix="bench_group_memory_"))
+        try:
+            write_group_bucket(d / "bucket.parquet", n, args.dim)
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+            cmd = [
+                sys.executable,
+                __file__,
+                "--group-memory",
+                str(n),
+                "--group-task",
+                "--group-dir",
+                str(d),
+                "--dim",
+                str(args.dim),
+            ]
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            line = next((ln for ln in res.stdout.splitlines() if ln.startswith("GROUP ")), None)
+            if res.returncode or line is None:
+                raise SystemExit(res.stderr[-3000:])
+            r = json.loads(line[6:])
+            r["bucket_bytes"] = (d / "bucket.parquet").stat().st_size
+            rows.append(r)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    head = ("images", "bucket MiB", "RSS base MiB", "peak MiB", "task MiB", "KiB/image", "s")
+    print(" ".join(f"{h:>12}" for h in head))
+    for r in rows:
+        task = r["peak"] - r["base"]
+        vals = (r["images"], r["bucket_bytes"] / 2**20, r["base"] / 2**20, r["peak"] / 2**20, task / 2**20)
+        vals += (task / r["images"] / 1024, r["seconds"])
+        print(" ".join(f"{v:>12.1f}" if isinstance(v, float) else f"{v:>12}" for v in vals))
+    if len(rows) >= 2:
+        n = np.array([r["images"] for r in rows], np.float64)
+        y = np.array([r["peak"] for r in rows], np.float64)
+        slope, icpt = np.polyfit(n, y, 1)
+        print(f"fit: peak = {icpt / 2**20:.0f} MiB + {slope / 1024:.1f} KiB x images")
+
+
 def plan_driver(args) -> None:
     """The measured driver: plan_pairs on the folder with executor=ray; prints one JSON line."""
     import ray
 
     from datagen.config import Recipe, RuntimeConfig
     from datagen.pairing.config import PairingConfig
-    from datagen.pairing.plan import plan_pairs
+    from tests.pairing.features_folder import run_pairing
 
     cfg = PairingConfig.model_validate(
         {
@@ -224,13 +351,8 @@ def plan_driver(args) -> None:
         sections={"pairing": cfg},
     )
     t = time.perf_counter()
-    parts = plan_pairs(
-        recipe,
-        Path(args.plan_dir),
-        band=cfg.pass1.band,
-        center=True,
-        routes=[("general_editing", cfg.routes.general_editing)],
-    )
+    # the kmeans, assign and unionfind jobs, then the pairs job's plan, as a run does them
+    parts, _ = run_pairing(Path(args.plan_dir), cfg, "ray", seed=recipe.seed)
     wall = time.perf_counter() - t
     summary = json.loads((Path(args.plan_dir) / "_pairing" / "summary.json").read_text())
     print(
@@ -253,7 +375,7 @@ def _role(cmd: list[str], driver: int, pid: int) -> str:
         return "driver"
     head = cmd[0] if cmd else ""
     if head.startswith("ray::"):
-        return head.split()[0]  # ray::_train, ray::_assign_files, ray::_run_group, ray::IDLE (a worker between tasks)
+        return head.split()[0]  # ray::_count_rows, Ray Data's map workers, ray::IDLE (a worker between tasks)
     return "ray daemons"  # raylet (with the object store), GCS, log monitor, ...
 
 
@@ -377,8 +499,13 @@ def main() -> None:
     )
     ap.add_argument("--plan-workdir", default=None, help="keep (and reuse) the features folder here")
     ap.add_argument("--plan-driver", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--group-memory", default="", help="images per union-find task, comma-separated")
+    ap.add_argument("--group-task", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--group-dir", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--plan-dir", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.group_memory:
+        return group_task(args) if args.group_task else group_memory(args)
     if args.plan_memory:
         if "--dim" not in sys.argv:
             args.dim = 1152  # SigLIP SO400M, what ace_full pairs with

@@ -3,7 +3,8 @@
 
     images   -> per-photo condition, repainting, synthesized-edit and LCU samples (pipelines/images.py)
     features -> per-photo pairing features                               (pipelines/features.py)
-    pairs    -> K-means + two-pass union-find, then one CU per pair      (pipelines/pairing.py)
+    kmeans, assign, unionfind -> K-means, assignment, two-pass union-find (datagen/pairing/steps.py)
+    pairs    -> one CU per pair                                           (pipelines/pairing.py)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datagen.planning import ClusterShape, WavePlan, plan_wave
 from pipelines import features, images, pairing
 from pipelines.catalog import CATALOG
 
-JOBS = (images.JOB, features.JOB, pairing.JOB)
+JOBS = (images.JOB, features.JOB, *pairing.STEP_JOBS, pairing.JOB)
 
 
 def load_recipe(path: str | Path | None, overrides: Optional[list[str]] = None) -> Recipe:

@@ -1,17 +1,19 @@
-"""The pairs job (pairing, step 2): its plan is the global step (K-means, two-pass union-find per group of
-clusters, cleaned and capped pairs in OUT/pairs.parquet); each partition (pair-NNNNN, one row group of pairs.parquet)
-then reads both images of its pairs, makes one CU per pair, writes instructions and commits shards."""
+"""The pairing jobs after the features job: kmeans, assign and unionfind (the global step, each a job of its own with
+its done-markers: datagen/pairing/steps.py), then the pairs job, whose plan merges the groups' cleaned, capped pairs
+into OUT/pairs.parquet; each of its partitions (pair-NNNNN, one row group of pairs.parquet) reads both images of its
+pairs, makes one CU per pair, writes instructions and commits shards."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from datagen.config import Recipe
 from datagen.jobs import JobSpec
 from datagen.operator import Operator
+from datagen.pairing import steps
 from datagen.pairing.config import Band, PairingConfig
-from datagen.pairing.plan import plan_pairs
+from datagen.pairing.plan import UNIONFIND_JOB, plan_pairs
 from operators.assembly.pair_samples import PairSamples
 from operators.assembly.read_pairs import ReadPairs
 from operators.instructions.stages import build_instruction_stages
@@ -26,6 +28,14 @@ def encoder_defaults(cfg: PairingConfig) -> tuple[Band, bool]:
     band = cfg.pass1.band if cfg.pass1.band is not None else cls.default_band
     center = cfg.pass1.center if cfg.pass1.center is not None else cls.default_center
     return band, bool(center)
+
+
+def settings(recipe: Recipe) -> Optional[steps.Settings]:
+    """How the recipe pairs (pass 1's band and centring, the active routes), or None when pairing is off."""
+    if encoder(recipe) is None:
+        return None
+    band, center = encoder_defaults(recipe.section("pairing"))
+    return steps.Settings(band=band, center=center, routes=active_routes(recipe))
 
 
 def plan(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
@@ -47,4 +57,6 @@ def stages(recipe: Recipe) -> list[Operator]:
     ]
 
 
-JOB = JobSpec(name="pairs", plan=plan, stages=stages, after=("features",))  # plans from the features job's output
+# the global step's jobs, in running order, each after the one before (the first after the features job)
+STEP_JOBS = steps.jobs(settings)
+JOB = JobSpec(name="pairs", plan=plan, stages=stages, after=(UNIONFIND_JOB,))  # merges the unionfind job's groups

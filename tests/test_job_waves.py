@@ -37,7 +37,21 @@ def test_after_must_name_an_earlier_job():
 
 def test_datagen_jobs_declare_what_they_read():
     by_name = {j.name: j for j in JOBS}
-    assert by_name["pairs"].after == ("features",) and not by_name["images"].after and not by_name["features"].after
+    assert not by_name["images"].after and not by_name["features"].after
+    # the pairing's global step: kmeans after the features, then assign, unionfind, and the pairs job's merge
+    assert [by_name[j].after for j in ("kmeans", "assign", "unionfind", "pairs")] == [
+        ("features",),
+        ("kmeans",),
+        ("assign",),
+        ("unionfind",),
+    ]
+    assert [[s.name for s in w] for w in datagen_run.waves(JOBS, together=True)] == [
+        ["images", "features"],
+        ["kmeans"],
+        ["assign"],
+        ["unionfind"],
+        ["pairs"],
+    ]
 
 
 def recipe(out, photos, concurrent):

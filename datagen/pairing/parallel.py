@@ -1,20 +1,12 @@
-"""Fan the global pairing step out: the same function over many inputs, as Ray tasks when the recipe runs on Ray
-(large shared arrays are put in the object store once), or in a plain loop for runtime.executor=local."""
+"""Fan light planning work out (the kmeans job's plan reads the features files' footers): the same function over many
+inputs, as Ray tasks when the recipe runs on Ray (large shared arrays are put in the object store once), or in a
+plain loop for runtime.executor=local. The pairing's heavy steps are jobs of their own (datagen/pairing/steps.py)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
 from datagen.config import RuntimeConfig
-
-
-def task_gpus(runtime: RuntimeConfig, wanted: bool | str) -> float:
-    """GPUs to ask for per task: 1 when the recipe runs on a Ray cluster that has GPUs and faiss may use them."""
-    if runtime.executor == "local" or wanted is False:
-        return 0.0
-    from datagen.runtime import live_shape
-
-    return 1.0 if live_shape(runtime).gpus > 0 else 0.0
 
 
 def _in_worker(fn: Callable[..., Any], item: Any, **shared: Any) -> Any:

@@ -1,12 +1,11 @@
-"""The global step of the pairs job, run once when the job is planned: draw a seeded sample of the embeddings, train
-spherical K-means, assign every image and bucket it by group of clusters, run one union-find task per group, then
-merge the groups' pairs into OUT/pairs.parquet (one row group per partition of the pairs job) and summarise.
-
-Under runtime.executor=ray the driver never holds embeddings: it reads the files' row counts (parquet footers), draws
-how many sample rows each file gives, and sends out paths and those counts. The training task reads its own sample,
-takes the collection mean, normalises and trains, and returns the K x d centroids; the assignment tasks read their
-runs of files and get the centroids once through the object store; the union-find tasks read their buckets. This
-module knows no operator: the caller (pipelines/pairing.py) passes pass 1's band and centring and the routes."""
+"""The pairing's global step, cut into jobs (datagen/pairing/steps.py runs them): what each plans, and what its
+partitions do. The kmeans job's plan reads the features files' row counts (parquet footers) and draws how many
+sample rows each file gives; its one partition reads its own sample, takes the collection mean, normalises and trains,
+and writes the K x d centroids. The assign job's partitions (runs of files) assign every row and bucket it by group of
+clusters; the unionfind job's partitions (one per group) run the two-pass union-find. The pairs job's plan (here:
+`plan_pairs`) merges the groups' pairs into OUT/pairs.parquet (one row group per partition of the pairs job) and
+writes the summary. The driver never holds an embedding: plans send paths and counts. This module knows no
+operator: the caller (pipelines/pairing.py) passes pass 1's band and centring and the routes."""
 
 from __future__ import annotations
 
@@ -28,21 +27,26 @@ from datagen.batch import derive_seed
 from datagen.config import Recipe
 from datagen.pairing.config import Band, KMeansConfig, PairingConfig, RouteConfig
 from datagen.pairing.features import features_files
-from datagen.pairing.group import GroupTask, run_group
 from datagen.pairing.kmeans import (
     Assigner,
     effective_clusters,
-    faiss_gpus,
     normalize,
     normalize_inplace,
     train_spherical,
 )
-from datagen.pairing.parallel import parallel_map, task_gpus
+from datagen.pairing.parallel import parallel_map
+from datagen.shards.commit import read_marker
 
 log = logging.getLogger(__name__)
 
 WORK_DIR = "_pairing"  # intermediate files of the global step, and its summary
 SUMMARY_FILE = "summary.json"
+FILES_FILE = "files.parquet"  # the features files, their rows, and the rows each gives to the K-means sample
+KMEANS_FILE = "kmeans.npz"  # centroids and the centre (empty when not centring)
+KMEANS_STATS = "kmeans.json"
+BUCKETS_DIR = "buckets"  # g-GGGGG/FILE.parquet: the feature rows of one group of clusters, by assignment run
+GROUPS_DIR = "groups"  # g-GGGGG.parquet (its pairs) and g-GGGGG.json (what it kept and dropped)
+KMEANS_JOB, ASSIGN_JOB, UNIONFIND_JOB = "kmeans", "assign", "unionfind"
 PREFIX = "pair"
 ASSIGN_ROWS = 32_768  # rows per assignment task (a run of whole files): one centroid index per run, not per file
 COUNT_FILES = 4_096  # features files whose footers one task reads for their row counts
@@ -141,32 +145,56 @@ def _all_cores_for_faiss() -> None:
         faiss.omp_set_num_threads(max(1, cores))
 
 
-def _train(
-    items: list[tuple[str, int, int]], k: int, cfg: KMeansConfig, seed: int, center_on: bool
-) -> tuple[np.ndarray, np.ndarray | None, float, int]:
-    """The K-means training task: reads its own seeded sample from the features files, takes the collection mean
-    (when centring), normalises in place and trains. Returns (centroids, centre or None, objective, GPUs used):
-    nothing of the sample's size leaves the task. Runs where the GPU is (a Ray task on clusters)."""
+def train(
+    items: list[tuple[str, int, int]], k: int, cfg: KMeansConfig, seed: int, center_on: bool, gpus: int
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The K-means training: reads its own seeded sample from the features files, takes the collection mean (when
+    centring), normalises in place and trains with faiss on `gpus` GPUs. Returns (centroids, centre or None,
+    objective): nothing of the sample's size leaves it."""
     _all_cores_for_faiss()
     x = read_sample(items, seed)
     center = x.mean(axis=0).astype(np.float32) if center_on else None
     normalize_inplace(x, center)
-    gpus = faiss_gpus(cfg.gpu)
     centroids, objective = train_spherical(x, k, cfg.iterations, seed, gpus, cfg.init, cfg.init_size, cfg.redo)
-    return centroids, center, objective, gpus
+    return centroids, center, objective
 
 
-def _assign_files(
-    item: tuple[list[str], str],
+def work_dir(out_dir: Path) -> Path:
+    return paths.safe_join(out_dir, WORK_DIR)
+
+
+def save_kmeans(work: Path, centroids: np.ndarray, center: np.ndarray | None) -> None:
+    tmp = work / f"{KMEANS_FILE}{paths.TMP_MARK}write.npz"
+    np.savez(tmp, centroids=centroids, center=center if center is not None else np.zeros(0, np.float32))
+    tmp.replace(work / KMEANS_FILE)
+
+
+def load_kmeans(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    with np.load(path) as z:
+        centroids, center = z["centroids"], z["center"]
+    return centroids, (center if center.size else None)
+
+
+def group_name(g: int) -> str:
+    return f"g-{g:05d}"
+
+
+def group_pairs_file(work: Path, g: int) -> Path:
+    return work / GROUPS_DIR / f"{group_name(g)}.parquet"
+
+
+def assign_files(
+    files: list[str],
+    bucket_dir: Path,
     centroids: np.ndarray,
     center: np.ndarray | None,
     clusters_per_task: int,
-    gpu: bool | str,
+    gpus: int,
 ) -> dict[int, int]:
     """Cluster every row of a run of features files and write the rows into the buckets of their groups of clusters
-    (one bucket file per group, named after the run's first file). One centroid index serves the whole run."""
-    files, bucket_dir = item
-    assign = Assigner(centroids, faiss_gpus(gpu))
+    (one bucket file per group, named after the run's first file, so a run done again replaces its own files).
+    One centroid index serves the whole run. Returns rows per group."""
+    assign = Assigner(centroids, gpus)
     tables = []
     for path in files:
         table = pq.read_table(path)
@@ -186,7 +214,7 @@ def _assign_files(
     counts = {}
     for g in np.unique(groups):
         part = table.filter(pa.array(groups == g))
-        paths.atomic_write_parquet(Path(bucket_dir) / f"g-{int(g):05d}" / Path(files[0]).name, part)
+        paths.atomic_write_parquet(Path(bucket_dir) / group_name(int(g)) / Path(files[0]).name, part)
         counts[int(g)] = part.num_rows
     return counts
 
@@ -205,10 +233,6 @@ def runs_of_files(files: list[str], counts: np.ndarray, rows: int) -> list[list[
     if cur:
         runs.append(cur)
     return runs
-
-
-def _run_group(task: GroupTask) -> dict[str, Any]:
-    return run_group(task)
 
 
 def _merge(group_files: list[Path], out_file: Path, per_partition: int) -> list[int]:
@@ -242,100 +266,95 @@ def _merge(group_files: list[Path], out_file: Path, per_partition: int) -> list[
     return sizes
 
 
-def plan_pairs(
-    recipe: Recipe, out_dir: Path, *, band: Band, center: bool, routes: list[tuple[str, RouteConfig]]
-) -> list[dict[str, Any]]:
-    """Plan the pairs job: its partitions (one row group of OUT/pairs.parquet each). `band` and `center`: pass 1's
-    cosine band and whether embeddings are centred on the collection mean (the recipe's, else the encoder's
-    defaults); `routes`: the pass-2 routes that can run with this recipe. pipelines/pairing.py decides all three."""
+def _files_table(work: Path) -> dict[str, list]:
+    f = work / FILES_FILE
+    return pq.read_table(f).to_pydict() if f.exists() else {"path": [], "rows": [], "sample": []}
+
+
+def plan_kmeans(recipe: Recipe, out_dir: Path, routes: bool) -> list[dict[str, Any]]:
+    """The kmeans job's partition (none when there is nothing to pair): the features files' row counts, and how many
+    rows each gives to a seeded uniform sample of `kmeans.train_sample` (in OUT/_pairing/files.parquet); K."""
     cfg: PairingConfig = recipe.section("pairing")
-    out_dir = Path(out_dir)
-    t0 = time.perf_counter()
-    files = [str(p) for p in features_files(out_dir)]
-    work = paths.safe_join(out_dir, WORK_DIR)
+    files = [str(p) for p in features_files(Path(out_dir))]
+    work = work_dir(out_dir)
     if work.exists():
-        shutil.rmtree(work)  # an interrupted plan: start the global step over (it is seeded, so it gives the same)
+        shutil.rmtree(work)  # the kmeans job was never planned here: whatever is left is an older run's
     work.mkdir(parents=True)
     chunks = [files[s : s + COUNT_FILES] for s in range(0, len(files), COUNT_FILES)]
     counts = np.asarray([c for part in parallel_map(_count_rows, chunks, recipe.runtime) for c in part], np.int64)
     n_total = int(counts.sum())
-    summary: dict[str, Any] = {"images": n_total, "encoder": cfg.encoder, "routes": [n for n, _ in routes]}
+    n_train = min(n_total, cfg.kmeans.train_sample)
+    per_file = sample_counts(counts, n_train, np.random.default_rng(recipe.seed)) if n_total else np.zeros(0, np.int64)
+    table = pa.table(
+        {
+            "path": pa.array(files, pa.string()),
+            "rows": pa.array(counts, pa.int64()),
+            "sample": pa.array(per_file, pa.int64()),
+        }
+    )
+    paths.atomic_write_parquet(work / FILES_FILE, table)
     if n_total < 2 or not routes:
-        log.warning("pairing: %d images with features and %d active routes; no pairs", n_total, len(routes))
+        log.warning("pairing: %d images with features and %s; no pairs", n_total, "routes" if routes else "no route")
+        return []
+    k = effective_clusters(n_total, cfg.kmeans.clusters, cfg.kmeans.min_cluster_size)
+    entry = {"files": str(work / FILES_FILE), "images": n_total, "train_sample": int(n_train)}
+    return [{"name": f"{KMEANS_JOB}-00000", "entries": [entry], "k": int(k)}]
+
+
+def plan_assign(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
+    """The assign job's partitions: runs of whole features files, about ASSIGN_ROWS rows each (none without K-means)."""
+    work = work_dir(out_dir)
+    if not (work / KMEANS_FILE).exists():
+        return []
+    t = _files_table(work)
+    runs = runs_of_files(t["path"], np.asarray(t["rows"], np.int64), ASSIGN_ROWS)
+    return [{"name": f"{ASSIGN_JOB}-{i:05d}", "entries": [{"path": f} for f in r]} for i, r in enumerate(runs)]
+
+
+def plan_unionfind(recipe: Recipe, out_dir: Path) -> list[dict[str, Any]]:
+    """The unionfind job's partitions: one per group of clusters that got rows (its bucket folder)."""
+    buckets = work_dir(out_dir) / BUCKETS_DIR
+    groups = sorted(int(d.name[2:]) for d in buckets.glob("g-*") if d.is_dir()) if buckets.exists() else []
+    return [{"name": f"{UNIONFIND_JOB}-{i:05d}", "entries": [{"group": g}]} for i, g in enumerate(groups)]
+
+
+def _stage_seconds(out_dir: Path, job: str, stage: str) -> float:
+    """Seconds the job's partitions spent in `stage`, from their done-markers."""
+    f = paths.plan_file(out_dir, job)
+    if not f.exists():
+        return 0.0
+    total = 0.0
+    for part in json.loads(f.read_text())["partitions"]:
+        m = read_marker(out_dir, part["name"])
+        total += (m or {}).get("stages", {}).get(stage, {}).get("seconds", 0.0)
+    return round(total, 3)
+
+
+def plan_pairs(
+    recipe: Recipe, out_dir: Path, *, band: Band, center: bool, routes: list[tuple[str, RouteConfig]]
+) -> list[dict[str, Any]]:
+    """Plan the pairs job: merge the unionfind job's group files into OUT/pairs.parquet, whose row groups are its
+    partitions, and write OUT/_pairing/summary.json. `band` and `center`: pass 1's cosine band and whether
+    embeddings are centred on the collection mean; `routes`: the pass-2 routes that ran. pipelines/pairing.py
+    decides all three. The group files stay (the unionfind job's committed output); the buckets, copies of the
+    features that only the unionfind job reads, go."""
+    cfg: PairingConfig = recipe.section("pairing")
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    work = work_dir(out_dir)
+    n_total = int(sum(_files_table(work)["rows"]))
+    summary: dict[str, Any] = {"images": n_total, "encoder": cfg.encoder, "routes": [n for n, _ in routes]}
+    if not (work / KMEANS_FILE).exists():
         paths.atomic_write_parquet(out_dir / schema.PAIRS_FILE, schema.PAIRS_SCHEMA.empty_table())
         paths.atomic_write_json(work / SUMMARY_FILE, summary)
         return []
-    gpu_tasks = task_gpus(recipe.runtime, cfg.kmeans.gpu)
-
-    # 1. a seeded sample trains K-means (and gives the collection mean when centring); the driver only says how many
-    # rows each file gives, the training task draws and reads them
-    n_train = min(n_total, cfg.kmeans.train_sample)
-    per_file = sample_counts(counts, n_train, np.random.default_rng(recipe.seed))
-    items = [(f, int(c), int(m)) for f, c, m in zip(files, counts, per_file) if m]
-    k = effective_clusters(n_total, cfg.kmeans.clusters, cfg.kmeans.min_cluster_size)
+    kmeans = json.loads((work / KMEANS_STATS).read_text())
+    groups = [int(p["entries"][0]["group"]) for p in plan_unionfind(recipe, out_dir)]
+    group_stats = [json.loads(group_pairs_file(work, g).with_suffix(".json").read_text()) for g in groups]
     t1 = time.perf_counter()
-    centroids, center_vec, objective, gpus = parallel_map(
-        _train,
-        [items],
-        recipe.runtime,
-        num_gpus=gpu_tasks,
-        always_remote=True,
-        k=k,
-        cfg=cfg.kmeans,
-        seed=recipe.seed,
-        center_on=center,
-    )[0]
-    del items, per_file
-    k = len(centroids)
+    sizes = _merge([group_pairs_file(work, g) for g in groups], out_dir / schema.PAIRS_FILE, cfg.pairs_per_partition)
     t2 = time.perf_counter()
-    np.savez(
-        work / "kmeans.npz",
-        centroids=centroids,
-        center=center_vec if center_vec is not None else np.zeros(0, np.float32),
-    )
-
-    # 2. assign every image; bucket rows by group of clusters (one union-find task per group)
-    bucket_dir = work / "buckets"
-    runs = runs_of_files(files, counts, ASSIGN_ROWS)
-    per_run = parallel_map(
-        _assign_files,
-        [(r, str(bucket_dir)) for r in runs],
-        recipe.runtime,
-        num_gpus=gpu_tasks,
-        always_remote=True,
-        centroids=centroids,
-        center=center_vec,
-        clusters_per_task=cfg.kmeans.clusters_per_task,
-        gpu=cfg.kmeans.gpu,
-    )
-    group_sizes: dict[int, int] = {}
-    for c in per_run:
-        for g, n in c.items():
-            group_sizes[g] = group_sizes.get(g, 0) + n
-    t3 = time.perf_counter()
-
-    # 3. two-pass union-find per group of clusters
-    tasks = [
-        GroupTask(
-            group=g,
-            files=sorted(str(p) for p in (bucket_dir / f"g-{g:05d}").glob("*.parquet")),
-            out_file=str(work / "groups" / f"g-{g:05d}.parquet"),
-            band=band,
-            center=center_vec,
-            config=cfg,
-            routes=routes,
-            seed=recipe.seed,
-        )
-        for g in sorted(group_sizes)
-    ]
-    # union-find is CPU work (the in-cluster search included: datagen/pairing/search.py): its tasks reserve CPUs only
-    group_stats = parallel_map(_run_group, tasks, recipe.runtime, always_remote=True)
-    t4 = time.perf_counter()
-
-    # 4. one pairs file; its row groups are the pairs job's partitions
-    sizes = _merge([Path(t.out_file) for t in tasks], out_dir / schema.PAIRS_FILE, cfg.pairs_per_partition)
-    shutil.rmtree(bucket_dir, ignore_errors=True)  # copies of the features; pairs.parquet holds what is needed
-    shutil.rmtree(work / "groups", ignore_errors=True)
+    shutil.rmtree(work / BUCKETS_DIR, ignore_errors=True)  # copies of the features; pairs.parquet holds what is needed
     routes_summary: dict[str, dict[str, Any]] = {}
     for gs in group_stats:
         for name, rs in gs["routes"].items():
@@ -347,27 +366,30 @@ def plan_pairs(
             agg["largest_set"] = max(agg["largest_set"], rs["largest_set"])
             for r, n in rs["skipped"].items():
                 agg["skipped"][r] = agg["skipped"].get(r, 0) + n
+    assign_plan = paths.plan_file(out_dir, ASSIGN_JOB)
     summary.update(
         {
-            "train_sample": int(n_train),
-            "clusters": int(k),
+            "train_sample": kmeans["train_sample"],
+            "clusters": kmeans["clusters"],
             "clusters_asked": cfg.kmeans.clusters,
-            "kmeans_objective": objective,
-            "faiss_gpus": gpus,
+            "kmeans_objective": kmeans["kmeans_objective"],
+            "faiss_gpus": kmeans["faiss_gpus"],
             "pass1_band": band.describe(),
             "centered": center,
-            "assign_tasks": len(runs),
-            "groups": len(tasks),
-            "largest_group": max(group_sizes.values(), default=0),  # images: what sizes a union-find task's memory
+            "assign_tasks": len(json.loads(assign_plan.read_text())["partitions"]) if assign_plan.exists() else 0,
+            "groups": len(groups),
+            # images: what sizes a union-find task's memory
+            "largest_group": max((g["images"] for g in group_stats), default=0),
             "links_pass1": int(sum(g["links_pass1"] for g in group_stats)),
             "route_stats": routes_summary,
             "pairs": int(sum(sizes)),
+            # the steps ran as jobs of their own: K-means's wall time, the other two's task seconds summed
             "seconds": {
-                "sample_and_kmeans": round(t2 - t0, 3),
-                "kmeans_train": round(t2 - t1, 3),
-                "assign": round(t3 - t2, 3),
-                "union_find": round(t4 - t3, 3),
-                "total": round(time.perf_counter() - t0, 3),
+                "kmeans_train": kmeans["seconds"],
+                "assign_tasks": _stage_seconds(out_dir, ASSIGN_JOB, "assign_clusters"),
+                "union_find_tasks": round(sum(g["seconds"] for g in group_stats), 3),
+                "merge": round(t2 - t1, 3),
+                "plan_pairs": round(time.perf_counter() - t0, 3),
             },
         }
     )

@@ -56,3 +56,32 @@ def write_features(out_dir: Path, x: np.ndarray, rows_per_file: int) -> list[Pat
         pq.write_table(features_table(x[s : s + rows_per_file], s), f)
         files.append(f)
     return files
+
+
+def run_pairing(out: Path, cfg, executor: str = "local", seed: int = 7, jobs: tuple[str, ...] | None = None):
+    """The pairing's global step on OUT/features as a run does it: the kmeans, assign and unionfind jobs (with their
+    done-markers), then the pairs job's plan (frozen, as a run freezes it). `jobs`: run only these of the three
+    (a run stopped between jobs). Returns (the pairs job's partitions or None, the run's summary)."""
+    from datagen import run as datagen_run
+    from datagen.config import OutputConfig, Recipe, RuntimeConfig
+    from datagen.jobs import JobSpec
+    from datagen.pairing import plan, steps
+
+    routes = [("general_editing", cfg.routes.general_editing)]
+    settings = steps.Settings(band=cfg.pass1.band, center=True, routes=routes)
+    recipe = Recipe(
+        seed=seed,
+        output=OutputConfig(dir=str(out)),
+        runtime=RuntimeConfig(executor=executor, progress=False),
+        sections={"pairing": cfg},
+    )
+    features = JobSpec("features", plan=lambda r, o: [], stages=lambda r: [])  # OUT/features is already there
+    step_jobs = [j for j in steps.jobs(lambda r: settings) if jobs is None or j.name in jobs]
+    summary = datagen_run.run(recipe, [features, *step_jobs])
+    if jobs is not None:
+        return None, summary
+    band = cfg.pass1.band
+    parts = datagen_run.frozen_plan(
+        Path(out), "pairs", recipe, lambda r: plan.plan_pairs(r, Path(out), band=band, center=True, routes=routes)
+    )
+    return parts, summary

@@ -6,6 +6,7 @@ plan.py knows no operator."""
 from __future__ import annotations
 
 import ast
+import json
 import tracemalloc
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from datagen import schema
 from datagen.config import Recipe, RuntimeConfig
 from datagen.pairing.config import PairingConfig
 from datagen.pairing.kmeans import normalize, normalize_inplace
-from tests.pairing.features_folder import embeddings, write_features
+from tests.pairing.features_folder import embeddings, run_pairing, write_features
 
 
 def pairing(**kmeans) -> PairingConfig:
@@ -35,10 +36,7 @@ def pairing(**kmeans) -> PairingConfig:
 
 
 def run_plan(out: Path, cfg: PairingConfig, executor: str) -> list[dict]:
-    recipe = Recipe(seed=7, runtime=RuntimeConfig(executor=executor, progress=False), sections={"pairing": cfg})
-    return plan.plan_pairs(
-        recipe, out, band=cfg.pass1.band, center=True, routes=[("general_editing", cfg.routes.general_editing)]
-    )
+    return run_pairing(out, cfg, executor)[0]
 
 
 def pairs_of(out: Path, parts: list[dict]) -> list[tuple]:
@@ -127,12 +125,26 @@ def test_under_ray_the_driver_never_holds_embeddings(tmp_path, ray_local, monkey
         return real_map(fn, items, runtime, **kw)
 
     monkeypatch.setattr(plan, "parallel_map", spy)
-    tracemalloc.start()
-    try:
-        parts = run_plan(tmp_path / "ray", cfg, "ray")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peaks: dict[str, int] = {}
+
+    def traced(name):  # the driver's own work: each job's plan (Ray Data's machinery around it is a fixed cost)
+        real = getattr(plan, name)
+
+        def run(*a, **k):
+            tracemalloc.start()
+            try:
+                return real(*a, **k)
+            finally:
+                peaks[name] = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+
+        monkeypatch.setattr(plan, name, run)
+
+    for name in ("plan_kmeans", "plan_assign", "plan_unionfind", "plan_pairs"):
+        traced(name)
+    parts = run_plan(tmp_path / "ray", cfg, "ray")
+    peak = max(peaks.values())
+    assert len(peaks) == 4
     assert pairs_of(tmp_path / "ray", parts) == local
 
     def float_arrays(obj):
@@ -144,34 +156,44 @@ def test_under_ray_the_driver_never_holds_embeddings(tmp_path, ray_local, monkey
             return [a for o in obj.values() for a in float_arrays(o)]
         return [a for o in getattr(obj, "__dict__", {}).values() for a in float_arrays(o)]
 
-    assert [name for name, _, _ in sent] == ["_count_rows", "_train", "_assign_files", "_run_group"]
-    for name, items, kw in sent:
-        shapes = [a.shape for a in float_arrays(items) + float_arrays(kw)]
-        assert all(s in [(6, dim), (dim,)] for s in shapes), (name, shapes)  # centroids and the centre, nothing else
-    assert not float_arrays(sent[1][1])  # the training task gets paths and counts only
-    train_items = sent[1][1][0]
-    assert sum(m for _, _, m in train_items) == 8_000 and all(isinstance(p, str) for p, _, _ in train_items)
+    # the driver fans out only the footer reads; the steps' plans (what travels to their tasks) hold paths, counts
+    # and group numbers, never an embedding
+    assert [name for name, _, _ in sent] == ["_count_rows"]
+    assert not float_arrays(sent[0][1]) and not float_arrays(sent[0][2])
+    for job in (plan.KMEANS_JOB, plan.ASSIGN_JOB, plan.UNIONFIND_JOB):
+        parts = json.loads((tmp_path / "ray" / "_plan" / f"{job}.json").read_text())["partitions"]
+        assert parts and all(isinstance(v, (str, int)) for p in parts for e in p["entries"] for v in e.values()), job
+    drawn = pq.read_table(tmp_path / "ray" / plan.WORK_DIR / plan.FILES_FILE).column("sample").to_pylist()
+    assert sum(drawn) == 8_000
     sample_bytes = 8_000 * dim * 4  # 23 MiB; the old driver held it two to three times over
-    # what remains is a fixed ~4 MiB of modules Ray imports on first use, whatever the sample's size
+    # what remains is a fixed few MiB of modules Ray imports on first use, whatever the sample's size
     assert peak < sample_bytes / 3, f"driver peak {peak / 2**20:.1f} MiB for a {sample_bytes / 2**20:.1f} MiB sample"
 
 
-def test_union_find_tasks_reserve_no_gpu_on_a_gpu_cluster(tmp_path, monkeypatch):
-    """K-means training and assignment may take a GPU; the union-find tasks (in-cluster search included) are CPU
-    work and ask Ray for none, so they never hold a GPU that a model stage waits for."""
-    asked: dict[str, float] = {}
-    real = plan.parallel_map
+def test_union_find_tasks_reserve_no_gpu_on_a_gpu_cluster(tmp_path):
+    """K-means training and assignment are GPU pools where the cluster has GPUs (and the recipe lets faiss use them);
+    the union-find tasks (in-cluster search included) are CPU work and ask Ray for none, so they never hold a GPU
+    that a model stage waits for."""
+    from datagen.pairing import steps
+    from datagen.planning import ClusterShape, plan_wave
 
-    def spy(fn, items, runtime, num_gpus=0, **kw):
-        asked[fn.__name__] = num_gpus
-        return real(fn, items, runtime, **kw)
+    def placed(cfg: PairingConfig, gpus: int) -> dict[str, tuple[str, float]]:
+        recipe = Recipe(seed=7, sections={"pairing": cfg})
+        s = steps.Settings(band=cfg.pass1.band, center=True, routes=[("general_editing", cfg.routes.general_editing)])
+        out = {}
+        shape = ClusterShape(cpus=8, gpus=gpus)
+        for job in steps.jobs(lambda r: s):
+            [sp] = plan_wave([(job.name, job.stages(recipe), 4)], RuntimeConfig(), shape).jobs[job.name]
+            out[job.name] = (sp.kind, sp.num_gpus)
+        return out
 
-    monkeypatch.setattr(plan, "task_gpus", lambda runtime, wanted: 1.0)  # as on a cluster with GPUs
-    monkeypatch.setattr(plan, "parallel_map", spy)
-    write_features(tmp_path, embeddings(240, 16), 60)
-    assert run_plan(tmp_path, pairing(), "local")
-    assert asked["_train"] == 1.0 and asked["_assign_files"] == 1.0
-    assert asked["_run_group"] == 0
+    assert placed(pairing(), gpus=2) == {
+        "kmeans": ("actors", 1.0),
+        "assign": ("actors", 1.0),
+        "unionfind": ("tasks", 0.0),
+    }
+    assert all(g == 0 for _, g in placed(pairing(gpu=False), gpus=2).values())
+    assert all(g == 0 for _, g in placed(pairing(), gpus=0).values())
 
 
 def test_pass_one_links_are_the_exact_in_band_pairs_whatever_faiss_has():
