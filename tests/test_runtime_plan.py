@@ -116,6 +116,7 @@ def test_plan_is_recorded_in_plain_json():
         "pool_min": 1,
         "pool_max": 4,
         "pool_initial": 4,
+        "models": [],
     }
 
 

@@ -36,7 +36,7 @@ def test_a_fitting_shape_prints_every_stage():
 def test_no_gpu_is_refused_quickly_naming_the_stages():
     res, seconds = plan("--cluster", "gpus=0,cpus=8")
     assert res.returncode == 2 and seconds < 10, (res.returncode, seconds)
-    assert "the cluster has no GPU" in res.stderr and "remove_object (1)" in res.stderr
+    assert "the cluster has no GPU" in res.stderr and "remove_object+replace_object+background_change (1)" in res.stderr
 
 
 def test_a_node_smaller_than_the_largest_actor_is_refused_quickly():
