@@ -152,7 +152,11 @@ def answer(body: dict, n: int) -> str:
     if "Compare Image-1 and Image-2" in text:
         return f"Common: the same scene and layout. Differences: Image-2 is a finished colour photograph ({n})."
     if "Rate the result" in text:  # the quality judge (operators/scoring/judge.py)
-        return json.dumps({"semantics": n % 11, "quality": 10 - n % 11, "reason": f"judged {n}"})
+        return json.dumps(
+            {"following": n % 11, "preservation": (3 * n) % 11, "quality": 10 - n % 11, "reason": f"judged {n}."}
+        )
+    if "You judge AI-made images" in text:  # the judge in EditScore's style: 0-25, reasoning first
+        return f'{{"reasoning": "judged {n} "the EditScore way".", "score": [{n % 26}, {(7 * n) % 26}]}}'
     if "An input image was edited" in text:
         return json.dumps(
             {
