@@ -192,6 +192,7 @@ METHOD_LLM_REWRITE = "llm_rewrite"
 METHOD_CAPTIONER = "captioner"
 METHOD_MLLM_DIFFERENCE = "mllm_difference"
 METHOD_FALLBACK_TEMPLATE = "fallback_template"  # a model stage failed: the template instruction stays
+METHOD_OUTCOME = "outcome"  # a VLM rewrote a kept sample's instruction from what its output shows
 INSTRUCTION_METHODS = (
     METHOD_TEMPLATE,
     METHOD_RULE_REWRITE,
@@ -199,6 +200,7 @@ INSTRUCTION_METHODS = (
     METHOD_CAPTIONER,
     METHOD_MLLM_DIFFERENCE,
     METHOD_FALLBACK_TEMPLATE,
+    METHOD_OUTCOME,
 )
 # Emu Edit's instruction record (arXiv 2311.10089), kept where a maker or an instruction stage knows it
 EMU_FIELDS = ("edit", "edited_object", "output", "original_object")
@@ -230,6 +232,7 @@ class InstructionRecord:
     differences: str = ""  # an MLLM's description of what differs between input and target
     emu_edit: dict[str, str] = field(default_factory=dict)  # Emu Edit's record, EMU_FIELDS
     slots: dict[str, str] = field(default_factory=dict)  # the words a synthesized edit's instruction names
+    instruction_original: str = ""  # the instruction before the outcome stage said what the output shows
 
     def to_json(self) -> dict[str, Any]:
         return _non_empty(dataclasses.asdict(self))

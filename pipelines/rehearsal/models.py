@@ -193,6 +193,8 @@ def _language(recipe: Recipe, r: Rehearsal) -> None:
         _backend(r, "instructions.captioner.backend", ins.captioner.backend, vision=True)
     if "rewrite" in ins.methods and ins.rewrite.rewriter == "llm":
         _backend(r, "instructions.rewrite.backend", ins.rewrite.backend, vision=False)
+    if "outcome" in ins.methods:
+        _backend(r, "instructions.outcome.backend", ins.outcome.backend, vision=True)
     if "mllm_difference" in ins.methods:
         _backend(r, "instructions.mllm_difference.backend", ins.mllm_difference.backend, vision=True)
         if ins.mllm_difference.writer is not None:
