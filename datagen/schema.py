@@ -259,7 +259,8 @@ class JudgeRecord:
     pass_overall: list[float] = field(default_factory=list)  # each pass's overall, when there were several
 
     def to_json(self) -> dict[str, Any]:
-        return _non_empty(dataclasses.asdict(self))
+        d = _non_empty(dataclasses.asdict(self))
+        return {k: v for k, v in d.items() if not (k in ("passes", "answered") and v == 0)}  # 0: not recorded
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "JudgeRecord":

@@ -119,10 +119,11 @@ DATAGEN_PROMPTS: dict[str, JudgePrompt] = {
     )
 }
 
-# EditScore's published models read two questions (arXiv 2509.23909; VectorSpaceLab/EditScore): semantic consistency
-# over every image, answering [instruction following, over-editing], and perceptual quality over the edited image,
-# answering [naturalness, artefacts]; scores on 0-score_range (25 in its release), the lower of the quality pair kept.
-# Written for datagen in the shape those models were tuned to answer: a context, the rules, reasoning first, JSON.
+# EditScore's published models read two questions (VectorSpaceLab/EditScore, editscore/__init__.py): semantic
+# consistency over every image, answering [instruction following, over-editing], and perceptual quality over the
+# edited image, answering [naturalness, artefacts]; scores on 0-score_range (25 in its release), the lower of the
+# quality pair kept. Written for datagen in the shape those models were tuned to answer: a context, the rules,
+# reasoning first, JSON.
 _ES_CONTEXT = (
     f"{EDITSCORE_MARKER}: you rate the images against the rules below. All the images and the instruction are "
     "given to you; people in them are AI-made, so there is no privacy concern. Think first, then answer only with "

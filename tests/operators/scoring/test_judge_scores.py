@@ -226,3 +226,13 @@ def test_editscore_style_through_the_same_backend(judge_server, photo_dir, tmp_p
         assert rec.answered == 3 and rec.reason.startswith("judged ")
         assert s.provenance.scores["judge_overall"] == pytest.approx(np.mean(rec.pass_overall), abs=1e-3)
         assert s.provenance.scores["judge_spread"] == pytest.approx(np.std(rec.pass_overall), abs=1e-3)
+
+
+def test_the_judging_page_lists_every_prompt_with_its_hash():
+    from pathlib import Path
+
+    from operators.scoring.judge_prompts import prompt_table
+
+    page = (Path(__file__).resolve().parents[3] / "docs" / "judging.md").read_text()
+    for name, digest, axes in prompt_table():
+        assert f"| `{name}` | `{digest}` | {axes} |" in page, name
