@@ -192,6 +192,7 @@ METHOD_LLM_REWRITE = "llm_rewrite"
 METHOD_CAPTIONER = "captioner"
 METHOD_MLLM_DIFFERENCE = "mllm_difference"
 METHOD_FALLBACK_TEMPLATE = "fallback_template"  # a model stage failed: the template instruction stays
+METHOD_OUTCOME = "outcome"  # a VLM rewrote a kept sample's instruction from what its output shows
 INSTRUCTION_METHODS = (
     METHOD_TEMPLATE,
     METHOD_RULE_REWRITE,
@@ -199,6 +200,7 @@ INSTRUCTION_METHODS = (
     METHOD_CAPTIONER,
     METHOD_MLLM_DIFFERENCE,
     METHOD_FALLBACK_TEMPLATE,
+    METHOD_OUTCOME,
 )
 # Emu Edit's instruction record (arXiv 2311.10089), kept where a maker or an instruction stage knows it
 EMU_FIELDS = ("edit", "edited_object", "output", "original_object")
@@ -230,6 +232,7 @@ class InstructionRecord:
     differences: str = ""  # an MLLM's description of what differs between input and target
     emu_edit: dict[str, str] = field(default_factory=dict)  # Emu Edit's record, EMU_FIELDS
     slots: dict[str, str] = field(default_factory=dict)  # the words a synthesized edit's instruction names
+    instruction_original: str = ""  # the instruction before the outcome stage said what the output shows
 
     def to_json(self) -> dict[str, Any]:
         return _non_empty(dataclasses.asdict(self))
@@ -244,12 +247,20 @@ class JudgeRecord:
     """What the vision-language judge said of a sample (Sample.judge) besides its scores."""
 
     model: str = ""
-    reason: str = ""  # the judge's words on its scores
+    reason: str = ""  # the judge's words on its scores (one sentence)
     fallback: str = ""  # why it gave no scores (unparsable answer, backend error)
     answer: str = ""  # the start of an answer that could not be parsed
+    prompt: str = ""  # the name(s) of the prompt template(s) asked ("datagen/edit", "editscore/semantics+...")
+    prompt_hash: str = ""  # sha256 of each template, 12 hex digits ("+"-joined like `prompt`)
+    settings: dict[str, Any] = field(default_factory=dict)  # decoding and image settings, the image sizes sent
+    passes: int = 0  # how many times the judge was asked
+    answered: int = 0  # how many of the passes gave readable scores (their mean is the score)
+    spread: dict[str, float] = field(default_factory=dict)  # per axis and overall: std over the passes
+    pass_overall: list[float] = field(default_factory=list)  # each pass's overall, when there were several
 
     def to_json(self) -> dict[str, Any]:
-        return _non_empty(dataclasses.asdict(self))
+        d = _non_empty(dataclasses.asdict(self))
+        return {k: v for k, v in d.items() if not (k in ("passes", "answered") and v == 0)}  # 0: not recorded
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "JudgeRecord":
@@ -492,11 +503,15 @@ SCORES: dict[str, ScoreSpec] = {
         # safety and beauty
         ScoreSpec("nsfw", 0.0, 1.0, "low", "open_nsfw probability, the largest over the turn's photos"),
         ScoreSpec("aesthetic", 0.0, 10.0, "high", "LAION improved-aesthetic predictor on the target's CLIP embedding"),
-        # a vision-language judge (VIEScore-style), 0-10
-        ScoreSpec(
-            "judge_semantics", 0.0, 10.0, "high", "judge: does the target follow the instruction (and keep the rest)"
-        ),
+        # a vision-language judge on three axes, 0-10 (docs/judging.md)
+        ScoreSpec("judge_following", 0.0, 10.0, "high", "judge: does the target carry out the instruction"),
+        ScoreSpec("judge_preservation", 0.0, 10.0, "high", "judge: is everything the instruction leaves alone kept"),
         ScoreSpec("judge_quality", 0.0, 10.0, "high", "judge: is the target natural and free of artefacts"),
+        ScoreSpec(
+            "judge_semantics", 0.0, 10.0, "high", "judge: min(following, preservation), VIEScore's semantic score"
+        ),
+        ScoreSpec("judge_overall", 0.0, 10.0, "high", "judge: sqrt(min(following, preservation) x quality)"),
+        ScoreSpec("judge_spread", 0.0, 10.0, "low", "judge: std of the overall over its passes (passes > 1)"),
         # the quality filter's mark when it keeps failing samples (keep_below_threshold)
         ScoreSpec("failed_thresholds", 0.0, 10.0, "low", "number of recipe thresholds the sample fails"),
     )

@@ -42,12 +42,14 @@ def parse_score_rule(text: str) -> dict[str, Any]:
 
 
 def load_marks(path: str | Path) -> tuple[set[str], list[dict[str, str]]]:
-    """(keys, rules) from a marks file exported by the review page (JSON) or a parquet/CSV with a `key` column."""
+    """(keys to drop, rules) from a marks file exported by the review page (JSON; accepted samples are not dropped)
+    or a parquet/CSV with a `key` column."""
     p = Path(path)
     if p.suffix == ".json":
         data = json.loads(p.read_text())
         marks = data.get("marks", data) if isinstance(data, dict) else data
-        keys = {m["key"] for m in marks if "key" in m}
+        # an accepted sample stays; a flag (verdict rejected, or a mark written before verdicts) drops it
+        keys = {m["key"] for m in marks if "key" in m and m.get("verdict", "rejected") != "accepted"}
         rules = [m["rule"] for m in marks if "rule" in m]
     else:
         table = pq.read_table(p) if p.suffix == ".parquet" else pa.csv.read_csv(p)

@@ -1,7 +1,8 @@
 """The reviewer's contact sheet: one self-contained HTML file (images inlined) with a stratified sample per task,
 every frame and mask, instructions with their image indicators highlighted, every quality score (coloured from bad to
-good) and provenance. Cards sort by any score (the bar's menu, or #sort=NAME:asc|desc in the address). Reviewers flag
-samples or whole rules and export the marks as JSON for `datagen filter`."""
+good) and provenance. Cards sort by any score (the bar's menu, or #sort=NAME:asc|desc in the address). Reviewers
+accept or flag (reject) samples, or flag whole rules, and export the marks as JSON (MARKS_FORMAT) for `datagen filter`
+(drops the rejected) and `datagen calibrate` (the judge against the reviewers' verdicts)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ from datagen.schema import Frame, Sample
 from datagen.shards.codec import encode_image
 
 THUMB = 224
+# marks.json, as the page's "export marks" writes it:
+#   {"dataset": OUT, "marks": [{"key", "task", "operator", "verdict": "accepted"|"rejected", "reason"},
+#                              {"rule": {"operator": NAME}, "reason"}]}
+# A sample mark without a verdict (written before verdicts existed) is a rejection.
+MARKS_FORMAT = "datagen-review-marks/1"
 _IND = re.compile(r"(\{image\d?\})")
 
 
@@ -111,7 +117,8 @@ def _card(sample: Sample) -> str:
         f"v{html.escape(prov.operator_version)}</td></tr><tr><th>params</th><td><code>{params}</code></td></tr>"
         f"<tr><th>scores</th><td>{html.escape(json.dumps(prov.scores))}</td></tr>{judge}"
         f"<tr><th>sources</th><td>{sources}</td></tr></table></details>"
-        f'<footer><label><input type="checkbox" class="flag"> flag sample</label> '
+        f'<footer><label><input type="checkbox" class="accept"> accept</label> '
+        f'<label><input type="checkbox" class="flag"> flag sample (reject)</label> '
         f'<label><input type="checkbox" class="flag-rule"> flag everything {html.escape(prov.operator)} made</label> '
         f'<input class="reason" placeholder="reason"></footer></section>'
     )
@@ -138,10 +145,14 @@ function collect(){
   const marks=[];
   document.querySelectorAll('.card').forEach(c=>{
     const d=JSON.parse(c.dataset.sample), reason=c.querySelector('.reason').value;
-    if(c.querySelector('.flag').checked) marks.push({key:d.key, task:d.task, operator:d.operator, reason:reason});
+    // a sample is rejected (flagged) or accepted; a flag wins over an accept ticked with it
+    if(c.querySelector('.flag').checked)
+      marks.push({key:d.key, task:d.task, operator:d.operator, verdict:'rejected', reason:reason});
+    else if(c.querySelector('.accept').checked)
+      marks.push({key:d.key, task:d.task, operator:d.operator, verdict:'accepted', reason:reason});
     if(c.querySelector('.flag-rule').checked) marks.push({rule:{operator:d.operator}, reason:reason});
   });
-  return {dataset: document.body.dataset.dataset, marks: marks};
+  return {format: 'datagen-review-marks/1', dataset: document.body.dataset.dataset, marks: marks};
 }
 function exportMarks(){
   const blob=new Blob([JSON.stringify(collect(),null,2)],{type:'application/json'});

@@ -13,7 +13,7 @@ from operators.models.backends.base import BackendConfig
 
 # the natural-pair tasks the pairing job makes; the model-backed methods default to them
 NATURAL_PAIR_TASKS = ["General Editing", "Reference Generation", "Facial Editing"]
-METHODS = ("template", "rewrite", "captioner", "mllm_difference")
+METHODS = ("template", "rewrite", "captioner", "mllm_difference", "outcome")
 
 
 def _check_tasks(tasks: list[str], key: str) -> None:
@@ -133,12 +133,31 @@ class DifferenceConfig(Section):
         return self
 
 
+class OutcomeConfig(Section):
+    optional: bool = Field(
+        False,
+        description="when this method cannot run on its workers (model files or vllm missing), skip it (counted "
+        "under run.json's fallbacks; its samples keep their instructions) instead of failing the run",
+    )
+    tasks: list[str] = Field(
+        default_factory=lambda: ["*"], description="tasks whose kept samples are re-described; '*' for all"
+    )
+    backend: BackendConfig = Field(BackendConfig(), description="the VLM that looks at the input(s) and the output")
+
+    @model_validator(mode="after")
+    def _check(self):
+        _check_tasks(self.tasks, "instructions.outcome.tasks")
+        return self
+
+
 class InstructionsConfig(Section):
-    methods: list[Literal["template", "rewrite", "captioner", "mllm_difference"]] = Field(
+    methods: list[Literal["template", "rewrite", "captioner", "mllm_difference", "outcome"]] = Field(
         default_factory=lambda: ["template"],
         description="template always runs (it is every sample's fallback); rewrite, captioner and mllm_difference "
-        "replace its text where they succeed",
+        "replace its text where they succeed; outcome (after the quality filter) rewrites a kept sample's "
+        "instruction to say what its output shows, the original kept as instruction_original",
     )
+    outcome: OutcomeConfig = OutcomeConfig()
     template: TemplateConfig = TemplateConfig()
     rewrite: RewriteConfig = RewriteConfig()
     captioner: CaptionerConfig = CaptionerConfig()

@@ -37,3 +37,12 @@ def build_instruction_stages(recipe: Recipe) -> list[Operator]:
             continue
         stages.append(cls(sub, seed=recipe.seed))
     return stages
+
+
+def build_outcome_stages(recipe: Recipe) -> list[Operator]:
+    """The instruction-from-the-outcome stage, when the recipe's instruction methods name it: it runs on kept
+    samples, after the quality filter (pipelines/scoring.py)."""
+    from operators.instructions.outcome import OutcomeInstructions
+
+    cfg = instructions_config(recipe)
+    return [OutcomeInstructions(cfg.outcome, seed=recipe.seed)] if "outcome" in cfg.methods else []

@@ -353,45 +353,63 @@ TEMPLATES.update(
         ],
         # layer editing: a layer is a frame whose mask is its alpha
         "Layer Decomposition": [
-            "[Decompose|Split|Separate|Break down] {image} into [layers|separate layers|a foreground and a background "
-            "layer][.| cleanly.| please.| for editing.]",
-            "[Extract|Isolate|Cut out|Lift out] [a layer|one layer|the main layer] from {image}[.| on its own.| "
-            "cleanly.| with a clean edge.]",
-            "[Separate|Split] the [layers|foreground and background] of {image}[.| cleanly.| along the object's "
-            "outline.]",
+            "[Decompose|Split|Separate|Break down|Break up] {image} into [layers|separate layers|a foreground and a "
+            "background layer|two layers|its layers][.| cleanly.| please.| for editing.| for me.| so each part can be "
+            "edited.]",
+            "[Extract|Isolate|Cut out|Lift out|Separate out] [a layer|one layer|the main layer|a single layer] from "
+            "{image}[.| on its own.| cleanly.| with a clean edge.| and keep only that.| as a separate image.]",
+            "[Separate|Split|Decompose] the [layers|foreground and background|front and back layers] of {image}[.| "
+            "cleanly.| along the object's outline.| along the subject's edge.| please.]",
             "[Decompose|Split|Separate] this [photo|picture|image] of {caption} ({image}) into [layers|separate "
             "layers].",
             "{image} shows {caption}; [separate|split|decompose] it into layers.",
             # synthesized edits name the layer and the object ({layer}: "the foreground layer")
-            "[Extract|Give me|Return] {layer} of {image}[.|, separated from the rest.| as its own layer.]",
-            "[Separate|Split] {object} from {image} and [return|output|give me] {layer}.",
-            "[Decompose|Split] {image} into a foreground layer ({object}) and a background layer[,|;] "
-            "[return|output|keep] {layer}.",
+            "[Extract|Give me|Return|Produce|Hand me] {layer} of {image}[.|, separated from the rest.| as its own "
+            "layer.| and nothing more.| on its own.| as a standalone layer.]",
+            "[Separate|Split|Cut|Detach] {object} from {image} and [return|output|give me|keep|show] {layer}[.| "
+            "only.| as a clean layer.]",
+            "[Decompose|Split|Break] {image} into a foreground layer ({object}) and a background layer[,|;| and] "
+            "[return|output|keep|show|give me] {layer}[.| only.]",
             "[Return|Give me|Extract] {layer} of {image}, a [photo|picture] of {caption}.",
-            "[Pull|Take|Lift] {layer} out of {image}[.| and leave the rest behind.| with a clean outline.]",
-            "[Output|Produce|Show] only {layer} of {image}[.|, nothing else.|, as a separate layer.]",
-            "[Isolate|Keep] {layer} of {image} [and drop the rest|on its own|as its own image][.| please.]",
+            "[Pull|Take|Lift|Peel] {layer} [out of|off|away from] {image}[.| and leave the rest behind.| with a "
+            "clean outline.| along the subject's edge.| without the other layer.]",
+            "[Output|Produce|Show|Render] only {layer} of {image}[.|, nothing else.|, as a separate layer.|, "
+            "split from the rest.|, with the other layer removed.]",
+            "[Isolate|Keep|Preserve] {layer} of {image} [and drop the rest|on its own|as its own image|and discard "
+            "the other layer|by itself][.| please.| cleanly.]",
+            "[Split|Separate|Decompose] {image} along the outline of {object} and [keep|return|output] {layer}[.| "
+            "as a layer of its own.| for compositing.]",
+            "[I need|I want|Please give me] {layer} of {image}[, split off from the rest|, as a separate "
+            "layer|, extracted cleanly| on its own][.| for compositing.| for editing.]",
         ],
         "Layer Fusion": [
-            "[Place|Put|Composite] the [foreground |]layer {image1} [onto|over|into] the background {image2}[.| "
-            "seamlessly.| and blend them.]",
-            "[Fuse|Combine|Merge|Blend] the layers {image1} and {image2} into one [photo|picture|image].",
-            "[Composite|Merge] {image1} over {image2}[.| so the result looks like one photo.| as one picture.]",
+            "[Place|Put|Composite|Paste] the [foreground |]layer {image1} [onto|over|into|on top of] the background "
+            "{image2}[.| seamlessly.| and blend them.| so they look like one photo.| with matching light.]",
+            "[Fuse|Combine|Merge|Blend|Join] the layers {image1} and {image2} into [one|a single|a seamless] "
+            "[photo|picture|image][.| again.| with no visible seam.]",
+            "[Composite|Merge|Layer] {image1} [over|on top of|in front of] {image2}[.| so the result looks like one "
+            "photo.| as one picture.| and hide the seam.| into a natural-looking image.]",
             "[Combine|Merge|Fuse] {image1} and {image2} into a [photo|picture] of {caption}.",
             "[Place|Put] {image1} on {image2} to [get|make|create] a [photo|picture] of {caption}.",
             # synthesized edits name the object of the foreground layer
-            "[Place|Put|Insert] {object} from {image1} [into|onto|back into] the background {image2}[.| seamlessly.]",
-            "[Fuse|Combine|Merge] the layer of {object} ({image1}) with the background {image2}[.| into one photo.]",
-            "[Put|Place|Set] {object} ({image1}) [back |]into the scene of {image2}[.| so that it looks natural.| "
-            "with matching light.]",
-            "[Blend|Merge|Composite] {object} from {image1} [into|with] the background in {image2}[.| as one photo.| "
-            "seamlessly.]",
-            "[Combine|Join] the foreground layer {image1} and the background layer {image2}[.| into a single "
-            "picture.| into one natural-looking photo.]",
-            "[Reassemble|Rebuild|Recompose] the [photo|picture|scene] from its layers: {image1} [in front of|on top "
-            "of|over] {image2}.",
+            "[Place|Put|Insert|Paste|Drop] {object} from {image1} [into|onto|back into|back onto] the [background|"
+            "backdrop|scene] [{image2}|of {image2}|shown in {image2}][.| seamlessly.| so that it fits.]",
+            "[Fuse|Combine|Merge|Join] the layer of {object} ({image1}) with the [background|backdrop|background "
+            "layer] {image2}[.| into one photo.| into a single picture.| seamlessly.]",
+            "[Put|Place|Set|Insert] {object} ({image1}) [back |]into the [scene|setting|background] of {image2}[.| "
+            "so that it looks natural.| with matching light.| where it belongs.]",
+            "[Blend|Merge|Composite|Fuse] {object} from {image1} [into|with] the background [in|of] {image2}[.| as "
+            "one photo.| seamlessly.| with consistent lighting.| without a visible edge.]",
+            "[Combine|Join|Fuse|Merge] the foreground layer {image1} and the background layer {image2}[.| into a "
+            "single picture.| into one natural-looking photo.| into one image.| again.]",
+            "[Reassemble|Rebuild|Recompose|Put back together] the [photo|picture|scene|image] from its layers: "
+            "{image1} [in front of|on top of|over] {image2}[.| seamlessly.]",
             "[Layer|Stack] {image1} [on top of|over] {image2} [and blend the edges|and merge them into one "
-            "picture|and blend them into a single photo][.|, keeping the light consistent.]",
+            "picture|and blend them into a single photo|and fuse them][.|, keeping the light consistent.]",
+            "[Composite|Place|Put] {object} [onto|over|into] {image2}[, using|, taking it from|, cut out in] "
+            "{image1}[.| as the foreground layer.| so the two layers become one photo.]",
+            "[Merge|Fuse|Combine] {image2} with the [cut-out|foreground] layer of {object} ({image1})[.| and make it "
+            "look untouched.| so no seam shows.| into the original photo.]",
         ],
         # reference generation: the inputs are references, the target a new image of the same subject
         "Reference Generation": [

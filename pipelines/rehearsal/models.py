@@ -151,13 +151,10 @@ def _scorers(recipe: Recipe, r: Rehearsal) -> None:
         r.models.append(("operators.dino_score.checkpoint", f"{c.checkpoint} (DINOv2)"))
 
 
-JUDGE_ANSWER = "semantics: 7, quality: 6 (tiny judge)"
-
-
 def _tiny_judge(folder: Path) -> Path:
     from pipelines.rehearsal import tiny_language as tl
 
-    return tl.teach_answer(tl.build_tiny_internvl(folder), JUDGE_ANSWER, steps=300)
+    return tl.build_tiny_judge(folder, steps=200)
 
 
 def _backend(r: Rehearsal, key: str, backend, vision: bool, judge: bool = False) -> None:
@@ -165,6 +162,8 @@ def _backend(r: Rehearsal, key: str, backend, vision: bool, judge: bool = False)
     from pipelines.rehearsal import tiny_language as tl
 
     if judge:
+        from pipelines.rehearsal.tiny_language import JUDGE_ANSWER
+
         model = r.once("internvl_judge", _tiny_judge)
         r.notes.append(
             f"{key}: a tiny InternVL trained for a few steps to answer {JUDGE_ANSWER!r} (the judge's parsing and "
@@ -175,7 +174,7 @@ def _backend(r: Rehearsal, key: str, backend, vision: bool, judge: bool = False)
     r.set(f"{key}.kind", "transformers")
     r.set(f"{key}.model", model)
     r.set(f"{key}.tensor_parallel_size", 1)
-    r.set(f"{key}.max_new_tokens", 24)
+    r.set(f"{key}.max_new_tokens", 32 if judge else 24)
     was = f"{backend.kind} {backend.model}"
     r.models.append((f"{key}.model", f"{was} ({'InternVL' if vision else 'Qwen2'} through the transformers backend)"))
     if backend.kind != "transformers":
@@ -193,6 +192,8 @@ def _language(recipe: Recipe, r: Rehearsal) -> None:
         _backend(r, "instructions.captioner.backend", ins.captioner.backend, vision=True)
     if "rewrite" in ins.methods and ins.rewrite.rewriter == "llm":
         _backend(r, "instructions.rewrite.backend", ins.rewrite.backend, vision=False)
+    if "outcome" in ins.methods:
+        _backend(r, "instructions.outcome.backend", ins.outcome.backend, vision=True)
     if "mllm_difference" in ins.methods:
         _backend(r, "instructions.mllm_difference.backend", ins.mllm_difference.backend, vision=True)
         if ins.mllm_difference.writer is not None:

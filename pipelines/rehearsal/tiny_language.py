@@ -21,8 +21,12 @@ def _corpus() -> list[str]:
     from datagen import schema
     from operators.instructions.prompts import captioner_prompt, difference_prompt, image_header
     from operators.instructions.templates import fill_template
+    from operators.scoring.judge_prompts import DATAGEN_PROMPTS
 
     lines = [captioner_prompt(1), captioner_prompt(2), difference_prompt(), image_header(3)]
+    # the judge's questions and the shape of its answer, so that a taught judge's answer is a few tokens
+    lines += [p.render("Make {image} gray.") for p in DATAGEN_PROMPTS.values()]
+    lines += [f"following: {a}, preservation: {b}, quality: {c}" for a, b, c in ((7, 8, 6), (3, 9, 5), (10, 2, 4))]
     for t, spec in schema.TASKS.items():
         for k in range(12):
             lines.append(
@@ -138,10 +142,30 @@ def build_tiny_internvl(out: Path, vocab_size: int = 600) -> Path:
     return out
 
 
-def teach_answer(folder: Path, answer: str, steps: int = 150, seed: int = 0) -> Path:
+JUDGE_ANSWER = "following: 7, preservation: 8, quality: 6 (tiny judge)"
+
+
+def judge_prompts() -> list[str]:
+    """The judge's questions (datagen style) over a few instructions: what a taught tiny judge is asked."""
+    from operators.scoring.judge_prompts import DATAGEN_PROMPTS
+
+    said = ["Make {image} gray.", "Extract the edges of {image}.", "Fuse {image1} and {image2}.", "A red sofa."]
+    return [p.render(s) for p in DATAGEN_PROMPTS.values() for s in said]
+
+
+def build_tiny_judge(out: Path, steps: int = 150) -> Path:
+    """A tiny InternVL taught to answer JUDGE_ANSWER to the judge's questions, in the judge's format: a judge whose
+    answers parse (the scores mean nothing)."""
+    return teach_answer(build_tiny_internvl(out), JUDGE_ANSWER, steps=steps, lr=5e-3, prompts=judge_prompts())
+
+
+def teach_answer(
+    folder: Path, answer: str, steps: int = 150, seed: int = 0, lr: float = 2e-3, prompts: list[str] | None = None
+) -> Path:
     """Train a tiny InternVL saved in `folder` for a few steps to answer `answer` to any prompt with one or two
-    images, and save it again: a rehearsal's judge then answers in the judge's format, so its parsing and its scores
-    run end to end. The scores it gives mean nothing; the rehearsal says so."""
+    images (`prompts`, default our own prompts and templates), and save it again: a rehearsal's judge then answers
+    in the judge's format, so its parsing and its scores run end to end. The scores it gives mean nothing; the
+    rehearsal says so."""
     import numpy as np
     import torch
     from PIL import Image
@@ -151,8 +175,8 @@ def teach_answer(folder: Path, answer: str, steps: int = 150, seed: int = 0) -> 
     model = InternVLForConditionalGeneration.from_pretrained(folder)
     model.train()
     rng = np.random.default_rng(seed)
-    lines = [line for line in _corpus() if line.strip()]
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    lines = [line for line in (prompts or _corpus()) if line.strip()]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     torch.manual_seed(seed)
     for _ in range(steps):
         n = int(rng.integers(1, 3))

@@ -108,6 +108,7 @@ class ChatRequest:
     system: str = ""
     max_new_tokens: Optional[int] = None  # None: the backend's config
     seed: int = 0
+    lossless: bool = False  # images travel as PNG, not JPEG (the judge: a JPEG round trip moves its scores)
 
     @property
     def images(self) -> list[np.ndarray]:

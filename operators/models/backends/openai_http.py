@@ -22,9 +22,13 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-def data_url(image: np.ndarray, max_side: int) -> str:
+def data_url(image: np.ndarray, max_side: int, lossless: bool = False) -> str:
+    """The image as a data URL: JPEG (quality 90) by default, PNG when the stage asks for lossless images."""
     from datagen.shards.codec import encode_image
 
+    if lossless:
+        png = encode_image(downscale(image, max_side), "png", 90)
+        return "data:image/png;base64," + base64.b64encode(png).decode()
     jpg = encode_image(downscale(image, max_side), "jpg", 90)
     return "data:image/jpeg;base64," + base64.b64encode(jpg).decode()
 
@@ -37,7 +41,7 @@ def openai_messages(req: ChatRequest, max_side: int) -> list[dict[str, Any]]:
             if part:
                 content.append({"type": "text", "text": part})
         else:
-            content.append({"type": "image_url", "image_url": {"url": data_url(part, max_side)}})
+            content.append({"type": "image_url", "image_url": {"url": data_url(part, max_side, req.lossless)}})
     msgs: list[dict[str, Any]] = []
     if req.system:
         msgs.append({"role": "system", "content": req.system})

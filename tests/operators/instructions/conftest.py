@@ -152,7 +152,18 @@ def answer(body: dict, n: int) -> str:
     if "Compare Image-1 and Image-2" in text:
         return f"Common: the same scene and layout. Differences: Image-2 is a finished colour photograph ({n})."
     if "Rate the result" in text:  # the quality judge (operators/scoring/judge.py)
-        return json.dumps({"semantics": n % 11, "quality": 10 - n % 11, "reason": f"judged {n}"})
+        return json.dumps(
+            {"following": n % 11, "preservation": (3 * n) % 11, "quality": 10 - n % 11, "reason": f"judged {n}."}
+        )
+    if "You judge AI-made images" in text:  # the judge in EditScore's style: 0-25, reasoning first
+        return f'{{"reasoning": "judged {n} "the EditScore way".", "score": [{n % 26}, {(7 * n) % 26}]}}'
+    if "Say what the output shows" in text:  # the instruction from the outcome (operators/instructions/outcome.py)
+        asked = text.split('instruction: "', 1)[1].split('". Write one', 1)[0].replace("{image}", "Image-1")
+        if n % 4 == 3:
+            return "Do something nice with the picture."  # names no image: refused
+        if n % 4 == 2:
+            return asked  # the instruction it was asked with: not distinct
+        return f"{asked.rstrip('.')}, as the output shows (take {n})."
     if "An input image was edited" in text:
         return json.dumps(
             {

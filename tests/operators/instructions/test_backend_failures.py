@@ -80,7 +80,9 @@ def test_captioner_one_over_long_prompt_costs_one_sample(chat_server, photo):
 
 def test_judge_leaves_an_over_long_request_unscored_and_scores_the_rest(chat_server, photo):
     small = photo[::4, ::4].copy()
-    server = chat_server(kinds=("ok",), max_body=len(LONG))
+    # the judge sends PNG: a request's two images, plus room for its prompt but not for LONG
+    one = len(str(openai_messages(ChatRequest(["Image-1: ", small, "\nImage-2: ", small, "\nx"], lossless=True), 896)))
+    server = chat_server(kinds=("ok",), max_body=one + len(LONG) // 2)
     judge = JudgeScores(JudgeScoresConfig(backend=BackendConfig(kind="openai", model="j", base_url=server.url)))
     judge.setup()
     batch = _batch(small, 8)

@@ -1,10 +1,11 @@
-"""The judge's fixtures: the tiny InternVL and the misbehaving OpenAI-compatible server of the instruction tests."""
+"""The judge's fixtures: the tiny InternVL (random, and taught the judge's answer) and
+the misbehaving OpenAI-compatible server of the instruction tests."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipelines.rehearsal.tiny_language import build_tiny_internvl
+from pipelines.rehearsal.tiny_language import build_tiny_internvl, build_tiny_judge
 from pipelines.rehearsal.tiny_scoring import build_tiny_aesthetic, build_tiny_clip, build_tiny_dinov2
 from tests.operators.instructions.conftest import ChatServer
 
@@ -12,6 +13,12 @@ from tests.operators.instructions.conftest import ChatServer
 @pytest.fixture(scope="session")
 def tiny_judge(tmp_path_factory):
     return build_tiny_internvl(tmp_path_factory.mktemp("tiny_judge"))
+
+
+@pytest.fixture(scope="session")
+def tiny_taught_judge(tmp_path_factory):
+    """The rehearsal's tiny judge: a tiny InternVL taught to answer in the judge's format."""
+    return build_tiny_judge(tmp_path_factory.mktemp("tiny_taught_judge"), steps=120)
 
 
 @pytest.fixture
