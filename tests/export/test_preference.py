@@ -57,8 +57,9 @@ def test_kept_against_rejected_loads_with_datasets(out, tmp_path):
     dest = tmp_path / "pref"
     assert main(["export", "preference", str(root), str(dest)]) == 0
     report = json.loads((dest / "export.json").read_text())
-    # no judge in this run: no overall score, so kept-vs-kept needs --score
-    assert report["counts"] == {"kept_vs_rejected": 2, "rejects not judged worse": 1} and report["score"] is None
+    # kept-vs-kept compares the judge's overall score by default; no judge ran here, so no such pair is made
+    assert report["score"] == "judge_overall"
+    assert report["counts"] == {"kept_vs_rejected": 2, "rejects not judged worse": 1}
     table = pq.read_table(dest / report["files"][0])
     assert {"instruction", "input", "chosen", "rejected", "chosen_scores", "rejected_scores"} <= set(table.column_names)
     rows = table.to_pylist()
