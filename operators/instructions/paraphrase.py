@@ -86,7 +86,10 @@ IMPERATIVE = set(
     increase sharpen complete repaint inpaint regenerate redraw extend expand enlarge outpaint continue zoom widen edit
     change alter modify adjust retouch keep preserve restyle re-render reimagine transfer switch insert place erase
     delete clear update rework combine merge segment partition estimate predict trace outline simplify doodle sketch
-    scribble visualize display vary perform derive obtain identify infer provide go""".split()
+    scribble visualize display vary perform derive obtain identify infer provide go recolour recolor guess blur unblock
+    depixelate replace denoise deblur reverse patch finish copy swap exchange substitute move decompose split separate
+    break isolate cut lift hand detach pull peel composite paste fuse blend join layer drop set reassemble rebuild
+    recompose stack depict""".split()
 )
 CAPTION_SLOT = "{caption}"  # where a template's caption stood: rewritten around, never into
 _SLOT = "\x02"  # the caption slot while rules run: no rule matches it, and it is not an image to front
