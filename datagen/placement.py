@@ -3,7 +3,7 @@ operator config with a model takes, with one meaning of its defaults, and the on
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import Field
 
@@ -15,6 +15,23 @@ class Batching(Section):
     """The batch size of an operator that only ever runs on the CPU (no device to choose)."""
 
     batch_size: int = Field(16, ge=1, description="images or samples per call inside a partition")
+
+
+class EncoderSpeed(Section):
+    """How a fixed-shape image encoder (SigLIP, CLIP, DINOv2) runs on a GPU: preprocessing on the device, compiled,
+    which attention kernel. Execution keys: none of them changes a sample (datagen.config.EXECUTION_KEYS)."""
+
+    preprocess_on_device: Optional[bool] = Field(
+        None,
+        description="resize and normalise on the model's device as tensors (None: on a GPU; on the CPU the model's "
+        "own PIL transform or processor, whose pixels the tensor path matches to within one 8-bit level)",
+    )
+    compile: Optional[bool] = Field(
+        None, description="torch.compile the image model for one batch shape (None: on CUDA, off on the CPU)"
+    )
+    attention: Literal["auto", "flash", "efficient", "cudnn", "math"] = Field(
+        "auto", description="the SDPA kernel on CUDA (auto: flash, else memory-efficient); logged at setup"
+    )
 
 
 class Placement(Batching):

@@ -18,7 +18,7 @@ from datagen.batch import ITEM_FEATURES
 from datagen.devices import resolve_device
 from datagen.operator import OperatorConfig, Resources
 from datagen.pairing.config import Band
-from datagen.placement import Placement
+from datagen.placement import EncoderSpeed, Placement
 from datagen.schema import PhotoFeatures
 from operators.features.base import FeatureOperator
 from operators.models.gpu_images import DeviceEncoder, Preprocess
@@ -43,7 +43,7 @@ SIGLIP_PREPROCESS = {
 }
 
 
-class SiglipFeaturesConfig(OperatorConfig, Placement):
+class SiglipFeaturesConfig(OperatorConfig, Placement, EncoderSpeed):
     model: str = Field(
         "ViT-SO400M-14-SigLIP-384",
         description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)",
@@ -64,17 +64,6 @@ class SiglipFeaturesConfig(OperatorConfig, Placement):
         description="CPUs per actor: PIL preprocessing threads on the CPU path (PIL resize releases the GIL); on a "
         "GPU preprocessing runs on the GPU and one CPU is enough. SO400M bf16 on an H200 with PIL: 90 images/s with "
         "1, 189 with 4, 224 with 8; the model alone 501",
-    )
-    preprocess_on_device: Optional[bool] = Field(
-        None,
-        description="resize and normalise on the model's device as tensors (None: on a GPU; on the CPU the model's "
-        "PIL transform, whose pixels the tensor path matches to within one 8-bit level)",
-    )
-    compile: Optional[bool] = Field(
-        None, description="torch.compile the vision tower for one batch shape (None: on CUDA, off on the CPU)"
-    )
-    attention: Literal["auto", "flash", "efficient", "cudnn", "math"] = Field(
-        "auto", description="the SDPA kernel on CUDA (auto: flash, else memory-efficient); logged at setup"
     )
     batches_per_call: int = Field(
         8,

@@ -18,7 +18,7 @@ from datagen import placement, schema
 from datagen.devices import resolve_device
 from datagen.identity import photo_key
 from datagen.operator import Resources
-from datagen.placement import Placement
+from datagen.placement import EncoderSpeed, Placement
 from operators.models.gpu_images import DeviceEncoder, Preprocess
 from operators.models.open_clip_source import missing_local_dir, resolve_source
 from operators.models.precision import (
@@ -33,7 +33,7 @@ from operators.scoring.base import Scorer, ScorerConfig, TurnView
 log = logging.getLogger(__name__)
 
 
-class ClipScoresConfig(ScorerConfig, Placement):
+class ClipScoresConfig(ScorerConfig, Placement, EncoderSpeed):
     model: str = Field(
         "ViT-L-14", description="open_clip architecture (ignored when pretrained is hf-hub: or local-dir:)"
     )
@@ -48,15 +48,6 @@ class ClipScoresConfig(ScorerConfig, Placement):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     batch_size: int = Field(32, ge=1, description="samples per model call")
     image_batch_size: int = Field(64, ge=1, description="images per forward pass of the image tower")
-    preprocess_on_device: Optional[bool] = Field(
-        None, description="resize and normalise on the model's device (None: on a GPU; PIL on the CPU)"
-    )
-    compile: Optional[bool] = Field(
-        None, description="torch.compile the image tower for one batch shape (None: on CUDA, off on the CPU)"
-    )
-    attention: Literal["auto", "flash", "efficient", "cudnn", "math"] = Field(
-        "auto", description="the SDPA kernel on CUDA (auto: flash, else memory-efficient)"
-    )
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,7 +16,7 @@ from datagen import placement
 from datagen.devices import resolve_device
 from datagen.identity import photo_key
 from datagen.operator import Resources
-from datagen.placement import Placement
+from datagen.placement import EncoderSpeed, Placement
 from operators.models.gpu_images import DeviceEncoder, Preprocess
 from operators.models.precision import (
     attention_backends,
@@ -30,22 +30,13 @@ from operators.scoring.base import Scorer, ScorerConfig, TurnView
 log = logging.getLogger(__name__)
 
 
-class DinoScoreConfig(ScorerConfig, Placement):
+class DinoScoreConfig(ScorerConfig, Placement, EncoderSpeed):
     checkpoint: Optional[str] = Field(
         None, description="local dir or hub id of a DINOv2 checkpoint (facebook/dinov2-base); unset: OFF"
     )
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     batch_size: int = Field(32, ge=1, description="samples per model call")
     image_batch_size: int = Field(64, ge=1, description="images per forward pass")
-    preprocess_on_device: Optional[bool] = Field(
-        None, description="resize and normalise on the model's device (None: on a GPU; the processor on the CPU)"
-    )
-    compile: Optional[bool] = Field(
-        None, description="torch.compile the model for one batch shape (None: on CUDA, off on the CPU)"
-    )
-    attention: Literal["auto", "flash", "efficient", "cudnn", "math"] = Field(
-        "auto", description="the SDPA kernel on CUDA (auto: flash, else memory-efficient)"
-    )
     # exclude: a score, not part of any sample's content (out of the recipe fingerprint)
     outside: bool = Field(True, exclude=True, description="dino_outside on masked edits (two more images each)")
 
