@@ -33,10 +33,10 @@ class DataConfig(Section):
         description="input frames per sample ({image1}..{image9}); larger samples are counted and skipped",
     )
     holdout: int = Field(4, ge=0, description="CUs held out of training and used for the sampler's previews")
-    latents: Literal["auto", "off"] = Field(
-        "auto",
-        description="auto: train from the latents job's VAE latents and text states where a shard has them, made "
-        "with this recipe's encoders and sizes (`datagen latents`), and encode online elsewhere; off: always online",
+    latents: bool = Field(
+        True,
+        description="train from the latents job's VAE latents and text states where a shard has them, made with "
+        "this recipe's encoders and sizes (`datagen latents`), and encode online elsewhere; false: always online",
     )
 
 

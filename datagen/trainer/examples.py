@@ -185,7 +185,8 @@ class Batch:
 
 
 def pixels_from_uint8(images: np.ndarray) -> torch.Tensor:
-    """[F, H, W, 3] uint8 -> [F, 3, H, W] float32 in [-1, 1] (the trainer and the latents job alike)."""
+    """[F, H, W, 3] uint8 -> [F, 3, H, W] float32 in [-1, 1], channels-last in memory as decoded (the layout the VAE's
+    convolutions prefer on GPU); the trainer and the latents job alike, so both run the same kernels."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 

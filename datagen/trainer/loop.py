@@ -167,7 +167,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         barrier(info)
     codec = load_vae(recipe.vae, device, tiny_root / "vae")
     text_encoder = load_text_encoder(recipe.text_encoder, device, tiny_root / "t5")
-    if recipe.data.latents == "auto":
+    if recipe.data.latents:
         from datagen.trainer.latents import attach_latents
 
         fingerprint = encoder_fingerprint(recipe.vae, recipe.text_encoder, codec, text_encoder, recipe.data)
