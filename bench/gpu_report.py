@@ -1,6 +1,10 @@
 """GPU check, last step: merge the parts' JSON files into one table (stdout) and one JSON file.
 
-    python bench/gpu_report.py WORKDIR --mode gpu|smoke [--out DIR]
+    python bench/gpu_report.py WORKDIR --mode gpu|smoke [--out DIR] [--results DIR] [--commit SHA]
+
+--results DIR also writes DIR/gpu-YYYY-MM-DD.json (gpu-smoke-... in smoke mode): the headline figures under fixed
+keys (RESULT_KEYS; null where a part did not give them, MFU as a fraction), then every row and part status. The
+docs' GPU table is made from that file; bench/results/gpu-*.json is committed.
 
 WORKDIR holds status.tsv (part, status, rc, seconds, limit; written by bench/gpu_check.sh), PART.json and
 PART.log. Every expected row is printed whatever happened to its part: a failed, timed-out or skipped part shows
@@ -18,13 +22,60 @@ from pathlib import Path
 EXPECTED = {
     "env": ["date", "gpu", "torch", "libraries"],
     "siglip": ["siglip_img_per_s"],
-    "kmeans": ["kmeans_small_k", "kmeans_large_k"],
-    "train": ["train_samples_per_s", "train_mfu"],
+    "siglip_operator": ["siglip_operator_images_per_s"],
+    "train": ["train_samples_per_s", "train_mfu", "train_online_samples_per_s"],
+    "latents": ["latents_images_per_s"],
+    "inpaint": ["inpaint_img_per_s"],
 }
 # parts that run only when asked for (gpu_check.sh --with PART): their rows are printed when they ran
 OPTIONAL = {
-    "inpaint": ["inpaint_img_per_s"],
+    "kmeans": ["kmeans_small_k", "kmeans_large_k"],
 }
+# the results file's headline keys (tests/test_gpu_check.py checks them)
+RESULT_KEYS = (
+    "date",
+    "device",
+    "commit",
+    "siglip_model_images_per_s",
+    "siglip_model_mfu",
+    "siglip_operator_images_per_s",
+    "train_samples_per_s",
+    "train_mfu",
+    "train_samples_per_s_precomputed",
+    "train_samples_per_s_online",
+    "inpaint_seconds_per_edit",
+    "latents_images_per_s",
+)
+
+
+def _num(v) -> float | None:
+    try:
+        return float(str(v).replace(",", "").rstrip("%"))
+    except (TypeError, ValueError):
+        return None
+
+
+def headline(rows: list[dict], date: str, commit: str) -> dict:
+    """RESULT_KEYS from the rows (only those whose part ran and gave them)."""
+    ok = {r["key"]: r["data"] for r in rows if r["status"] == "ok"}
+    val = {r["key"]: r["value"] for r in rows if r["status"] == "ok"}
+    get = lambda key, field: _num(ok[key].get(field)) if key in ok else None  # noqa: E731
+    train = get("train_samples_per_s", "samples/s")
+    inpaint = get("inpaint_img_per_s", "images_per_s")
+    return {
+        "date": date,
+        "device": val.get("gpu"),
+        "commit": commit,
+        "siglip_model_images_per_s": get("siglip_img_per_s", "images_per_s"),
+        "siglip_model_mfu": get("siglip_img_per_s", "mfu_fraction"),
+        "siglip_operator_images_per_s": get("siglip_operator_images_per_s", "images_per_s"),
+        "train_samples_per_s": train,
+        "train_mfu": get("train_mfu", "mfu_fraction"),
+        "train_samples_per_s_precomputed": train,  # the bench's step: the DiT from precomputed latents
+        "train_samples_per_s_online": get("train_online_samples_per_s", "samples/s"),
+        "inpaint_seconds_per_edit": (1.0 / inpaint) if inpaint else None,  # one edit = one inpainted image
+        "latents_images_per_s": get("latents_images_per_s", "images_per_s"),
+    }
 
 
 def _last_error(log: Path) -> str:
@@ -41,6 +92,10 @@ def main() -> int:
     ap.add_argument("--mode", choices=["gpu", "smoke"], default="gpu")
     ap.add_argument("--out", type=Path, help="write gpu_check.json and the parts' logs here")
     ap.add_argument("--total-s", type=float)
+    ap.add_argument(
+        "--results", type=Path, action="append", default=[], help="write the dated results file gpu-DATE.json here"
+    )
+    ap.add_argument("--commit", default="unknown", help="the commit measured")
     args = ap.parse_args()
 
     status: dict[str, dict] = {}
@@ -113,6 +168,14 @@ def main() -> int:
         for log in args.work.glob("*.log"):
             shutil.copy(log, logs / log.name)
         print(f"wrote {args.out / 'gpu_check.json'}")
+    day = date[:10] if date[:2] == "20" else time.strftime("%Y-%m-%d", time.gmtime())
+    name = f"gpu-{'smoke-' if args.mode == 'smoke' else ''}{day}.json"
+    result = {**headline(rows, date, args.commit), "mode": args.mode, "total_s": args.total_s}
+    result.update({"parts": status, "rows": rows})
+    for folder in args.results:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {folder / name}")
     return 1 if any(s["status"] in ("failed", "timeout") for s in status.values()) else 0
 
 
