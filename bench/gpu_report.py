@@ -1,6 +1,7 @@
 """GPU check, last step: merge the parts' JSON files into one table (stdout) and one JSON file.
 
     python bench/gpu_report.py WORKDIR --mode gpu|smoke [--out DIR] [--results DIR] [--commit SHA]
+    python bench/gpu_report.py --table bench/results/gpu-DATE.json     # the docs' GPU table, from a results file
 
 --results DIR also writes DIR/gpu-YYYY-MM-DD.json (gpu-smoke-... in smoke mode): the headline figures under fixed
 keys (RESULT_KEYS; null where a part did not give them, MFU as a fraction), then every row and part status. The
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -86,7 +88,43 @@ def _last_error(log: Path) -> str:
     return (bad or lines or ["empty log"])[-1][:240]
 
 
+# the docs' table: (results key, what, unit); MFU keys are fractions, shown as percentages
+TABLE = (
+    ("siglip_model_images_per_s", "SigLIP SO400M/14 alone, bf16, 384 px", "images/s"),
+    ("siglip_model_mfu", "SigLIP SO400M/14 alone, MFU", "%"),
+    ("siglip_operator_images_per_s", "siglip_features operator end to end", "images/s"),
+    ("train_samples_per_s_precomputed", "ACE 0.6B DiT training from precomputed latents", "samples/s"),
+    ("train_mfu", "ACE 0.6B DiT training, MFU", "%"),
+    ("train_samples_per_s_online", "ACE 0.6B DiT training, VAE + T5-XXL online", "samples/s"),
+    ("latents_images_per_s", "latents job per GPU (SD VAE + T5-XXL)", "images/s"),
+    ("inpaint_seconds_per_edit", "inpainting stage at 1024 px", "s/edit"),
+)
+
+
+def results_table(result: dict) -> str:
+    """A results file's headline figures as the markdown table the docs show."""
+    lines = [
+        f"GPU check of {result['date']} on {result['device']}, commit {str(result['commit'])[:10]}:",
+        "",
+        "| what | figure |",
+        "| --- | ---: |",
+    ]
+    for key, what, unit in TABLE:
+        v = result.get(key)
+        if v is None:
+            cell = "not measured"
+        elif unit == "%":
+            cell = f"{100 * v:.1f}%"
+        else:
+            cell = f"{v:,.{3 if unit == 's/edit' else 1}f} {unit}"
+        lines.append(f"| {what} | {cell} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(results_table(json.loads(Path(sys.argv[2]).read_text())))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("work", type=Path)
     ap.add_argument("--mode", choices=["gpu", "smoke"], default="gpu")

@@ -119,6 +119,31 @@ def test_cpu_smoke_prints_every_row_without_ray_or_faiss(tmp_path):
     assert not list((ROOT / "bench" / "results").glob("gpu-smoke-*"))  # a smoke run leaves nothing to commit
 
 
+def test_the_docs_table_is_made_from_a_results_file(tmp_path):
+    result = {
+        "date": "2026-12-05 10:00 UTC",
+        "device": "1 x NVIDIA H200",
+        "commit": "0123456789abcdef",
+        "siglip_model_images_per_s": 650.0,
+        "siglip_model_mfu": 0.452,
+        "train_samples_per_s_precomputed": 52.5,
+        "train_mfu": 0.461,
+        "inpaint_seconds_per_edit": 3.25,
+    }
+    f = tmp_path / "gpu-2026-12-05.json"
+    f.write_text(json.dumps(result))
+    p = subprocess.run(
+        [sys.executable, "bench/gpu_report.py", "--table", str(f)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stderr
+    rows = dict(ln.strip("|").split("|")[:2] for ln in p.stdout.splitlines() if ln.startswith("| ") and "---" not in ln)
+    rows = {k.strip(): v.strip() for k, v in rows.items()}
+    assert rows["SigLIP SO400M/14 alone, MFU"] == "45.2%" and rows["ACE 0.6B DiT training, MFU"] == "46.1%"
+    assert rows["inpainting stage at 1024 px"] == "3.250 s/edit"
+    assert rows["latents job per GPU (SD VAE + T5-XXL)"] == "not measured"
+    assert "commit 0123456789" in p.stdout
+
+
 def test_failed_timed_out_and_skipped_parts_still_print_their_rows(tmp_path):
     # timm hidden: the SigLIP part fails; latents gets one second (importing torch alone takes longer); others skipped
     p, report = _gpu_check(

@@ -157,3 +157,16 @@ def test_datagen_train_uses_the_latents(encoded, tmp_path):
     assert main(args + ["data.latents=false", f"output.dir={tmp_path / 'online'}", "data.num_workers=0"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "online" / "metrics.jsonl").read_text().splitlines()]
     assert all(r["precomputed"] == 0.0 for r in rows)
+
+
+def test_the_command_takes_its_folder_recipe_and_overrides(capsys, tmp_path):
+    from datagen.cli import build_parser, parse
+
+    args = parse(
+        build_parser(), ["latents", "out/demo", "output.dir=x", "--config", "configs/train_tiny.yaml", "a.b=1"]
+    )
+    assert (args.command, args.dir, args.config, args.batch) == ("latents", "out/demo", "configs/train_tiny.yaml", 32)
+    assert args.overrides == ["output.dir=x", "a.b=1"]
+    # a recipe error exits 2 naming the key, before anything is written
+    assert main(["latents", str(tmp_path), "--config", "configs/train_tiny.yaml", "data.max_token=3"]) == 2
+    assert "data.max_token: unknown key" in capsys.readouterr().err and not any(tmp_path.iterdir())
