@@ -228,7 +228,7 @@ def run_latents_job(
             log.info("%s: latents of other encoders or settings: made again", s.url)
         todo.append(s)
     summary: dict[str, Any] = {"shards": len(mine), "already_done": done, "encoded_shards": 0, "samples": 0}
-    summary.update({"frames": 0, "skipped": {}, "seconds": 0.0, "images_per_s": 0.0})
+    summary.update({"frames": 0, "skipped": {}, "seconds": 0.0, "images_per_s": 0.0, "steady_images_per_s": 0.0})
     if not todo:
         log.info("latents: all %d shards of rank %d already done", len(mine), rank)
         return summary
@@ -239,7 +239,10 @@ def run_latents_job(
         multiprocessing_context="spawn" if num_workers else None,  # see datagen.trainer.loader.make_loader
     )
     open_shards: dict[int, ShardLatents] = {}
+    t_first = None  # when the first window arrived: the rate after it leaves out the decoding workers' start-up
     for win in loader:
+        if t_first is None:
+            t_first = time.perf_counter()
         out = open_shards.setdefault(win.shard, ShardLatents())
         if win.examples:
             members = encode_window(win.examples, codec, text_encoder, data.max_text_tokens, batch_frames)
@@ -271,6 +274,8 @@ def run_latents_job(
     dt = time.perf_counter() - t0
     summary["seconds"] = round(dt, 3)
     summary["images_per_s"] = round(summary["frames"] / dt, 3) if dt > 0 else 0.0
+    steady = time.perf_counter() - (t_first or t0)
+    summary["steady_images_per_s"] = round(summary["frames"] / steady, 3) if steady > 0 else 0.0
     return summary
 
 
