@@ -156,14 +156,17 @@ class Batch:
     def precomputed(self) -> bool:
         return self.latents is not None
 
-    _TENSORS = ("pixels", "masks", "latents", "mask_latents", "text_states")
+    _TENSORS = ("pixels", "masks", "is_target", "text_ids", "text_valid", "text_indicator")
+    _TENSORS += ("latents", "mask_latents", "text_states")
 
     def pin_memory(self) -> "Batch":
-        """Called by the DataLoader (pin_memory=True on GPU) so the copy to the device can overlap compute."""
+        """Called by the DataLoader (pin_memory=True on GPU) so every copy to the device is asynchronous: a copy from
+        pageable memory may wait for the GPU."""
         for name in self._TENSORS:
             t = getattr(self, name)
             if t is not None:
                 setattr(self, name, t.pin_memory())
+        self.layout = self.layout.pin_memory()
         return self
 
     def to(self, device: torch.device) -> "Batch":

@@ -256,12 +256,17 @@ class FrameLayout:
         self.texts_full = self.tmax == 1 and bool(text_valid.all())
         return self
 
+    _TENSORS = ("frame_sample", "frame_slot", "frame_text", "frame_indicator", "text_sample", "text_slot")
+
+    def pin_memory(self) -> "FrameLayout":
+        return self._map(lambda t: t.pin_memory())
+
     def to(self, device: torch.device) -> "FrameLayout":
+        return self._map(lambda t: t.to(device, non_blocking=True))
+
+    def _map(self, fn: Any) -> "FrameLayout":
         return FrameLayout(
-            *(
-                getattr(self, f).to(device)
-                for f in ("frame_sample", "frame_slot", "frame_text", "frame_indicator", "text_sample", "text_slot")
-            ),
+            *(fn(getattr(self, f)) for f in self._TENSORS),
             n_samples=self.n_samples,
             fmax=self.fmax,
             tmax=self.tmax,
