@@ -149,6 +149,7 @@ def main() -> None:
                 workers=args.workers,
             )
         ],
+        metrics={"latents_images_per_s": ips},
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 EXPECTED = {
     "env": ["date", "gpu", "torch", "libraries"],
     "siglip": ["siglip_img_per_s"],
-    "siglip_operator": ["siglip_operator_images_per_s"],
+    "siglip_operator": ["siglip_operator_img_per_s"],
     "train": ["train_samples_per_s", "train_mfu", "train_online_samples_per_s"],
     "latents": ["latents_images_per_s"],
     "inpaint": ["inpaint_img_per_s"],
@@ -57,27 +57,18 @@ def _num(v) -> float | None:
         return None
 
 
-def headline(rows: list[dict], date: str, commit: str) -> dict:
-    """RESULT_KEYS from the rows (only those whose part ran and gave them)."""
-    ok = {r["key"]: r["data"] for r in rows if r["status"] == "ok"}
+def headline(rows: list[dict], metrics: dict, date: str, commit: str) -> dict:
+    """RESULT_KEYS from the parts' `metrics` blocks (only parts that ran), the seconds per edit from the inpainting
+    part's images/s; every other metric a part reported follows them."""
     val = {r["key"]: r["value"] for r in rows if r["status"] == "ok"}
-    get = lambda key, field: _num(ok[key].get(field)) if key in ok else None  # noqa: E731
-    train = get("train_samples_per_s", "samples/s")
-    inpaint = get("inpaint_img_per_s", "images_per_s")
-    return {
-        "date": date,
-        "device": val.get("gpu"),
-        "commit": commit,
-        "siglip_model_images_per_s": get("siglip_img_per_s", "images_per_s"),
-        "siglip_model_mfu": get("siglip_img_per_s", "mfu_fraction"),
-        "siglip_operator_images_per_s": get("siglip_operator_images_per_s", "images_per_s"),
-        "train_samples_per_s": train,
-        "train_mfu": get("train_mfu", "mfu_fraction"),
-        "train_samples_per_s_precomputed": train,  # the bench's step: the DiT from precomputed latents
-        "train_samples_per_s_online": get("train_online_samples_per_s", "samples/s"),
-        "inpaint_seconds_per_edit": (1.0 / inpaint) if inpaint else None,  # one edit = one inpainted image
-        "latents_images_per_s": get("latents_images_per_s", "images_per_s"),
-    }
+    ok = {r["key"]: r["data"] for r in rows if r["status"] == "ok"}
+    inpaint = _num(ok.get("inpaint_img_per_s", {}).get("images_per_s"))
+    out = {"date": date, "device": val.get("gpu"), "commit": commit}
+    out.update({k: metrics.get(k) for k in RESULT_KEYS if k not in out})
+    if out["inpaint_seconds_per_edit"] is None and inpaint:
+        out["inpaint_seconds_per_edit"] = 1.0 / inpaint  # one edit = one inpainted image
+    out.update({k: v for k, v in sorted(metrics.items()) if k not in out})
+    return out
 
 
 def _last_error(log: Path) -> str:
@@ -143,13 +134,16 @@ def main() -> int:
         status[name] = {"status": st, "rc": int(rc or 0), "seconds": int(secs or 0), "limit_s": int(limit or 0)}
 
     rows: list[dict] = []
+    metrics: dict = {}  # the parts' headline figures (their JSON's `metrics` block), for the results file
     parts = {**EXPECTED, **{p: k for p, k in OPTIONAL.items() if p in status}}
     for part, keys in parts.items():
         st = status.get(part, {"status": "not run", "rc": 0, "seconds": 0, "limit_s": 0})
         got = {}
         f = args.work / f"{part}.json"
         if st["status"] == "ok" and f.exists():
-            got = {r["key"]: r for r in json.loads(f.read_text())["rows"]}
+            part_json = json.loads(f.read_text())
+            got = {r["key"]: r for r in part_json["rows"]}
+            metrics.update(part_json.get("metrics") or {})
         for key in keys:
             if key in got:
                 rows.append({**got[key], "part": part, "status": "ok"})
@@ -208,7 +202,7 @@ def main() -> int:
         print(f"wrote {args.out / 'gpu_check.json'}")
     day = date[:10] if date[:2] == "20" else time.strftime("%Y-%m-%d", time.gmtime())
     name = f"gpu-{'smoke-' if args.mode == 'smoke' else ''}{day}.json"
-    result = {**headline(rows, date, args.commit), "mode": args.mode, "total_s": args.total_s}
+    result = {**headline(rows, metrics, date, args.commit), "mode": args.mode, "total_s": args.total_s}
     result.update({"parts": status, "rows": rows})
     for folder in args.results:
         folder.mkdir(parents=True, exist_ok=True)

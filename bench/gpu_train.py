@@ -86,10 +86,18 @@ def main() -> None:
     else:
         no = next((ln for ln in p.stdout.splitlines() if ln.startswith("online encoders")), "not measured")
         rows.append(row("train_online_samples_per_s", what + ", encoding online", "not measured", no))
+    precomputed = float(t["samples/s"])
+    metrics = {
+        "train_samples_per_s": precomputed,
+        "train_mfu": mfu_fraction(t["MFU"]),
+        "train_samples_per_s_precomputed": precomputed,  # the DiT step alone: what training from latents costs
+        "train_samples_per_s_online": float(online["samples/s"]) if online else None,
+    }
     write(
         args.json,
         "train",
         rows,
+        metrics=metrics,
         command=" ".join(str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c for c in cmd[1:]),
     )
 
