@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# One GPU check: on a lent GPU machine (H100/H200 with torch, timm, transformers; no Ray, open_clip, faiss or
-# diffusers; no downloads), measure in one run of under 10 minutes and print one table:
-#   env     date, nvidia-smi name / memory, torch / CUDA and library versions       (bench/gpu_env.py)
-#   siglip  SigLIP SO400M/14 image embedding, bf16, batch 256 at 384 px: images/s   (bench/gpu_siglip.py)
-#   kmeans  spherical K-means on 1M x 1152 with faiss on GPU; without faiss a torch
-#           K-means on GPU, labelled as a stand-in (NOT faiss)                        (bench/gpu_kmeans.py)
-#   train   the ACE 0.6B DiT's training samples/s and MFU (bench/bench_train_gpu.py) (bench/gpu_train.py)
-#   inpaint (only with --with inpaint) the synthesized edits' inpainting stage, SD-inpainting architecture at 1024 px:
-#           images/s per GPU; needs diffusers, which the lent machine lacks: carry its wheel   (bench/gpu_inpaint.py)
+# One GPU check: on a lent GPU machine (H100/H200 with torch, timm, transformers; no Ray and no downloads: carry the
+# wheels of open_clip, diffusers and datagen's shard dependencies), measure in one run of at most 9 minutes and print
+# one table:
+#   env             date, nvidia-smi name / memory, torch / CUDA and library versions          (bench/gpu_env.py)
+#   siglip          SigLIP SO400M/14 embedding alone, bf16, batch 256 at 384 px: images/s, MFU (bench/gpu_siglip.py)
+#   siglip_operator the siglip_features operator end to end on images: images/s   (bench/gpu_siglip_operator.py)
+#   train           the ACE 0.6B DiT's training samples/s and MFU, blocks compiled, flash path, from precomputed
+#                   latents and with the VAE + T5-XXL encoding online       (bench/bench_train_gpu.py via gpu_train.py)
+#   latents         the latents job end to end: images/s per GPU                              (bench/gpu_latents.py)
+#   inpaint         the synthesized edits' inpainting stage at 1024 px: images/s, seconds per edit (bench/gpu_inpaint.py)
+#   kmeans          (only with --with kmeans) spherical K-means on 1M x 1152, faiss or a torch stand-in (gpu_kmeans.py)
 # Each part runs in its own process under `timeout`; a part that fails or runs out of time is reported as such
-# and the others still run. With $OUT set, writes $OUT/gpu_check.json and $OUT/gpu_check_logs/.
+# and the others still run. With $OUT set, writes $OUT/gpu_check.json, $OUT/gpu_check_logs/ and the dated results
+# file $OUT/gpu-DATE.json (in GPU mode also bench/results/gpu-DATE.json, the file to commit; keys in gpu_report.py).
 #
-#   bash bench/gpu_check.sh                 # on the GPU machine, from the repository root (device tool: timeout_s ~540)
+#   bash bench/gpu_check.sh                 # on the GPU machine, from the repository root (device tool: timeout_s ~560)
 #   bash bench/gpu_check.sh --cpu-smoke     # anywhere: tiny sizes on CPU, checks every code path (tests/test_gpu_check.py)
-#   options: --skip env,siglip,kmeans,train   --with inpaint   --budget SECONDS (all parts together, default 510)
-#            --limit PART=SECONDS[,...] (one part's time limit; defaults env 60, siglip 150, kmeans 180, train 180;
-#            --cpu-smoke triples them and allows 1500 s in all)
-#   env: PYTHON (interpreter; default: the first of .venv/bin/python, python3, python that imports torch)
+#   options: --skip PART[,PART]   --with kmeans   --budget SECONDS (all parts together, default 540)
+#            --limit PART=SECONDS[,...] (one part's time limit; defaults env 20, siglip 60, siglip_operator 90,
+#            train 150, latents 80, inpaint 120; --cpu-smoke triples them and allows 1500 s in all)
+#   env: PYTHON (interpreter; default: the first of .venv/bin/python, python3, python that imports torch);
+#        COMMIT (the commit measured, where the copy has no .git; default: git rev-parse HEAD)
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +29,7 @@ MODE=gpu
 SKIP=""
 WITH=""
 LIMITS=""
-BUDGET=510
+BUDGET=540
 BUDGET_SET=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,9 +40,9 @@ while [ $# -gt 0 ]; do
     --with=*) WITH="${1#*=}" ;;
     --limit) LIMITS="$LIMITS,${2:-}"; shift ;;
     --limit=*) LIMITS="$LIMITS,${1#*=}" ;;
-    --budget) BUDGET="${2:-510}"; BUDGET_SET=1; shift ;;
+    --budget) BUDGET="${2:-540}"; BUDGET_SET=1; shift ;;
     --budget=*) BUDGET="${1#*=}"; BUDGET_SET=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -93,14 +97,18 @@ run_part() {
 }
 
 echo "[gpu_check] mode $MODE, python $PY, budget ${BUDGET} s, repo $ROOT" >&2
-run_part env 60
-run_part siglip 150
-run_part kmeans 180
-run_part train 180
-[[ ",$WITH," == *",inpaint,"* ]] && run_part inpaint 240
+run_part env 20
+run_part siglip 60
+run_part siglip_operator 90
+run_part train 150
+run_part latents 80
+run_part inpaint 120
+[[ ",$WITH," == *",kmeans,"* ]] && run_part kmeans 180
 
-OUT_ARGS=()
-[ -n "${OUT:-}" ] && OUT_ARGS=(--out "$OUT")
+COMMIT="${COMMIT:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)}"
+OUT_ARGS=(--commit "$COMMIT")
+[ -n "${OUT:-}" ] && OUT_ARGS+=(--out "$OUT" --results "$OUT")
+[ "$MODE" = gpu ] && OUT_ARGS+=(--results "$ROOT/bench/results")
 "$PY" bench/gpu_report.py "$WORK" --mode "$MODE" --total-s "$(( $(date +%s) - START ))" ${OUT_ARGS[@]+"${OUT_ARGS[@]}"}
 rc=$?
 if (( rc > 1 )); then  # 1: the table is printed and some part failed or timed out

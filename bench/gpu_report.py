@@ -1,6 +1,11 @@
 """GPU check, last step: merge the parts' JSON files into one table (stdout) and one JSON file.
 
-    python bench/gpu_report.py WORKDIR --mode gpu|smoke [--out DIR]
+    python bench/gpu_report.py WORKDIR --mode gpu|smoke [--out DIR] [--results DIR] [--commit SHA]
+    python bench/gpu_report.py --table bench/results/gpu-DATE.json     # the docs' GPU table, from a results file
+
+--results DIR also writes DIR/gpu-YYYY-MM-DD.json (gpu-smoke-... in smoke mode): the headline figures under fixed
+keys (RESULT_KEYS; null where a part did not give them, MFU as a fraction), then every row and part status. The
+docs' GPU table is made from that file; bench/results/gpu-*.json is committed.
 
 WORKDIR holds status.tsv (part, status, rc, seconds, limit; written by bench/gpu_check.sh), PART.json and
 PART.log. Every expected row is printed whatever happened to its part: a failed, timed-out or skipped part shows
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -18,13 +24,51 @@ from pathlib import Path
 EXPECTED = {
     "env": ["date", "gpu", "torch", "libraries"],
     "siglip": ["siglip_img_per_s"],
-    "kmeans": ["kmeans_small_k", "kmeans_large_k"],
-    "train": ["train_samples_per_s", "train_mfu"],
+    "siglip_operator": ["siglip_operator_img_per_s"],
+    "train": ["train_samples_per_s", "train_mfu", "train_online_samples_per_s"],
+    "latents": ["latents_images_per_s"],
+    "inpaint": ["inpaint_img_per_s"],
 }
 # parts that run only when asked for (gpu_check.sh --with PART): their rows are printed when they ran
 OPTIONAL = {
-    "inpaint": ["inpaint_img_per_s"],
+    "kmeans": ["kmeans_small_k", "kmeans_large_k"],
 }
+# the results file's headline keys (tests/test_gpu_check.py checks them)
+RESULT_KEYS = (
+    "date",
+    "device",
+    "commit",
+    "siglip_model_images_per_s",
+    "siglip_model_mfu",
+    "siglip_operator_images_per_s",
+    "train_samples_per_s",
+    "train_mfu",
+    "train_samples_per_s_precomputed",
+    "train_samples_per_s_online",
+    "inpaint_seconds_per_edit",
+    "latents_images_per_s",
+)
+
+
+def _num(v) -> float | None:
+    try:
+        return float(str(v).replace(",", "").rstrip("%"))
+    except (TypeError, ValueError):
+        return None
+
+
+def headline(rows: list[dict], metrics: dict, date: str, commit: str) -> dict:
+    """RESULT_KEYS from the parts' `metrics` blocks (only parts that ran), the seconds per edit from the inpainting
+    part's images/s; every other metric a part reported follows them."""
+    val = {r["key"]: r["value"] for r in rows if r["status"] == "ok"}
+    ok = {r["key"]: r["data"] for r in rows if r["status"] == "ok"}
+    inpaint = _num(ok.get("inpaint_img_per_s", {}).get("images_per_s"))
+    out = {"date": date, "device": val.get("gpu"), "commit": commit}
+    out.update({k: metrics.get(k) for k in RESULT_KEYS if k not in out})
+    if out["inpaint_seconds_per_edit"] is None and inpaint:
+        out["inpaint_seconds_per_edit"] = 1.0 / inpaint  # one edit = one inpainted image
+    out.update({k: v for k, v in sorted(metrics.items()) if k not in out})
+    return out
 
 
 def _last_error(log: Path) -> str:
@@ -35,12 +79,52 @@ def _last_error(log: Path) -> str:
     return (bad or lines or ["empty log"])[-1][:240]
 
 
+# the docs' table: (results key, what, unit); MFU keys are fractions, shown as percentages
+TABLE = (
+    ("siglip_model_images_per_s", "SigLIP SO400M/14 alone, bf16, 384 px", "images/s"),
+    ("siglip_model_mfu", "SigLIP SO400M/14 alone, MFU", "%"),
+    ("siglip_operator_images_per_s", "siglip_features operator end to end", "images/s"),
+    ("train_samples_per_s_precomputed", "ACE 0.6B DiT training from precomputed latents", "samples/s"),
+    ("train_mfu", "ACE 0.6B DiT training, MFU", "%"),
+    ("train_samples_per_s_online", "ACE 0.6B DiT training, VAE + T5-XXL online", "samples/s"),
+    ("latents_images_per_s", "latents job per GPU (SD VAE + T5-XXL)", "images/s"),
+    ("inpaint_seconds_per_edit", "inpainting stage at 1024 px", "s/edit"),
+)
+
+
+def results_table(result: dict) -> str:
+    """A results file's headline figures as the markdown table the docs show."""
+    lines = [
+        f"GPU check of {result['date']} on {result['device']}, commit {str(result['commit'])[:10]}:",
+        "",
+        "| what | figure |",
+        "| --- | ---: |",
+    ]
+    for key, what, unit in TABLE:
+        v = result.get(key)
+        if v is None:
+            cell = "not measured"
+        elif unit == "%":
+            cell = f"{100 * v:.1f}%"
+        else:
+            cell = f"{v:,.{3 if unit == 's/edit' else 1}f} {unit}"
+        lines.append(f"| {what} | {cell} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(results_table(json.loads(Path(sys.argv[2]).read_text())))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("work", type=Path)
     ap.add_argument("--mode", choices=["gpu", "smoke"], default="gpu")
     ap.add_argument("--out", type=Path, help="write gpu_check.json and the parts' logs here")
     ap.add_argument("--total-s", type=float)
+    ap.add_argument(
+        "--results", type=Path, action="append", default=[], help="write the dated results file gpu-DATE.json here"
+    )
+    ap.add_argument("--commit", default="unknown", help="the commit measured")
     args = ap.parse_args()
 
     status: dict[str, dict] = {}
@@ -50,13 +134,16 @@ def main() -> int:
         status[name] = {"status": st, "rc": int(rc or 0), "seconds": int(secs or 0), "limit_s": int(limit or 0)}
 
     rows: list[dict] = []
+    metrics: dict = {}  # the parts' headline figures (their JSON's `metrics` block), for the results file
     parts = {**EXPECTED, **{p: k for p, k in OPTIONAL.items() if p in status}}
     for part, keys in parts.items():
         st = status.get(part, {"status": "not run", "rc": 0, "seconds": 0, "limit_s": 0})
         got = {}
         f = args.work / f"{part}.json"
         if st["status"] == "ok" and f.exists():
-            got = {r["key"]: r for r in json.loads(f.read_text())["rows"]}
+            part_json = json.loads(f.read_text())
+            got = {r["key"]: r for r in part_json["rows"]}
+            metrics.update(part_json.get("metrics") or {})
         for key in keys:
             if key in got:
                 rows.append({**got[key], "part": part, "status": "ok"})
@@ -113,6 +200,14 @@ def main() -> int:
         for log in args.work.glob("*.log"):
             shutil.copy(log, logs / log.name)
         print(f"wrote {args.out / 'gpu_check.json'}")
+    day = date[:10] if date[:2] == "20" else time.strftime("%Y-%m-%d", time.gmtime())
+    name = f"gpu-{'smoke-' if args.mode == 'smoke' else ''}{day}.json"
+    result = {**headline(rows, metrics, date, args.commit), "mode": args.mode, "total_s": args.total_s}
+    result.update({"parts": status, "rows": rows})
+    for folder in args.results:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {folder / name}")
     return 1 if any(s["status"] in ("failed", "timeout") for s in status.values()) else 0
 
 

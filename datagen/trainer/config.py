@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import Field
 
@@ -33,6 +33,11 @@ class DataConfig(Section):
         description="input frames per sample ({image1}..{image9}); larger samples are counted and skipped",
     )
     holdout: int = Field(4, ge=0, description="CUs held out of training and used for the sampler's previews")
+    latents: bool = Field(
+        True,
+        description="train from the latents job's VAE latents and text states where a shard has them, made with "
+        "this recipe's encoders and sizes (`datagen latents`), and encode online elsewhere; false: always online",
+    )
 
 
 class ModelConfig(Section):
@@ -89,6 +94,9 @@ class OptimConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(0, ge=0)
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 turns clipping off")
+    fused: Union[bool, Literal["auto"]] = Field(
+        "auto", description="fused AdamW kernel; auto: on with CUDA (DDP and FSDP alike), off on CPU"
+    )
 
 
 class TrainerConfig(Section):
@@ -103,7 +111,16 @@ class TrainerConfig(Section):
     ckpt_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     preview_every: int = Field(0, ge=0, description="0: previews only at the end of the run")
-    compile: bool = Field(False, description="torch.compile the DiT")
+    compile: Union[bool, Literal["auto"]] = Field(
+        "auto",
+        description="torch.compile the DiT's blocks; auto: on with CUDA, off on CPU (compiling costs more there)",
+    )
+    attention: Literal["auto", "sdpa", "flex"] = Field(
+        "auto",
+        description="kernel for batches that need an attention mask (padded texts, samples with fewer frames; others "
+        "take the unmasked flash path): sdpa (boolean mask), flex (block mask, fused when compiled); auto: flex when "
+        "compiling on CUDA, else sdpa",
+    )
     cpu_threads: Optional[int] = Field(
         None,
         ge=1,

@@ -45,10 +45,17 @@ class LatentCodec:
         self.shift = float(getattr(cfg, "shift_factor", None) or 0.0)
 
     @torch.no_grad()
-    def encode(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode_raw(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The VAE's own latents (posterior mean, or a sample), in its dtype: what the latents job stores."""
         dist = self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
-        z = dist.sample(generator) if generator is not None else dist.mean
-        return (z.float() - self.shift) * self.scale
+        return dist.sample(generator) if generator is not None else dist.mean
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        return (z.to(self.device).float() - self.shift) * self.scale
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.normalize(self.encode_raw(pixels, generator))
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -111,9 +118,13 @@ class TextEncoder:
         self.dim = int(model.config.d_model)
 
     @torch.no_grad()
-    def encode(self, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def encode_raw(self, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Last hidden states in the encoder's dtype: what the latents job stores."""
         out = self.model(input_ids=ids.to(self.device), attention_mask=valid.to(self.device).long())
-        return out.last_hidden_state.float()
+        return out.last_hidden_state
+
+    def encode(self, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return self.encode_raw(ids, valid).float()
 
 
 _WORD_RE = re.compile(r"\S+")
@@ -189,6 +200,45 @@ def load_text_encoder(cfg: TextEncoderConfig, device: torch.device, tiny_dir: Pa
     enc = TextEncoder(model, tokenizer, device, dtype)
     log.info("text encoder %s: d_model %d, vocab %d", path, enc.dim, len(tokenizer))
     return enc
+
+
+def _plain_config(cfg: Any) -> dict[str, Any]:
+    """A model config as JSON-able values, without the entries that say where or when it was saved."""
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    skip = {"transformers_version", "dtype", "torch_dtype"}
+    return {k: v for k, v in sorted(d.items()) if not k.startswith("_") and k not in skip}
+
+
+def encoder_fingerprint(
+    vae_cfg: VaeConfig, text_cfg: TextEncoderConfig, codec: LatentCodec, text: TextEncoder, data: Any
+) -> dict[str, Any]:
+    """What precomputed latents depend on: both encoders (path, architecture, dtype, vocabulary) and the data
+    settings that size frames and texts. The latents job stores it; the trainer uses latents only where it matches."""
+    return json.loads(
+        json.dumps(
+            {
+                "vae": {
+                    "path": vae_cfg.path,
+                    "subfolder": vae_cfg.subfolder,
+                    "dtype": str(codec.dtype),
+                    "config": _plain_config(codec.vae.config),
+                },
+                "text_encoder": {
+                    "path": text_cfg.path,
+                    "tokenizer_path": text_cfg.tokenizer_path,
+                    "dtype": str(text.model.dtype),
+                    "vocab": len(text.tokenizer),
+                    "config": _plain_config(text.model.config),
+                },
+                "data": {
+                    k: getattr(data, k)
+                    for k in ("max_tokens", "side_multiple", "max_aspect", "max_text_tokens", "max_inputs")
+                },
+            },
+            sort_keys=True,
+            default=str,
+        )
+    )
 
 
 def prepare_tiny_models(root: Path, corpus: list[str], calibration: torch.Tensor | None, vae: bool, t5: bool) -> None:

@@ -4,11 +4,15 @@ split by rank and worker so no sample is seen twice in an epoch; samples are bat
 
 Every stream is a pure function of (seed, epoch, stream id), so its position is one number, the batches it has
 produced in the epoch: a resumed stream replays the epoch's plan, re-reading its shards up to that point without
-decoding images, and continues with the next batch. Reviewer-dropped and held-out keys are counted skips."""
+decoding images, and continues with the next batch. Reviewer-dropped and held-out keys are counted skips.
+
+A shard with the latents job's output (Shard.latents_url) is read beside it in step: a batch whose samples all
+have their latents is made from them, with no image decoded; any other batch decodes its images."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from itertools import count
@@ -18,25 +22,29 @@ import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from safetensors.torch import load as load_safetensors
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from datagen import paths
-from datagen.schema import Sample
+from datagen.schema import JSON_MEMBER, Sample
 from datagen.shards.codec import decode_sample
 from datagen.trainer.buckets import Bucket, make_buckets, nearest_bucket
 from datagen.trainer.config import DataConfig
-from datagen.trainer.examples import Batch, TooManyInputs, collate, to_example
+from datagen.trainer.examples import Batch, TooManyInputs, collate, latent_example, to_example
 
 log = logging.getLogger(__name__)
 
 STATS_SUFFIX = ".stats.json"
+LATENTS_MEMBER = "safetensors"  # a latents tar's member per sample: KEY.safetensors
+RAW_LATENTS = "__latents__"  # where a raw sample carries its latents member through the stream
 
 
 @dataclass(frozen=True)
 class Shard:
     url: str  # the tar, as an fsspec URL
     index_url: str  # its parquet index (key, width, height, ...)
+    latents_url: str | None = None  # the latents job's tar for it, when it has one made with this recipe's encoders
 
 
 def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -89,6 +97,22 @@ def iter_raw(url: str) -> Iterator[dict[str, Any]]:
         yield from group_by_keys(tar_file_expander([{"stream": stream, "url": url}]))
 
 
+def with_latents(raws: Iterator[dict[str, Any]], latents_url: str | None) -> Iterator[dict[str, Any]]:
+    """The shard's samples, each with its latents member where the latents tar has one. The job writes members in
+    the shard's order and leaves out only samples it could not encode, so the two tars are read in step."""
+    if latents_url is None:
+        yield from raws
+        return
+    lat = iter_raw(latents_url)
+    pending = next(lat, None)
+    for raw in raws:
+        if pending is not None and pending["__key__"] == raw["__key__"]:
+            if LATENTS_MEMBER in pending:
+                raw[RAW_LATENTS] = pending[LATENTS_MEMBER]
+            pending = next(lat, None)
+        yield raw
+
+
 def holdout_keys(shards: list[Shard], n: int, seed: int) -> list[str]:
     """A few CUs kept out of training for previews: the n keys of the first shard with the smallest seeded hash
     (deterministic, identical on every rank, and cheap: one index read)."""
@@ -126,6 +150,7 @@ class ShardStream(IterableDataset):
         resume: dict[str, Any] | None = None,
         max_epochs: int | None = None,
         shards: list[Shard] | None = None,
+        latent_factor: int | None = None,
     ):
         self.cfg = cfg
         self.tokenizer = tokenizer
@@ -137,6 +162,7 @@ class ShardStream(IterableDataset):
         self.resume = resume
         self.max_epochs = max_epochs
         self.buckets = make_buckets(cfg.max_tokens, cfg.side_multiple, cfg.max_aspect)
+        self.latent_factor = latent_factor  # the VAE's, to check stored latents fit their bucket
         if self.dropped:
             log.info("%d keys dropped by reviewers (%s) will be skipped", len(self.dropped), paths.DROPPED_KEYS_FILE)
 
@@ -197,7 +223,7 @@ class ShardStream(IterableDataset):
         for si in mine:
             shard = self.shards[int(si)]
             sizes = read_sizes(shard.index_url)
-            for raw in iter_raw(shard.url):
+            for raw in with_latents(iter_raw(shard.url), shard.latents_url):
                 if by_sample:
                     mine_now = position % n_streams == sid
                     position += 1
@@ -233,11 +259,17 @@ class ShardStream(IterableDataset):
 
     # decoding --------------------------------------------------------------------------------------------
     def _decode(self, raws: list[dict[str, Any]], bucket: Bucket, skipped: dict[str, int]) -> list:
+        precomputed = all(RAW_LATENTS in raw for raw in raws)
         examples = []
         for raw in raws:
             uri = f"{raw.get('__url__', '?')}#{raw['__key__']}"
             try:
-                examples.append(to_example(decode_sample(raw), bucket, self.cfg.max_inputs))
+                if precomputed:
+                    record = json.loads(raw[JSON_MEMBER])
+                    tensors = load_safetensors(raw[RAW_LATENTS])
+                    examples.append(latent_example(record, tensors, bucket, self.latent_factor, self.cfg.max_inputs))
+                else:
+                    examples.append(to_example(decode_sample(raw), bucket, self.cfg.max_inputs))
             except TooManyInputs as e:
                 log.warning("%s: %s; skipped", uri, e)
                 skipped["too_many_inputs"] = skipped.get("too_many_inputs", 0) + 1

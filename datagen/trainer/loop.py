@@ -10,6 +10,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +20,7 @@ import torch
 from datagen import paths
 from datagen.config import ConfigError
 from datagen.trainer import checkpoint as ckpt
-from datagen.trainer.config import TINY_RANDOM, TrainRecipe, locked_differences
+from datagen.trainer.config import TINY_RANDOM, OptimConfig, TrainerConfig, TrainRecipe, locked_differences
 from datagen.trainer.distributed import (
     DistInfo,
     all_gather_objects,
@@ -33,7 +34,7 @@ from datagen.trainer.distributed import (
     wrap_model,
 )
 from datagen.trainer.ema import EMA
-from datagen.trainer.encoders import load_text_encoder, load_vae, prepare_tiny_models
+from datagen.trainer.encoders import encoder_fingerprint, load_text_encoder, load_vae, prepare_tiny_models
 from datagen.trainer.examples import Batch
 from datagen.trainer.loader import (
     LoaderPosition,
@@ -61,6 +62,30 @@ def step_generator(seed: int, step: int, rank: int, micro: int) -> torch.Generat
     resumed run draws what an uninterrupted one would have."""
     state = np.random.SeedSequence([seed, step, rank, micro]).generate_state(2)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How the step runs on this device: compiled blocks, the attention kernel of masked batches, fused AdamW."""
+
+    compile: bool
+    attention: str
+    fused: bool
+
+
+def resolve_speed(tcfg: TrainerConfig, ocfg: OptimConfig, device: torch.device) -> Speed:
+    """`auto` settings for this device: compile and fused AdamW on CUDA only (on CPU compiling a tiny model costs
+    more than it saves); flex attention for masked batches only when compiled on CUDA, since uncompiled flex
+    attention materialises the scores."""
+    cuda = device.type == "cuda"
+    compile_ = cuda if tcfg.compile == "auto" else bool(tcfg.compile)
+    attention = tcfg.attention
+    if attention == "auto":
+        attention = "flex" if (cuda and compile_) else "sdpa"
+    if attention == "flex" and not cuda:
+        raise ConfigError("trainer.attention=flex: flex attention has no backward pass on CPU; use sdpa or auto")
+    fused = cuda if ocfg.fused == "auto" else bool(ocfg.fused)
+    return Speed(compile_, attention, fused)
 
 
 def cpu_threads(recipe: TrainRecipe, info: DistInfo) -> int:
@@ -142,6 +167,20 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         barrier(info)
     codec = load_vae(recipe.vae, device, tiny_root / "vae")
     text_encoder = load_text_encoder(recipe.text_encoder, device, tiny_root / "t5")
+    if recipe.data.latents:
+        from datagen.trainer.latents import attach_latents
+
+        fingerprint = encoder_fingerprint(recipe.vae, recipe.text_encoder, codec, text_encoder, recipe.data)
+        shards, found = attach_latents(shards, fingerprint)
+        if info.main:
+            log.info(
+                "precomputed latents: %d of %d shards (online encoding for the rest; %d with latents of other "
+                "encoders or settings, ignored)",
+                found["matching"],
+                len(shards),
+                found["other_encoders"],
+            )
+    speed = resolve_speed(tcfg, recipe.optim, device)
 
     spec = size_spec(
         recipe.model.size,
@@ -162,6 +201,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         mlp_ratio=recipe.model.mlp_ratio,
         max_inputs=recipe.data.max_inputs,
         grad_checkpointing=recipe.model.grad_checkpointing,
+        attention=speed.attention,
         **spec,
     )
 
@@ -187,7 +227,8 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
             )
     if info.main:
         log.info(
-            "DiT %s: %.2fM parameters (hidden %d, depth %d, heads %d, patch %d); objective %s, loss on %s frames",
+            "DiT %s: %.2fM parameters (hidden %d, depth %d, heads %d, patch %d); objective %s, loss on %s frames; "
+            "compile %s, masked attention %s, fused AdamW %s",
             recipe.model.size,
             n_params / 1e6,
             spec["hidden"],
@@ -196,6 +237,9 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
             spec["patch"],
             recipe.loss.objective,
             recipe.loss.frames,
+            speed.compile,
+            speed.attention,
+            speed.fused,
         )
         paths.atomic_write_json(out / "train_recipe.json", recipe.to_json())
     if step >= tcfg.max_steps:
@@ -204,6 +248,8 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         return {"step": step, "resumed_from": step, "trained_steps": 0, "output": str(out)}
 
     model.to(device).train()
+    if speed.compile:
+        model.compile_blocks()
     strategy = resolve_strategy(tcfg.strategy, info)
     wrapped = wrap_model(model, strategy, info, bf16)
     ema = EMA(unwrap(wrapped), tcfg.ema_decay)
@@ -214,11 +260,10 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         lr=recipe.optim.lr,
         betas=recipe.optim.betas,
         weight_decay=recipe.optim.weight_decay,
-        fused=device.type == "cuda" and strategy != "fsdp",
+        fused=speed.fused,
     )
     if saved_opt is not None:
         ckpt.load_optimizer_state(wrapped, optimizer, saved_opt)
-    forward = torch.compile(wrapped) if tcfg.compile else wrapped
     objective = make_objective(recipe.loss)
 
     stream = ShardStream(
@@ -230,6 +275,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         exclude=set(held),
         resume=resume_data,
         shards=shards,
+        latent_factor=codec.factor,
     )
     loader = make_loader(stream, recipe.data.num_workers)
     position = LoaderPosition(info.rank, info.world, recipe.data.num_workers, resume_data)
@@ -244,7 +290,17 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
         keys_file = open(out / KEYS_DIR / f"rank-{info.rank}.jsonl", "a")
 
     resumed_from = step
-    window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+
+    # the step keeps loss, grad norm and a non-finite flag on the device: the host reads them at log and checkpoint
+    # steps only, so it can queue the next step's kernels while the GPU runs this one
+    def new_window() -> dict[str, Any]:
+        zero = torch.zeros((), device=device)
+        counts = {"n": 0, "samples": 0, "tokens": 0, "precomputed": 0, "batches": 0}
+        return {"loss": zero, **counts, "t0": time.perf_counter()}
+
+    window = new_window()
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    grad_norm_t = torch.zeros((), device=device)
     last_loss = math.nan
     batches = _batches(loader)
 
@@ -286,7 +342,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
             )
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            step_loss, step_keys = 0.0, []
+            step_loss, step_keys = torch.zeros((), device=device), []
             for micro in range(tcfg.grad_accum):
                 batch = next(batches)
                 position.update(batch.meta)
@@ -298,7 +354,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
                     wrapped.set_requires_gradient_sync(sync)
                 with ctx:
                     res = training_loss(
-                        forward,
+                        wrapped,
                         objective,
                         codec,
                         text_encoder,
@@ -309,30 +365,37 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
                         bf16,
                     )
                     (res.loss / tcfg.grad_accum).backward()
-                step_loss += float(res.loss.detach()) / tcfg.grad_accum
+                step_loss += res.loss.detach().float() / tcfg.grad_accum
                 window["samples"] += res.n_samples
                 window["tokens"] += res.n_tokens
+                window["batches"] += 1
+                window["precomputed"] += int(batch.precomputed)
             if recipe.optim.grad_clip > 0:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(wrapped.parameters(), recipe.optim.grad_clip))
+                grad_norm_t = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), recipe.optim.grad_clip)
             else:
-                grad_norm = float(
-                    torch.linalg.vector_norm(
-                        torch.stack([p.grad.norm() for p in wrapped.parameters() if p.grad is not None])
-                    )
+                grad_norm_t = torch.linalg.vector_norm(
+                    torch.stack([p.grad.norm() for p in wrapped.parameters() if p.grad is not None])
                 )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             ema.update(unwrap(wrapped), step)
-            if not math.isfinite(step_loss):
-                raise FloatingPointError(f"loss is {step_loss} at step {step}; lower optim.lr or check the data")
+            nonfinite |= ~torch.isfinite(step_loss)
             if keys_file is not None:
                 keys_file.write(json.dumps({"step": step, "batches": step_keys}) + "\n")
                 keys_file.flush()
-            window["loss"] += step_loss
+            window["loss"] = window["loss"] + step_loss
             window["n"] += 1
-            if step % tcfg.log_every == 0 or step == tcfg.max_steps:
-                loss = mean_across(info, window["loss"] / window["n"])
+            log_now = step % tcfg.log_every == 0 or step == tcfg.max_steps
+            save_now = step % tcfg.ckpt_every == 0 or step == tcfg.max_steps
+            if (log_now or save_now) and bool(nonfinite):
+                raise FloatingPointError(
+                    f"the loss was not finite at a step in ({step - window['n']}, {step}]; lower optim.lr or check "
+                    "the data"
+                )
+            if log_now:
+                grad_norm = float(grad_norm_t)
+                loss = mean_across(info, float(window["loss"]) / window["n"])
                 samples = sum_across(info, window["samples"])
                 tokens = sum_across(info, window["tokens"])
                 skipped = LoaderPosition.merge(all_gather_objects(info, position.state()))["skipped"]
@@ -348,6 +411,7 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
                         "samples_per_s": round(samples / dt, 3),
                         "tokens_per_s": round(tokens / dt, 1),
                         "skipped": skipped,
+                        "precomputed": round(window["precomputed"] / max(window["batches"], 1), 3),
                         "time": round(time.perf_counter() - t_start, 2),
                     }
                     metrics.write(json.dumps(row) + "\n")
@@ -361,8 +425,8 @@ def _train(recipe: TrainRecipe, info: DistInfo) -> dict[str, Any]:
                         lr,
                         row["samples_per_s"],
                     )
-                window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
-            if step % tcfg.ckpt_every == 0 or step == tcfg.max_steps:
+                window = new_window()
+            if save_now:
                 save(step)
             if (tcfg.preview_every and step % tcfg.preview_every == 0) or step == tcfg.max_steps:
                 previews(step)

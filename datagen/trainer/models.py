@@ -6,6 +6,10 @@ A frame's input channels are [x_t (C) ; clean condition latent (C, zeros for the
 Tokens of all frames of a sample form one sequence (self-attention across frames); each frame's tokens
 cross-attend only to the text of their own CU (turn). Samples are padded to the longest one in the batch.
 
+Attention takes the fastest kernel the batch allows: no mask where every token is valid (SDPA then picks flash or
+cuDNN attention), else a boolean mask through SDPA ("sdpa") or a block mask through flex attention ("flex", fused
+when the blocks are compiled). `attention_plan` says which, from the layout alone.
+
 Sections: (1) embedders, block and final layer as in DiT/PixArt; (2) ACE's additions, visibly separate;
 (3) the model; (4) a table of sizes, up to ACE's 0.6B (hidden 1152, depth 28, 16 heads, patch 2).
 """
@@ -14,11 +18,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 from torch.utils.checkpoint import checkpoint
+
+# what an attention layer is given: nothing (every key valid), a boolean SDPA mask, or a flex block mask
+AttnMask = torch.Tensor | BlockMask | None
+ATTENTION_BACKENDS = ("sdpa", "flex")
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: AttnMask) -> torch.Tensor:
+    """[B, H, L, hd] attention. No mask: SDPA may take its flash / cuDNN kernels, which take none."""
+    if isinstance(mask, BlockMask):
+        return flex_attention(q, k, v, block_mask=mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 # (1) DiT / PixArt parts --------------------------------------------------------------------------------------
@@ -85,13 +102,11 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: AttnMask) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attend(q, k, v, mask)
         return self.proj(out.transpose(1, 2).reshape(B, L, D))
 
 
@@ -103,13 +118,13 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(hidden, 2 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, mask: AttnMask) -> torch.Tensor:
         B, L, D = x.shape
         S = y.shape[1]
         hd = D // self.heads
         q = self.q(x).view(B, L, self.heads, hd).transpose(1, 2)
         k, v = self.kv(y).view(B, S, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attend(q, k, v, mask)
         return self.proj(out.transpose(1, 2).reshape(B, L, D))
 
 
@@ -211,7 +226,10 @@ class FrameLayout:
 
     frame_sample/frame_slot: sample of each frame and its position in that sample's sequence;
     frame_text: index (0..M-1) of the text the frame cross-attends to (its own CU's instruction);
-    frame_indicator: indicator id of each frame; text_sample/text_slot: the same for texts."""
+    frame_indicator: indicator id of each frame; text_sample/text_slot: the same for texts.
+    fmax/tmax (most frames / texts of a sample), frames_full (every sample has fmax frames) and texts_full (one text
+    per sample, every token valid) are read on the host where the layout is made (collate), so the model's forward
+    never waits on the GPU for them; None: computed on first use."""
 
     frame_sample: torch.Tensor
     frame_slot: torch.Tensor
@@ -220,14 +238,40 @@ class FrameLayout:
     text_sample: torch.Tensor
     text_slot: torch.Tensor
     n_samples: int
+    fmax: int | None = None
+    tmax: int | None = None
+    frames_full: bool | None = None
+    texts_full: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.fmax is None:
+            self.fmax = int(self.frame_slot.max()) + 1
+        if self.tmax is None:
+            self.tmax = int(self.text_slot.max()) + 1
+        if self.frames_full is None:
+            self.frames_full = len(self.frame_slot) == self.n_samples * self.fmax
+
+    def with_text_valid(self, text_valid: torch.Tensor) -> "FrameLayout":
+        """Record whether the cross-attention needs a mask (call where text_valid is still on the host)."""
+        self.texts_full = self.tmax == 1 and bool(text_valid.all())
+        return self
+
+    _TENSORS = ("frame_sample", "frame_slot", "frame_text", "frame_indicator", "text_sample", "text_slot")
+
+    def pin_memory(self) -> "FrameLayout":
+        return self._map(lambda t: t.pin_memory())
 
     def to(self, device: torch.device) -> "FrameLayout":
+        return self._map(lambda t: t.to(device, non_blocking=True))
+
+    def _map(self, fn: Any) -> "FrameLayout":
         return FrameLayout(
-            *(
-                getattr(self, f).to(device)
-                for f in ("frame_sample", "frame_slot", "frame_text", "frame_indicator", "text_sample", "text_slot")
-            ),
+            *(fn(getattr(self, f)) for f in self._TENSORS),
             n_samples=self.n_samples,
+            fmax=self.fmax,
+            tmax=self.tmax,
+            frames_full=self.frames_full,
+            texts_full=self.texts_full,
         )
 
 
@@ -236,7 +280,7 @@ def pack_frames(tokens: torch.Tensor, layout: FrameLayout) -> tuple[torch.Tensor
     validity mask [B, Fmax*P], and Fmax."""
     N, P, D = tokens.shape
     B = layout.n_samples
-    fmax = int(layout.frame_slot.max()) + 1
+    fmax = layout.fmax
     seq = tokens.new_zeros(B, fmax, P, D)
     seq[layout.frame_sample, layout.frame_slot] = tokens
     valid = torch.zeros(B, fmax, dtype=torch.bool, device=tokens.device)
@@ -244,21 +288,58 @@ def pack_frames(tokens: torch.Tensor, layout: FrameLayout) -> tuple[torch.Tensor
     return seq.view(B, fmax * P, D), valid.repeat_interleave(P, dim=1), fmax
 
 
-def cu_cross_mask(layout: FrameLayout, fmax: int, P: int, text_valid: torch.Tensor) -> torch.Tensor:
-    """Boolean [B, 1, Fmax*P, Tmax*S]: a frame's tokens see only the valid tokens of their own CU's text.
-
-    Padding frames are pointed at the sample's first text, which always has a token (EOS), so no row of the
-    mask is empty (an empty row would make attention NaN)."""
+def cu_text_ids(layout: FrameLayout, fmax: int, P: int, text_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which text each query token belongs to [B, Fmax*P] and each key token is [B, Tmax*S] (-1: padding): a
+    query sees a key where the two agree. Padding frames are pointed at the sample's first text, which always
+    has a token (EOS), so no query is left with no key (an empty row would make attention NaN)."""
     B = layout.n_samples
-    tmax, S = int(layout.text_slot.max()) + 1, text_valid.shape[1]
+    tmax, S = layout.tmax, text_valid.shape[1]
     dev = text_valid.device
     q_text = torch.zeros(B, fmax, dtype=torch.long, device=dev)
     q_text[layout.frame_sample, layout.frame_slot] = layout.text_slot[layout.frame_text]
     k_text = torch.full((B, tmax, S), -1, dtype=torch.long, device=dev)
     k_slot = layout.text_slot[:, None].expand(-1, S)
     k_text[layout.text_sample, layout.text_slot] = torch.where(text_valid, k_slot, torch.full_like(k_slot, -1))
-    q = q_text.repeat_interleave(P, dim=1)  # [B, Fmax*P]
-    return (q[:, :, None] == k_text.view(B, 1, tmax * S))[:, None]
+    return q_text.repeat_interleave(P, dim=1), k_text.view(B, tmax * S)
+
+
+def cu_cross_mask(layout: FrameLayout, fmax: int, P: int, text_valid: torch.Tensor) -> torch.Tensor:
+    """Boolean [B, 1, Fmax*P, Tmax*S]: a frame's tokens see only the valid tokens of their own CU's text."""
+    q, k = cu_text_ids(layout, fmax, P, text_valid)
+    return (q[:, :, None] == k[:, None, :])[:, None]
+
+
+def attention_plan(layout: FrameLayout, text_valid: torch.Tensor | None, backend: str) -> tuple[str, str]:
+    """(self-attention, cross-attention) of a batch: "dense" (no mask: the flash path), "mask" (a boolean SDPA
+    mask) or "flex" (a flex-attention block mask). A mask is needed only where some sample has fewer frames than
+    the longest (self) or where texts are padded or a sample has several (cross)."""
+    if backend not in ATTENTION_BACKENDS:
+        raise ValueError(f"attention backend {backend!r} is not one of {ATTENTION_BACKENDS}")
+    masked = "flex" if backend == "flex" else "mask"
+    texts_full = layout.texts_full
+    if texts_full is None:
+        texts_full = layout.tmax == 1 and text_valid is not None and bool(text_valid.all())
+    return ("dense" if layout.frames_full else masked), ("dense" if texts_full else masked)
+
+
+def self_block_mask(valid: torch.Tensor) -> BlockMask:
+    """Flex block mask of key padding: [B, L] valid tokens."""
+    B, L = valid.shape
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return valid[b, kv_idx]
+
+    return create_block_mask(mask_mod, B, None, L, L, device=valid.device)
+
+
+def cross_block_mask(q_text: torch.Tensor, k_text: torch.Tensor) -> BlockMask:
+    """Flex block mask of per-CU cross-attention from cu_text_ids."""
+    B, Lq = q_text.shape
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return q_text[b, q_idx] == k_text[b, kv_idx]
+
+    return create_block_mask(mask_mod, B, None, Lq, k_text.shape[1], device=q_text.device)
 
 
 def frame_positions(layout: FrameLayout, fmax: int, h: int, w: int) -> torch.Tensor:
@@ -284,6 +365,7 @@ class ACEDiT(nn.Module):
         mlp_ratio: float = 4.0,
         max_inputs: int = 9,
         grad_checkpointing: bool = False,
+        attention: str = "sdpa",
     ):
         super().__init__()
         if hidden % heads:
@@ -295,6 +377,9 @@ class ACEDiT(nn.Module):
         self.head_dim = hidden // heads
         rope_axes(self.head_dim)  # fail early on an impossible head size
         self.grad_checkpointing = grad_checkpointing
+        if attention not in ATTENTION_BACKENDS:
+            raise ValueError(f"attention={attention!r} is not one of {ATTENTION_BACKENDS}")
+        self.attention = attention  # how masked batches attend; unmasked ones always take the dense (flash) path
         self.x_embed = PatchEmbed(self.in_channels, hidden, patch)
         self.t_embed = TimestepEmbedder(hidden)
         self.t_block = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))  # adaLN-single
@@ -325,6 +410,17 @@ class ACEDiT(nn.Module):
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
 
+    def compile_blocks(self, **kwargs: Any) -> None:
+        """torch.compile each block's forward (regional compilation): the blocks share one compiled graph, the
+        state dict keeps its names, module hooks (FSDP's per-block gathers) stay outside the graph, and the packing
+        and masks around the blocks stay in eager mode. kwargs go to torch.compile (backend="eager" traces only)."""
+        import torch._dynamo
+
+        # a bucket or frame count is a new shape: leave room for the recompiles before dynamo falls back to eager
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        for block in self.blocks:
+            block.forward = torch.compile(block.forward, **kwargs)
+
     def unpatchify(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         N, p, C = x.shape[0], self.patch, self.latent_channels
         x = x.view(N, h, w, p, p, C).permute(0, 5, 1, 3, 2, 4)
@@ -342,17 +438,27 @@ class ACEDiT(nn.Module):
         N, _, H, W = x.shape
         h, w = H // self.patch, W // self.patch
         P = h * w
-        tokens = self.x_embed(x) + self.indicator(layout.frame_indicator)[:, None]
-        seq, valid, fmax = pack_frames(tokens, layout)
-        self_mask = None if bool(valid.all()) else valid[:, None, None, :]
-        rope = rope_3d(frame_positions(layout, fmax, h, w), self.head_dim)
+        tokens = self.x_embed(x) + self.indicator(layout.frame_indicator)[:, None]  # (N, P, D)
+        seq, valid, fmax = pack_frames(tokens, layout)  # (B, Fmax*P, D), (B, Fmax*P)
+        rope = rope_3d(frame_positions(layout, fmax, h, w), self.head_dim)  # 2 x (B, 1, Fmax*P, hd/2)
 
-        y = self.y_embed(text) + self.indicator(text_indicator)
-        B, tmax, S = layout.n_samples, int(layout.text_slot.max()) + 1, text.shape[1]
+        y = self.y_embed(text) + self.indicator(text_indicator)  # (M, S, D)
+        B, tmax, S = layout.n_samples, layout.tmax, text.shape[1]
         y_seq = y.new_zeros(B, tmax, S, y.shape[-1])
         y_seq[layout.text_sample, layout.text_slot] = y
-        y_seq = y_seq.view(B, tmax * S, -1)
-        cross_mask = cu_cross_mask(layout, fmax, P, text_valid)
+        y_seq = y_seq.view(B, tmax * S, -1)  # (B, Tmax*S, D)
+
+        self_kind, cross_kind = attention_plan(layout, text_valid, self.attention)
+        self_mask: AttnMask = None
+        if self_kind == "mask":
+            self_mask = valid[:, None, None, :]
+        elif self_kind == "flex":
+            self_mask = self_block_mask(valid)
+        cross_mask: AttnMask = None
+        if cross_kind == "mask":
+            cross_mask = cu_cross_mask(layout, fmax, P, text_valid)  # (B, 1, Fmax*P, Tmax*S)
+        elif cross_kind == "flex":
+            cross_mask = cross_block_mask(*cu_text_ids(layout, fmax, P, text_valid))
 
         t_emb = self.t_embed(t)
         t6 = self.t_block(t_emb)
