@@ -51,12 +51,14 @@ def test_ace_full_rehearses_on_four_gpus_and_four_cpus(tmp_path):
         "rewrite_instructions",
     }
     assert models <= ran, sorted(models - ran)
-    stages = outcome.run["invocation"]["stages"]
-    gpu = [sp for plans in stages.values() for sp in plans if sp["kind"] == "actors" and sp["gpus_per_worker"] > 0]
-    assert len(gpu) >= 15 and sum(sp["gpus_per_worker"] * sp["pool_initial"] for sp in gpu) <= 4 + 1e-9
-    # every GPU pool's first actors alive at once, the way the plan asked for them
-    assert outcome.gpu_actors_at_once == sum(sp["pool_initial"] for sp in gpu), outcome.table()
-    assert "GPU pools" in outcome.table()
+    assert outcome.waves == [["images", "features"], ["pairs"]]
+    first, pairs = (outcome.gpu_pools(wave) for wave in outcome.waves)
+    assert len(first) >= 15 and pairs
+    for wave in (first, pairs):  # the pools of a wave share the four GPUs
+        assert sum(sp["gpus_per_worker"] * sp["pool_initial"] for sp in wave) <= 4 + 1e-9
+    # every GPU pool's first actors of the first wave alive at once, the way the plan asked for them
+    assert outcome.gpu_actors_at_once == sum(sp["pool_initial"] for sp in first), outcome.table()
+    assert "GPU pools per wave" in outcome.table()
     # the judge's scores reach the output (a tiny judge trained to answer in its format)
     from datagen.shards.reader import read_index
 
