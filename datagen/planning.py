@@ -7,6 +7,7 @@ a recipe that cannot fit is refused here, with the stage and what is missing, be
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -28,33 +29,74 @@ class PlanError(ConfigError):
 
 @dataclass(frozen=True)
 class ClusterShape:
-    """What a cluster offers: CPUs and GPUs in all, over `nodes` nodes of the same kind, and optionally each GPU's
-    memory (GiB; 0 when unknown)."""
+    """What a cluster offers: CPUs and GPUs in all, over `nodes` nodes, and optionally each GPU's memory (GiB; 0 when
+    unknown). `per_node` lists each node's (CPUs, GPUs) when they differ (a live cluster: a CPU-only head beside GPU
+    workers); without it the nodes are all alike, the totals split evenly among them."""
 
     cpus: float
     gpus: float = 0.0
     nodes: int = 1
     gpu_memory_gb: float = 0.0
+    per_node: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.cpus <= 0 or self.gpus < 0 or self.nodes < 1:
             raise ConfigError(f"cluster shape needs cpus > 0, gpus >= 0, nodes >= 1; got {self.describe()}")
+        if self.per_node:
+            if len(self.per_node) != self.nodes or any(c < 0 or g < 0 for c, g in self.per_node):
+                raise ConfigError(f"cluster shape: per_node lists {len(self.per_node)} nodes of {self.nodes}")
+        elif abs(self.gpus / self.nodes - round(self.gpus / self.nodes)) > 1e-9:
+            raise ConfigError(
+                f"cluster shape: {self.gpus:g} GPUs do not divide among {self.nodes} nodes (a node has whole GPUs)"
+            )
+
+    @classmethod
+    def of_nodes(cls, nodes: Sequence[tuple[float, float]], gpu_memory_gb: float = 0.0) -> "ClusterShape":
+        """A cluster of these nodes, each (CPUs, GPUs)."""
+        nodes = tuple((float(c), float(g)) for c, g in nodes)
+        if len(set(nodes)) == 1:  # alike: the plain shape, as `--cluster` declares it
+            return cls(
+                cpus=sum(c for c, _ in nodes),
+                gpus=sum(g for _, g in nodes),
+                nodes=len(nodes),
+                gpu_memory_gb=gpu_memory_gb,
+            )
+        return cls(
+            cpus=sum(c for c, _ in nodes),
+            gpus=sum(g for _, g in nodes),
+            nodes=len(nodes),
+            gpu_memory_gb=gpu_memory_gb,
+            per_node=nodes,
+        )
+
+    @property
+    def node_list(self) -> tuple[tuple[float, float], ...]:
+        """Each node's (CPUs, GPUs)."""
+        return self.per_node or ((self.cpus / self.nodes, self.gpus / self.nodes),) * self.nodes
 
     @property
     def gpus_per_node(self) -> float:
-        return self.gpus / self.nodes
+        """GPUs of the node with the most."""
+        return max(g for _, g in self.node_list)
 
     @property
     def cpus_per_node(self) -> float:
-        return self.cpus / self.nodes
+        """CPUs of the node with the most."""
+        return max(c for c, _ in self.node_list)
 
     def describe(self) -> str:
         mem = f", {self.gpu_memory_gb:g} GiB per GPU" if self.gpu_memory_gb else ""
-        return f"{self.cpus:g} CPUs and {self.gpus:g} GPUs on {self.nodes} node(s){mem}"
+        kinds = ""
+        if self.per_node:
+            counts: dict[tuple[float, float], int] = {}
+            for n in self.per_node:
+                counts[n] = counts.get(n, 0) + 1
+            kinds = " (" + "; ".join(f"{k} x {c:g} CPUs + {g:g} GPUs" for (c, g), k in counts.items()) + ")"
+        return f"{self.cpus:g} CPUs and {self.gpus:g} GPUs on {self.nodes} node(s){kinds}{mem}"
 
     @classmethod
     def parse(cls, text: str) -> "ClusterShape":
-        """`gpus=8,cpus=96[,nodes=2][,gpu_memory_gb=80]`: totals over all nodes."""
+        """`gpus=8,cpus=96[,nodes=2][,gpu_memory_gb=80]`: totals over all nodes, which are alike."""
         keys = {"cpus": float, "gpus": float, "nodes": int, "gpu_memory_gb": float}
         values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
@@ -202,6 +244,76 @@ def _pack(shares: list[float], bins: int) -> bool:
     return all(total - s <= bins * (1 - s) + 1e-9 for s in rest)
 
 
+@dataclass(frozen=True)
+class _Actor:
+    """One actor the plan asks for at start: its CPUs, its GPUs (a share of one GPU, or whole GPUs of its own)."""
+
+    pool: str
+    cpus: float
+    gpus: float
+    whole: bool = False
+
+
+def _hosts(node: tuple[float, float], a: _Actor) -> bool:
+    """Whether an empty node (CPUs actors may hold, GPUs) has room for the actor."""
+    cpus, gpus = node
+    if a.cpus > cpus + 1e-9:
+        return False
+    return a.gpus <= 0 or gpus >= (a.gpus if a.whole else 1.0) - 1e-9
+
+
+def _can_block(a: _Actor, others: Sequence[_Actor], nodes: Sequence[tuple[float, float]]) -> bool:
+    """Whether Ray could place `others` so that `a` finds no node: every node that could host it has too few CPUs
+    left, or no GPU with room for its share. Ray picks the node (and the GPU on it), so the plan must hold for every
+    placement. A node is full for `a` by CPUs when the others there hold more than its CPUs less a's, by GPUs when
+    they hold more than its GPUs x (1 - a's share) (each GPU then has less room than the share; a whole-GPU actor:
+    more than its GPUs less a's, fractional shares filling GPUs first-fit). Some nodes full by CPUs and the rest by
+    GPUs: the others are split, those with the fewest GPUs per CPU filling the first (a relaxation that lets actors
+    split, so the answer errs towards "could block")."""
+    hosts = [n for n in nodes if _hosts(n, a)]
+    if not hosts:
+        return True
+    inf = float("inf")
+    kinds: dict[tuple[float, float], int] = {}
+    for cpus, gpus in hosts:
+        room_gpu = inf if a.gpus <= 0 else (gpus - a.gpus if a.whole else gpus * (1 - a.gpus))
+        key = (cpus - a.cpus, room_gpu)
+        kinds[key] = kinds.get(key, 0) + 1
+    # what each other actor takes of a node's GPU room for `a`: a whole GPU of its own takes a fractional a's room
+    # on that GPU only (1 - a's share of it)
+    cost = {id(o): o.gpus * (1 - a.gpus) if o.whole and not a.whole and a.gpus > 0 else o.gpus for o in others}
+    by_ratio = sorted(others, key=lambda o: cost[id(o)] / o.cpus if o.cpus > 0 else inf)
+    total_gpu = sum(cost.values())
+    for counts in itertools.product(*(range(k + 1) for k in kinds.values())):
+        cpu_cap = sum(n * room[0] for n, room in zip(counts, kinds))  # the nodes full by CPUs
+        gpu_cap = sum((k - n) * room[1] for n, k, room in zip(counts, kinds.values(), kinds) if k > n)
+        if gpu_cap == inf:
+            continue  # a node without a's GPU share to fill cannot be made full by GPUs
+        cpu_full, gpu_full = sum(counts) > 0, any(k > n for n, k in zip(counts, kinds.values()))
+        cpu_held, gpu_left = 0.0, total_gpu
+        for o in by_ratio if cpu_full else ():  # fill the CPU-full nodes with what costs the GPU-full ones least
+            if cpu_held > cpu_cap + 1e-9:
+                break
+            take = 1.0 if o.cpus <= 0 else min(1.0, (cpu_cap + 2e-9 - cpu_held) / o.cpus)
+            cpu_held += o.cpus * take
+            gpu_left -= cost[id(o)] * take
+        if (not cpu_full or cpu_held > cpu_cap + 1e-9) and (not gpu_full or gpu_left > gpu_cap + 1e-9):
+            return True
+    return False
+
+
+def _first_stuck(actors: Sequence[_Actor], nodes: Sequence[tuple[float, float]]) -> Optional[_Actor]:
+    """An actor that some placement of the others leaves without a node, or None when all of them always fit."""
+    seen: set[tuple[float, float, bool]] = set()
+    for i, a in enumerate(actors):
+        if (a.cpus, a.gpus, a.whole) in seen:
+            continue
+        seen.add((a.cpus, a.gpus, a.whole))
+        if _can_block(a, [o for j, o in enumerate(actors) if j != i], nodes):
+            return a
+    return None
+
+
 @dataclass
 class _Pool:
     job: str
@@ -220,12 +332,13 @@ class _Pool:
         return "+".join(op.name for op in self.ops)
 
 
-def _divide_gpus(pools: list[_Pool], shape: ClusterShape, notes: list[str]) -> None:
+def _divide_gpus(pools: list[_Pool], shape: ClusterShape, notes: list[str], most_scale: float = 1.0) -> float:
     """Give every GPU pool one actor that fits beside all the others' first actors, then spread what is left by
     weight. Declared shares up to one GPU may shrink (the stages then share GPUs); whole-GPU actors (tensor
-    parallelism) keep theirs and must fit on one node."""
+    parallelism) keep theirs and must fit on one node. `most_scale` caps the scale of the shares (the nodes'
+    CPUs, or whole-GPU actors beside the shares, may ask for smaller ones). Returns the scale of the shares."""
     if not pools:
-        return
+        return most_scale
     if shape.gpus <= 0:
         need = ", ".join(f"{p.name} ({p.gpus:g})" for p in pools)
         raise PlanError(
@@ -257,6 +370,7 @@ def _divide_gpus(pools: list[_Pool], shape: ClusterShape, notes: list[str]) -> N
             f"whole-GPU stages need {whole_gpus:g} GPUs at once ({', '.join(p.name for p in whole)}); "
             f"the cluster has {shape.gpus:g} (short by {whole_gpus - shape.gpus:g})"
         )
+    scale = most_scale
     if frac:
         want = sum(p.gpus for p in frac)
 
@@ -268,9 +382,9 @@ def _divide_gpus(pools: list[_Pool], shape: ClusterShape, notes: list[str]) -> N
                 f"{len(frac)} GPU stages cannot each hold {MIN_GPU_SHARE} of a GPU at once on {left} GPUs (they ask "
                 f"for {want:.2f} GPUs): give some of them `device: cpu`, or more GPUs"
             )
-        scale = 1.0
-        if not _pack(shares(1.0), left):  # the largest scale whose shares pack in any order, by bisection
-            lo, hi = 0.0, 1.0
+        scale = most_scale
+        if not _pack(shares(scale), left):  # the largest scale whose shares pack in any order, by bisection
+            lo, hi = 0.0, scale
             for _ in range(30):
                 mid = (lo + hi) / 2
                 lo, hi = (mid, hi) if _pack(shares(mid), left) else (lo, mid)
@@ -289,6 +403,111 @@ def _divide_gpus(pools: list[_Pool], shape: ClusterShape, notes: list[str]) -> N
     for p in pools:
         extra = int(spare * p.weight / total_weight / p.share + 1e-9) if spare > 0 else 0
         p.most = 1 + extra
+    return scale
+
+
+class _NoNode(PlanError):
+    """Some first actor may find no node; `gpu_bound` when smaller GPU shares could make room."""
+
+    def __init__(self, message: str, gpu_bound: bool):
+        super().__init__(message)
+        self.gpu_bound = gpu_bound
+
+
+def _cap_pools(gpu_pools: list[_Pool], cpu_pools: list[_Pool], work: dict[str, Optional[int]]) -> None:
+    for p in gpu_pools:  # a declared concurrency caps the pool; it never takes more than its share of the GPUs
+        p.most = min(p.concurrency, p.most) if p.concurrency else p.most
+    for p in cpu_pools:
+        p.most = p.concurrency or 10**9
+    for p in gpu_pools + cpu_pools:  # no more actors than partitions to do: loading a model costs
+        parts = work[p.job]
+        p.most = max(1, min(p.most, parts) if parts else p.most)
+
+
+def _check_nodes(pools: list[_Pool], declared: dict[int, float], nodes: Sequence[tuple[float, float]]) -> None:
+    """An actor must fit on one node: its CPUs beside its GPUs."""
+    for p in pools:
+        where = [c for c, g in nodes if _hosts((float("inf"), g), _Actor(p.name, 0.0, p.share, p.whole))]
+        kind = " with a GPU" if p.share else ""
+        if not where:
+            raise PlanError(f"stage {p.name} needs {p.share:g} GPU per actor on one node; no node has a GPU")
+        if declared[id(p)] > max(where) + 1e-9:
+            raise PlanError(
+                f"stage {p.name} needs {declared[id(p)]:g} CPUs per actor on one node; the largest node{kind} has "
+                f"{max(where):g} (short by {declared[id(p)] - max(where):g})"
+            )
+
+
+def _fit_cpus(
+    gpu_pools: list[_Pool],
+    cpu_pools: list[_Pool],
+    declared: dict[int, float],
+    rooms: Sequence[tuple[float, float]],
+    task_cpus: float,
+    shape: ClusterShape,
+    notes: list[str],
+) -> float:
+    """The scale of every actor's CPUs. Every pool's first actor must fit on some node wherever Ray has put the other
+    first actors, beside the CPUs every node keeps for the tasks, and the GPU pools at full size must leave the tasks
+    their CPUs: the CPUs per actor shrink (a GPU actor mostly waits on its GPU) rather than the pools, then the pools.
+    Raises _NoNode when even the smallest CPU shares leave some first actor without a node."""
+    room = sum(c for c, _ in rooms)
+    pools = gpu_pools + cpu_pools
+    if room < len(pools) * MIN_CPU_SHARE - 1e-9:
+        raise PlanError(
+            f"{len(pools)} actor pools and the tasks need at least {task_cpus + len(pools) * MIN_CPU_SHARE:g} CPUs; "
+            f"the cluster has {shape.cpus:g}"
+        )
+
+    def cpus_at(p: _Pool, scale: float) -> float:
+        return max(MIN_CPU_SHARE, math.floor(declared[id(p)] * scale * 1000) / 1000)
+
+    def first_actors(scale: float) -> list[_Actor]:
+        return [_Actor(p.name, cpus_at(p, scale), p.share, p.whole or p.share >= 1 - 1e-9) for p in gpu_pools] + [
+            _Actor(p.name, cpus_at(p, scale), 0.0) for p in cpu_pools
+        ]
+
+    def held(scale: float) -> float:
+        return sum(cpus_at(p, scale) * p.most for p in gpu_pools) + sum(cpus_at(p, scale) for p in cpu_pools)
+
+    def fits(scale: float) -> bool:
+        return held(scale) <= room + 1e-9 and _first_stuck(first_actors(scale), rooms) is None
+
+    lowest = MIN_CPU_SHARE / max([1.0, *declared.values()])
+    while not fits(lowest):
+        shrinkable = [q for q in gpu_pools if q.most > 1]
+        if not shrinkable:
+            acts = first_actors(lowest)
+            cpus = sum(a.cpus for a in acts)
+            if cpus > room + 1e-9:
+                raise _NoNode(
+                    f"the first actor of every pool needs {cpus:g} CPUs beside the tasks' {task_cpus:g}; the "
+                    f"cluster has {shape.cpus:g} (short by {cpus - room:g})",
+                    gpu_bound=False,
+                )
+            stuck = _first_stuck(acts, rooms)
+            raise _NoNode(
+                f"stage {stuck.pool}'s actor ({stuck.cpus:g} CPU, {stuck.gpus:g} GPU) may find no node with room: the "
+                f"pools' first actors hold {cpus:g} CPUs and {sum(a.gpus for a in acts):g} GPUs; the nodes leave "
+                f"the actors {', '.join(f'{c:g} CPUs + {g:g} GPUs' for c, g in rooms)} beside the tasks' CPUs",
+                gpu_bound=True,
+            )
+        biggest = max(shrinkable, key=lambda q: q.most * cpus_at(q, lowest))
+        biggest.most -= 1
+    if fits(1.0):
+        return 1.0
+    lo, hi = lowest, 1.0  # the largest scale at which every first actor always finds a node, by bisection
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    want = sum(declared[id(p)] * p.most for p in gpu_pools) + sum(declared[id(p)] for p in cpu_pools)
+    keep = f" ({task_cpus / len(rooms):g} per node)" if len(rooms) > 1 else ""
+    notes.append(
+        f"actor pools want {want:g} CPUs at full size and the tasks keep {task_cpus:g}{keep} of {shape.cpus:g}: "
+        f"each actor asks for {lo:.2f} of its CPUs, so tasks never starve and every first actor finds a node "
+        f"wherever Ray puts the others"
+    )
+    return lo
 
 
 def plan_wave(
@@ -316,50 +535,36 @@ def plan_wave(
             w = float(weights.get(ops[0].name, g or 1.0))
             p = _Pool(name, i, ops, g, cpus, r.concurrency, w, whole=r.whole_gpus or g > 1)
             (gpu_pools if g > 0 else cpu_pools).append(p)
-    _divide_gpus(gpu_pools, shape, notes)
-    for p in gpu_pools:
-        if p.cpus > shape.cpus_per_node + 1e-9:
-            raise PlanError(f"stage {p.name} needs {p.cpus:g} CPUs per actor; the nodes have {shape.cpus_per_node:g}")
-    # CPUs: the tasks (read, decode, classical stages, commits) keep some; the pools share the rest
+    nodes = shape.node_list
     has_tasks = any(not is_pool for groups in grouped.values() for is_pool, _ in groups)
-    task_cpus = max(1.0, round(shape.cpus * runtime.task_cpu_share, 2)) if has_tasks else 0.0
-    room = shape.cpus - task_cpus
-    for p in gpu_pools:  # a declared concurrency caps the pool; it never takes more than its share of the GPUs
-        p.most = min(p.concurrency, p.most) if p.concurrency else p.most
-    for p in cpu_pools:
-        p.most = p.concurrency or 10**9
-    for p in gpu_pools + cpu_pools:  # no more actors than partitions to do: loading a model costs
-        parts = work[p.job]
-        p.most = max(1, min(p.most, parts) if parts else p.most)
-    if room < len(gpu_pools + cpu_pools) * MIN_CPU_SHARE - 1e-9:
-        raise PlanError(
-            f"{len(gpu_pools + cpu_pools)} actor pools and the tasks need at least "
-            f"{task_cpus + len(gpu_pools + cpu_pools) * MIN_CPU_SHARE:g} CPUs; the cluster has "
-            f"{shape.cpus:g}"
-        )
-    # GPU pools at full size must leave the tasks their CPUs: shrink the CPUs per GPU actor (it mostly waits on its
-    # GPU) rather than the pools
-    gpu_full = sum(p.cpus * p.most for p in gpu_pools)
-    cpu_first = sum(p.cpus for p in cpu_pools)
-    cpu_scale = 1.0
-    if gpu_full + cpu_first > room + 1e-9:
-        cpu_scale = max(MIN_CPU_SHARE / max(p.cpus for p in gpu_pools + cpu_pools), room / (gpu_full + cpu_first))
-        notes.append(
-            f"actor pools want {gpu_full + cpu_first:g} CPUs at full size and the tasks keep {task_cpus:g} "
-            f"of {shape.cpus:g}: each actor asks for {cpu_scale:.2f} of its CPUs, so tasks never starve"
-        )
-    for p in gpu_pools + cpu_pools:
-        p.cpus = max(MIN_CPU_SHARE, math.floor(p.cpus * cpu_scale * 1000) / 1000)
-    while sum(p.cpus * p.most for p in gpu_pools) + sum(p.cpus for p in cpu_pools) > room + 1e-9:
-        biggest = max(gpu_pools, key=lambda q: q.most * q.cpus)
-        if biggest.most <= 1:
+    # CPUs: the tasks (read, decode, classical stages, commits) keep a share of every node's; the pools the rest
+    keep = [min(c, max(1.0, round(c * runtime.task_cpu_share, 2))) if has_tasks else 0.0 for c, _ in nodes]
+    task_cpus = round(sum(keep), 2)
+    rooms = [(c - k, g) for (c, g), k in zip(nodes, keep)]  # what the actors may hold on each node
+    declared = {id(p): p.cpus for p in gpu_pools + cpu_pools}
+    gpu_scale, shrunk = 1.0, False
+    while True:
+        trial: list[str] = []
+        gpu_scale = _divide_gpus(gpu_pools, shape, trial, gpu_scale)
+        _cap_pools(gpu_pools, cpu_pools, work)
+        _check_nodes(gpu_pools + cpu_pools, declared, nodes)
+        try:
+            cpu_scale = _fit_cpus(gpu_pools, cpu_pools, declared, rooms, task_cpus, shape, trial)
             break
-        biggest.most -= 1
-    if sum(p.cpus for p in gpu_pools + cpu_pools) > room + 1e-9:
-        raise PlanError(
-            f"the first actor of every pool needs {sum(p.cpus for p in gpu_pools + cpu_pools):g} CPUs "
-            f"beside the tasks' {task_cpus:g}; the cluster has {shape.cpus:g}"
+        except _NoNode as err:
+            # a first actor may find no node: smaller GPU shares leave more GPUs free on every node
+            if all(p.whole or p.share <= MIN_GPU_SHARE + 1e-9 for p in gpu_pools) or not err.gpu_bound:
+                raise PlanError(str(err)) from None
+            gpu_scale, shrunk = gpu_scale * 0.8, True
+    notes.extend(trial)
+    if shrunk:
+        notes.append(
+            f"the GPU shares are scaled down to {gpu_scale:.2f} of what they ask for so that every first actor "
+            f"finds a node with a GPU of room wherever Ray puts the others"
         )
+    room = sum(c for c, _ in rooms)
+    for p in gpu_pools + cpu_pools:
+        p.cpus = max(MIN_CPU_SHARE, math.floor(declared[id(p)] * cpu_scale * 1000) / 1000)
     cpu_room = room - sum(p.cpus * p.most for p in gpu_pools)
     for p in cpu_pools:  # each CPU pool may grow into all the CPUs left (Ray Data shrinks idle pools)
         p.most = max(1, min(p.most, int(cpu_room / p.cpus + 1e-9)))

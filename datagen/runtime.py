@@ -358,14 +358,12 @@ def execute_jobs(jobs: list[tuple[Job, list[StagePlan] | None]], runtime: Runtim
 
 
 def live_shape(runtime: RuntimeConfig) -> ClusterShape:
-    """The shape of the cluster the runtime runs on (the local machine for the plain loop): totals over its alive
-    nodes, the node count those with CPUs."""
+    """The shape of the cluster the runtime runs on (the local machine for the plain loop): each alive node's CPUs
+    and GPUs (nodes without CPUs run no stage), so that the plan packs actors onto nodes as Ray will."""
     if runtime.executor == "local":
         return ClusterShape(cpus=float(os.cpu_count() or 1))
     import ray
 
     init_ray(runtime)
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-    cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
-    gpus = sum(n["Resources"].get("GPU", 0) for n in nodes)
-    return ClusterShape(cpus=float(cpus), gpus=float(gpus), nodes=max(1, len(nodes)))
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    return ClusterShape.of_nodes([(float(r.get("CPU", 0)), float(r.get("GPU", 0))) for r in nodes])

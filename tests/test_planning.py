@@ -141,3 +141,90 @@ def test_first_actors_fit_in_whatever_order_ray_starts_them():
             i = next((i for i, f in enumerate(free) if s <= f + 1e-9), None)
             assert i is not None, (order, free)
             free[i] -= s
+
+
+# Nodes ---------------------------------------------------------------------------------------------------------------
+def place_first_actors(plan, shape, order_seed: int) -> list[str]:
+    """Place every pool's first actor the way Ray may: in a random order, each on a random node that has its CPUs
+    (beside the CPUs the plan keeps there for the tasks) and a GPU with room for its share (Ray gives a share of the
+    first GPU with room); returns the stages that found no node."""
+    import random
+
+    rng = random.Random(order_seed)
+    cpus = [c - max(1.0, round(c * RT.task_cpu_share, 2)) for c, _ in shape.node_list]  # each node keeps its share
+    gpus = [[1.0] * int(g) for _, g in shape.node_list]
+    first = [sp for sp in pools(plan).values()]
+    rng.shuffle(first)
+    stuck = []
+    for sp in first:
+
+        def gpu_for(n):
+            if sp.num_gpus <= 0:
+                return -1
+            return next((i for i, free in enumerate(gpus[n]) if free >= sp.num_gpus - 1e-9), None)
+
+        fits = [n for n in range(len(cpus)) if cpus[n] >= sp.num_cpus - 1e-9 and gpu_for(n) is not None]
+        if not fits:
+            stuck.append(sp.name)
+            continue
+        n = rng.choice(fits)
+        cpus[n] -= sp.num_cpus
+        if sp.num_gpus > 0:
+            gpus[n][gpu_for(n)] -= sp.num_gpus
+    return stuck
+
+
+def ace_like_stages():
+    """ace_full's GPU stages as the rehearsal runs them (every model a share of a GPU, SigLIP with 4 CPUs)."""
+    shares = {"seg": 0.5, "depth": 0.25, "pose": 0.1, "doodle": 0.1, "contour": 0.1, "scribble": 0.1}
+    shares |= {"remove": 1, "replace": 1, "background": 1, "style": 1, "layers": 0.25, "reference": 0.25}
+    shares |= {"captioner": 1, "rewrite": 1, "nsfw": 0.1, "clip": 0.25, "dino": 0.25, "judge": 1}
+    images = [READ] + [op(name, gpus=g) for name, g in shares.items()]
+    features = [READ, op("faces", gpus=0.25), op("siglip", gpus=1, cpus=4)]
+    return [("images", images, 4), ("features", features, 4)]
+
+
+def test_two_nodes_every_first_actor_finds_a_node_wherever_ray_puts_the_others():
+    """8 GPUs + 12 CPUs over 2 nodes: the SigLIP actor (1.9 CPUs) once stayed pending with 3 CPUs free in pieces on
+    the two nodes, the plan having checked the cluster's totals only."""
+    shape = ClusterShape.parse("gpus=8,cpus=12,nodes=2")
+    plan = plan_wave(ace_like_stages(), RT, shape)
+    assert shape.node_list == ((6.0, 4.0), (6.0, 4.0)) and plan.task_cpus == 2  # one CPU of each node for tasks
+    for seed in range(300):
+        assert place_first_actors(plan, shape, seed) == [], seed
+    assert sum(sp.num_cpus * sp.initial_size for sp in pools(plan).values()) <= 12 - 2 + 1e-9
+
+
+def test_the_same_actors_on_one_node_of_the_same_size_ask_for_more():
+    """The nodes, not only the totals, bound what an actor may ask for: the SigLIP actor gets more CPUs on one node
+    of 12 CPUs than on two of 6."""
+    one = pools(plan_wave(ace_like_stages(), RT, ClusterShape(cpus=12, gpus=8)))["siglip"]
+    two = pools(plan_wave(ace_like_stages(), RT, ClusterShape(cpus=12, gpus=8, nodes=2)))["siglip"]
+    assert two.num_cpus < one.num_cpus
+
+
+def test_an_actor_larger_than_every_node_is_refused_naming_it_and_the_shortfall():
+    with pytest.raises(
+        PlanError,
+        match=r"siglip needs 4 CPUs per actor on one node; the largest node with a GPU has 3 "
+        r"\(short by 1\)",
+    ):
+        plan_wave([("features", [READ, op("siglip", gpus=1, cpus=4)], 4)], RT, ClusterShape(cpus=6, gpus=8, nodes=2))
+
+
+def test_a_cpu_only_head_hosts_no_gpu_actor():
+    """A live cluster: a CPU-only head beside one GPU node. The GPU actors' CPUs come from the GPU node alone."""
+    shape = ClusterShape.of_nodes([(16, 0), (4, 2)])
+    plan = plan_wave([("images", [READ, op("sam", gpus=0.5, cpus=2), op("depth", gpus=0.5, cpus=2)], 8)], RT, shape)
+    p = pools(plan)
+    assert p["sam"].num_cpus + p["depth"].num_cpus <= 4 - 1 + 1e-9  # the GPU node keeps a CPU for tasks
+    for seed in range(50):
+        assert place_first_actors(plan, shape, seed) == []
+    with pytest.raises(PlanError, match=r"sam needs 6 CPUs per actor on one node; the largest node with a GPU has 4"):
+        plan_wave([("images", [READ, op("sam", gpus=0.5, cpus=6)], 8)], RT, shape)
+    assert "(1 x 16 CPUs + 0 GPUs; 1 x 4 CPUs + 2 GPUs)" in shape.describe()
+
+
+def test_gpus_that_do_not_divide_among_the_nodes_are_refused():
+    with pytest.raises(ConfigError, match="3 GPUs do not divide among 2 nodes"):
+        ClusterShape.parse("gpus=3,cpus=8,nodes=2")

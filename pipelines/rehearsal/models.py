@@ -85,6 +85,11 @@ def _edits(recipe: Recipe, r: Rehearsal) -> None:
         if p.sam_checkpoint:
             r.set("operators.object_proposals.sam_checkpoint", r.once("sam", _tiny_sam))
             r.models.append(("operators.object_proposals.sam_checkpoint", f"{p.sam_checkpoint} (segment-anything)"))
+            r.notes.append(
+                f"segment-anything: the tiny SAM is trained for {SAM_STEPS} steps on synthetic images to give a box "
+                "prompt the mask of an object filling the box (random weights gave noise over the whole photo, and "
+                "every foreground matte covered it)"
+            )
     for name in EDIT_MAKERS:
         c = _enabled(recipe, name)
         if c is None:
@@ -126,12 +131,40 @@ def _features(recipe: Recipe, r: Rehearsal) -> None:
         # the tiny trunk is a timm architecture registered at run time, as a user's plugin package would
         r.worker_hooks.append("from datagen.pairing.tiny_models import register_tiny_siglip_trunk")
         r.worker_hooks.append("register_tiny_siglip_trunk()")
+    _pairs(pairing, r)
     faces = recipe.operators.get("face_features")
     routes = getattr(pairing, "routes", None)
     face_on = routes is not None and any(rt.enabled and rt.score == SCORE_FACE for _, rt in routes.items())
     if face_on and faces is not None and faces.backend == "insightface":
         r.set("operators.face_features.model_pack", r.once("faces", tiny_models.make_tiny_face_pack))
         r.models.append(("operators.face_features.model_pack", f"{faces.model_pack} (insightface SCRFD + ArcFace)"))
+
+
+PAIRS_PER_SET = 4
+
+
+def _pairs(pairing: Any, r: Rehearsal) -> None:
+    """A few unrelated photos, embedded by a SigLIP with random weights, make no pair under the recipe's bands (their
+    cosines fall outside pass 1's band, ORB finds no shared object, and cleaning wants photos the rehearsal shrinks
+    below its minimum side), so the pairs job would plan nothing and its stages never run. The rehearsal opens the
+    bands instead: pass 1 links every photo of a cluster, the reference route keeps links from object score 0, a set
+    gives at most a few pairs, and cleaning accepts the rehearsal's small photos. The pairs then mean nothing; they
+    carry the pairs job, its instructions and its scores through the runtime."""
+    r.set("pairing.pass1.band.low", -1.0)
+    r.set("pairing.pass1.band.high", 1.0)
+    r.set("pairing.pass1.band.include_high", "true")
+    routes = getattr(pairing, "routes", None)
+    if routes is not None and routes.reference_generation.enabled:
+        r.set("pairing.routes.reference_generation.band.low", 0.0)
+        r.set("pairing.routes.reference_generation.band.include_low", "true")
+    r.set("pairing.max_pairs_per_set", PAIRS_PER_SET)
+    r.set("pairing.clean.min_side", 64)
+    r.notes.append(
+        "pairing: tiny SigLIP embeddings and a few unrelated photos pair nothing under the recipe's bands, so pass 1 "
+        "links every photo of a cluster (cosine band [-1, 1]), the reference route keeps links from object score 0, "
+        f"a set gives at most {PAIRS_PER_SET} pairs and cleaning accepts 64 px sides: the pairs job runs every "
+        "stage on pairs that mean nothing"
+    )
 
 
 def _scorers(recipe: Recipe, r: Rehearsal) -> None:
@@ -206,10 +239,13 @@ def _folder(d: Path) -> Path:
 
 
 def _tiny_sam(folder: Path) -> Path:
-    from pipelines.rehearsal.tiny_vision import make_tiny_sam
+    from pipelines.rehearsal.tiny_vision import make_tiny_sam, teach_box_masks
 
     folder.mkdir(parents=True, exist_ok=True)
-    return make_tiny_sam(folder / "sam.pth")
+    return teach_box_masks(make_tiny_sam(folder / "sam.pth"), steps=SAM_STEPS)
+
+
+SAM_STEPS = 300
 
 
 def _filter(recipe: Recipe, r: Rehearsal) -> None:

@@ -31,23 +31,31 @@ class Outcome:
     run: dict[str, Any] = field(default_factory=dict)
     gpu_actors_at_once: int = 0  # the most actors holding a GPU share alive at the same time
     rehearsal_notes: list[str] = field(default_factory=list)
+    waves: list[list[str]] = field(default_factory=list)  # the jobs that run at once, wave by wave
 
-    def gpu_pools(self) -> int:
-        return sum(
-            1
-            for plans in self.run.get("invocation", {}).get("stages", {}).values()
+    def gpu_pools(self, jobs: Optional[list[str]] = None) -> list[dict[str, Any]]:
+        """The GPU pools of these jobs (all by default), as planned (run.json's invocation.stages)."""
+        stages = self.run.get("invocation", {}).get("stages", {})
+        return [
+            sp
+            for job, plans in stages.items()
+            if jobs is None or job in jobs
             for sp in plans
             if sp.get("kind") == "actors" and sp.get("gpus_per_worker", 0) > 0
-        )
+        ]
+
+    def gpu_actors_planned(self) -> int:
+        """The most actors holding a GPU share that one wave starts (each pool's initial actors, all pools at once)."""
+        per_wave = [sum(sp["pool_initial"] for sp in self.gpu_pools(w)) for w in self.waves or [None]]
+        return max(per_wave, default=0)
 
     def table(self) -> str:
         """Per stage: how it ran (tasks, or its pool's actors and GPU share), items in, seconds, what it skipped."""
-        plans = {
-            op: (job, sp)
-            for job, sps in self.run.get("invocation", {}).get("stages", {}).items()
-            for sp in sps
-            for op in sp["operators"]
-        }
+        plans: dict[str, tuple[str, dict[str, Any]]] = {}
+        for job, sps in self.run.get("invocation", {}).get("stages", {}).items():
+            for sp in sps:
+                for op in sp["operators"]:  # a stage of several jobs (the scorers, images and pairs): both named
+                    plans[op] = (f"{plans[op][0]}, {job}", plans[op][1]) if op in plans else (job, sp)
         rows = [("stage", "job", "runs as", "items", "seconds", "skipped / fallbacks")]
         stats = self.run.get("stages", {})
         order = [op for op in plans if op in stats] + [op for op in stats if op not in plans]
@@ -65,9 +73,10 @@ class Outcome:
         fallbacks = self.run.get("fallbacks") or {}
         for stage, reasons in sorted(fallbacks.items()):
             lines.append(f"fallback {stage}: " + ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
+        waves = "; ".join(f"{len(self.gpu_pools(w))} ({', '.join(w)})" for w in self.waves if self.gpu_pools(w))
         lines.append(
-            f"GPU pools: {self.gpu_pools()}; actors holding a GPU share alive at once, at most: "
-            f"{self.gpu_actors_at_once}"
+            f"GPU pools per wave: {waves or len(self.gpu_pools())}; actors holding a GPU share alive at once, at "
+            f"most: {self.gpu_actors_at_once} (a wave starts {self.gpu_actors_planned()})"
         )
         return "\n".join(lines)
 
@@ -96,7 +105,8 @@ def rehearse(
     echo: bool = True,
 ) -> Outcome:
     """Build the tiny models, start the loopback cluster, run the recipe on it, and read what happened."""
-    from pipelines import load_recipe
+    from datagen.run import waves
+    from pipelines import JOBS, load_recipe
     from pipelines.rehearsal.loopback import loopback_cluster
     from pipelines.rehearsal.models import tiny_models_for
 
@@ -152,6 +162,7 @@ def rehearse(
         watcher.join(timeout=5)
     log = log_file.read_text(errors="replace")
     outcome = Outcome(rc, out, log, gpu_actors_at_once=max(seen, default=0), rehearsal_notes=r.notes)
+    outcome.waves = [[spec.name for spec in wave] for wave in waves(JOBS, recipe.runtime.concurrent_jobs)]
     if (out / "run.json").exists():
         outcome.run = json.loads((out / "run.json").read_text())
     say(f"run {'finished' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} s; log: {log_file}")

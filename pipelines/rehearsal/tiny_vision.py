@@ -194,6 +194,64 @@ def make_tiny_sam(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def _box_targets(boxes: "torch.Tensor", side: int, scale: float) -> "torch.Tensor":
+    """A rounded rectangle (a superellipse) inscribed in each box (B, 4: x0 y0 x1 y1 in input pixels), as a
+    (B, 1, side, side) 0/1 map on a grid of `scale` input pixels per cell: the shape of an object that fills its box."""
+    centres = (torch.arange(side, dtype=torch.float32) + 0.5) * scale
+    ys, xs = centres.view(1, side, 1), centres.view(1, 1, side)
+    cx, cy = ((boxes[:, 0] + boxes[:, 2]) / 2).view(-1, 1, 1), ((boxes[:, 1] + boxes[:, 3]) / 2).view(-1, 1, 1)
+    rx, ry = ((boxes[:, 2] - boxes[:, 0]) / 2).view(-1, 1, 1), ((boxes[:, 3] - boxes[:, 1]) / 2).view(-1, 1, 1)
+    inside = ((xs - cx) / rx) ** 4 + ((ys - cy) / ry) ** 4 <= 1.0
+    return inside.float().unsqueeze(1)
+
+
+def teach_box_masks(path: Path, steps: int = 300, boxes_per_step: int = 16, seed: int = 0) -> Path:
+    """Train a tiny segment-anything checkpoint for a few steps so that a box prompt gives the object-sized mask an
+    object filling the box would (a rounded rectangle inscribed in it), on synthetic images, and save it back the same
+    way. With random weights its masks are noise spread over the whole photo, so every matte grown from them covered
+    the photo and the edits along a matte (background change, layers, subject references) had nothing to work with.
+    Only the prompt encoder and mask decoder learn; the architecture and the loader stay the real ones."""
+    from operators.models.sam import load_sam
+
+    torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: more threads only fight over the cores (ten times slower on 2 busy ones)
+    sam = load_sam(str(path), "cpu")
+    side = sam.image_encoder.img_size
+    train = [*sam.prompt_encoder.parameters(), *sam.mask_decoder.parameters()]
+    for prm in train:
+        prm.requires_grad_(True)
+    sam.prompt_encoder.train(), sam.mask_decoder.train()
+    opt = torch.optim.Adam(train, lr=3e-3)
+    for _ in range(steps):
+        # a smooth random image (colour blobs at a few scales), normalised as SAM's preprocess does
+        image = sum(
+            torch.nn.functional.interpolate(torch.rand(1, 3, k, k), size=(side, side), mode="bilinear")
+            for k in (2, 4, 8)
+        ) * (255.0 / 3)
+        with torch.no_grad():
+            embedding = sam.image_encoder((image - sam.pixel_mean) / sam.pixel_std)
+        lo = torch.rand(boxes_per_step, 2) * side * 0.7
+        size = (0.1 + torch.rand(boxes_per_step, 2) * 0.6) * side
+        boxes = torch.cat([lo, torch.minimum(lo + size, torch.tensor(float(side)))], dim=1)
+        sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+        logits, _ = sam.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
+        target = _box_targets(boxes, logits.shape[-1], side / logits.shape[-1])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.set_num_threads(threads)
+    torch.save({k: v.detach() for k, v in sam.state_dict().items()}, path)
+    return path
+
+
 def make_tiny_line_generator(path: Path, seed: int = 1) -> Path:
     """The informative-drawings ResNet generator (contour_style / anime_style), 8 filters, as netG_A_latest.pth."""
     import torch

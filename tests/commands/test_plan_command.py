@@ -49,3 +49,10 @@ def test_a_node_smaller_than_the_largest_actor_is_refused_quickly():
 def test_a_bad_shape_names_the_key():
     res, _ = plan("--cluster", "gpu=8,cpus=8")
     assert res.returncode == 2 and "'gpu=8' is not one of" in res.stderr
+
+
+def test_nodes_too_small_for_an_actor_are_refused_naming_it():
+    """6 CPUs in all would hold SigLIP's 4-CPU actor, but each of the two nodes has 3: an actor runs on one node."""
+    res, seconds = plan("--cluster", "gpus=8,cpus=6,nodes=2")
+    assert res.returncode == 2 and seconds < 10, (res.returncode, seconds)
+    assert "stage siglip_features needs 4 CPUs per actor on one node; the largest node with a GPU has 3" in res.stderr
