@@ -8,7 +8,7 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from datagen import schema
-from datagen.config import Section
+from datagen.config import KEY_NEUTRAL_DEFAULT, Section
 from operators.models.backends.base import BackendConfig
 
 # the natural-pair tasks the pairing job makes; the model-backed methods default to them
@@ -157,7 +157,10 @@ class InstructionsConfig(Section):
         "replace its text where they succeed; outcome (after the quality filter) rewrites a kept sample's "
         "instruction to say what its output shows, the original kept as instruction_original",
     )
-    outcome: OutcomeConfig = OutcomeConfig()
+    # out of the recipe fingerprint while at its default, so adding the stage changed no existing sample's key
+    outcome: OutcomeConfig = Field(
+        OutcomeConfig(), json_schema_extra=KEY_NEUTRAL_DEFAULT, description="the outcome method's backend and tasks"
+    )
     template: TemplateConfig = TemplateConfig()
     rewrite: RewriteConfig = RewriteConfig()
     captioner: CaptionerConfig = CaptionerConfig()
