@@ -8,7 +8,7 @@
 #   train           the ACE 0.6B DiT's training samples/s and MFU, blocks compiled, flash path, from precomputed
 #                   latents and with the VAE + T5-XXL encoding online       (bench/bench_train_gpu.py via gpu_train.py)
 #   latents         the latents job end to end: images/s per GPU                              (bench/gpu_latents.py)
-#   inpaint         the synthesized edits' inpainting stage at 1024 px: images/s, seconds per edit (bench/gpu_inpaint.py)
+#   inpaint         the synthesized edits' SDXL inpainting at 1024 px, 30 steps: s/edit at the best batch (gpu_inpaint.py)
 #   kmeans          (only with --with kmeans) spherical K-means on 1M x 1152, faiss or a torch stand-in (gpu_kmeans.py)
 # Each part runs in its own process under `timeout`; a part that fails or runs out of time is reported as such
 # and the others still run. With $OUT set, writes $OUT/gpu_check.json, $OUT/gpu_check_logs/ and the dated results
@@ -18,7 +18,7 @@
 #   bash bench/gpu_check.sh --cpu-smoke     # anywhere: tiny sizes on CPU, checks every code path (tests/test_gpu_check.py)
 #   options: --skip PART[,PART]   --with kmeans   --budget SECONDS (all parts together, default 540)
 #            --limit PART=SECONDS[,...] (one part's time limit; defaults env 20, siglip 60, siglip_operator 90,
-#            train 150, latents 80, inpaint 120; --cpu-smoke triples them and allows 1500 s in all)
+#            train 150, latents 80, inpaint 150; --cpu-smoke triples them and allows 1500 s in all)
 #   env: PYTHON (interpreter; default: the first of .venv/bin/python, python3, python that imports torch);
 #        COMMIT (the commit measured, where the copy has no .git; default: git rev-parse HEAD)
 set -u
@@ -102,7 +102,7 @@ run_part siglip 60
 run_part siglip_operator 90
 run_part train 150
 run_part latents 80
-run_part inpaint 120
+run_part inpaint 150
 [[ ",$WITH," == *",kmeans,"* ]] && run_part kmeans 180
 
 COMMIT="${COMMIT:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)}"

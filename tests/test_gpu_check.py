@@ -25,7 +25,8 @@ ROWS = [
     "train_mfu",
     "train_online_samples_per_s",
     "latents_images_per_s",
-    "inpaint_img_per_s",
+    "inpaint_seconds_per_edit",
+    "inpaint_batch_sweep",
 ]
 PARTS = ("env", "siglip", "siglip_operator", "train", "latents", "inpaint")
 # the results file's headline figures (bench/gpu_report.py RESULT_KEYS); MFU needs a GPU's peak, so none on CPU
@@ -129,6 +130,7 @@ def test_the_docs_table_is_made_from_a_results_file(tmp_path):
         "train_samples_per_s_precomputed": 52.5,
         "train_mfu": 0.461,
         "inpaint_seconds_per_edit": 3.25,
+        "inpaint_edits_per_gpu_hour": 1107.7,
     }
     f = tmp_path / "gpu-2026-12-05.json"
     f.write_text(json.dumps(result))
@@ -139,7 +141,8 @@ def test_the_docs_table_is_made_from_a_results_file(tmp_path):
     rows = dict(ln.strip("|").split("|")[:2] for ln in p.stdout.splitlines() if ln.startswith("| ") and "---" not in ln)
     rows = {k.strip(): v.strip() for k, v in rows.items()}
     assert rows["SigLIP SO400M/14 alone, MFU"] == "45.2%" and rows["ACE 0.6B DiT training, MFU"] == "46.1%"
-    assert rows["inpainting stage at 1024 px"] == "3.250 s/edit"
+    assert rows["SDXL inpainting, 1024 px, 30 steps, best batch (Step1X-Edit: 22 s, H800)"] == "3.250 s/edit"
+    assert rows["SDXL inpainting, edits per GPU-hour at that batch"] == "1,108 edits/GPU-h"
     assert rows["latents job per GPU (SD VAE + T5-XXL)"] == "not measured"
     assert "commit 0123456789" in p.stdout
 
@@ -164,7 +167,8 @@ def test_failed_timed_out_and_skipped_parts_still_print_their_rows(tmp_path):
         "train_mfu": "skipped",
         "train_online_samples_per_s": "skipped",
         "latents_images_per_s": "timeout",
-        "inpaint_img_per_s": "skipped",
+        "inpaint_seconds_per_edit": "skipped",
+        "inpaint_batch_sweep": "skipped",
     }
     assert table["siglip_img_per_s"][0].startswith("FAILED") and "timm is not installed" in table["siglip_img_per_s"][2]
     assert table["latents_images_per_s"][0] == "TIMEOUT after 1 s"
