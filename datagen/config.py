@@ -42,7 +42,11 @@ def neutral_at_default(model: BaseModel) -> set[str]:
     out = set()
     for name, f in type(model).model_fields.items():
         extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
-        if extra.get("key_neutral_default") and getattr(model, name) == f.default:
+        if not extra.get("key_neutral_default"):
+            continue
+        value = getattr(model, name)
+        # a nested section is at its default when what defines samples is: its execution keys may differ
+        if value == f.default or (isinstance(value, BaseModel) and content(value) == content(f.default)):
             out.add(name)
     return out
 
